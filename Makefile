@@ -1,0 +1,38 @@
+# The two commands a new user runs: `make run` and `make test`. Each builds its own
+# virtual environment in .venv from pyproject.toml on first use.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= data
+
+.PHONY: run test bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	@if [ "$$(id -u)" = 0 ] && ! ldconfig -p | grep -q libzbar.so.0; then \
+		apt-get update -qq && apt-get install -y -qq libzbar0 >/dev/null; fi
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/qrtrace demo --data $(DATA)
+
+test: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.bench-installed
+	$(PY) -m benchmarks.tokens
+	$(PY) -m benchmarks.frames
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .benchmarks

@@ -1,0 +1,63 @@
+"""The `qrtrace` command line: one console script, one module per subcommand.
+
+Each module in `api.commands` exposes `add_parser(subparsers)` (which registers the
+subcommand and sets `func`) and does its work in a function that takes the parsed
+arguments and returns an exit code. Errors that a user can fix are printed as one line
+naming the problem, with exit code 2; nothing prints a traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Subcommands, in the order `qrtrace --help` lists them.
+COMMANDS = (
+    "demo",
+    "decode",
+    "issue",
+    "simulate",
+    "import_",
+    "trace",
+)
+
+
+class UsageError(Exception):
+    """Bad input that the user can fix: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="qrtrace",
+        description="QR check-in ingestion and contact tracing.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"api.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"api.commands.{name}":
+                raise
+            continue  # not built yet
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qrtrace` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"qrtrace {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
