@@ -1,0 +1,111 @@
+"""Turning what a caller hands us into grayscale frames, or a reason why not.
+
+`to_gray` accepts a 2-D uint8 array (grayscale), a 3-D uint8 array of shape (H, W, C)
+with 1, 3 (RGB) or 4 (RGBA) channels, or the encoded bytes of a PNG, JPEG, WebP, BMP or
+GIF image. It never raises for bad input: it returns a `BadInput` that names the
+problem, so a batch can report it for that frame and go on.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# A frame larger than this is refused before its pixels are decoded: a 4K camera frame
+# is 8.3 MP, and a hostile PNG can claim gigapixels in a few hundred bytes.
+MAX_PIXELS = 40_000_000
+# Encoded images larger than this are refused before they are parsed.
+MAX_ENCODED_BYTES = 32 * 1024 * 1024
+# Fewer pixels than this on either side cannot hold a QR code of version 1 (21 modules).
+MIN_SIDE = 21
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class BadInput:
+    """Why a frame could not be used: `status` (a FrameStatus value) and a message."""
+
+    status: str
+    detail: str
+
+
+def to_gray(item: object, *, max_pixels: int = MAX_PIXELS) -> np.ndarray | BadInput:
+    """Return `item` as a C-contiguous 2-D uint8 array, or a BadInput naming the problem.
+
+    Takes an ndarray (2-D grayscale or H x W x C with C in 1, 3, 4) or encoded image
+    bytes (bytes, bytearray or memoryview). Never raises for bad input.
+    """
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return _decode_encoded(bytes(item), max_pixels)
+    if isinstance(item, np.ndarray):
+        return _gray_from_array(item, max_pixels)
+    return BadInput("unreadable_input", f"unsupported frame type {type(item).__name__}; "
+                    "expected a uint8 numpy array or encoded PNG/JPEG bytes")
+
+
+def _gray_from_array(arr: np.ndarray, max_pixels: int) -> np.ndarray | BadInput:
+    if arr.dtype != np.uint8:
+        return BadInput("unreadable_input", f"frame dtype is {arr.dtype}, expected uint8")
+    if arr.ndim == 3 and arr.shape[2] in (1, 3, 4):
+        channels = arr.shape[2]
+    elif arr.ndim == 2:
+        channels = 0
+    else:
+        return BadInput("unreadable_input",
+                        f"frame shape {arr.shape} is not (H, W) or (H, W, 1|3|4)")
+    height, width = arr.shape[:2]
+    size_problem = _check_size(width, height, max_pixels)
+    if size_problem is not None:
+        return size_problem
+    if channels == 0:
+        return np.ascontiguousarray(arr)
+    if channels == 1:
+        return np.ascontiguousarray(arr[:, :, 0])
+    # Luma of RGB; the alpha channel, if any, is ignored. BGR input gives a slightly
+    # different gray level, which does not matter for a black-and-white symbol.
+    gray = arr[:, :, :3].astype(np.float32) @ _LUMA
+    return np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+
+
+def _check_size(width: int, height: int, max_pixels: int) -> BadInput | None:
+    if width == 0 or height == 0:
+        return BadInput("empty", f"frame has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        return BadInput("too_large", f"frame is {width}x{height} = {width * height:,} pixels, "
+                        f"over the cap of {max_pixels:,}")
+    if width < MIN_SIDE or height < MIN_SIDE:
+        return BadInput("too_small", f"frame is {width}x{height}, smaller than a QR code "
+                        f"({MIN_SIDE}x{MIN_SIDE} pixels at the least)")
+    return None
+
+
+def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
+    if not data:
+        return BadInput("empty", "encoded image is 0 bytes")
+    if len(data) > MAX_ENCODED_BYTES:
+        return BadInput("too_large", f"encoded image is {len(data):,} bytes, over the cap of "
+                        f"{MAX_ENCODED_BYTES:,}")
+    try:
+        with warnings.catch_warnings():
+            # Our own size cap comes first; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                if img.format not in ("PNG", "JPEG", "WEBP", "BMP", "GIF", "PPM", "TIFF"):
+                    return BadInput("unreadable_input", f"unsupported image format {img.format}")
+                width, height = img.size
+                size_problem = _check_size(width, height, max_pixels)
+                if size_problem is not None:
+                    return size_problem
+                gray = img.convert("L")
+                gray.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        return BadInput("unreadable_input", f"not a readable image: {exc}")
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Pillow reports truncated or corrupt data through these.
+        return BadInput("unreadable_input", f"corrupt or truncated image: {exc}")
+    return np.asarray(gray, dtype=np.uint8)

@@ -1,0 +1,180 @@
+"""decode_frames on real photos, generated codes and bad input."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from decoder import FrameDecoder, FrameStatus, decode_frames
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+BAD_INPUT = {FrameStatus.UNREADABLE_INPUT, FrameStatus.EMPTY, FrameStatus.TOO_SMALL,
+             FrameStatus.TOO_LARGE}
+
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+
+
+def qr_image(text: str | bytes, scale: int = 4, ec_level: str = "M") -> np.ndarray:
+    barcode = zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level=ec_level)
+    return np.asarray(barcode.to_image(scale=scale))
+
+
+def on_canvas(*codes: np.ndarray, shape=(480, 640), background: int = 200) -> np.ndarray:
+    canvas = np.full(shape, background, dtype=np.uint8)
+    x = 20
+    for code in codes:
+        h, w = code.shape
+        canvas[40:40 + h, x:x + w] = code
+        x += w + 30
+    return canvas
+
+
+def png_bytes(gray: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def sample_corpus() -> list[tuple[Path, str]]:
+    corpus = []
+    for folder in sorted(SAMPLES.glob("qrcode-*")):
+        for image in sorted(folder.iterdir()):
+            expected = image.with_suffix(".txt")
+            if image.suffix in IMAGE_SUFFIXES and expected.exists():
+                corpus.append((image, expected.read_bytes().decode("utf-8")))
+    return corpus
+
+
+@needs_samples
+def test_real_photos_read_at_least_what_zxing_defaults_read_and_never_a_wrong_text():
+    corpus = sample_corpus()
+    assert len(corpus) == 137
+    results = decode_frames([image.read_bytes() for image, _ in corpus])
+
+    ours = baseline = 0
+    for (image, expected), result in zip(corpus, results, strict=True):
+        pixels = np.asarray(Image.open(image).convert("L"))
+        reference = {b.text for b in zxingcpp.read_barcodes(
+            pixels, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)}
+        ours += expected in result.texts
+        baseline += expected in reference
+        # A text that is neither the expected one nor one zxing-cpp reads with its own
+        # careful defaults (some photos hold a second code) would be a misread.
+        wrong = set(result.texts) - {expected} - reference
+        assert not wrong, f"{image.name}: wrong text {wrong}"
+        if expected in result.texts:
+            assert result.status is FrameStatus.OK
+    assert ours >= baseline, f"read {ours} of 137, zxing-cpp defaults read {baseline}"
+
+
+@needs_samples
+def test_photos_without_codes_give_no_code():
+    photos = [p for folder in sorted(SAMPLES.glob("falsepositives-*"))
+              for p in sorted(folder.iterdir()) if p.suffix in IMAGE_SUFFIXES]
+    assert len(photos) >= 40
+    results = decode_frames([p.read_bytes() for p in photos])
+    for photo, result in zip(photos, results, strict=True):
+        assert result.texts == [], f"{photo.name}: found {result.texts}"
+        assert result.status in {FrameStatus.NO_CODE, FrameStatus.TOO_SMALL}, photo.name
+
+
+def test_batch_keeps_order_and_reads_every_kind_of_frame():
+    texts = [f"QT1PTEST{i:04d}" for i in range(6)]
+    gray = on_canvas(qr_image(texts[0]))
+    rgb = np.repeat(on_canvas(qr_image(texts[1]))[:, :, None], 3, axis=2)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    inverted = 255 - on_canvas(qr_image(texts[3]))  # a phone screen in dark mode
+    encoded = png_bytes(on_canvas(qr_image(texts[4])))
+    two_codes = on_canvas(qr_image(texts[5]), qr_image("SECOND CODE"))
+    blank = np.full((480, 640), 128, np.uint8)
+
+    results = decode_frames([gray, rgb, rgba, inverted, encoded, two_codes, blank])
+
+    assert [r.texts for r in results[:5]] == [[texts[0]], [texts[1]], [texts[1]],
+                                              [texts[3]], [texts[4]]]
+    assert sorted(results[5].texts) == sorted([texts[5], "SECOND CODE"])
+    assert results[6].status is FrameStatus.NO_CODE and results[6].texts == []
+    assert all(r.status is FrameStatus.OK for r in results[:6])
+
+
+def test_a_3d_array_is_a_batch_of_grayscale_frames():
+    stack = np.stack([on_canvas(qr_image("FRAME A")), on_canvas(qr_image("FRAME B"))])
+    assert [r.texts for r in decode_frames(stack)] == [["FRAME A"], ["FRAME B"]]
+
+
+@pytest.mark.parametrize(
+    ("frame", "status", "words"),
+    [
+        (np.zeros((0, 0), np.uint8), FrameStatus.EMPTY, "no pixels"),
+        (np.zeros((480, 640), np.float32), FrameStatus.UNREADABLE_INPUT, "float32"),
+        (np.zeros((480, 640, 5), np.uint8), FrameStatus.UNREADABLE_INPUT, "shape"),
+        (np.zeros((5, 640), np.uint8), FrameStatus.TOO_SMALL, "smaller"),
+        (b"", FrameStatus.EMPTY, "0 bytes"),
+        (b"this is not an image at all", FrameStatus.UNREADABLE_INPUT, "not a readable"),
+        ("QT1P0000", FrameStatus.UNREADABLE_INPUT, "unsupported frame type str"),
+        (None, FrameStatus.UNREADABLE_INPUT, "NoneType"),
+    ],
+)
+def test_bad_frames_get_a_status_naming_the_problem(frame, status, words):
+    good = on_canvas(qr_image("GOOD"))
+    results = decode_frames([good, frame, good])
+    assert results[1].status is status
+    assert words in results[1].detail
+    assert results[1].texts == []
+    assert results[0].texts == results[2].texts == ["GOOD"]
+
+
+def test_truncated_png_is_unreadable_not_a_crash():
+    data = png_bytes(on_canvas(qr_image("TRUNCATED")))
+    [result] = decode_frames([data[: len(data) // 2]])
+    assert result.status is FrameStatus.UNREADABLE_INPUT
+    assert "truncated" in result.detail or "not a readable" in result.detail
+
+
+def test_frames_over_the_size_cap_are_refused_before_decoding():
+    huge_png = png_bytes(np.zeros((3000, 3000), np.uint8))
+    with FrameDecoder(workers=1, max_pixels=1_000_000) as decoder:
+        array_result, png_result = decoder.decode([np.zeros((2000, 2000), np.uint8), huge_png])
+    for result in (array_result, png_result):
+        assert result.status is FrameStatus.TOO_LARGE
+        assert "over the cap of 1,000,000" in result.detail
+
+
+def test_a_code_holding_binary_data_is_reported_not_passed_as_text():
+    [result] = decode_frames([on_canvas(qr_image(b"\xff\xfe\x00\x81binary"))])
+    assert result.status is FrameStatus.BINARY_CONTENT
+    assert result.texts == []
+    assert result.binary == [b"\xff\xfe\x00\x81binary"]
+
+
+def test_non_batch_arguments_raise_type_error():
+    with pytest.raises(TypeError, match="batch"):
+        decode_frames(png_bytes(on_canvas(qr_image("X"))))
+    with pytest.raises(TypeError, match="shape"):
+        decode_frames(np.zeros((480, 640), np.uint8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=2048))
+def test_random_bytes_never_crash_the_batch(data):
+    [result] = decode_frames([data])
+    assert result.status in BAD_INPUT | {FrameStatus.NO_CODE}
+    assert result.texts == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(min_size=1, max_size=400))
+def test_corrupting_a_png_never_crashes_and_never_yields_a_wrong_text(noise):
+    data = bytearray(png_bytes(on_canvas(qr_image("INTACT", scale=2), shape=(140, 160))))
+    start = len(data) // 3
+    data[start:start + len(noise)] = noise
+    [result] = decode_frames([bytes(data)])
+    assert result.texts in ([], ["INTACT"])
