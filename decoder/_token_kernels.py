@@ -58,41 +58,49 @@ def _rotr(x, n):
 
 
 @njit(cache=True, inline="always")
-def _mix(v, a, b, c, d, x, y):
-    v[a] = v[a] + v[b] + x
-    v[d] = _rotr(v[d] ^ v[a], _U32)
-    v[c] = v[c] + v[d]
-    v[b] = _rotr(v[b] ^ v[c], _U24)
-    v[a] = v[a] + v[b] + y
-    v[d] = _rotr(v[d] ^ v[a], _U16)
-    v[c] = v[c] + v[d]
-    v[b] = _rotr(v[b] ^ v[c], _U63)
+def _mix(a, b, c, d, x, y):
+    a = a + b + x
+    d = _rotr(d ^ a, _U32)
+    c = c + d
+    b = _rotr(b ^ c, _U24)
+    a = a + b + y
+    d = _rotr(d ^ a, _U16)
+    c = c + d
+    b = _rotr(b ^ c, _U63)
+    return a, b, c, d
 
 
 @njit(cache=True)
-def blake2b_compress(h, m, v, counter, last):
+def blake2b_compress(h, m, counter, last):
     """Compress one 128-byte block `m` (16 uint64 words) into state `h`, in place.
 
-    `v` is a 16-word scratch array; `counter` the byte count so far (below 2**64).
+    `counter` is the byte count so far, below 2**64. The working vector lives in 16
+    scalars, not an array, so that it stays in registers.
     """
-    for i in range(8):
-        v[i] = h[i]
-        v[i + 8] = _IV[i]
-    v[12] ^= np.uint64(counter)
+    v0, v1, v2, v3, v4, v5, v6, v7 = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
+    v8, v9, v10, v11 = _IV[0], _IV[1], _IV[2], _IV[3]
+    v12 = _IV[4] ^ np.uint64(counter)
+    v13, v14, v15 = _IV[5], _IV[6], _IV[7]
     if last:
-        v[14] ^= _MASK
+        v14 ^= _MASK
     for r in range(12):
         s = _SIGMA[r]
-        _mix(v, 0, 4, 8, 12, m[s[0]], m[s[1]])
-        _mix(v, 1, 5, 9, 13, m[s[2]], m[s[3]])
-        _mix(v, 2, 6, 10, 14, m[s[4]], m[s[5]])
-        _mix(v, 3, 7, 11, 15, m[s[6]], m[s[7]])
-        _mix(v, 0, 5, 10, 15, m[s[8]], m[s[9]])
-        _mix(v, 1, 6, 11, 12, m[s[10]], m[s[11]])
-        _mix(v, 2, 7, 8, 13, m[s[12]], m[s[13]])
-        _mix(v, 3, 4, 9, 14, m[s[14]], m[s[15]])
-    for i in range(8):
-        h[i] ^= v[i] ^ v[i + 8]
+        v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m[s[0]], m[s[1]])
+        v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m[s[2]], m[s[3]])
+        v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m[s[4]], m[s[5]])
+        v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m[s[6]], m[s[7]])
+        v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m[s[8]], m[s[9]])
+        v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m[s[10]], m[s[11]])
+        v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m[s[12]], m[s[13]])
+        v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m[s[14]], m[s[15]])
+    h[0] ^= v0 ^ v8
+    h[1] ^= v1 ^ v9
+    h[2] ^= v2 ^ v10
+    h[3] ^= v3 ^ v11
+    h[4] ^= v4 ^ v12
+    h[5] ^= v5 ^ v13
+    h[6] ^= v6 ^ v14
+    h[7] ^= v7 ^ v15
 
 
 @njit(cache=True)
@@ -114,9 +122,8 @@ def blake2b_keyed_state(key, digest_size):
     h = _IV.copy()
     h[0] ^= np.uint64(0x01010000) ^ (np.uint64(key.shape[0]) << _U8) ^ np.uint64(digest_size)
     m = np.empty(16, dtype=np.uint64)
-    v = np.empty(16, dtype=np.uint64)
     _load_block(key, 0, key.shape[0], m)
-    blake2b_compress(h, m, v, 128, False)
+    blake2b_compress(h, m, 128, False)
     return h
 
 
@@ -129,12 +136,11 @@ def blake2b_digest(key, message, digest_size):
     """
     n = message.shape[0]
     m = np.empty(16, dtype=np.uint64)
-    v = np.empty(16, dtype=np.uint64)
     if n == 0:  # the key block is the last block
         h = _IV.copy()
         h[0] ^= np.uint64(0x01010000) ^ (np.uint64(key.shape[0]) << _U8) ^ np.uint64(digest_size)
         _load_block(key, 0, key.shape[0], m)
-        blake2b_compress(h, m, v, 128, True)
+        blake2b_compress(h, m, 128, True)
         return _digest_bytes(h, digest_size)
     h = blake2b_keyed_state(key, digest_size)
     start = 0
@@ -142,7 +148,7 @@ def blake2b_digest(key, message, digest_size):
         stop = min(start + 128, n)
         _load_block(message, start, stop, m)
         last = stop == n
-        blake2b_compress(h, m, v, 128 + stop, last)
+        blake2b_compress(h, m, 128 + stop, last)
         if last:
             break
         start = stop
@@ -197,7 +203,6 @@ def verify_rows(rows, digit, layout, key_slot, key_states, today, status, kind, 
     s_ok, s_malformed, s_version, s_unknown, s_retired, s_mac, s_expired = (
         layout[11], layout[12], layout[13], layout[14], layout[15], layout[16], layout[17])
     m = np.empty(16, dtype=np.uint64)
-    v = np.empty(16, dtype=np.uint64)
     h = np.empty(8, dtype=np.uint64)
     for i in range(rows.shape[0]):
         row = rows[i]
@@ -241,7 +246,7 @@ def verify_rows(rows, digit, layout, key_slot, key_states, today, status, kind, 
         for j in range(8):
             h[j] = key_states[slot, j]
         _load_block(row, 0, body, m)
-        blake2b_compress(h, m, v, 128 + body, True)
+        blake2b_compress(h, m, 128 + body, True)
         a = _bswap(h[0])
         b = _bswap(h[1])
         # The MAC is the first 100 bits of the digest: 60 in mac_hi, 40 in mac_lo.

@@ -1,0 +1,156 @@
+"""Token verification throughput: `verify_tokens` against a plain per-token hashlib loop.
+
+    python -m benchmarks.tokens [--n N] [--repeat R] [--json]
+
+Both verify the same batch (valid tokens under two keys, with some forged, truncated and
+junk items mixed in) on one thread and must agree item by item. The first call of
+`verify_tokens` in a fresh process (numba cache load, or compilation on a cold cache) is
+reported separately; the key ring's set-up (one BLAKE2b compression per key) as well.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import time
+
+import numpy as np
+
+from decoder.tokens import (
+    BODY_LEN,
+    TOKEN_LEN,
+    KeyRing,
+    Kind,
+    Status,
+    issue_token,
+    verify_tokens,
+)
+
+TODAY = 20_400
+
+
+def verify_loop(texts, keyring: KeyRing, today: int) -> list[tuple[int, int, int]]:
+    """The obvious peer: parse and check each token in Python with hashlib, one by one."""
+    out = []
+    append = out.append
+    keys = keyring.keys
+    for text in texts:
+        if not isinstance(text, str) or len(text) != TOKEN_LEN or not text.startswith("QT1"):
+            append((Status.MALFORMED, 0, 0))
+            continue
+        kind = 1 if text[3] == "P" else 2 if text[3] == "V" else 0
+        try:
+            key_id, value, expiry = int(text[4:6], 32), int(text[6:19], 32), int(text[19:23], 32)
+            mac = int(text[BODY_LEN:], 32)
+        except ValueError:
+            append((Status.MALFORMED, 0, 0))
+            continue
+        secret = keys.get(key_id)
+        if not kind or secret is None:
+            append((Status.MALFORMED if not kind else Status.UNKNOWN_KEY, 0, 0))
+            continue
+        digest = hashlib.blake2b(text[:BODY_LEN].encode(), key=secret, digest_size=16).digest()
+        if int.from_bytes(digest, "big") >> 28 != mac:
+            append((Status.BAD_MAC, 0, 0))
+        elif expiry and today >= expiry:
+            append((Status.EXPIRED, kind, value))
+        else:
+            append((Status.OK, kind, value))
+    return out
+
+
+def make_batch(n: int, keyring: KeyRing, seed: int = 7) -> list[str]:
+    """n texts: ~90% valid under the ring's keys, the rest forged, truncated or junk."""
+    rng = random.Random(seed)
+    older = KeyRing(keyring.keys, min(keyring.keys))
+    texts = []
+    for i in range(n):
+        ring = keyring if i % 2 else older
+        kind = Kind.PERSON if i % 3 else Kind.VENUE
+        expiry = TODAY + rng.randint(-5, 400)
+        token = issue_token(kind, rng.getrandbits(64), ring, expires_day=expiry)
+        roll = rng.random()
+        if roll < 0.04:
+            token = token[:-1] + ("0" if token[-1] != "0" else "1")
+        elif roll < 0.07:
+            token = token[: rng.randrange(TOKEN_LEN)]
+        elif roll < 0.10:
+            token = "https://example.org/checkin?v=" + str(i)
+        texts.append(token)
+    return texts
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def run(n: int, repeat: int) -> dict:
+    """Measure both verifiers on one batch of n texts; returns the figures as a dict."""
+    start = time.perf_counter()
+    keyring = KeyRing({1: os.urandom(32), 2: os.urandom(32)}, active=2)
+    ring_setup = time.perf_counter() - start
+    start = time.perf_counter()
+    verify_tokens(["QT1P"], keyring, today=TODAY)
+    first_call = time.perf_counter() - start
+    texts = make_batch(n, keyring)
+    ours = verify_tokens(texts, keyring, today=TODAY)
+    peer = verify_loop(texts, keyring, TODAY)
+    agree = all(
+        (int(s), int(k), int(i)) == p
+        for s, k, i, p in zip(ours.status, ours.kind, ours.id, peer, strict=True)
+    )
+    t_ours = _best(lambda: verify_tokens(texts, keyring, today=TODAY), repeat)
+    t_peer = _best(lambda: verify_loop(texts, keyring, TODAY), max(1, repeat // 2))
+    as_array = np.array(texts, dtype=f"S{TOKEN_LEN}")  # overlong junk truncates: timing only
+    t_array = _best(lambda: verify_tokens(as_array, keyring, today=TODAY), repeat)
+    return {
+        "n": n,
+        "threads": 1,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "keyring_setup_s": round(ring_setup, 4),
+        "first_call_s": round(first_call, 4),
+        "verify_tokens_per_s": round(n / t_ours),
+        "verify_tokens_S43_array_per_s": round(n / t_array),
+        "hashlib_loop_per_s": round(n / t_peer),
+        "speedup": round(t_peer / t_ours, 1),
+        "agree": agree,
+        "statuses": ours.counts(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point; prints the figures (or JSON) and returns 0 if they agree."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.tokens", description=__doc__)
+    parser.add_argument("--n", type=int, default=100_000, help="tokens per batch")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs; the best counts")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    result = run(args.n, args.repeat)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"token verification, batch of {result['n']:,}, one thread "
+              f"(Python {result['python']}, {result['cpus']} cpus)")  # fmt: skip
+        print(f"  first call (numba cache load/compile): {result['first_call_s']:.3f} s; "
+              f"key ring set-up {result['keyring_setup_s']:.3f} s")  # fmt: skip
+        print(f"  verify_tokens (list of str)   {result['verify_tokens_per_s']:>12,} tokens/s")
+        print(f"  verify_tokens (S43 array)     {result['verify_tokens_S43_array_per_s']:>12,} "
+              "tokens/s")  # fmt: skip
+        print(f"  hashlib loop (per token)      {result['hashlib_loop_per_s']:>12,} tokens/s")
+        print(f"  speed-up {result['speedup']}x; results agree: {result['agree']}")
+        print(f"  statuses: {result['statuses']}")
+    return 0 if result["agree"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
