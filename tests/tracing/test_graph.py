@@ -1,0 +1,81 @@
+"""The contact graph is built from a TraceResult alone and exports cleanly."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+
+from tracing import graph
+from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
+
+T = 1_638_318_600  # 2021-12-01 07:30 +07:00
+
+
+def _result() -> TraceResult:
+    # Case 1 at venue 10 from T to T+1h; persons 2 and 3 there (F1). Person 4 met some
+    # F1 at venue 20 later (the result cannot say whom); person 5 was at venue 10 while
+    # 2 and 3 were (their evidence intervals meet 5's).
+    return TraceResult(
+        case=1, window_from=T - 3600, window_to=T + 86400, rule=ContactRule(),
+        contacts=(
+            Contact(2, 1, T + 600, (Evidence(10, T + 600, T + 3600),)),
+            Contact(3, 1, T, (Evidence(10, T, T + 1800),)),
+            Contact(4, 2, T + 7200, (Evidence(20, T + 7200, T + 9000),)),
+            Contact(5, 2, T + 1200, (Evidence(10, T + 1200, T + 2400),)),
+        ),
+        zones=(Zone(10, 0, T, T + 3600, 2), Zone(20, 1, T + 7000, T + 9000, 1),
+               Zone(10, 1, T, T + 3600, 1)),
+    )
+
+
+def test_nodes_have_levels_and_the_case_its_venues():
+    g = graph.contact_graph(_result(), venue_names={10: "Chợ 10"})
+    assert g.nodes["p1"]["level"] == 0
+    assert {g.nodes[f"p{p}"]["level"] for p in (2, 3)} == {1}
+    assert {g.nodes[f"p{p}"]["level"] for p in (4, 5)} == {2}
+    assert g.nodes["v10"]["name"] == "Chợ 10"
+    assert g.nodes["v10"]["zone_level"] == 0 and g.nodes["v20"]["zone_level"] == 1
+    assert g.edges["p1", "v10"]["kind"] == "visit"
+    assert g.edges["p1", "v10"]["minutes"] == 60
+    assert g.edges["p2", "v10"]["minutes"] == 50
+
+
+def test_exposure_edges_only_where_the_evidence_proves_them():
+    g = graph.contact_graph(_result())
+    assert g.edges["p1", "p2"]["kind"] == "exposure"
+    assert g.edges["p1", "p3"]["kind"] == "exposure"
+    # 5's evidence at venue 10 (T+20..T+40 min) meets 2's and 3's evidence there.
+    assert g.has_edge("p3", "p5") and g.has_edge("p2", "p5")
+    assert g.edges["p3", "p5"]["minutes"] == 10  # T+20..T+30 min
+    # Nobody's evidence at venue 20 names who exposed 4: it hangs from the venue.
+    assert not any(g.edges[e]["kind"] == "exposure" for e in g.edges("p4"))
+    assert g.has_edge("p4", "v20")
+
+
+def test_clusters_leave_the_case_out():
+    g = graph.contact_graph(_result())
+    groups = graph.clusters(g)
+    assert groups == [{2, 3, 5}, {4}]
+    assert set().union(*graph.clusters(g, "louvain")) == {2, 3, 4, 5}
+
+
+def test_empty_result_is_the_case_alone():
+    empty = TraceResult(case=7, window_from=0, window_to=10, rule=ContactRule(),
+                        contacts=(), zones=())
+    g = graph.contact_graph(empty)
+    assert list(g.nodes) == ["p7"]
+    assert graph.clusters(g) == []
+
+
+def test_exports_round_trip(tmp_path):
+    g = graph.contact_graph(_result(), venue_names={10: "Chợ <10> & co"})
+    graph.write_graphml(g, tmp_path / "g.graphml")
+    back = nx.read_graphml(tmp_path / "g.graphml")
+    assert set(back.nodes) == set(g.nodes) and back.number_of_edges() == g.number_of_edges()
+    graph.write_json(g, tmp_path / "g.json")
+    data = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))
+    assert {n["id"] for n in data["nodes"]} == set(g.nodes)
+    graph.write_svg(g, tmp_path / "g.svg")
+    svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
+    assert svg.startswith("<svg") and "Chợ &lt;10&gt; &amp; co" in svg

@@ -1,0 +1,221 @@
+"""The contact graph of a traced case, built only from its TraceResult.
+
+Nodes are named `p<id>` for persons and `v<id>` for venues:
+- a person has `kind="person"`, `person`, `level` (0 for the case, 1 for F1, ...) and,
+  for contacts, `exposed_at`;
+- a venue has `kind="venue"`, `venue`, `name` (when known) and `zone_level`, the lowest
+  level of presence (zone) there, or -1 when only contacts were there.
+
+Edges:
+- person-venue (`kind="visit"`): the case to each venue of its level-0 zones, and every
+  contact to the venues of its evidence; `minutes` (summed overlap or zone length),
+  `start`, `end` (first start, last end), `overlaps` (how many intervals);
+- person-person (`kind="exposure"`, from the level above to the level below), drawn only
+  where the result proves it: every F1 from the case; a level-k+1 person from a level-k
+  person when their evidence intervals at the same venue intersect (the level-k person
+  was there then, after their own exposure). A level-k+1 person with no such proof hangs
+  from the venue alone: the result does not name which level-k person exposed them.
+
+Exports: GraphML (`write_graphml`), JSON node-link (`write_json`) and a hand-written SVG
+drawing from a NetworkX layout (`write_svg`); no plotting library needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import defaultdict
+from html import escape
+
+import networkx as nx
+
+from tracing.model import Contact, TraceResult
+
+LEVEL_COLOURS = ("#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#1f77b4")
+VENUE_COLOUR = "#7f7f7f"
+
+
+def person_node(person: int) -> str:
+    """The node name of a person."""
+    return f"p{person}"
+
+
+def venue_node(venue: int) -> str:
+    """The node name of a venue."""
+    return f"v{venue}"
+
+
+def contact_graph(result: TraceResult, venue_names: dict[int, str] | None = None) -> nx.Graph:
+    """The contact graph of `result` (see the module docstring); an undirected nx.Graph.
+
+    `venue_names` maps venue ids to names for labels. Edge direction of exposure is kept
+    in the `source` attribute (the node of the level above).
+    """
+    names = venue_names or {}
+    g = nx.Graph(case=result.case, window_from=result.window_from,
+                 window_to=result.window_to, rule=json.dumps(result.rule.to_dict()))
+    g.add_node(person_node(result.case), kind="person", person=result.case, level=0)
+
+    def add_venue(venue: int) -> str:
+        node = venue_node(venue)
+        if node not in g:
+            g.add_node(node, kind="venue", venue=venue, name=names.get(venue, ""), zone_level=-1)
+        return node
+
+    def add_visit(person: str, venue: int, start: int, end: int) -> None:
+        node = add_venue(venue)
+        minutes = (end - start) / 60.0
+        if g.has_edge(person, node):
+            e = g.edges[person, node]
+            e["minutes"] = round(e["minutes"] + minutes, 2)
+            e["start"], e["end"] = min(e["start"], start), max(e["end"], end)
+            e["overlaps"] += 1
+        else:
+            g.add_edge(person, node, kind="visit", minutes=round(minutes, 2), start=start,
+                       end=end, overlaps=1)
+
+    for zone in result.zones:
+        node = add_venue(zone.venue)
+        level = g.nodes[node]["zone_level"]
+        g.nodes[node]["zone_level"] = zone.level if level < 0 else min(level, zone.level)
+        if zone.level == 0:
+            add_visit(person_node(result.case), zone.venue, zone.start, zone.end)
+    for c in result.contacts:
+        g.add_node(person_node(c.person), kind="person", person=c.person, level=c.level,
+                   exposed_at=c.exposed_at)
+        for e in c.evidence:
+            add_visit(person_node(c.person), e.venue, e.start, e.end)
+    _add_exposures(g, result)
+    return g
+
+
+def _add_exposures(g: nx.Graph, result: TraceResult) -> None:
+    by_level: dict[int, list[Contact]] = defaultdict(list)
+    for c in result.contacts:
+        by_level[c.level].append(c)
+    case = person_node(result.case)
+    for c in by_level.get(1, []):
+        first = min(c.evidence, key=lambda e: e.start) if c.evidence else None
+        g.add_edge(case, person_node(c.person), kind="exposure", source=case,
+                   venue=first.venue if first else -1,
+                   minutes=round(sum(e.minutes for e in c.evidence), 2),
+                   start=first.start if first else c.exposed_at)
+    for level in sorted(by_level):
+        above = by_level.get(level - 1, [])
+        if level < 2 or not above:
+            continue
+        # Intervals of the level above, per venue, to find who was provably there.
+        there: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+        for a in above:
+            for e in a.evidence:
+                there[e.venue].append((e.start, e.end, a.person))
+        for c in by_level[level]:
+            for e in c.evidence:
+                for start, end, person in there.get(e.venue, ()):
+                    common = min(end, e.end) - max(start, e.start)
+                    if common <= 0:
+                        continue
+                    a, b = person_node(person), person_node(c.person)
+                    if g.has_edge(a, b):
+                        g.edges[a, b]["minutes"] = round(g.edges[a, b]["minutes"] + common / 60, 2)
+                    else:
+                        g.add_edge(a, b, kind="exposure", source=a, venue=e.venue,
+                                   minutes=round(common / 60, 2), start=max(start, e.start))
+
+
+def clusters(g: nx.Graph, method: str = "components") -> list[set[int]]:
+    """Groups of contacts (person ids), largest first, with the case left out.
+
+    "components": persons connected through shared venues or exposures once the case is
+    removed (the case joins everything). "louvain": Louvain communities of the same graph
+    (seeded, so stable). Raises ValueError for another method.
+    """
+    case = person_node(g.graph["case"])
+    rest = g.subgraph(n for n in g if n != case)
+    if method == "components":
+        groups = nx.connected_components(rest)
+    elif method == "louvain":
+        groups = nx.community.louvain_communities(rest, weight="minutes", seed=0)
+    else:
+        raise ValueError(f"unknown clustering method {method!r}")
+    found = [{rest.nodes[n]["person"] for n in group if rest.nodes[n]["kind"] == "person"}
+             for group in groups]
+    return sorted((s for s in found if s), key=lambda s: (-len(s), min(s)))
+
+
+def to_json(g: nx.Graph) -> dict:
+    """The graph as a JSON-ready node-link dict."""
+    return nx.node_link_data(g, edges="links")
+
+
+def write_json(g: nx.Graph, path: str | os.PathLike) -> None:
+    """Write the node-link JSON of `g` to `path`."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(to_json(g), fh, ensure_ascii=False)
+
+
+def write_graphml(g: nx.Graph, path: str | os.PathLike) -> None:
+    """Write `g` as GraphML (every attribute is a number or a string)."""
+    nx.write_graphml(g, path)
+
+
+def write_svg(g: nx.Graph, path: str | os.PathLike, size: int = 900) -> None:
+    """Draw `g` as a standalone SVG: persons coloured by level, venues as grey squares.
+
+    The layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell
+    layout by level beyond, where a spring layout is slow and unreadable anyway.
+    """
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(svg_text(g, size))
+
+
+def svg_text(g: nx.Graph, size: int = 900) -> str:
+    """The SVG document that `write_svg` writes."""
+    if len(g) == 0:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}"/>'
+    if len(g) <= 400:
+        pos = nx.spring_layout(g, seed=0, weight=None)
+    else:
+        shells: dict[int, list[str]] = defaultdict(list)
+        for n, data in g.nodes(data=True):
+            shells[data.get("level", data.get("zone_level", 0)) * 2 + (data["kind"] == "venue")]\
+                .append(n)
+        pos = nx.shell_layout(g, [shells[k] for k in sorted(shells)])
+    margin = 30
+    xs = [p[0] for p in pos.values()]
+    ys = [p[1] for p in pos.values()]
+    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-9)
+
+    def at(n: str) -> tuple[float, float]:
+        x, y = pos[n]
+        scale = (size - 2 * margin) / span
+        return margin + (x - min(xs)) * scale, margin + (y - min(ys)) * scale
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+           f'viewBox="0 0 {size} {size}" font-family="sans-serif" font-size="10">',
+           '<rect width="100%" height="100%" fill="white"/>']
+    for a, b, data in g.edges(data=True):
+        (x1, y1), (x2, y2) = at(a), at(b)
+        style = 'stroke="#444" stroke-width="1.5"' if data["kind"] == "exposure" else \
+            'stroke="#bbb" stroke-width="1"'
+        out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" {style}>'
+                   f'<title>{data.get("minutes", 0)} min</title></line>')
+    r = max(3.0, min(9.0, 200 / math.sqrt(len(g))))
+    for n, data in g.nodes(data=True):
+        x, y = at(n)
+        if data["kind"] == "venue":
+            label = data.get("name") or f"venue {data['venue']}"
+            out.append(f'<rect x="{x - r:.1f}" y="{y - r:.1f}" width="{2 * r:.1f}" '
+                       f'height="{2 * r:.1f}" fill="{VENUE_COLOUR}"><title>{escape(label)}'
+                       f'</title></rect>')
+        else:
+            level = data["level"]
+            colour = LEVEL_COLOURS[min(level, len(LEVEL_COLOURS) - 1)]
+            label = f"F{level} {data['person']}"
+            out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}">'
+                       f'<title>{escape(label)}</title></circle>')
+        if len(g) <= 60:
+            out.append(f'<text x="{x + r + 2:.1f}" y="{y + 3:.1f}">{escape(label)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
