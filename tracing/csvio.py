@@ -60,6 +60,7 @@ class CheckinChunk:
     """The rows of one chunk of a check-in file, in file order.
 
     person, venue: uint64; t_in, t_out: int64 epoch seconds (t_out 0 = no check-out).
+    `line` is each loaded row's 1-based line number in the file.
     `rows` counts the chunk's data lines: len(person) + len(rejected) == rows.
     `bytes_read` is how far into the file the chunk ends (for progress bars).
     """
@@ -68,6 +69,7 @@ class CheckinChunk:
     venue: np.ndarray
     t_in: np.ndarray
     t_out: np.ndarray
+    line: np.ndarray
     rejected: list[RejectedRow] = field(default_factory=list)
     rows: int = 0
     bytes_read: int = 0
@@ -193,7 +195,8 @@ def _parse_block(block: bytes, first_line: int, is_file_start: bool) -> CheckinC
         status[i] = kernels.ROW_OK
     ok = status == kernels.ROW_OK
     rows = int(np.count_nonzero(status != kernels.ROW_BLANK))
-    return CheckinChunk(p[ok], v[ok], ti[ok], to[ok], rejected, rows)
+    line = np.flatnonzero(ok) + first_line
+    return CheckinChunk(p[ok], v[ok], ti[ok], to[ok], line, rejected, rows)
 
 
 def read_checkins(source: str | os.PathLike | BinaryIO,
@@ -327,10 +330,11 @@ def read_checkins_text(text: str) -> CheckinChunk:
     chunks = list(read_checkins(io.BytesIO(text.encode("utf-8"))))
     if not chunks:
         empty = np.empty(0, np.uint64)
-        return CheckinChunk(empty, empty.copy(), np.empty(0, np.int64), np.empty(0, np.int64))
+        return CheckinChunk(empty, empty.copy(), np.empty(0, np.int64), np.empty(0, np.int64),
+                            np.empty(0, np.int64))
     return CheckinChunk(
         np.concatenate([c.person for c in chunks]), np.concatenate([c.venue for c in chunks]),
         np.concatenate([c.t_in for c in chunks]), np.concatenate([c.t_out for c in chunks]),
-        [r for c in chunks for r in c.rejected], sum(c.rows for c in chunks),
-        chunks[-1].bytes_read,
+        np.concatenate([c.line for c in chunks]), [r for c in chunks for r in c.rejected],
+        sum(c.rows for c in chunks), chunks[-1].bytes_read,
     )
