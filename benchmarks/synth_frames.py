@@ -348,7 +348,7 @@ def _card_pixels(
         low, high = float(rng.uniform(0.02, 0.15)), float(rng.uniform(0.65, 1.0))
         surround = float(rng.uniform(0.0, 0.08))  # the bezel
     else:
-        low, high = float(rng.uniform(0.03, 0.3)), float(rng.uniform(0.6, 0.95))
+        low, high = float(rng.uniform(0.03, 0.25)), float(rng.uniform(0.6, 0.95))
         surround = high
     code = np.pad(np.where(dark, low, high), quiet, constant_values=low if inverted else high)
     card = np.pad(code, margin, constant_values=surround).astype(np.float32)
