@@ -328,21 +328,15 @@ class TokenBatch:
 def _as_bytes(item: object) -> bytes | None:
     if isinstance(item, str):
         return item.encode("ascii", "replace")  # one byte per code point: '?' is no digit
-    if isinstance(item, bytes | bytearray):
+    if isinstance(item, bytes | bytearray | memoryview):
         return bytes(item)
-    if isinstance(item, memoryview):
-        return item.tobytes()
     return None
 
 
-def _pack(texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the items that have the token length, their positions, and the status of
-    the others (MALFORMED, or UNKNOWN_VERSION for "QT" + another version)."""
-    n = len(texts)
-    if isinstance(texts, np.ndarray) and texts.dtype == np.dtype(f"S{TOKEN_LEN}"):
-        rows = np.ascontiguousarray(texts.reshape(-1)).view(np.uint8).reshape(n, TOKEN_LEN)
-        return rows, np.arange(n), np.empty(0, np.uint8)
-    items = list(texts)
+def _pack(items: list[object]) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Rows of the items that have the token length, which items those are (None: all),
+    and the status of the others (MALFORMED, or UNKNOWN_VERSION for "QT" + another)."""
+    n = len(items)
     buf = None
     try:
         buf = "".join(items).encode("ascii", "replace")
@@ -356,10 +350,10 @@ def _pack(texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lengths = np.array([-1 if b is None else len(b) for b in norm], dtype=np.int64)
         buf = b"".join(b for b in norm if b is not None)
     flat = np.frombuffer(buf, dtype=np.uint8)
-    if n and len(flat) == n * TOKEN_LEN and (lengths == TOKEN_LEN).all():
-        return flat.reshape(n, TOKEN_LEN), np.arange(n), np.empty(0, np.uint8)
-    starts = np.cumsum(lengths.clip(0)) - lengths.clip(0)
     fits = lengths == TOKEN_LEN
+    if fits.all():
+        return flat.reshape(n, TOKEN_LEN), None, np.empty(0, np.uint8)
+    starts = np.cumsum(lengths.clip(0)) - lengths.clip(0)
     rows = flat[starts[fits, None] + np.arange(TOKEN_LEN)]
     others = np.full(n - len(rows), Status.MALFORMED, dtype=np.uint8)
     long_enough = lengths[~fits] >= 3
@@ -371,7 +365,7 @@ def _pack(texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         newer = (head[:, 0] == ord("Q")) & (head[:, 1] == ord("T")) & alnum & (
             version != ord(VERSION))  # fmt: skip
         others[np.flatnonzero(long_enough)[newer]] = Status.UNKNOWN_VERSION
-    return rows, np.flatnonzero(fits), others
+    return rows, fits, others
 
 
 def verify_tokens(
@@ -383,39 +377,41 @@ def verify_tokens(
 ) -> TokenBatch:
     """Verify a batch of scanned texts in one call, giving each its id or a reason.
 
-    texts: a sequence of str or bytes (anything else, non-ASCII, empty or overlong items
-    get MALFORMED), or a numpy array of dtype S43. keyring: the keys to check MACs with.
-    today: days since 1970-01-01 UTC for the expiry check; None reads the system clock.
-    revoked: a RevocationList or (kind, id) pairs whose authentic tokens get REVOKED.
-    Returns a TokenBatch, one row per item, in order. Raises DecoderError only for bad
-    arguments (a single str instead of a sequence, a keyring that is no KeyRing).
+    texts: a sequence (or iterable) of str or bytes (anything else, non-ASCII, empty or
+    overlong items get MALFORMED), or a 1-D numpy array of dtype S43 (the fastest).
+    keyring: the keys to check MACs with. today: days since 1970-01-01 UTC for the expiry
+    check; None reads the system clock. revoked: a RevocationList or (kind, id) pairs
+    whose authentic tokens get REVOKED. Returns a TokenBatch, one row per item, in order.
+    Raises DecoderError only for bad arguments (a single str instead of a sequence, a
+    keyring that is no KeyRing, a day that is no int, a bad revoked pair).
     """
-    if isinstance(texts, str | bytes | bytearray):
-        raise DecoderError("texts must be a sequence of tokens, not a single str or bytes")
+    if isinstance(texts, str | bytes | bytearray) or not isinstance(texts, Iterable):
+        raise DecoderError(f"texts must be a sequence of tokens, got {type(texts).__name__}")
     if not isinstance(keyring, KeyRing):
         raise DecoderError(f"keyring must be a KeyRing, got {type(keyring).__name__}")
-    day = int(time.time() // 86400) if today is None else operator.index(today)
-    n = len(texts)
-    rows, where, others = _pack(texts)
-    status = np.empty(n, dtype=np.uint8)
-    kind = np.zeros(n, dtype=np.uint8)
-    ids = np.zeros(n, dtype=np.uint64)
-    key_ids = np.zeros(n, dtype=np.uint16)
-    expires = np.zeros(n, dtype=np.uint32)
-    if len(rows) == n:
-        kernels.verify_rows(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states, day,
-                            status, kind, ids, key_ids, expires)  # fmt: skip
+    if today is not None and (isinstance(today, bool) or not isinstance(today, int | np.integer)):
+        raise DecoderError(f"today must be an int day number, got {type(today).__name__}")
+    day = int(time.time() // 86400) if today is None else int(today)
+    if isinstance(texts, np.ndarray) and texts.dtype == np.dtype(f"S{TOKEN_LEN}"):
+        if texts.ndim != 1:
+            raise DecoderError(f"texts must be 1-D, got shape {texts.shape}")
+        rows = np.ascontiguousarray(texts).view(np.uint8).reshape(-1, TOKEN_LEN)
+        fits, others = None, None
     else:
-        cols = (np.empty(len(rows), np.uint8), np.zeros(len(rows), np.uint8),
-                np.zeros(len(rows), np.uint64), np.zeros(len(rows), np.uint16),
-                np.zeros(len(rows), np.uint32))  # fmt: skip
-        kernels.verify_rows(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states, day, *cols)
-        for out, col in zip((status, kind, ids, key_ids, expires), cols, strict=True):
-            out[where] = col
-        status[np.setdiff1d(np.arange(n), where, assume_unique=True)] = others
+        rows, fits, others = _pack(list(texts))
+    m = len(rows)
+    cols = (np.empty(m, np.uint8), np.zeros(m, np.uint8), np.zeros(m, np.uint64),
+            np.zeros(m, np.uint16), np.zeros(m, np.uint32))  # fmt: skip
+    kernels.verify_rows(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states, day, *cols)
+    if fits is not None:  # put the rows back among the items that were not token-sized
+        full = tuple(np.zeros(len(fits), col.dtype) for col in cols)
+        for out, col in zip(full, cols, strict=True):
+            out[fits] = col
+        full[0][~fits] = others
+        cols = full
     if revoked is not None:
-        _apply_revocations(status, kind, ids, revoked)
-    return TokenBatch(status, kind, ids, key_ids, expires)
+        _apply_revocations(cols[0], cols[1], cols[2], revoked)
+    return TokenBatch(*cols)
 
 
 def _apply_revocations(status, kind, ids, revoked) -> None:

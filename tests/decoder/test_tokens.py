@@ -213,6 +213,7 @@ def test_junk_gets_a_status_never_an_exception():
     assert batch.counts() == {"ok": 4, "malformed": 11, "unknown_version": 2}
     assert [r.reason for r in batch] == batch.reasons()
     assert len(verify_tokens([], ring())) == 0
+    assert verify_tokens((t for t in [token]), ring(), today=TODAY).reasons() == ["ok"]
 
 
 def test_all_bytes_and_numpy_S43_batches():
@@ -247,6 +248,10 @@ def test_a_token_fits_a_qr_code_of_version_4_at_level_m(kind):
     (lambda: ring().retire(1), "rotate before retiring"),
     (lambda: ring().add(2, SECRETS[0]), "already in use"),
     (lambda: verify_tokens("QT1P", ring()), "sequence of tokens"),
+    (lambda: verify_tokens(None, ring()), "sequence of tokens, got NoneType"),
+    (lambda: verify_tokens(["QT1P"], ring(), today="1"), "today must be an int day number"),
+    (lambda: verify_tokens(np.zeros((2, 2), "S43"), ring()), "texts must be 1-D"),
+    (lambda: verify_tokens([], ring(), revoked=[("shop", 1)]), "kind must be"),
 ])  # fmt: skip
 def test_bad_arguments_raise_naming_the_field(call, message):
     with pytest.raises(DecoderError, match=message.replace("*", r"\*").replace(".", r"\.")):
