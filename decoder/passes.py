@@ -87,11 +87,27 @@ class DecodePass:
 
 GH = zxingcpp.Binarizer.GlobalHistogram
 
-CASCADE: tuple[DecodePass, ...] = (
-    DecodePass("fast", binarizer=GH, try_invert=False, try_downscale=False),
-    DecodePass("robust"),
-    DecodePass("smooth", binarizer=GH, try_invert=True, transform=smooth),
-    DecodePass("half", binarizer=GH, try_invert=True, try_downscale=False, transform=half),
-    DecodePass("double", binarizer=GH, try_invert=True, try_downscale=False, transform=double),
-    DecodePass("sharpen", try_invert=True, try_downscale=False, transform=sharpen),
+# Rescue passes: rescaled and filtered copies, each costing several robust passes, so
+# they run only for frames where a code was located but could not be read.
+RESCUES: tuple[DecodePass, ...] = (
+    DecodePass("half", try_downscale=False, transform=half, only_if_seen=True),
+    DecodePass("smooth", binarizer=GH, transform=smooth, only_if_seen=True),
+    DecodePass("sharpen", try_downscale=False, transform=sharpen, only_if_seen=True),
+    DecodePass("double", try_downscale=False, transform=double, only_if_seen=True),
 )
+
+# The default: zxing-cpp's robust binarizer with inversion first, so that every code in
+# a frame is found in one pass (a cheap first pass stops at the first code and loses the
+# second one of a two-code frame), then the rescues.
+THOROUGH: tuple[DecodePass, ...] = (DecodePass("robust", try_downscale=False), *RESCUES)
+
+# For streams of one code per frame (a turnstile): a global-histogram pass with no
+# inversion and no pyramid reads most clear frames for a fraction of the cost; only the
+# frames it misses go on to the robust pass and the rescues.
+FAST: tuple[DecodePass, ...] = (
+    DecodePass("fast", binarizer=GH, try_invert=False, try_downscale=False),
+    DecodePass("robust", try_downscale=True),
+    *RESCUES,
+)
+
+CASCADE = THOROUGH

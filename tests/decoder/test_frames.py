@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from decoder import FrameDecoder, FrameStatus, decode_frames
+from decoder.passes import FAST, THOROUGH
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -54,10 +55,12 @@ def sample_corpus() -> list[tuple[Path, str]]:
 
 
 @needs_samples
-def test_real_photos_read_at_least_what_zxing_defaults_read_and_never_a_wrong_text():
+@pytest.mark.parametrize("cascade", [THOROUGH, FAST], ids=["thorough", "fast"])
+def test_real_photos_read_at_least_what_zxing_defaults_read_and_never_a_wrong_text(cascade):
     corpus = sample_corpus()
     assert len(corpus) == 137
-    results = decode_frames([image.read_bytes() for image, _ in corpus])
+    with FrameDecoder(cascade=cascade) as decoder:
+        results = decoder.decode([image.read_bytes() for image, _ in corpus])
 
     ours = baseline = 0
     for (image, expected), result in zip(corpus, results, strict=True):
