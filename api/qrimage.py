@@ -1,0 +1,43 @@
+"""QR symbols for tokens, as PNG and SVG files (zxing-cpp writes QR codes itself)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import zxingcpp
+from PIL import Image
+
+# Error correction M: the level the token format is sized for (version 3 or 4 at M).
+EC_LEVEL = "M"
+
+
+def qr_symbol(text: str) -> zxingcpp.Barcode:
+    """The QR code symbol of `text` at error correction M."""
+    return zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level=EC_LEVEL)
+
+
+def qr_pixels(text: str, scale: int = 8) -> np.ndarray:
+    """`text` as a QR code: a 2-D uint8 array, `scale` pixels a module, quiet zone included."""
+    return np.asarray(qr_symbol(text).to_image(scale=scale))
+
+
+def qr_png(text: str, scale: int = 8) -> bytes:
+    """`text` as a QR code in PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(qr_pixels(text, scale)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def qr_svg(text: str, scale: int = 8) -> str:
+    """`text` as a QR code in an SVG document."""
+    return qr_symbol(text).to_svg(scale=scale)
+
+
+def write_qr(text: str, path: Path, scale: int = 8) -> None:
+    """Write `text` as a QR code to `path`: SVG for a .svg name, PNG otherwise."""
+    if path.suffix.lower() == ".svg":
+        path.write_text(qr_svg(text, scale), encoding="utf-8")
+    else:
+        path.write_bytes(qr_png(text, scale))

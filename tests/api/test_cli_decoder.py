@@ -1,0 +1,80 @@
+"""The `qrtrace` console script's decoder commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QRTRACE = Path(sys.executable).with_name("qrtrace")
+
+
+def qrtrace(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(QRTRACE), *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    if not QRTRACE.exists():
+        pytest.fail(f"the console script is not installed at {QRTRACE}")
+    return tmp_path_factory.mktemp("cli")
+
+
+def test_an_issued_code_decodes_back_to_its_token(workdir):
+    issued = qrtrace("issue", "venue", "42", "--data", "data", "--png", "v.png", "--svg", "v.svg",
+                     "--json", cwd=workdir)
+    assert issued.returncode == 0, issued.stderr
+    token = json.loads(issued.stdout)["token"]
+    assert token.startswith("QT1V")
+    assert (workdir / "v.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+    decoded = qrtrace("decode", "v.png", "--json", cwd=workdir)
+    assert decoded.returncode == 0, decoded.stderr
+    [image] = json.loads(decoded.stdout)["images"]
+    assert image == {"path": "v.png", "status": "ok", "texts": [token], "detail": ""}
+
+
+def test_keys_are_created_private_and_reused(workdir):
+    first = qrtrace("issue", "person", "5", "--data", "keys", cwd=workdir)
+    second = qrtrace("issue", "person", "5", "--data", "keys", cwd=workdir)
+    assert first.returncode == second.returncode == 0
+    assert first.stdout == second.stdout  # same key, same token
+    assert (workdir / "keys" / "keys.json").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("issue", "person", "abc"), "ID must be a whole number, got 'abc'"),
+    (("issue", "venue", str(2**64)), "ID must be in 0..2**64-1"),
+])
+def test_bad_arguments_get_one_line_naming_the_problem(workdir, args, message):
+    result = qrtrace(*args, "--data", "data", cwd=workdir)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_decode_reports_unreadable_files_and_keeps_going(workdir):
+    (workdir / "junk.png").write_bytes(b"not a png")
+    qrtrace("issue", "person", "9", "--data", "data", "--png", "p.png", cwd=workdir)
+    result = qrtrace("decode", "junk.png", "missing.png", "p.png", cwd=workdir)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("junk.png\tunreadable_input\tnot a readable image")
+    assert lines[1] == "missing.png\tunreadable_input\tcannot read file: No such file or directory"
+    assert lines[2].startswith("p.png\tok\tQT1P")
+
+
+def test_demo_reads_its_own_frames_and_refuses_the_forgery(workdir):
+    result = qrtrace("demo", "--data", "demo", "--json", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    frames = json.loads(result.stdout)["frames"]
+    identities = [(f["kind"], f["id"]) for f in frames]
+    assert identities[:4] == [("person", 7), ("person", 8), ("person", 9), ("person", 10)]
+    forged, empty = frames[4], frames[5]
+    assert forged["frame_status"] == "ok" and forged["token"] == "bad_mac" and forged["id"] is None
+    assert empty["frame_status"] == "no_code"
+    assert len(list((workdir / "demo" / "demo").glob("frame-*.png"))) == 6
