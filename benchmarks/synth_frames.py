@@ -110,7 +110,8 @@ def _make_frame(rng: np.random.Generator, width: int, height: int, n_codes: int)
     tags: set[str] = set()
     scene = _background(rng, width, height, tags)
     regions = _regions(width, height, n_codes)
-    codes = [_place_code(rng, scene, region, tags) for region in regions]
+    # Two codes share the frame: keep each whole card in its half so neither hides the other.
+    codes = [_place_code(rng, scene, region, n_codes > 1, tags) for region in regions]
     radiance, light = _lighting(rng, scene, tags)
     for code in codes:
         if code["screen"] and rng.random() < 0.4:
@@ -266,9 +267,11 @@ def _place_code(
     rng: np.random.Generator,
     scene: np.ndarray,
     region: tuple[int, int, int, int],
+    whole_card: bool,
     tags: set[str],
 ) -> dict[str, Any]:
-    """Draw one code card into `scene` inside `region`; return its attributes."""
+    """Draw one code card into `scene`, its code and quiet zone (or, if `whole_card`,
+    the whole card) inside `region`; return its attributes."""
     text = token_text(rng)
     modules = np.asarray(
         zxingcpp.create_barcode(text, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(
@@ -293,10 +296,11 @@ def _place_code(
     corners = np.array([[0, 0], [total, 0], [total, total], [0, total]], np.float64)
     half_code = (n / 2 + quiet) * module_px
     code_corners = centre + half_code * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])
+    inside = corners if whole_card else code_corners
     for _ in range(20):
         unit = side / (n * module_px)  # frame px per card px before the tilt
-        code_quad = _project((code_corners - centre) * unit, angle, tilt, axis, focal)
-        lo, hi = code_quad.min(axis=0), code_quad.max(axis=0)
+        quad = _project((inside - centre) * unit, angle, tilt, axis, focal)
+        lo, hi = quad.min(axis=0), quad.max(axis=0)
         if hi[0] - lo[0] < x1 - x0 - 4 and hi[1] - lo[1] < y1 - y0 - 4:
             break
         side *= 0.85
