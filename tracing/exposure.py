@@ -1,0 +1,151 @@
+"""Exposure tracing over a snapshot of the index: F1, time-respecting F2.., and zones.
+
+A snapshot is two segments: `base` (memory-mapped from disk) and `overlay` (built in
+memory from the head). Every person with check-ins in the head is answered from the
+overlay only, which holds all of that person's check-ins (base and head, merged), so
+visit ends there are exact; the base hides that person's rows with `base_mask`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracing import kernels
+from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
+from tracing.segments import Segment
+
+NO_MASK = np.zeros(0, np.uint8)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What one query reads: immutable once made, so appends never disturb a query."""
+
+    base: Segment
+    base_mask: np.ndarray
+    overlay: Segment
+    dwell_venues: np.ndarray   # sorted uint64 venue ids with a known dwell
+    dwell_seconds: np.ndarray  # int64, aligned with dwell_venues
+    _dwell_cache: dict = field(default_factory=dict)
+
+    def dwell(self, segment: Segment, default: int) -> np.ndarray:
+        """int64 dwell per venue code of `segment`, unknown venues at `default`."""
+        key = (id(segment), default)
+        if key not in self._dwell_cache:
+            out = np.full(segment.venue_ids.shape[0], default, np.int64)
+            codes = segment.venue_codes(self.dwell_venues)
+            known = codes >= 0
+            out[codes[known]] = self.dwell_seconds[known]
+            self._dwell_cache[key] = out
+        return self._dwell_cache[key]
+
+    def sources(self, default: int):
+        """(segment, person mask, dwell per venue code) for each segment to read."""
+        return ((self.base, self.base_mask, self.dwell(self.base, default)),
+                (self.overlay, NO_MASK, self.dwell(self.overlay, default)))
+
+
+def presences(snap: Snapshot, persons: np.ndarray, lows: np.ndarray, hi: int,
+              rule: ContactRule):
+    """Presences of `persons` (uint64 ids): visits clipped to [lows[i], hi), + linger.
+
+    Returns (person, venue, start, end) arrays (uint64, uint64, int64, int64).
+    """
+    parts = []
+    in_overlay = snap.overlay.person_codes(persons)
+    for segment, _mask, dwell in snap.sources(rule.default_dwell):
+        if segment is snap.overlay:
+            codes, pick = in_overlay, in_overlay >= 0
+        else:
+            codes = segment.person_codes(persons)
+            pick = (codes >= 0) & (in_overlay < 0)
+        if not pick.any():
+            continue
+        idx = np.flatnonzero(pick)
+        got = kernels.person_presences(segment.venue_off, segment.t_in, segment.dur,
+                                       segment.person_off, segment.perm, dwell,
+                                       codes[idx], lows[idx], hi, rule.linger)
+        parts.append((persons[idx[got[:, 0]]], segment.venue_ids[got[:, 1]],
+                      got[:, 2], got[:, 3]))
+    return _concat(parts)
+
+
+def overlaps(snap: Snapshot, pres, rule: ContactRule):
+    """Every visit overlapping one of the presences by >= the rule's minimum.
+
+    Returns (person, venue, start, end) arrays of the overlaps, unsorted.
+    """
+    parts = []
+    for segment, mask, dwell in snap.sources(rule.default_dwell):
+        if len(segment) == 0:
+            continue
+        hits = kernels.scan_presences(segment.venue_off, segment.t_in, segment.dur,
+                                      segment.person, segment.venue_maxexp, dwell, mask,
+                                      segment.venue_codes(pres[1]), pres[2], pres[3],
+                                      rule.effective_min_overlap)
+        parts.append((segment.person_ids[hits[:, 0]], segment.venue_ids[hits[:, 1]],
+                      hits[:, 2], hits[:, 3]))
+    return _concat(parts)
+
+
+def _concat(parts):
+    if not parts:
+        return (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int64),
+                np.empty(0, np.int64))
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+
+
+def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
+          rule: ContactRule) -> TraceResult:
+    """The case's contacts, level by level, and the zones of each level's presence."""
+    found = np.array([case], np.uint64)
+    pres = presences(snap, found, np.array([window_from], np.int64), window_to, rule)
+    contacts: list[Contact] = []
+    zones: list[Zone] = []
+    for level in range(1, rule.depth + 1):
+        hits = overlaps(snap, pres, rule) if len(pres[0]) else _concat([])
+        keep = ~np.isin(hits[0], found)
+        person, venue, start, end = (h[keep] for h in hits)
+        # evidence per person ordered by (start, end, venue), without repeats
+        order = np.lexsort((venue, end, start, person))
+        person, venue, start, end = person[order], venue[order], start[order], end[order]
+        fresh = np.ones(person.shape[0], bool)
+        fresh[1:] = ((person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
+                     | (start[1:] != start[:-1]) | (end[1:] != end[:-1]))
+        person, venue, start, end = person[fresh], venue[fresh], start[fresh], end[fresh]
+        zones += _zones(level - 1, pres, person, venue, start)
+        if person.shape[0] == 0:
+            break
+        firsts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
+        new_persons, exposed_at = person[firsts], start[firsts]
+        bounds = np.r_[firsts, person.shape[0]]
+        for i in range(new_persons.shape[0]):
+            lo, hi = bounds[i], bounds[i + 1]
+            evidence = tuple(Evidence(int(v), int(s), int(e)) for v, s, e in
+                             zip(venue[lo:hi].tolist(), start[lo:hi].tolist(),
+                                 end[lo:hi].tolist(), strict=True))
+            contacts.append(Contact(int(new_persons[i]), level, int(exposed_at[i]), evidence))
+        found = np.concatenate([found, new_persons])
+        if level < rule.depth:
+            pres = presences(snap, new_persons, exposed_at, window_to, rule)
+    contacts.sort(key=lambda c: (c.level, c.exposed_at, c.person))
+    zones.sort(key=lambda z: (z.level, z.venue, z.start))
+    return TraceResult(case, window_from, window_to, rule, tuple(contacts), tuple(zones))
+
+
+def _zones(level, pres, person, venue, start) -> list[Zone]:
+    """Level-`level` zones: merged presences per venue, with distinct exposed persons."""
+    if pres[0].shape[0] == 0:
+        return []
+    order = np.lexsort((pres[2], pres[1]))
+    zv, zs, ze = kernels.merge_zones(pres[1][order], pres[2][order], pres[3][order])
+    counts = np.zeros(zv.shape[0], np.int64)
+    if person.shape[0]:
+        zone = kernels.zone_of(zv, zs, venue, start)
+        pairs = np.unique(np.stack([zone, person.astype(np.int64)]), axis=1)
+        counts += np.bincount(pairs[0][pairs[0] >= 0], minlength=zv.shape[0])
+    return [Zone(int(v), level, int(s), int(e), int(c))
+            for v, s, e, c in zip(zv.tolist(), zs.tolist(), ze.tolist(), counts.tolist(),
+                                  strict=True)]

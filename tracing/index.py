@@ -1,0 +1,374 @@
+"""The co-location index: durable check-in storage that answers exposure traces.
+
+    with CheckinIndex.open("data/index") as index:
+        index.set_venue_dwell(venues, dwell_seconds)
+        index.append(person, venue, t_in, t_out)       # durable when it returns
+        result = index.trace(case, window_from, window_to, ContactRule(depth=2))
+
+Layout of the folder (see segments.py for the columns):
+    MANIFEST.json          the generation g in use and retention_days (atomic rewrite)
+    seg-g.<column>.npy     the base segment: sorted, deduplicated, memory-mapped
+    wal-g.log              check-ins acknowledged since seg-g was built (wal.py)
+    dwell.npy              per-venue dwell seconds, (2, n) uint64: venue ids, seconds
+    LOCK                   flock'ed by the one process that has the index open
+Appended batches go to the WAL and to an in-memory head. A query reads a snapshot: the
+base plus an overlay segment that holds every check-in (base and head) of each person
+seen in the head, so visit ends stay exact when a new check-in shortens an older visit.
+When the head grows past max(head_limit, len(base) / 2) rows, or a single batch is that
+large, base and head merge into generation g + 1 (a full rebuild, files written to a
+temporary name, fsynced, renamed; then the manifest; then old files are deleted).
+
+Interpretations of DESIGN.md's contact rule (tests/tracing/naive.py encodes the same):
+- Times must lie in [0, 2**32) seconds (until 2106) and a check-out within 2**31 s of its
+  check-in: stored as uint32. Ids are any uint64; the stored dictionary maps them to
+  dense uint32 codes, so one segment holds at most 2**32 - 1 persons and check-ins.
+- A t_out of 0 or less means "no check-out". Among duplicates the largest explicit t_out
+  wins; a duplicate without t_out never removes a stored one.
+- Dwell 0 gives an empty visit, which is never present and never a contact.
+- Intervals are half-open [start, end). A visit clipped to the window that leaves nothing
+  of positive length has no presence, even with linger. Linger may run past `to`.
+- Each (presence, visit) pair is judged on its own: two short overlaps with two adjacent
+  presences of the case do not add up. Evidence is the distinct (venue, start, end)
+  overlaps, ordered by start, end, venue.
+- A level-k person's presence uses all their visits at every venue, clipped to
+  [exposed_at, to) of the case's window.
+- Zones: a venue's presences that overlap or touch are merged; zones with no exposed
+  persons are listed too (exposed = 0); zones exist for levels 0 .. depth - 1.
+- Contacts are ordered by (level, exposed_at, person); zones by (level, venue, start).
+- `trace` on a person with no check-ins in the window returns no contacts and no zones.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from tracing import exposure, kernels
+from tracing.checkins import AppendResult, merge_batch, validate_batch
+from tracing.errors import InvalidQuery, StorageError
+from tracing.model import ContactRule, TraceResult
+from tracing.segments import Segment, build_segment, empty_segment, load_segment, save_segment
+from tracing.storage import TMP_SUFFIX, fsync_dir, read_json, remove_files, write_json, write_npy
+from tracing.wal import WriteAheadLog
+
+MANIFEST = "MANIFEST.json"
+DWELL = "dwell.npy"
+DAY = 86_400
+DEFAULT_RULE = ContactRule()
+
+
+class CheckinIndex:
+    """Check-ins on disk (segments and a write-ahead log) answering exposure traces.
+
+    Thread-safe: appends are serialised; queries read an immutable snapshot.
+    """
+
+    def __init__(self, folder: Path, retention_days: int, head_limit: int):
+        self.folder = folder
+        self.retention_days = retention_days
+        self.head_limit = head_limit
+        self._write_lock = threading.RLock()
+        self._state_lock = threading.Lock()
+        self._lock_fd = -1
+        self._generation = 0
+        self._base: Segment = empty_segment()
+        self._wal: WriteAheadLog | None = None
+        self._head: list[tuple[np.ndarray, ...]] = []
+        self._head_rows = 0
+        self._head_keys: dict[tuple[int, int, int], int] = {}
+        self._head_new = 0
+        self._snapshot: exposure.Snapshot | None = None
+        self._dwell = (np.empty(0, np.uint64), np.empty(0, np.int64))
+
+    # ---- opening and closing -------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, retention_days: int = 21, create: bool = True,
+             head_limit: int = 1 << 20) -> CheckinIndex:
+        """Open (or create) the index in folder `path`.
+
+        Replays the write-ahead log (a torn tail is cut off) and memory-maps the base.
+        retention_days is stored on creation and updated when given on a later open.
+        Raises StorageError if the folder is not an index (and create is False), or is
+        already open in another process.
+        """
+        folder = Path(path)
+        if not (folder / MANIFEST).exists():
+            if not create:
+                raise StorageError(f"{folder}: no qrtrace index here (no {MANIFEST})")
+            folder.mkdir(parents=True, exist_ok=True)
+        index = cls(folder, retention_days, head_limit)
+        index._lock_folder()
+        try:
+            index._load()
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    def _lock_folder(self) -> None:
+        self._lock_fd = os.open(self.folder / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise StorageError(f"{self.folder}: index is open in another process") from exc
+
+    def _load(self) -> None:
+        manifest_path = self.folder / MANIFEST
+        if not manifest_path.exists():
+            self._write_generation(0, empty_segment(), wal_rows=None)
+        manifest = read_json(manifest_path)
+        self._generation = int(manifest["generation"])
+        if manifest.get("retention_days") != self.retention_days:
+            write_json(manifest_path, {**manifest, "retention_days": self.retention_days})
+        self._remove_strays()
+        self._base = load_segment(self.folder, f"seg-{self._generation}")
+        if (self.folder / DWELL).exists():
+            table = np.load(self.folder / DWELL)
+            self._dwell = (table[0].copy(), table[1].astype(np.int64))
+        self._wal, batches = WriteAheadLog.open(self.folder / f"wal-{self._generation}.log")
+        for batch in batches:
+            self._apply(*merge_batch(*batch))
+
+    def _remove_strays(self) -> None:
+        """Delete leftovers of an interrupted compaction: temp files, other generations."""
+        g = self._generation
+        keep = {MANIFEST, DWELL, "LOCK", f"wal-{g}.log"}
+        stray = [p.name for p in self.folder.iterdir()
+                 if (p.name not in keep and not p.name.startswith(f"seg-{g}."))
+                 or p.name.endswith(TMP_SUFFIX)]
+        if stray:
+            remove_files(self.folder, stray)
+
+    def close(self) -> None:
+        """Close the log and release the folder; the data stays on disk."""
+        with self._write_lock:
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    def __enter__(self) -> CheckinIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        """The number of distinct check-ins (duplicates counted once)."""
+        return len(self._base) + self._head_new
+
+    # ---- writing ------------------------------------------------------------------
+
+    def set_venue_dwell(self, venues: np.ndarray, dwell_seconds: np.ndarray) -> None:
+        """Set venues' dwell in seconds (already resolved: the venue's own, else its
+        category's default). Venues never set use the rule's default_dwell. Persisted.
+        Visit ends follow at once (dwell is applied at query time).
+        Raises InvalidCheckin on negative or mismatched input."""
+        from tracing.checkins import validate_dwell
+        venues, seconds = validate_dwell(venues, dwell_seconds)
+        with self._write_lock:
+            old_v, old_s = self._dwell
+            keep = ~np.isin(old_v, venues)
+            all_v = np.concatenate([old_v[keep], venues])
+            all_s = np.concatenate([old_s[keep], seconds])
+            order = np.argsort(all_v, kind="stable")
+            all_v, all_s = all_v[order], all_s[order]
+            write_npy(self.folder / DWELL, np.stack([all_v, all_s.astype(np.uint64)]))
+            fsync_dir(self.folder)
+            with self._state_lock:
+                self._dwell = (all_v, all_s)
+                self._snapshot = None
+
+    def append(self, person, venue, t_in, t_out=None) -> AppendResult:
+        """Append check-ins (columns: uint64 ids, int64 seconds; t_out <= 0 or None = no
+        check-out). Durable when it returns. Returns counts of added and duplicate rows
+        (within the batch and against stored data). Raises InvalidCheckin naming the
+        first bad row; nothing of a bad batch is stored."""
+        batch = validate_batch(person, venue, t_in, t_out)
+        merged = merge_batch(*batch)
+        with self._write_lock:
+            if self._wal is None:
+                raise StorageError(f"{self.folder}: index is closed")
+            fresh, changed = self._classify(merged)
+            rows = tuple(col[changed] for col in merged)
+            added = int(fresh.sum())
+            if rows[0].shape[0] >= self._compact_threshold():
+                self._compact(extra=rows)
+            elif rows[0].shape[0]:
+                self._wal.append(*rows)
+                self._apply(*rows)
+                if self._head_rows >= self._compact_threshold():
+                    self._compact()
+        return AppendResult(added=added, duplicates=batch[0].shape[0] - added)
+
+    def _compact_threshold(self) -> int:
+        return max(self.head_limit, len(self._base) // 2)
+
+    def _classify(self, merged):
+        """Which unique batch keys are new, and which change the store (new or a larger
+        explicit t_out than stored)."""
+        person, venue, t_in, t_out = merged
+        base = self._base
+        row = kernels.find_keys(base.venue_off, base.t_in, base.person,
+                                base.venue_codes(venue), t_in, base.person_codes(person))
+        stored = np.full(person.shape[0], -1, np.int64)  # -1: not stored at all
+        hit = row >= 0
+        stored[hit] = base.decode(row[hit])[3]
+        for i, key in enumerate(zip(person.tolist(), venue.tolist(), t_in.tolist(),
+                                    strict=True)):
+            if key in self._head_keys:
+                stored[i] = max(stored[i], self._head_keys[key])
+        fresh = stored < 0
+        return fresh, fresh | (t_out > stored)
+
+    def _apply(self, person, venue, t_in, t_out) -> None:
+        """Add deduplicated rows that change the store to the head."""
+        keys = self._head_keys
+        base = self._base
+        in_base = kernels.find_keys(base.venue_off, base.t_in, base.person,
+                                    base.venue_codes(venue), t_in,
+                                    base.person_codes(person)) >= 0
+        for key, out, old in zip(zip(person.tolist(), venue.tolist(), t_in.tolist(),
+                                     strict=True), t_out.tolist(), in_base.tolist(),
+                                 strict=True):
+            if key not in keys and not old:
+                self._head_new += 1
+            keys[key] = max(keys.get(key, 0), out)
+        with self._state_lock:
+            self._head.append((person, venue, t_in, t_out))
+            self._head_rows += person.shape[0]
+            self._snapshot = None
+
+    # ---- compaction and retention -------------------------------------------------
+
+    def compact(self) -> None:
+        """Merge the head into a new base segment and start an empty log."""
+        with self._write_lock:
+            self._compact()
+
+    def purge(self, now: int) -> int:
+        """Delete check-ins with t_in before now - retention_days days from every file
+        (segments and log); returns how many distinct check-ins were removed."""
+        with self._write_lock:
+            before = len(self)
+            self._compact(cutoff=int(now) - self.retention_days * DAY)
+            return before - len(self)
+
+    def _compact(self, extra=None, cutoff: int | None = None) -> None:
+        parts = [self._base.decode(), *self._head]
+        if extra is not None:
+            parts.append(extra)
+        cols = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+        if cutoff is not None:
+            keep = cols[2] >= cutoff
+            cols = [c[keep] for c in cols]
+        segment = build_segment(*cols)
+        g = self._generation + 1
+        old = [p.name for p in self.folder.iterdir()
+               if p.name.startswith(f"seg-{self._generation}.")
+               or p.name == f"wal-{self._generation}.log"]
+        self._write_generation(g, segment, wal_rows=None)
+        self._wal.close()
+        remove_files(self.folder, old)
+        base = load_segment(self.folder, f"seg-{g}")
+        wal, _ = WriteAheadLog.open(self.folder / f"wal-{g}.log")
+        with self._state_lock:
+            self._generation, self._base, self._wal = g, base, wal
+            self._head, self._head_rows, self._head_keys, self._head_new = [], 0, {}, 0
+            self._snapshot = None
+
+    def _write_generation(self, g: int, segment: Segment, wal_rows) -> None:
+        """Segment files, an empty log, then the manifest that makes them current."""
+        save_segment(segment, self.folder, f"seg-{g}")
+        WriteAheadLog.create(self.folder / f"wal-{g}.log").close()
+        fsync_dir(self.folder)
+        write_json(self.folder / MANIFEST,
+                   {"generation": g, "retention_days": self.retention_days, "format": 1})
+
+    # ---- reading ------------------------------------------------------------------
+
+    def snapshot(self) -> exposure.Snapshot:
+        """The current data as an immutable snapshot (builds the head's overlay)."""
+        with self._state_lock:
+            if self._snapshot is not None:
+                return self._snapshot
+            base, head = self._base, list(self._head)
+            dwell = self._dwell
+        overlay, mask = _overlay(base, head)
+        snap = exposure.Snapshot(base, mask, overlay, *dwell)
+        with self._state_lock:
+            if self._base is base and len(self._head) == len(head):
+                self._snapshot = snap
+        return snap
+
+    def trace(self, case: int, window_from: int, window_to: int,
+              rule: ContactRule = DEFAULT_RULE) -> TraceResult:
+        """Contacts and zones of `case` infectious in [window_from, window_to) by `rule`.
+
+        Raises InvalidQuery for a case id outside uint64 or an empty window."""
+        case, window_from, window_to = _check_query(case, window_from, window_to)
+        return exposure.trace(self.snapshot(), case, window_from, window_to, rule)
+
+    def trace_many(self, cases, froms, tos, rule: ContactRule = DEFAULT_RULE
+                   ) -> list[TraceResult]:
+        """`trace` for many cases over one snapshot; results in the order of `cases`."""
+        cases, froms, tos = (np.asarray(a).ravel() for a in (cases, froms, tos))
+        if not cases.shape == froms.shape == tos.shape:
+            raise InvalidQuery("cases, froms and tos must have the same length")
+        snap = self.snapshot()
+        out = []
+        for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
+            case, lo, hi = _check_query(case, lo, hi)
+            out.append(exposure.trace(snap, case, lo, hi, rule))
+        return out
+
+    def stats(self) -> dict:
+        """Sizes: check-ins, rows in base and head, bytes on disk per check-in."""
+        files = {p.name: p.stat().st_size for p in self.folder.iterdir() if p.is_file()}
+        seg_bytes = sum(s for n, s in files.items() if n.startswith("seg-"))
+        n = len(self)
+        return {
+            "checkins": n, "base_rows": len(self._base), "head_rows": self._head_rows,
+            "segments": 1, "generation": self._generation,
+            "persons": int(self._base.person_ids.shape[0]),
+            "venues": int(self._base.venue_ids.shape[0]),
+            "segment_bytes": seg_bytes, "wal_bytes": files.get(f"wal-{self._generation}.log", 0),
+            "disk_bytes": sum(files.values()),
+            "bytes_per_checkin": seg_bytes / len(self._base) if len(self._base) else 0.0,
+            "retention_days": self.retention_days,
+        }
+
+
+def _check_query(case, window_from, window_to) -> tuple[int, int, int]:
+    case, window_from, window_to = int(case), int(window_from), int(window_to)
+    if not 0 <= case < 2**64:
+        raise InvalidQuery(f"case: person id must be in [0, 2**64), got {case}")
+    if window_from >= window_to:
+        raise InvalidQuery(f"window: from ({window_from}) must be before to ({window_to})")
+    return case, window_from, window_to
+
+
+def _overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:
+    """All check-ins of the head's persons (base rows and head rows) as one segment, and
+    the mask hiding those persons' rows in the base."""
+    if not head:
+        return empty_segment(), exposure.NO_MASK
+    cols = [np.concatenate([h[i] for h in head]) for i in range(4)]
+    persons = np.unique(cols[0])
+    codes = base.person_codes(persons)
+    codes = codes[codes >= 0]
+    rows = kernels.gather_person_rows(base.person_off, base.perm, codes)
+    old = base.decode(rows)
+    overlay = build_segment(*(np.concatenate([old[i], cols[i]]) for i in range(4)))
+    mask = np.zeros(base.person_ids.shape[0], np.uint8)
+    mask[codes] = 1
+    return overlay, mask

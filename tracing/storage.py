@@ -1,0 +1,64 @@
+"""Durable file writes: temporary name, fsync, rename, fsync of the folder.
+
+A crash at any point leaves either the old file or the new one under the final name,
+never a torn one; leftovers under temporary names are removed when the index opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+TMP_SUFFIX = ".tmp"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames and unlinks in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write `data` to `path` atomically and durably (the caller fsyncs the folder)."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Save `array` as .npy atomically and durably (the caller fsyncs the folder)."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, value: dict) -> None:
+    """Write a small JSON document atomically and durably, folder included."""
+    write_bytes(path, json.dumps(value, sort_keys=True).encode())
+    fsync_dir(path.parent)
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON document written by write_json."""
+    return json.loads(path.read_bytes())
+
+
+def remove_files(folder: Path, names) -> None:
+    """Unlink files (missing ones are fine) and make that durable."""
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / name)
+    fsync_dir(folder)

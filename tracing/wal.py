@@ -1,0 +1,115 @@
+"""The write-ahead log: appended batches of check-ins, fsynced before acknowledging.
+
+File layout: an 8-byte header, then records. A record is a 12-byte frame (magic b"QRTB",
+payload length, CRC-32 of the payload, little-endian) and a payload of n rows as four
+column blocks: person uint64[n], venue uint64[n], t_in int64[n], t_out int64[n].
+
+A crash can leave a torn last record (short, or with a bad CRC): reading stops there and
+`WriteAheadLog.open` truncates the file back to the last whole record, so an unacknowledged
+batch is dropped whole, never half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import threading
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from tracing.errors import StorageError
+
+HEADER = b"QRTWAL1\n"
+FRAME = struct.Struct("<4sII")
+MAGIC = b"QRTB"
+ROW_BYTES = 32
+
+
+def encode_batch(person, venue, t_in, t_out) -> bytes:
+    """One record (frame and payload) for a batch of validated columns."""
+    payload = b"".join((np.ascontiguousarray(person, "<u8").tobytes(),
+                        np.ascontiguousarray(venue, "<u8").tobytes(),
+                        np.ascontiguousarray(t_in, "<i8").tobytes(),
+                        np.ascontiguousarray(t_out, "<i8").tobytes()))
+    return FRAME.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def decode_payload(payload: bytes):
+    """(person, venue, t_in, t_out) arrays of one record's payload."""
+    n = len(payload) // ROW_BYTES
+    cols = [np.frombuffer(payload, dtype=dt, count=n, offset=i * 8 * n)
+            for i, dt in enumerate(("<u8", "<u8", "<i8", "<i8"))]
+    return tuple(c.astype(c.dtype.newbyteorder("="), copy=True) for c in cols)
+
+
+def read_records(path: Path):
+    """Whole records of the log as a list of column tuples, and the offset after the last."""
+    data = path.read_bytes()
+    if not data.startswith(HEADER):
+        if len(data) < len(HEADER) and HEADER.startswith(data):
+            return [], 0  # torn while writing the header itself
+        raise StorageError(f"{path}: not a qrtrace write-ahead log (bad header)")
+    batches, pos = [], len(HEADER)
+    while pos + FRAME.size <= len(data):
+        magic, length, crc = FRAME.unpack_from(data, pos)
+        end = pos + FRAME.size + length
+        if magic != MAGIC or length % ROW_BYTES or end > len(data):
+            break
+        payload = data[pos + FRAME.size:end]
+        if zlib.crc32(payload) != crc:
+            break
+        batches.append(decode_payload(payload))
+        pos = end
+    return batches, pos
+
+
+class WriteAheadLog:
+    """An append-only log file; `append` returns once the batch is on stable storage."""
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self._fd = fd
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, path: Path) -> WriteAheadLog:
+        """A new, empty log (header written and fsynced; the caller fsyncs the folder)."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, HEADER)
+        os.fsync(fd)
+        return cls(path, fd)
+
+    @classmethod
+    def open(cls, path: Path) -> tuple[WriteAheadLog, list]:
+        """Open an existing log: its whole batches, with any torn tail cut off."""
+        batches, good = read_records(path)
+        fd = os.open(path, os.O_RDWR)
+        if good == 0:
+            os.ftruncate(fd, 0)
+            os.write(fd, HEADER)
+        elif os.fstat(fd).st_size != good:
+            os.ftruncate(fd, good)
+        os.fsync(fd)
+        os.lseek(fd, 0, os.SEEK_END)
+        return cls(path, fd), batches
+
+    def append(self, person, venue, t_in, t_out) -> None:
+        """Write one batch as one record and fsync: durable when this returns."""
+        record = encode_batch(person, venue, t_in, t_out)
+        with self._lock:
+            view = memoryview(record)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+
+    def size(self) -> int:
+        """Bytes in the log file."""
+        return os.fstat(self._fd).st_size
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
