@@ -8,7 +8,8 @@ something was found), with decode rates by frame trait. The targets for decode_f
 a decode rate at least zxing-cpp default's, 6x its throughput and 40x pyzbar's.
 
     python -m benchmarks.frames [--frames N] [--seed S] [--json] [--workers W]
-                                [--decoders zxing_default,pyzbar,...] [--jpeg-input]
+                                [--decoders zxing_default,pyzbar,...] [--repeat R]
+                                [--jpeg-input]
 
 A decoder that cannot be imported (decoder.decode_frames not written yet, libzbar0
 missing) is skipped with the reason. Progress goes to stderr; results to stdout.
@@ -186,15 +187,22 @@ def _progress(label: str, total: int) -> Tick:
     return tick
 
 
-def measure(key: str, run: Runner, frames: list[SynthFrame], inputs: list[object]) -> Score:
-    """Warm `run` up on a few frames, then time it over all `inputs` and score it
-    against the truth in `frames`. Returns a Score."""
+def measure(
+    key: str, run: Runner, frames: list[SynthFrame], inputs: list[object], repeat: int = 1
+) -> Score:
+    """Warm `run` up on a few frames, time it over all `inputs` `repeat` times (keeping
+    the fastest pass, the one least disturbed by other work) and score it against the
+    truth in `frames`. Returns a Score."""
     run(inputs[:WARMUP_FRAMES], lambda done: None)
-    tick = _progress(key, len(inputs))
-    wall, cpu = time.perf_counter(), time.process_time()
-    found = run(inputs, tick)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    score = Score(key, LABELS[key], len(inputs), wall, cpu)
+    best_wall = best_cpu = float("inf")
+    for attempt in range(repeat):
+        tick = _progress(key if repeat == 1 else f"{key} #{attempt + 1}", len(inputs))
+        wall, cpu = time.perf_counter(), time.process_time()
+        found = run(inputs, tick)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if wall < best_wall:
+            best_wall, best_cpu = wall, cpu
+    score = Score(key, LABELS[key], len(inputs), best_wall, best_cpu)
     for frame, texts in zip(frames, found, strict=True):
         hits = len(texts & frame.texts)
         score.expected += len(frame.texts)
@@ -265,7 +273,7 @@ def flat_json(
     out: dict[str, object] = {k: v for k, v in info.items() if k != "versions"}
     out.update({f"version_{k}": v for k, v in info["versions"].items()})
     out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
-    out.update(frames=args.frames, seed=args.seed, workers=args.workers)
+    out.update(frames=args.frames, seed=args.seed, workers=args.workers, repeat=args.repeat)
     for key, s in scores.items():
         out.update(
             {
@@ -367,6 +375,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {', '.join(ALL_DECODERS)}",
     )
     parser.add_argument(
+        "--repeat", type=int, default=1, help="timed passes per decoder; the fastest counts"
+    )
+    parser.add_argument(
         "--jpeg-input",
         action="store_true",
         help="also time decode_frames on the frames' JPEG bytes",
@@ -376,8 +387,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.decoders) - set(ALL_DECODERS)
     if unknown:
         parser.error(f"unknown decoder(s) {sorted(unknown)}; choose from {ALL_DECODERS}")
-    if args.frames < 1 or args.seed < 0:
-        parser.error("--frames must be at least 1 and --seed non-negative")
+    if args.frames < 1 or args.seed < 0 or args.repeat < 1:
+        parser.error("--frames and --repeat must be at least 1, --seed non-negative")
     if args.jpeg_input:
         args.decoders.insert(1, "decode_frames_jpeg")
     return args
@@ -402,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = images
         if key == "decode_frames_jpeg":
             inputs = [frame.jpeg if frame.jpeg is not None else frame.image for frame in frames]
-        scores[key] = measure(key, run, frames, inputs)
+        scores[key] = measure(key, run, frames, inputs, args.repeat)
     if args.json:
         print(json.dumps(flat_json(info, args, scores, skipped)))
     else:
