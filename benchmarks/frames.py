@@ -24,6 +24,7 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,8 +32,9 @@ from importlib import metadata
 from benchmarks.synth_frames import SynthFrame, generate_frames
 
 Tick = Callable[[int], None]
-# A runner decodes every frame and returns the set of texts found in each, in order.
-Runner = Callable[[list[object], Tick], list[set[str]]]
+# A runner decodes every frame and returns the set of texts found in each, in order,
+# plus counts of whatever else the decoder reports (statuses, cascade stages).
+Runner = Callable[[list[object], Tick], tuple[list[set[str]], Counter[str]]]
 WARMUP_FRAMES = 8
 BREAKDOWN_TAGS = (
     "small",
@@ -66,6 +68,7 @@ class Score:
     wrong: int = 0
     false_positive_frames: int = 0
     by_tag: dict[str, list[int]] = field(default_factory=dict)  # tag -> [found, expected]
+    outcomes: Counter[str] = field(default_factory=Counter)
 
     @property
     def fps(self) -> float:
@@ -97,7 +100,9 @@ def _ours(workers: int | None) -> Runner | str:
                 f"decode_frames returned {len(results)} results for {len(images)} frames"
             )
         tick(len(images))
-        return [set(result.texts) for result in results]
+        outcomes = Counter(f"status {getattr(r.status, 'value', r.status)}" for r in results)
+        outcomes.update(f"stage {r.stage}" for r in results if getattr(r, "stage", -1) >= 0)
+        return [set(result.texts) for result in results], outcomes
 
     return run
 
@@ -112,7 +117,7 @@ def _zxing_default() -> Runner | str:
         for i, image in enumerate(images):
             found.append({code.text for code in zxingcpp.read_barcodes(image, formats=qr)})
             tick(i + 1)
-        return found
+        return found, Counter()
 
     return run
 
@@ -130,7 +135,7 @@ def _pyzbar() -> Runner | str:
             codes = pyzbar.decode(image, symbols=symbols)
             found.append({code.data.decode("utf-8", "replace") for code in codes})
             tick(i + 1)
-        return found
+        return found, Counter()
 
     return run
 
@@ -148,7 +153,7 @@ def _opencv(aruco: bool) -> Runner | str:
             ok, texts, _points, _straight = detector.detectAndDecodeMulti(image)
             found.append({text for text in texts if text} if ok else set())
             tick(i + 1)
-        return found
+        return found, Counter()
 
     return run
 
@@ -198,11 +203,11 @@ def measure(
     for attempt in range(repeat):
         tick = _progress(key if repeat == 1 else f"{key} #{attempt + 1}", len(inputs))
         wall, cpu = time.perf_counter(), time.process_time()
-        found = run(inputs, tick)
+        found, outcomes = run(inputs, tick)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         if wall < best_wall:
             best_wall, best_cpu = wall, cpu
-    score = Score(key, LABELS[key], len(inputs), best_wall, best_cpu)
+    score = Score(key, LABELS[key], len(inputs), best_wall, best_cpu, outcomes=outcomes)
     for frame, texts in zip(frames, found, strict=True):
         hits = len(texts & frame.texts)
         score.expected += len(frame.texts)
@@ -290,6 +295,8 @@ def flat_json(
             hits, expected = s.by_tag.get(tag, (0, 0))
             if expected:
                 out[f"{key}_rate_{tag}"] = round(hits / expected, 4)
+        for outcome, count in sorted(s.outcomes.items()):
+            out[f"{key}_{outcome.replace(' ', '_')}"] = count
     for key, reason in skipped.items():
         out[f"{key}_skipped"] = reason
     for other, name in (("zxing_default", "zxing"), ("pyzbar", "pyzbar")):
@@ -320,6 +327,10 @@ def report(
         )
     for key, reason in skipped.items():
         lines.append(f"{LABELS[key]:<48} skipped: {reason}")
+    for s in scores.values():
+        if s.outcomes:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.outcomes.items()))
+            lines.append(f"{s.key}: {outcomes}")
     lines += [
         "",
         "Decode rate by trait:",
