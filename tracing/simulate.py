@@ -293,11 +293,12 @@ def checkins_for_count(n: int, seed: int = 0, days: int = 14,
     """About-exactly `n` check-ins over `days` days: sizes the town, then trims.
 
     People are sized from CHECKINS_PER_PERSON_DAY (with a margin, grown if short), venues
-    at one per 40 people; the extra rows are dropped at random.
+    at one per 12 people (Hanoi posted 750,120 QR points for about 8 million people);
+    the extra rows are dropped at random.
     """
     people = max(10, math.ceil(n / (days * CHECKINS_PER_PERSON_DAY) * 1.05))
     for _ in range(3):
-        c, town = generate_checkins(people, max(8, people // 40), days, seed, start_day)
+        c, town = generate_checkins(people, max(8, people // 12), days, seed, start_day)
         if len(c) >= n:
             break
         people = math.ceil(people * 1.1 * n / max(len(c), 1))

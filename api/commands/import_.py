@@ -1,0 +1,208 @@
+"""`qrtrace import`: load check-ins (and venues) from CSV into a data folder's index.
+
+Bad rows are reported with their line number and reason and the good rows still load;
+the summary says how many rows loaded, were duplicates of check-ins already there, or
+were rejected, so that loaded + duplicates + rejected equals the rows in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from api.cli import UsageError
+from api.commands.trace import index_path
+from tracing import csvio
+from tracing.errors import InvalidCheckin, TracingError
+from tracing.venues import VenueTable, VenueTableError
+
+SHOW_REJECTED = 20
+MIN_BATCH = 1 << 22
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `import`."""
+    p = subparsers.add_parser(
+        "import", help="load check-ins (and venues) from CSV files",
+        description="Load check-ins from CSV (person,venue,check_in,check_out; times as "
+                    "epoch seconds or ISO 8601 with an offset; check_out may be empty) "
+                    "and optionally a venue table (venue,name,village,category,dwell_minutes).")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="data folder (created if its parent exists)")
+    p.add_argument("checkins", metavar="CHECKINS.csv", help="check-in CSV file")
+    p.add_argument("--venues", metavar="VENUES.csv", help="venue CSV file")
+    p.add_argument("--retention-days", type=int, default=21,
+                   help="retention of the index when it is created (default 21)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object: counts and every rejected row")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _open_index(data: Path, retention_days: int):
+    from tracing.index import CheckinIndex
+
+    if data.exists() and not data.is_dir():
+        raise UsageError(f"--data {data} is not a folder")
+    if not data.exists():
+        if not data.parent.is_dir():
+            raise UsageError(f"--data {data}: folder {data.parent} does not exist")
+        data.mkdir()
+    try:
+        return CheckinIndex.open(index_path(data), retention_days=retention_days, create=True)
+    except (TracingError, OSError) as exc:
+        raise UsageError(f"cannot open the index in {data}: {exc}") from exc
+
+
+def _load_venues(idx, data: Path, path: str | None) -> tuple[int, list[csvio.RejectedRow]]:
+    """Merge the venue CSV into the folder's table and give the index its dwell times."""
+    if path is None:
+        return 0, []
+    try:
+        venues, rejected = csvio.read_venues(path)
+        table = VenueTable.load(data)
+    except FileNotFoundError:
+        raise UsageError(f"venue file {path} does not exist") from None
+    except (csvio.CsvFormatError, VenueTableError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    table.update(venues)
+    table.save(data)
+    ids, dwell = table.resolved_dwell()
+    idx.set_venue_dwell(ids, dwell)
+    return len(venues), rejected
+
+
+def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
+    """Chunks joined into batches of at least half the index's size (4M rows at least).
+
+    The index merges a batch that large straight into a new segment, which is much
+    faster than passing it through the log and the in-memory head; a file is one
+    import, so acknowledging it in a few large batches loses nothing.
+    """
+    pending: list[csvio.CheckinChunk] = []
+    size = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        size += len(chunk.person)
+        if size >= max(MIN_BATCH, len(idx) // 2 + 1):
+            yield _join(pending)
+            pending, size = [], 0
+    if pending:
+        yield _join(pending)
+
+
+def _join(chunks: list[csvio.CheckinChunk]) -> csvio.CheckinChunk:
+    if len(chunks) == 1:
+        return chunks[0]
+    cols = [np.concatenate([getattr(c, name) for c in chunks])
+            for name in ("person", "venue", "t_in", "t_out", "line")]
+    return csvio.CheckinChunk(*cols, [r for c in chunks for r in c.rejected],
+                              sum(c.rows for c in chunks), chunks[-1].bytes_read)
+
+
+def _append(idx, chunk: csvio.CheckinChunk) -> tuple[int, int, list[csvio.RejectedRow]]:
+    """Append a chunk; rows the index refuses are rejected alone, the others still load.
+
+    A refused batch is split in halves until the refused rows stand alone, so a few bad
+    rows cost a few dozen appends, not one per row.
+    """
+    added = duplicates = 0
+    rejected: list[csvio.RejectedRow] = []
+    pending = [(0, len(chunk.person))]
+    while pending:
+        lo, hi = pending.pop()
+        part = slice(lo, hi)
+        try:
+            res = idx.append(chunk.person[part], chunk.venue[part], chunk.t_in[part],
+                             chunk.t_out[part])
+        except InvalidCheckin as exc:
+            if hi - lo == 1:
+                t_out = chunk.t_out[lo]
+                text = f"{chunk.person[lo]},{chunk.venue[lo]},{chunk.t_in[lo]},{t_out or ''}"
+                rejected.append(csvio.RejectedRow(int(chunk.line[lo]), str(exc), text))
+            else:
+                mid = (lo + hi) // 2
+                pending += [(mid, hi), (lo, mid)]
+            continue
+        added += res.added
+        duplicates += res.duplicates
+    return added, duplicates, rejected
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import; returns 0 (1 when no row loaded although the file had rows)."""
+    from tqdm import tqdm
+
+    source = Path(args.checkins)
+    if not source.is_file():
+        raise UsageError(f"check-in file {source} does not exist")
+    if args.venues and not Path(args.venues).is_file():
+        raise UsageError(f"venue file {args.venues} does not exist")
+    data = Path(args.data)
+    began = time.perf_counter()
+    idx = _open_index(data, args.retention_days)
+    loaded = duplicates = rows = 0
+    rejected: list[csvio.RejectedRow] = []
+    try:
+        venue_count, venue_rejected = _load_venues(idx, data, args.venues)
+        size = source.stat().st_size
+        with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
+                  disable=args.no_progress or None) as bar:
+            for batch in _batches(idx, csvio.read_checkins(source)):
+                added, dups, refused = _append(idx, batch)
+                loaded += added
+                duplicates += dups
+                rows += batch.rows
+                rejected.extend(batch.rejected)
+                rejected.extend(refused)
+                bar.update(batch.bytes_read - bar.n)
+    except csvio.CsvFormatError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc}") from None
+    finally:
+        idx.close()
+    elapsed = time.perf_counter() - began
+    rejected.sort(key=lambda r: r.line)
+    summary = {
+        "file": str(source), "data": str(data), "rows": rows, "loaded": loaded,
+        "duplicates": duplicates, "rejected": len(rejected), "seconds": round(elapsed, 3),
+        "rows_per_s": round(rows / elapsed) if elapsed > 0 else None,
+        "venues": venue_count, "venues_rejected": len(venue_rejected),
+    }
+    _report(args, summary, rejected, venue_rejected)
+    return 1 if rows and not loaded and not duplicates else 0
+
+
+def _report(args, summary: dict, rejected: list, venue_rejected: list) -> None:
+    for label, rows in (("venues", venue_rejected), ("check-ins", rejected)):
+        for r in rows[:SHOW_REJECTED]:
+            print(f"{label} line {r.line}: {r.reason}", file=sys.stderr)
+        if len(rows) > SHOW_REJECTED:
+            more = "" if args.json else " (--json lists them all)"
+            print(f"{label}: {len(rows) - SHOW_REJECTED} more rejected rows{more}",
+                  file=sys.stderr)
+    if args.json:
+        out = {**summary, "rejected_rows": [r.to_dict() for r in rejected],
+               "venues_rejected_rows": [r.to_dict() for r in venue_rejected]}
+        print(json.dumps(out, ensure_ascii=False, default=_jsonable))
+        return
+    rate = f", {summary['rows_per_s']:,} rows/s" if summary["rows_per_s"] else ""
+    venues = f"; {summary['venues']} venues" if summary["venues"] else ""
+    print(f"imported {summary['file']}: {summary['loaded']} loaded, "
+          f"{summary['duplicates']} duplicates, {summary['rejected']} rejected "
+          f"of {summary['rows']} rows in {summary['seconds']:.2f} s{rate}{venues}")
+
+
+def _jsonable(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,204 @@
+"""`qrtrace trace`: the contacts (F1, F2, ...) and zones of a case, by the contact rule.
+
+`--json` prints the TraceResult as one object (times in epoch seconds) plus the query
+time; otherwise a table in local time (UTC+7 unless `--tz` says otherwise) with venue
+names from the folder's venue table. `--graphml`/`--graph-json`/`--svg` also write the
+contact graph (tracing.graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+from api.cli import UsageError
+from tracing.csvio import parse_time
+from tracing.errors import TracingError
+from tracing.model import ContactRule, TraceResult
+from tracing.venues import VenueTable, VenueTableError
+
+INDEX_FOLDER = "index"
+"""The index lives in DATA/index: it owns that folder (and deletes files it does not
+know there), while DATA itself holds other tables (venues.json, keys, ...)."""
+
+_TZ = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `trace`."""
+    p = subparsers.add_parser(
+        "trace", help="contacts and zones of a confirmed case",
+        description="Trace a case: who shared a venue with the case during its infectious "
+                    "window (F1), who shared one with those people afterwards (F2), and "
+                    "the venues and hours to act on (zones). Times: ISO 8601 with an "
+                    "offset, or epoch seconds.")
+    p.add_argument("--data", required=True, metavar="DIR", help="data folder")
+    p.add_argument("--case", required=True, metavar="PERSON", help="the case's person id")
+    p.add_argument("--from", dest="window_from", required=True, metavar="T",
+                   help="start of the infectious window")
+    p.add_argument("--to", dest="window_to", required=True, metavar="T",
+                   help="end of the infectious window (exclusive)")
+    p.add_argument("--depth", type=int, default=2, help="levels to trace (default 2: F1, F2)")
+    p.add_argument("--min-overlap", type=float, default=10, metavar="MIN",
+                   help="minutes two visits must overlap (default 10)")
+    p.add_argument("--linger", type=float, default=0, metavar="MIN",
+                   help="minutes a presence lingers after leaving (default 0)")
+    p.add_argument("--dwell-default", type=float, default=60, metavar="MIN",
+                   help="visit length without check-out when the venue names none (default 60)")
+    p.add_argument("--tz", default="+07:00", help="offset for printed times (default +07:00)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--graphml", metavar="FILE", help="write the contact graph as GraphML")
+    p.add_argument("--graph-json", metavar="FILE", help="write the contact graph as JSON")
+    p.add_argument("--svg", metavar="FILE", help="draw the contact graph as SVG")
+    p.set_defaults(func=run)
+
+
+def index_path(data: Path) -> Path:
+    """The index's folder inside the data folder `data`."""
+    return Path(data) / INDEX_FOLDER
+
+
+def parse_offset(text: str) -> timezone:
+    """A fixed offset from '+07:00', '+7', 'UTC+7', 'Z' or 'UTC'; raises UsageError."""
+    if text.strip().upper() in ("Z", "UTC", "GMT"):
+        return UTC
+    m = _TZ.match(text.strip())
+    if not m or int(m.group(2)) > 14 or int(m.group(3) or 0) > 59:
+        raise UsageError(f"--tz {text!r} is not an offset like +07:00")
+    minutes = int(m.group(2)) * 60 + int(m.group(3) or 0)
+    return timezone(timedelta(minutes=-minutes if m.group(1) == "-" else minutes))
+
+
+def _minutes(value: float, option: str) -> int:
+    if not value >= 0:
+        raise UsageError(f"{option} must be zero or more minutes, got {value}")
+    return round(value * 60)
+
+
+def build_rule(args: argparse.Namespace) -> ContactRule:
+    """The ContactRule from the command's options; raises UsageError for bad values."""
+    if not 1 <= args.depth <= 8:
+        raise UsageError(f"--depth must be from 1 to 8, got {args.depth}")
+    return ContactRule(min_overlap=_minutes(args.min_overlap, "--min-overlap"),
+                       linger=_minutes(args.linger, "--linger"), depth=args.depth,
+                       default_dwell=_minutes(args.dwell_default, "--dwell-default"))
+
+
+def _window(args: argparse.Namespace) -> tuple[int, int]:
+    try:
+        lo = parse_time(args.window_from, "--from")
+        hi = parse_time(args.window_to, "--to")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if hi <= lo:
+        raise UsageError(f"--to {args.window_to} is not after --from {args.window_from}")
+    return lo, hi
+
+
+def run(args: argparse.Namespace) -> int:
+    """Trace and print; returns 0. Raises UsageError for bad input or a missing folder."""
+    from tracing.index import CheckinIndex
+
+    try:
+        case = int(args.case)
+    except ValueError:
+        raise UsageError(f"--case {args.case!r} is not a person id (an integer)") from None
+    if not 0 <= case < 2**64:
+        raise UsageError(f"--case {case} is out of range (0 to 2^64-1)")
+    lo, hi = _window(args)
+    rule = build_rule(args)
+    tz = parse_offset(args.tz)
+    data = Path(args.data)
+    if not data.is_dir():
+        raise UsageError(f"data folder {data} does not exist")
+    if not (index_path(data) / "MANIFEST.json").exists():
+        raise UsageError(f"data folder {data} has no index yet (run qrtrace import first)")
+    try:
+        venues = VenueTable.load(data)
+    except VenueTableError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        idx = CheckinIndex.open(index_path(data), create=False)
+    except (TracingError, OSError) as exc:
+        raise UsageError(f"cannot open the index in {data}: {exc}") from None
+    try:
+        began = time.perf_counter()
+        result = idx.trace(case, lo, hi, rule=rule)
+        query_ms = (time.perf_counter() - began) * 1000
+    except TracingError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        idx.close()
+    _write_graph(args, result, venues)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "query_ms": round(query_ms, 3)},
+                         ensure_ascii=False))
+    else:
+        print(format_table(result, venues, tz, query_ms))
+    return 0
+
+
+def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable) -> None:
+    if not (args.graphml or args.graph_json or args.svg):
+        return
+    from tracing import graph
+
+    g = graph.contact_graph(result, venue_names={v.venue: v.name for v in venues if v.name})
+    try:
+        if args.graphml:
+            graph.write_graphml(g, args.graphml)
+        if args.graph_json:
+            graph.write_json(g, args.graph_json)
+        if args.svg:
+            graph.write_svg(g, args.svg)
+    except OSError as exc:
+        raise UsageError(f"cannot write the graph: {exc}") from None
+
+
+def format_table(result: TraceResult, venues: VenueTable, tz: timezone,
+                 query_ms: float | None = None) -> str:
+    """A readable report of `result`: rule, contacts with evidence, zones; local times."""
+
+    def when(t: int) -> str:
+        return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
+
+    def until(a: int, b: int) -> str:
+        start, end = when(a), when(b)
+        return f"{start} - {end[11:] if end[:10] == start[:10] else end}"
+
+    r = result.rule
+    zone_name = datetime.fromtimestamp(result.window_from, tz).strftime("UTC%z")
+    lines = [
+        f"case {result.case}, infectious {until(result.window_from, result.window_to)} "
+        f"({zone_name})",
+        f"rule: min overlap {r.min_overlap // 60} min, linger {r.linger // 60} min, "
+        f"depth {r.depth}, default dwell {r.default_dwell // 60} min",
+    ]
+    by_level: dict[int, int] = {}
+    for c in result.contacts:
+        by_level[c.level] = by_level.get(c.level, 0) + 1
+    counts = ", ".join(f"F{lvl}: {n}" for lvl, n in sorted(by_level.items())) or "none"
+    took = f" ({query_ms:.1f} ms)" if query_ms is not None else ""
+    lines += [f"contacts: {counts}{took}", ""]
+    if result.contacts:
+        lines.append(f"{'level':<6}{'person':>20}  {'exposed at':<17}  evidence")
+        for c in sorted(result.contacts, key=lambda c: (c.level, c.exposed_at, c.person)):
+            ev = "; ".join(f"{venues.name_of(e.venue)} {until(e.start, e.end)} "
+                           f"({e.minutes:.0f} min)" for e in c.evidence[:3])
+            if len(c.evidence) > 3:
+                ev += f"; +{len(c.evidence) - 3} more"
+            lines.append(f"F{c.level:<5}{c.person:>20}  {when(c.exposed_at):<17}  {ev}")
+        lines.append("")
+    lines.append(f"zones: {len(result.zones)}")
+    if result.zones:
+        lines.append(f"{'level':<6}{'venue':<32}{'when':<30}{'exposed':>8}")
+        for z in sorted(result.zones, key=lambda z: (z.level, z.start, z.venue)):
+            name = venues.name_of(z.venue)
+            label = name if name == str(z.venue) else f"{name} ({z.venue})"
+            lines.append(f"F{z.level:<5}{label[:31]:<32}{until(z.start, z.end):<30}"
+                         f"{z.exposed:>8}")
+    return "\n".join(lines)

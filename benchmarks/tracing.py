@@ -1,0 +1,259 @@
+"""Benchmark of the co-location index against what an analyst would do with DuckDB.
+
+    python -m benchmarks.tracing --checkins 10000000 [--cases 200] [--json]
+
+One run, on one machine:
+1. simulate N check-ins (tracing.simulate's column generator; not timed);
+2. build: append them into a fresh CheckinIndex in a temporary folder, then compact
+   (`build_s`, `build_checkins_per_s`); `bytes_per_checkin` counts every file of the
+   folder (segments, views, log, dwell, manifest) over the distinct check-ins;
+3. reopen from disk until the first query is answered (`reopen_s`, `first_query_ms`);
+4. F1 (depth 1) and F2 (depth 2) latency over K random cases (a person and a check-in of
+   theirs, window from one day before to two days after it), p50 and p99;
+5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap);
+6. DuckDB: the same check-ins in a table, visit ends computed in SQL (duplicates merged,
+   LEAD over each person's distinct check-in times, venue dwell), materialised once and
+   not timed (`duckdb_prepare_s`) which favours DuckDB; then the F1 query as a self-join
+   per case (`duckdb_f1_p50_ms`); `duckdb_ratio` = DuckDB F1 p50 / ours. The F1 person
+   sets must match ours: `duckdb_mismatches` counts cases where they differ.
+Progress goes to stderr; `--json` prints one flat JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from tracing import simulate
+from tracing.index import CheckinIndex
+from tracing.model import ContactRule
+from tracing.venues import VenueTable
+
+DAY = 86400
+RULE = ContactRule()  # min_overlap 10 min, linger 0, default dwell 60 min
+
+VISITS_SQL = """
+CREATE TABLE visits AS
+WITH dedup AS (
+    SELECT person, venue, t_in, max(t_out) AS t_out FROM checkins GROUP BY person, venue, t_in
+), starts AS (
+    SELECT person, t_in,
+           lead(t_in) OVER (PARTITION BY person ORDER BY t_in) AS next_in
+    FROM (SELECT DISTINCT person, t_in FROM dedup)
+)
+SELECT d.person, d.venue, d.t_in,
+       CASE WHEN d.t_out > 0 THEN d.t_out
+            ELSE least(d.t_in + coalesce(w.dwell, {default_dwell}),
+                       coalesce(s.next_in, 9223372036854775807)) END AS t_end
+FROM dedup d
+JOIN starts s ON s.person = d.person AND s.t_in = d.t_in
+LEFT JOIN dwell w ON w.venue = d.venue
+"""
+
+F1_SQL = """
+SELECT DISTINCT o.person
+FROM visits c JOIN visits o ON o.venue = c.venue
+WHERE c.person = $case AND o.person <> $case
+  AND c.t_in < $to AND c.t_end > $from AND c.t_end > c.t_in
+  AND least(o.t_end, least(c.t_end, $to) + $linger)
+      - greatest(o.t_in, greatest(c.t_in, $from)) >= $min_overlap
+"""
+
+
+def log(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def machine() -> dict:
+    """CPU model, core count, Python, date: what the figures were measured on."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "command": "python -m benchmarks.tracing " + shlex.join(sys.argv[1:])}
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of every file under `folder`."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    return round(float(np.percentile(np.array(seconds) * 1000, q)), 4)
+
+
+def sample_cases(c: simulate.Checkins, k: int, seed: int) -> tuple[np.ndarray, ...]:
+    """k cases: the person of a random check-in, window [t_in - 1 day, t_in + 2 days)."""
+    rng = np.random.default_rng([seed, 11])
+    rows = rng.integers(0, len(c), k)
+    t = c.t_in[rows]
+    return c.person[rows], t - DAY, t + 2 * DAY
+
+
+def build(c: simulate.Checkins, town: simulate.Town, folder: Path) -> tuple[float, dict]:
+    """Append everything into a fresh index in `folder` and compact; returns seconds, stats."""
+    ids, dwell = VenueTable(town.venues()).resolved_dwell()
+    began = time.perf_counter()
+    with CheckinIndex.open(folder, create=True) as idx:
+        idx.set_venue_dwell(ids, dwell)
+        idx.append(c.person, c.venue, c.t_in, c.t_out)
+        idx.compact()
+        elapsed = time.perf_counter() - began
+        stats = idx.stats()
+        stats["len"] = len(idx)
+    return elapsed, stats
+
+
+def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
+    """Seconds per trace and the results."""
+    seconds, results = [], []
+    for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
+        began = time.perf_counter()
+        results.append(idx.trace(case, lo, hi, rule=rule))
+        seconds.append(time.perf_counter() - began)
+    return seconds, results
+
+
+def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule: ContactRule,
+              limit_s: float) -> dict:
+    """DuckDB's F1 per case: {"prepare_s", "seconds": [...], "persons": [set, ...]}."""
+    import duckdb
+
+    con = duckdb.connect()
+    ids, dwell = VenueTable(town.venues()).resolved_dwell()
+    began = time.perf_counter()
+    src = {"person": c.person, "venue": c.venue, "t_in": c.t_in, "t_out": c.t_out}
+    dw = {"venue": ids, "dwell": dwell}
+    con.register("src", src)
+    con.register("dw", dw)
+    con.execute("CREATE TABLE checkins AS SELECT * FROM src")
+    con.execute("CREATE TABLE dwell AS SELECT * FROM dw")
+    con.execute(VISITS_SQL.format(default_dwell=rule.default_dwell))
+    prepare = time.perf_counter() - began
+    seconds, persons = [], []
+    budget_end = time.perf_counter() + limit_s
+    for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
+        params = {"case": case, "from": lo, "to": hi, "linger": rule.linger,
+                  "min_overlap": rule.effective_min_overlap}
+        t0 = time.perf_counter()
+        rows = con.execute(F1_SQL, params).fetchall()
+        seconds.append(time.perf_counter() - t0)
+        persons.append({int(r[0]) for r in rows})
+        if time.perf_counter() > budget_end and len(seconds) >= 5:
+            break
+    con.close()
+    return {"prepare_s": prepare, "seconds": seconds, "persons": persons}
+
+
+def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: bool) -> dict:
+    """Measure everything; returns the flat result dict."""
+    out: dict = {"checkins": n, **machine(),
+                 "note": "2 shared cores; figures contended by other work on the machine"}
+    log(f"simulating {n:,} check-ins")
+    t0 = time.perf_counter()
+    c, town = simulate.checkins_for_count(n, seed=seed)
+    out.update(simulate_s=round(time.perf_counter() - t0, 2), people=town.people,
+               venues=len(town.venue_category))
+    with tempfile.TemporaryDirectory(prefix="qrtrace-bench-") as tmp:
+        folder = Path(tmp) / "index"
+        log("building the index")
+        build_s, stats = build(c, town, folder)
+        out.update(build_s=round(build_s, 3), build_checkins_per_s=round(len(c) / build_s),
+                   distinct_checkins=stats["len"], index_stats_bytes_per_checkin=round(
+                       stats.get("bytes_per_checkin", 0.0), 2),
+                   disk_bytes=folder_bytes(folder))
+        out["bytes_per_checkin"] = round(out["disk_bytes"] / max(stats["len"], 1), 2)
+        log(f"built in {build_s:.2f} s; {out['bytes_per_checkin']} bytes per check-in")
+        cases, froms, tos = sample_cases(c, max(k, batch), seed)
+        began = time.perf_counter()
+        idx = CheckinIndex.open(folder, create=False)
+        idx.trace(int(cases[0]), int(froms[0]), int(tos[0]), rule=RULE)
+        out["reopen_s"] = round(time.perf_counter() - began, 4)
+        try:
+            began = time.perf_counter()
+            idx.trace(int(cases[1 % len(cases)]), int(froms[1 % len(cases)]),
+                      int(tos[1 % len(cases)]), rule=RULE)
+            out["second_query_ms"] = round((time.perf_counter() - began) * 1000, 3)
+            f1_rule = ContactRule(depth=1)
+            log(f"F1 and F2 over {k} cases")
+            f1_s, f1_res = time_queries(idx, cases[:k], froms[:k], tos[:k], f1_rule)
+            f2_s, f2_res = time_queries(idx, cases[:k], froms[:k], tos[:k], RULE)
+            out.update(f1_p50_ms=percentile_ms(f1_s, 50), f1_p99_ms=percentile_ms(f1_s, 99),
+                       f2_p50_ms=percentile_ms(f2_s, 50), f2_p99_ms=percentile_ms(f2_s, 99),
+                       f1_mean_contacts=round(float(np.mean([len(r.contacts) for r in f1_res])),
+                                              1),
+                       f2_mean_contacts=round(float(np.mean([len(r.contacts) for r in f2_res])),
+                                              1),
+                       cases=k)
+            log(f"batch of {batch} cases (trace_many)")
+            began = time.perf_counter()
+            idx.trace_many(cases[:batch], froms[:batch], tos[:batch], f1_rule)
+            out["batch1000_s"] = round(time.perf_counter() - began, 4)
+            out["batch_size"] = batch
+            if out["f2_p50_ms"] * batch < 20_000:  # skip when it would take minutes
+                began = time.perf_counter()
+                idx.trace_many(cases[:batch], froms[:batch], tos[:batch], RULE)
+                out["batch1000_f2_s"] = round(time.perf_counter() - began, 4)
+        finally:
+            idx.close()
+    if not skip_duckdb:
+        m = min(duckdb_cases, k)
+        log(f"DuckDB F1 self-join over up to {m} cases")
+        duck = duckdb_f1(c, town, cases[:m], froms[:m], tos[:m], ContactRule(depth=1),
+                         limit_s=120)
+        done = len(duck["seconds"])
+        ours = [{ct.person for ct in r.contacts} for r in f1_res[:done]]
+        mismatches = [int(cases[i]) for i in range(done) if ours[i] != duck["persons"][i]]
+        duck_p50 = percentile_ms(duck["seconds"], 50)
+        out.update(duckdb_prepare_s=round(duck["prepare_s"], 2), duckdb_cases=done,
+                   duckdb_f1_p50_ms=duck_p50, duckdb_f1_p99_ms=percentile_ms(duck["seconds"], 99),
+                   duckdb_ratio=round(duck_p50 / percentile_ms(f1_s[:done], 50), 1),
+                   duckdb_mismatches=len(mismatches), duckdb_mismatch_cases=mismatches[:10])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse arguments, measure, print."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.tracing", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkins", type=int, default=1_000_000, help="check-ins to simulate")
+    p.add_argument("--cases", type=int, default=200, help="cases for latency percentiles")
+    p.add_argument("--batch", type=int, default=1000, help="cases in the trace_many batch")
+    p.add_argument("--duckdb-cases", type=int, default=50, help="cases run through DuckDB")
+    p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB comparison")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one flat JSON object")
+    args = p.parse_args(argv)
+    if args.checkins < 1000 or args.cases < 2 or args.batch < 1:
+        p.error("--checkins must be at least 1000, --cases at least 2, --batch at least 1")
+    out = run(args.checkins, args.cases, args.batch, args.seed, args.duckdb_cases,
+              args.no_duckdb)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        width = max(len(key) for key in out)
+        for key, value in out.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
