@@ -331,6 +331,16 @@ class CheckinIndex:
             out.append(exposure.trace(snap, case, lo, hi, rule))
         return out
 
+    def checkins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every distinct check-in as columns (person, venue, t_in, t_out; t_out 0 = none),
+        in no particular order: for exports and checks."""
+        snap = self.snapshot()
+        rows = np.arange(len(snap.base), dtype=np.int64)
+        if snap.base_mask.shape[0]:
+            rows = rows[snap.base_mask[snap.base.person] == 0]
+        base, overlay = snap.base.decode(rows), snap.overlay.decode()
+        return tuple(np.concatenate([base[i], overlay[i]]) for i in range(4))
+
     def stats(self) -> dict:
         """Sizes: check-ins, rows in base and head, bytes on disk per check-in."""
         files = {p.name: p.stat().st_size for p in self.folder.iterdir() if p.is_file()}

@@ -47,8 +47,7 @@ def counting_order(codes, n_codes):
     return order, off
 
 
-@njit(cache=True, parallel=True)
-def sort_groups(order, off, key):
+def _sort_groups(order, off, key):
     """Sort each group order[off[g]:off[g+1]] by key[row], in place (keys are unique)."""
     for g in prange(off.shape[0] - 1):
         lo, hi = off[g], off[g + 1]
@@ -86,8 +85,7 @@ def dedupe_sorted(order, vcode, t_in, pcode, t_out):
     return keep[:k + 1], merged[:k + 1]
 
 
-@njit(cache=True, parallel=True)
-def duration_words(perm, person_off, t_in, t_out):
+def _duration_words(perm, person_off, t_in, t_out):
     """Each row's duration word: its explicit check-out, else the gap to the person's next
     strictly later t_in. `perm` lists each person's rows sorted by t_in."""
     dur = np.empty(t_in.shape[0], np.uint32)
@@ -111,6 +109,15 @@ def duration_words(perm, person_off, t_in, t_out):
             nxt = np.int64(t_in[perm[k]])
             j = k - 1
     return dur
+
+
+# Parallel and serial builds of the same kernels: small inputs (the overlay, a test's
+# index) skip the thread pool, whose start-up costs more than they do and which must not
+# run in a process that later forks (the durability test's zygote).
+sort_groups = njit(cache=True, parallel=True)(_sort_groups)
+sort_groups_serial = njit(cache=True)(_sort_groups)
+duration_words = njit(cache=True, parallel=True)(_duration_words)
+duration_words_serial = njit(cache=True)(_duration_words)
 
 
 @njit(cache=True)

@@ -28,6 +28,7 @@ from tracing.storage import fsync_dir, write_npy
 
 COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "dur",
            "person_ids", "person_off", "perm")
+PARALLEL_ROWS = 200_000  # below this, building on one thread is faster
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,16 +112,19 @@ def build_segment(person, venue, t_in, t_out) -> Segment:
     venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64))
     person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64))
     t_in32 = np.ascontiguousarray(t_in, np.int64).astype(np.uint32)
+    big = t_in.shape[0] >= PARALLEL_ROWS
+    sort_groups = kernels.sort_groups if big else kernels.sort_groups_serial
     order, off = kernels.counting_order(vcode, venue_ids.shape[0])
-    kernels.sort_groups(order, off, (t_in32.astype(np.uint64) << np.uint64(32)) | pcode)
+    sort_groups(order, off, (t_in32.astype(np.uint64) << np.uint64(32)) | pcode)
     keep, merged = kernels.dedupe_sorted(order, vcode, t_in32, pcode,
                                          np.ascontiguousarray(t_out, np.int64))
     vcode, pcode, t_in32 = vcode[keep], pcode[keep], t_in32[keep]
     venue_off = np.zeros(venue_ids.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(vcode, minlength=venue_ids.shape[0]), out=venue_off[1:])
     perm, person_off = kernels.counting_order(pcode, person_ids.shape[0])
-    kernels.sort_groups(perm, person_off, (t_in32.astype(np.uint64) << np.uint64(32)) | vcode)
-    dur = kernels.duration_words(perm, person_off, t_in32, merged)
+    sort_groups(perm, person_off, (t_in32.astype(np.uint64) << np.uint64(32)) | vcode)
+    duration_words = kernels.duration_words if big else kernels.duration_words_serial
+    dur = duration_words(perm, person_off, t_in32, merged)
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, dur),
                    pcode, t_in32, dur, person_ids, person_off, perm.astype(np.uint32))
 

@@ -99,10 +99,16 @@ class WriteAheadLog:
         """Write one batch as one record and fsync: durable when this returns."""
         record = encode_batch(person, venue, t_in, t_out)
         with self._lock:
-            view = memoryview(record)
-            while view:
-                view = view[os.write(self._fd, view):]
-            os.fsync(self._fd)
+            start = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                view = memoryview(record)
+                while view:
+                    view = view[os.write(self._fd, view):]
+                os.fsync(self._fd)
+            except OSError:
+                # a half-written record would hide every later one from replay
+                os.ftruncate(self._fd, start)
+                raise
 
     def size(self) -> int:
         """Bytes in the log file."""

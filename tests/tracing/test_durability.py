@@ -1,0 +1,125 @@
+"""kill -9 a writer at random points: every acknowledged check-in survives, nothing else
+appears, and no batch is ever half there.
+
+Starting Python and numba for each of hundreds of writers would take minutes, so a
+"zygote" process imports and warms qrtrace once and forks a fresh writer per round (with
+numba's fork-safe workqueue threading layer). A writer opens the index (replaying the
+log), reports the batches it finds, then appends batches, printing "send b" before each
+append and "ack b" after it returns, until the test SIGKILLs it. The head limit is tiny so
+that kills also land inside compactions.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROWS = 8  # check-ins per batch
+REPO = Path(__file__).resolve().parents[2]
+
+ZYGOTE = r"""
+import os, sys, tempfile
+import numpy as np
+from tracing import CheckinIndex
+
+ROWS = int(sys.argv[1])
+
+def batch(b):
+    j = np.arange(ROWS, dtype=np.uint64)
+    return (np.uint64(b) * 1000 + j, (np.uint64(b) * 7 + j) % 13,
+            1_000_000 + b * 60 + j.astype(np.int64) * 7, np.zeros(ROWS, np.int64))
+
+def say(line):
+    os.write(1, (line + "\n").encode())  # one write: a kill never tears a line
+
+def writer(folder, start):
+    index = CheckinIndex.open(folder, head_limit=64)
+    person = index.checkins()[0]
+    ids, counts = np.unique(person // 1000, return_counts=True)
+    torn = ids[counts != ROWS]
+    say("present " + " ".join(map(str, ids.tolist())))
+    say("torn " + " ".join(map(str, torn.tolist())))
+    say("ready")
+    b = start
+    while True:
+        say(f"send {b}")
+        index.append(*batch(b))
+        say(f"ack {b}")
+        b += 1
+
+with tempfile.TemporaryDirectory() as warm:  # compile or load every kernel once
+    with CheckinIndex.open(warm, head_limit=4) as index:
+        for b in range(3):
+            index.append(*batch(b))
+        index.trace(0, 0, 2**31)
+say("zygote ready")
+for command in sys.stdin:
+    folder, start = command.split()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            writer(folder, int(start))
+        finally:
+            os._exit(1)
+    say(f"pid {pid}")
+    os.waitpid(pid, 0)
+    say("dead")
+"""
+
+
+def read_until(stream, prefix):
+    lines = []
+    while True:
+        line = stream.readline()
+        assert line, f"zygote ended early; last lines {lines[-5:]}"
+        lines.append(line.rstrip("\n"))
+        if line.startswith(prefix):
+            return lines
+
+
+def ids(line: str) -> set[int]:
+    return {int(x) for x in line.split()[1:]}
+
+
+def test_acknowledged_batches_survive_kill_9(tmp_path):
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
+    zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE, str(ROWS)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    rng = random.Random(1234)
+    folder = tmp_path / "index"
+    sent: set[int] = set()
+    acked: set[int] = set()
+
+    def one_round(kill_after: float) -> None:
+        """A writer reopens the index, which must hold exactly what the rules allow."""
+        zygote.stdin.write(f"{folder} {max(sent, default=-1) + 1}\n")
+        zygote.stdin.flush()
+        pid = int(read_until(zygote.stdout, "pid")[-1].split()[1])
+        lines = read_until(zygote.stdout, "ready")
+        present = ids(next(x for x in lines if x.startswith("present")))
+        torn = ids(next(x for x in lines if x.startswith("torn")))
+        assert not torn, f"batches half applied: {sorted(torn)}"
+        assert acked <= present, f"acknowledged but lost: {sorted(acked - present)}"
+        assert present <= sent, f"never sent but present: {sorted(present - sent)}"
+        time.sleep(kill_after)
+        os.kill(pid, signal.SIGKILL)
+        for line in read_until(zygote.stdout, "dead"):
+            if line.startswith("send"):
+                sent.add(int(line.split()[1]))
+            elif line.startswith("ack"):
+                acked.add(int(line.split()[1]))
+
+    try:
+        read_until(zygote.stdout, "zygote ready")
+        for _ in range(200):
+            one_round(kill_after=rng.random() * 0.03)
+        one_round(kill_after=0)  # checks what the 200th kill left behind
+        assert len(acked) > 200  # the writers did real work between kills
+    finally:
+        zygote.kill()
+        zygote.wait()
