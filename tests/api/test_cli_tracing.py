@@ -1,0 +1,104 @@
+"""The real `qrtrace` console script: simulate, import, trace (JSON and table), errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+T = 1_638_322_200  # 2021-12-01T08:30:00+07:00
+CASE, FRIEND, LATER, STRANGER = 900_001, 900_002, 900_003, 900_004
+VENUE = 5  # a venue of the simulated town
+
+
+def qrtrace(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "qrtrace"
+    cmd = [str(script)] if script.exists() else [
+        sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
+    done = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+    if check and done.returncode != 0:
+        raise AssertionError(f"qrtrace {args} failed:\n{done.stderr}")
+    return done
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """A data folder with a simulated town plus a hand-made case and its contacts."""
+    root = tmp_path_factory.mktemp("cli")
+    checkins, venues = root / "checkins.csv", root / "venues.csv"
+    qrtrace("simulate", "--people", "300", "--venues", "30", "--days", "2", "--seed", "4",
+            "--start", "2021-12-01", "--out", str(checkins), "--venues-out", str(venues),
+            "--no-progress")
+    with open(checkins, "a", encoding="utf-8") as fh:
+        fh.write(f"{CASE},{VENUE},2021-12-01T08:30:00+07:00,2021-12-01T09:30:00+07:00\n")
+        fh.write(f"{FRIEND},{VENUE},{T + 600},{T + 3000}\n")  # 40 min with the case
+        fh.write(f"{FRIEND},{VENUE},{T + 600},\n")  # a duplicate upload
+        fh.write(f"{LATER},{VENUE},{T + 2400},{T + 5400}\n")  # 20 min with case and friend
+        fh.write(f"{STRANGER},{VENUE},{T + 3540},{T + 7200}\n")  # 1 min with the case
+        fh.write(f"{STRANGER},{VENUE},2021-12-01T09:00:00,\n")  # naive time: rejected
+        fh.write("bad,row\n")
+    done = qrtrace("import", "--data", str(root / "data"), str(checkins), "--venues",
+                   str(venues), "--json", "--no-progress")
+    summary = json.loads(done.stdout)
+    assert summary["loaded"] + summary["duplicates"] + summary["rejected"] == summary["rows"]
+    assert summary["rejected"] == 2 and summary["duplicates"] >= 1
+    assert summary["rejected_rows"][0]["reason"].endswith(
+        "has no UTC offset (write e.g. +07:00 or Z)")
+    assert "line" in summary["rejected_rows"][1]
+    assert "line" in done.stderr  # the bad rows are also named on stderr
+    return root / "data"
+
+
+def test_trace_json_has_the_documented_shape_and_the_known_contact(data):
+    done = qrtrace("trace", "--data", str(data), "--case", str(CASE),
+                   "--from", "2021-12-01T00:00:00+07:00", "--to", str(T + 86400), "--json")
+    result = json.loads(done.stdout)
+    assert {"rule", "contacts", "zones", "query_ms"} <= result.keys()
+    assert result["rule"]["min_overlap"] == 600 and result["rule"]["depth"] == 2
+    contacts = {c["person"]: c for c in result["contacts"]}
+    friend = contacts[FRIEND]
+    assert friend["level"] == 1 and friend["exposed_at"] == T + 600
+    assert friend["evidence"] == [{"venue": VENUE, "start": T + 600, "end": T + 3000,
+                                   "minutes": 40.0}]
+    assert contacts[LATER]["level"] == 1
+    assert STRANGER not in contacts or contacts[STRANGER]["level"] == 2
+    for c in result["contacts"]:
+        assert set(c) == {"person", "level", "exposed_at", "evidence"}
+    zone = next(z for z in result["zones"] if z["level"] == 0 and z["venue"] == VENUE)
+    assert set(zone) == {"venue", "level", "start", "end", "exposed"}
+    assert zone["start"] <= T and zone["end"] >= T + 3600 and zone["exposed"] >= 2
+
+
+def test_trace_rule_options_and_table(data, tmp_path):
+    done = qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
+                   "--to", str(T + 3600), "--depth", "1", "--min-overlap", "30", "--json")
+    persons = {c["person"] for c in json.loads(done.stdout)["contacts"]}
+    assert FRIEND in persons and LATER not in persons  # 20 min < 30 min
+    graphml = tmp_path / "g.graphml"
+    table = qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
+                    "--to", str(T + 3600), "--graphml", str(graphml)).stdout
+    assert "2021-12-01 08:40" in table  # the friend's exposure, in UTC+7
+    assert str(FRIEND) in table and graphml.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--from", "2021-12-01T08:00:00", "--to", "2"], "has no UTC offset"),
+    (["--from", "5", "--to", "5"], "is not after"),
+    (["--from", "1", "--to", "2", "--tz", "Mars"], "not an offset"),
+])
+def test_trace_bad_input_is_one_clear_line(data, args, message):
+    done = qrtrace("trace", "--data", str(data), "--case", str(CASE), *args, check=False)
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_missing_folder_and_file_are_clear_errors(tmp_path):
+    done = qrtrace("trace", "--data", str(tmp_path / "none"), "--case", "1", "--from", "1",
+                   "--to", "2", check=False)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    done = qrtrace("import", "--data", str(tmp_path / "d"), str(tmp_path / "x.csv"),
+                   check=False)
+    assert done.returncode == 2 and "x.csv does not exist" in done.stderr
