@@ -1,10 +1,10 @@
 """A synthetic commune or city and its QR check-ins, for tests, demos and benchmarks.
 
-The town: villages (or wards), each with homes (people live in households of 1-6), and
-venues of the categories in `tracing.venues`: markets, schools, offices, enterprises,
-shops, cafes, clinics and commune offices. A person is a child (goes to a school in
-their village), a worker (an office or enterprise, in their village seven times in ten)
-or an elder.
+The town: villages (or wards), each with homes (people live in households of 1-6; homes
+have no QR point, they group people), and venues of the categories in `tracing.venues`:
+markets, schools, offices, enterprises, shops, cafes, clinics and commune offices. A
+person is a child (goes to a school in their village), a worker (an office or
+enterprise, in their village seven times in ten) or an elder.
 
 A day, in Vietnam local time (UTC+7), stored as epoch seconds:
 - weekdays: children check in at school around 6:45 (half scan out around 16:30);
@@ -12,7 +12,9 @@ A day, in Vietnam local time (UTC+7), stored as epoch seconds:
   8.5 hours), a lunch at a cafe for some;
 - market mornings (5:30-9:00), mostly adults and elders;
 - shops in the evening (17:00-21:00), one or two;
-- now and then a clinic (7:00-16:00) or the commune office (weekday office hours).
+- now and then a clinic (7:00-16:00) or the commune office (weekday office hours);
+- households going out together: a quarter of them to a market on weekend mornings,
+  a few to a shop on an evening; the members scan in within two minutes.
 Some visits carry an explicit check-out, and about 0.5 % of rows are uploaded twice
 (same person, venue and check-in; sometimes only one copy has the check-out).
 
@@ -62,7 +64,8 @@ class Town:
     """People and venues of a synthetic town; ids are 1-based indices.
 
     venue_category/venue_village: per venue (index = id - 1). person_village,
-    person_role, person_place (school or workplace venue id, 0 for elders): per person.
+    person_role, person_place (school or workplace venue id, 0 for elders), person_home
+    (household number): per person. home_village: per household.
     """
 
     villages: int
@@ -71,6 +74,8 @@ class Town:
     person_village: np.ndarray
     person_role: np.ndarray
     person_place: np.ndarray
+    person_home: np.ndarray
+    home_village: np.ndarray
     seed: int
 
     @property
@@ -133,7 +138,11 @@ def build_town(people: int, venues: int, seed: int = 0) -> Town:
     counts[0] += venues - counts.sum()
     category = rng.permutation(np.repeat(np.arange(len(CATEGORIES), dtype=np.int8), counts))
     village = rng.integers(0, villages, venues).astype(np.int32)
-    person_village = rng.integers(0, villages, people).astype(np.int32)
+    # Households of 1 to 6 people (mean about 3.5), each in one village.
+    sizes = rng.integers(1, 7, people // 3 + 1)
+    person_home = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)[:people]
+    home_village = rng.integers(0, villages, int(person_home[-1]) + 1).astype(np.int32)
+    person_village = home_village[person_home]
     role = rng.choice(3, size=people, p=ROLE_SHARE).astype(np.int8)
     picker = _VenuePicker(category, village)
     place = np.zeros(people, dtype=np.int64)
@@ -144,7 +153,8 @@ def build_town(people: int, venues: int, seed: int = 0) -> Town:
     for is_enterprise, cat in ((True, "enterprise"), (False, "office")):
         who = workers[at_enterprise == is_enterprise]
         place[who] = picker.pick(rng, CATEGORIES.index(cat), person_village[who], 0.7)
-    return Town(villages, category, village, person_village, role, place, seed)
+    return Town(villages, category, village, person_village, role, place, person_home,
+                home_village, seed)
 
 
 class _VenuePicker:
@@ -177,8 +187,34 @@ class _VenuePicker:
         return self.ids[np.where(local, nearby, anywhere)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Outings:
+    """Household outings of one day: per household, a venue (0 = none) and a time."""
+
+    venue: np.ndarray
+    t_in: np.ndarray
+
+
+def _household_outings(town: Town, picker: _VenuePicker, rng: np.random.Generator,
+                       midnight: int, weekday: int) -> _Outings:
+    """Households that go out together: weekend mornings to a market, some evenings
+    to a shop; the members scan in one after another."""
+    homes = len(town.home_village)
+    weekend = weekday >= 5
+    going = rng.random(homes) < (0.25 if weekend else 0.04)
+    market = rng.random(homes) < (0.7 if weekend else 0.0)
+    venue = np.zeros(homes, dtype=np.int64)
+    for to_market in (True, False):
+        sel = going & (market == to_market)
+        cat = CATEGORIES.index("market" if to_market else "shop")
+        venue[sel] = picker.pick(rng, cat, town.home_village[sel], 0.9)
+    start = np.where(market, 7.0 * HOUR, 18.0 * HOUR).astype(np.int64)
+    t_in = midnight + start + (rng.random(homes) * 2.5 * HOUR).astype(np.int64)
+    return _Outings(venue, t_in)
+
+
 def _day_visits(town: Town, picker: _VenuePicker, rng: np.random.Generator, lo: int, hi: int,
-                midnight: int, weekday: int) -> Checkins:
+                midnight: int, weekday: int, outings: _Outings) -> Checkins:
     """Check-ins of persons lo..hi-1 (0-based) on the local day starting at `midnight`."""
     n = hi - lo
     village = town.person_village[lo:hi]
@@ -222,6 +258,12 @@ def _day_visits(town: Town, picker: _VenuePicker, rng: np.random.Generator, lo: 
         errand = np.flatnonzero(grown & (rng.random(n) < 0.01))
         add(errand, picker.pick(rng, cat("commune_office"), village[errand], 1.0),
             7.5, 8.0, 0.3, (10, 40))
+    home = town.person_home[lo:hi]
+    family = np.flatnonzero(outings.venue[home] > 0)
+    if len(family):
+        t_in = outings.t_in[home[family]] + rng.integers(0, 120, len(family))
+        parts.append((persons[family], outings.venue[home[family]].astype(np.uint64), t_in,
+                      np.zeros(len(family), dtype=np.int64)))
     if not parts:
         return _empty()
     person, venue, t_in, t_out = (np.concatenate(c) for c in zip(*parts, strict=True))
@@ -266,10 +308,12 @@ def iter_checkins(town: Town, days: int, start_day: int,
     for d in range(days):
         day = start_day + d
         weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+        outings = _household_outings(town, picker, np.random.default_rng([town.seed, 4, d]),
+                                     local_midnight(day), weekday)
         for lo in range(0, town.people, block):
             rng = np.random.default_rng([town.seed, 2, d, lo])
             chunk = _day_visits(town, picker, rng, lo, min(town.people, lo + block),
-                                local_midnight(day), weekday)
+                                local_midnight(day), weekday, outings)
             if len(chunk):
                 yield chunk
 

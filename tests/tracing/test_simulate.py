@@ -71,3 +71,18 @@ def test_sizing_to_a_count_and_the_csv_round_trip():
     assert np.array_equal(back.person, c.person) and np.array_equal(back.t_out, c.t_out)
     dwell = [v.dwell_minutes for v in town.venues()]
     assert None in dwell and any(d is not None for d in dwell)
+
+
+def test_households_go_out_together_on_the_weekend():
+    c, town = simulate.generate_checkins(3000, 150, 5, seed=6, start_day=START)
+    sizes = np.bincount(town.person_home)
+    assert sizes.min() >= 1 and sizes.max() <= 6
+    assert np.all(town.person_village == town.home_village[town.person_home])
+    saturday = simulate.local_midnight(START + 3)
+    day = (c.t_in >= saturday) & (c.t_in < saturday + simulate.DAY)
+    home = town.person_home[c.person[day].astype(np.int64) - 1]
+    # Rows of the same household at the same venue within two minutes.
+    key = home * 1_000_000 + c.venue[day].astype(np.int64)
+    order = np.lexsort((c.t_in[day], key))
+    same = (np.diff(key[order]) == 0) & (np.diff(c.t_in[day][order]) < 120)
+    assert same.sum() > 50
