@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 T = 1_638_322_200  # 2021-12-01T08:30:00+07:00
 CASE, FRIEND, LATER, STRANGER = 900_001, 900_002, 900_003, 900_004
@@ -102,3 +105,31 @@ def test_missing_folder_and_file_are_clear_errors(tmp_path):
     done = qrtrace("import", "--data", str(tmp_path / "d"), str(tmp_path / "x.csv"),
                    check=False)
     assert done.returncode == 2 and "x.csv does not exist" in done.stderr
+
+
+_line = st.one_of(
+    st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 5_000_000_000),
+              st.one_of(st.just(""), st.integers(0, 5_000_000_000).map(str)))
+    .map(lambda r: f"{r[0]},{r[1]},{r[2]},{r[3]}"),
+    st.sampled_from(["", "1,2", "x,1,2,", "1,1,2021-12-01T08:00:00,", "1,1,-5,",
+                     "2,2,2021-12-01T08:00:00+07:00,2021-12-01T07:00:00+07:00"]),
+)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_line, min_size=1, max_size=40))
+def test_import_accounts_for_every_row(tmp_path, capsys, lines):
+    """loaded + duplicates + rejected == rows, whatever the rows (index limits included)."""
+    from api.cli import main
+
+    folder = tmp_path / uuid.uuid4().hex
+    folder.mkdir()
+    source = folder / "c.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["import", "--data", str(folder / "data"), str(source), "--json",
+                 "--no-progress"]) in (0, 1)
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rows"] == sum(1 for line in lines if line)
+    assert summary["loaded"] + summary["duplicates"] + summary["rejected"] == summary["rows"]
+    assert all(r["line"] >= 1 and r["reason"] for r in summary["rejected_rows"])
