@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -127,7 +128,8 @@ def _append(idx, chunk: csvio.CheckinChunk) -> tuple[int, int, list[csvio.Reject
             if hi - lo == 1:
                 t_out = chunk.t_out[lo]
                 text = f"{chunk.person[lo]},{chunk.venue[lo]},{chunk.t_in[lo]},{t_out or ''}"
-                rejected.append(csvio.RejectedRow(int(chunk.line[lo]), str(exc), text))
+                reason = re.sub(r"^row \d+: ", "", str(exc))  # the index's row number is 0
+                rejected.append(csvio.RejectedRow(int(chunk.line[lo]), reason, text))
             else:
                 mid = (lo + hi) // 2
                 pending += [(mid, hi), (lo, mid)]
