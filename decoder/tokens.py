@@ -3,10 +3,10 @@
 Token layout (version 1), 43 characters of the QR alphanumeric set, so that a token fits
 a QR code of version 3 at error correction M (61 alphanumeric characters)::
 
-    QT 1 P 01 0000000000ABC 0000 LNH6Q0V3DQCK6ST1QJ0G
+    QT 1 P 01 0000000000C1P 0K9L 1RUBSL2DSUN18IRRFRD2
     |  | | |  |             |    MAC: first 100 bits of the digest, 20 base-32 digits
     |  | | |  |             expiry day (days since 1970-01-01 UTC; 0 = none), 4 digits
-    |  | | |  id, unsigned 64-bit, 13 digits (the first one below G)
+    |  | | |  id, unsigned 64-bit, 13 digits (the first one below G): here 12345
     |  | | key id, 0..1023, 2 digits
     |  | kind: P person, V venue
     |  version
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import operator
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +63,7 @@ class Kind(IntEnum):
 
     @property
     def char(self) -> str:
+        """The kind's letter in a token: P or V."""
         return "P" if self is Kind.PERSON else "V"
 
 
@@ -81,6 +81,7 @@ class Status(IntEnum):
 
     @property
     def reason(self) -> str:
+        """Short machine-readable name: "ok", "bad_mac", "unknown_key", ..."""
         return self.name.lower()
 
 
@@ -99,12 +100,16 @@ def _base32(value: int, width: int) -> str:
     return "".join(ALPHABET[(value >> (5 * (width - 1 - j))) & 31] for j in range(width))
 
 
+def _check_int(value: object, what: str, low: int, high: int, high_text: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise DecoderError(f"{what} must be an int, got {type(value).__name__}")
+    if not low <= int(value) <= high:
+        raise DecoderError(f"{what} must be in {low}..{high_text or high}, got {value}")
+    return int(value)
+
+
 def _check_key_id(key_id: object, what: str = "key_id") -> int:
-    if isinstance(key_id, bool) or not isinstance(key_id, int | np.integer):
-        raise DecoderError(f"{what} must be an int, got {type(key_id).__name__}")
-    if not 0 <= int(key_id) <= MAX_KEY_ID:
-        raise DecoderError(f"{what} must be in 0..{MAX_KEY_ID}, got {key_id}")
-    return int(key_id)
+    return _check_int(key_id, what, 0, MAX_KEY_ID)
 
 
 @dataclass(frozen=True, repr=False)
@@ -201,15 +206,7 @@ def _check_kind(kind: object) -> Kind:
 
 
 def _check_id(value: object) -> int:
-    if isinstance(value, bool):
-        raise DecoderError("id must be an int, got bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise DecoderError(f"id must be an int, got {type(value).__name__}") from None
-    if not 0 <= value < 2**64:
-        raise DecoderError(f"id must be in 0..2**64-1, got {value}")
-    return value
+    return _check_int(value, "id", 0, 2**64 - 1, "2**64-1")
 
 
 def token_mac(body: str, secret: bytes) -> str:
@@ -232,11 +229,8 @@ def issue_token(
     value = _check_id(id)
     if not isinstance(keyring, KeyRing):
         raise DecoderError(f"keyring must be a KeyRing, got {type(keyring).__name__}")
-    expiry = 0
-    if expires_day is not None:
-        expiry = operator.index(expires_day)
-        if not 1 <= expiry <= MAX_EXPIRY_DAY:
-            raise DecoderError(f"expires_day must be in 1..{MAX_EXPIRY_DAY}, got {expires_day}")
+    expiry = 0 if expires_day is None else _check_int(expires_day, "expires_day", 1,
+                                                        MAX_EXPIRY_DAY)  # fmt: skip
     body = (
         f"{PREFIX}{VERSION}{kind.char}{_base32(keyring.active, KEY_CHARS)}"
         f"{_base32(value, ID_CHARS)}{_base32(expiry, EXPIRY_CHARS)}"
@@ -273,10 +267,12 @@ class TokenResult(NamedTuple):
 
     @property
     def ok(self) -> bool:
+        """True only for status OK."""
         return self.status is Status.OK
 
     @property
     def reason(self) -> str:
+        """The status's machine-readable name."""
         return self.status.reason
 
 
@@ -389,9 +385,7 @@ def verify_tokens(
         raise DecoderError(f"texts must be a sequence of tokens, got {type(texts).__name__}")
     if not isinstance(keyring, KeyRing):
         raise DecoderError(f"keyring must be a KeyRing, got {type(keyring).__name__}")
-    if today is not None and (isinstance(today, bool) or not isinstance(today, int | np.integer)):
-        raise DecoderError(f"today must be an int day number, got {type(today).__name__}")
-    day = int(time.time() // 86400) if today is None else int(today)
+    day = int(time.time() // 86400) if today is None else _check_int(today, "today", 0, 2**62)
     if isinstance(texts, np.ndarray) and texts.dtype == np.dtype(f"S{TOKEN_LEN}"):
         if texts.ndim != 1:
             raise DecoderError(f"texts must be 1-D, got shape {texts.shape}")

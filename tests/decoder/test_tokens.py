@@ -241,6 +241,7 @@ def test_a_token_fits_a_qr_code_of_version_4_at_level_m(kind):
     (lambda: issue_token("person", "7", ring()), "id must be an int"),
     (lambda: issue_token("shop", 7, ring()), "kind must be 'person' or 'venue'"),
     (lambda: issue_token("venue", 7, ring(), expires_day=0), "expires_day must be in"),
+    (lambda: issue_token("venue", 7, ring(), expires_day=1.5), "expires_day must be an int"),
     (lambda: issue_token("venue", 7, object()), "keyring must be a KeyRing"),
     (lambda: KeyRing({1: b"short"}, 1), "key 1: secret must be 16..64 bytes, got 5"),
     (lambda: KeyRing({1024: SECRETS[0]}, 1024), "key_id must be in 0..1023"),
@@ -249,7 +250,7 @@ def test_a_token_fits_a_qr_code_of_version_4_at_level_m(kind):
     (lambda: ring().add(2, SECRETS[0]), "already in use"),
     (lambda: verify_tokens("QT1P", ring()), "sequence of tokens"),
     (lambda: verify_tokens(None, ring()), "sequence of tokens, got NoneType"),
-    (lambda: verify_tokens(["QT1P"], ring(), today="1"), "today must be an int day number"),
+    (lambda: verify_tokens(["QT1P"], ring(), today="1"), "today must be an int"),
     (lambda: verify_tokens(np.zeros((2, 2), "S43"), ring()), "texts must be 1-D"),
     (lambda: verify_tokens([], ring(), revoked=[("shop", 1)]), "kind must be"),
 ])  # fmt: skip
