@@ -100,6 +100,13 @@ def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
         yield _join(pending)
 
 
+def _progress(chunks, bar) -> Iterator[csvio.CheckinChunk]:
+    """Pass chunks through, moving the progress bar as the file is read."""
+    for chunk in chunks:
+        bar.update(chunk.bytes_read - bar.n)
+        yield chunk
+
+
 def _join(chunks: list[csvio.CheckinChunk]) -> csvio.CheckinChunk:
     if len(chunks) == 1:
         return chunks[0]
@@ -158,14 +165,13 @@ def run(args: argparse.Namespace) -> int:
         size = source.stat().st_size
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
                   disable=args.no_progress or None) as bar:
-            for batch in _batches(idx, csvio.read_checkins(source)):
+            for batch in _batches(idx, _progress(csvio.read_checkins(source), bar)):
                 added, dups, refused = _append(idx, batch)
                 loaded += added
                 duplicates += dups
                 rows += batch.rows
                 rejected.extend(batch.rejected)
                 rejected.extend(refused)
-                bar.update(batch.bytes_read - bar.n)
     except csvio.CsvFormatError as exc:
         raise UsageError(f"{source}: {exc}") from None
     except OSError as exc:
