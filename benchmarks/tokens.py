@@ -105,8 +105,14 @@ def first_call_in_fresh_process(cold_cache: bool) -> float:
     with tempfile.TemporaryDirectory() as cache:
         if cold_cache:
             env["NUMBA_CACHE_DIR"] = cache
-        out = subprocess.run([sys.executable, "-c", _FIRST_CALL], env=env, check=True,
-                             capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+        out = subprocess.run(
+            [sys.executable, "-c", _FIRST_CALL],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+        )
     return float(out.stdout.strip())
 
 

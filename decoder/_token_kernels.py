@@ -68,8 +68,7 @@ def blake2b_compress(h, m, counter, last):
     if last:
         v14 ^= _MASK
     m0, m1, m2, m3, m4, m5, m6, m7 = m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]
-    m8, m9, m10, m11, m12, m13, m14, m15 = (m[8], m[9], m[10], m[11], m[12], m[13], m[14],
-                                            m[15])
+    m8, m9, m10, m11, m12, m13, m14, m15 = m[8], m[9], m[10], m[11], m[12], m[13], m[14], m[15]
     # round 0
     v0, v4, v8, v12 = _mix(v0, v4, v8, v12, m0, m1)
     v1, v5, v9, v13 = _mix(v1, v5, v9, v13, m2, m3)
@@ -250,7 +249,7 @@ def _digest_bytes(h, digest_size):
 
 @njit(cache=True)
 def _base32(row, start, count, digit):
-    """Big-endian base-32 value of row[start:start+count]; -1 if a char is not a digit."""
+    """Big-endian base-32 value of row[start:start+count], and False if a char is no digit."""
     value = np.uint64(0)
     for j in range(start, start + count):
         d = digit[row[j]]
@@ -270,8 +269,9 @@ def _bswap(x):
 
 
 @njit(cache=True)
-def verify_rows(rows, digit, layout, key_slot, key_states, today, status, kind, ids, key_ids,
-                expires):
+def verify_rows(
+    rows, digit, layout, key_slot, key_states, today, status, kind, ids, key_ids, expires
+):
     """Verify fixed-width token rows in place of the five output columns.
 
     rows: (n, width) uint8; digit: (256,) uint8 base-32 digit of each byte, 255 if none;
@@ -282,11 +282,11 @@ def verify_rows(rows, digit, layout, key_slot, key_states, today, status, kind, 
     -2 retired; key_states: (k, 8) uint64 keyed BLAKE2b states (digest size 16).
     kind/ids/key_ids/expires are written only for tokens whose MAC verifies.
     """
-    p0, p1, ver, c_person, c_venue, body = layout[0], layout[1], layout[2], layout[3], \
-        layout[4], layout[5]
+    p0, p1, ver = layout[0], layout[1], layout[2]
+    c_person, c_venue, body = layout[3], layout[4], layout[5]
     n_key, n_id, n_exp, n_hi, n_lo = layout[6], layout[7], layout[8], layout[9], layout[10]
-    s_ok, s_malformed, s_version, s_unknown, s_retired, s_mac, s_expired = (
-        layout[11], layout[12], layout[13], layout[14], layout[15], layout[16], layout[17])
+    s_ok, s_malformed, s_version, s_unknown = layout[11], layout[12], layout[13], layout[14]
+    s_retired, s_mac, s_expired = layout[15], layout[16], layout[17]
     m = np.empty(16, dtype=np.uint64)
     h = np.empty(8, dtype=np.uint64)
     for i in range(rows.shape[0]):

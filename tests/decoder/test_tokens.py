@@ -141,13 +141,13 @@ def mutate(token: str, rng: random.Random) -> str:
         op, i = rng.randrange(5), rng.randrange(len(token) or 1)
         char = rng.choice(QR_ALPHANUMERIC + "aézW\x00")
         if op == 0:
-            token = token[:i] + char + token[i + 1:]
+            token = token[:i] + char + token[i + 1 :]
         elif op == 1:
             token = token[:i] + char + token[i:]
         elif op == 2:
-            token = token[:i] + token[i + 1:]
+            token = token[:i] + token[i + 1 :]
         elif op == 3 and i + 1 < len(token):
-            token = token[:i] + token[i + 1] + token[i] + token[i + 2:]
+            token = token[:i] + token[i + 1] + token[i] + token[i + 2 :]
         else:
             token = token[:i]
     return token
@@ -194,8 +194,10 @@ def test_expired_from_the_start_of_the_expiry_day(today, status):
 def test_revoked_by_kind_and_id():
     tokens = [issue_token("person", 5, ring()), issue_token("venue", 5, ring()),
               issue_token("person", 6, ring(), expires_day=10)]  # fmt: skip
-    for revoked in ([("person", 5), (Kind.PERSON, 6)], RevocationList.of([("person", 5),
-                                                                         ("person", 6)])):
+    for revoked in (
+        [("person", 5), (Kind.PERSON, 6)],
+        RevocationList.of([("person", 5), ("person", 6)]),
+    ):
         batch = verify_tokens(tokens, ring(), today=TODAY, revoked=revoked)
         assert batch.reasons() == ["revoked", "ok", "revoked"]
 
@@ -207,8 +209,15 @@ def test_junk_gets_a_status_never_an_exception():
              token.lower(), "QT2" + token[3:], "QT9", "QT1", token[:3] + "\udc80" + token[4:],
              b"QT1P" + b"\x80" * 39, token]  # fmt: skip
     batch = verify_tokens(texts, ring(), today=TODAY)
-    assert batch.reasons() == ["malformed"] * 7 + ["ok"] * 3 + ["malformed", "unknown_version",
-                               "unknown_version", "malformed", "malformed", "malformed", "ok"]
+    assert batch.reasons() == ["malformed"] * 7 + ["ok"] * 3 + [
+        "malformed",
+        "unknown_version",
+        "unknown_version",
+        "malformed",
+        "malformed",
+        "malformed",
+        "ok",
+    ]
     assert batch.id.tolist()[7:10] == [99] * 3
     assert batch.counts() == {"ok": 4, "malformed": 11, "unknown_version": 2}
     assert [r.reason for r in batch] == batch.reasons()
