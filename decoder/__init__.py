@@ -4,5 +4,34 @@ Pure functions over numpy arrays and bytes: no I/O, no network, nothing of ours 
 """
 
 from decoder.frames import FrameDecoder, FrameResult, FrameStatus, decode_frames
+from decoder.tokens import (
+    TOKEN_LEN,
+    DecoderError,
+    KeyRing,
+    Kind,
+    RevocationList,
+    Status,
+    TokenBatch,
+    TokenResult,
+    issue_token,
+    verify_token,
+    verify_tokens,
+)
 
-__all__ = ["FrameDecoder", "FrameResult", "FrameStatus", "decode_frames"]
+__all__ = [
+    "TOKEN_LEN",
+    "DecoderError",
+    "FrameDecoder",
+    "FrameResult",
+    "FrameStatus",
+    "KeyRing",
+    "Kind",
+    "RevocationList",
+    "Status",
+    "TokenBatch",
+    "TokenResult",
+    "decode_frames",
+    "issue_token",
+    "verify_token",
+    "verify_tokens",
+]
