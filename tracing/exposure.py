@@ -9,6 +9,7 @@ visit ends there are exact; the base hides that person's rows with `base_mask`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
 from tracing.segments import Segment
 
 NO_MASK = np.zeros(0, np.uint8)
+_new_evidence = partial(tuple.__new__, Evidence)
+_new_contact = partial(tuple.__new__, Contact)
 
 
 @dataclass(slots=True)
@@ -107,45 +110,55 @@ def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
     for level in range(1, rule.depth + 1):
         hits = overlaps(snap, pres, rule) if len(pres[0]) else _concat([])
         keep = ~np.isin(hits[0], found)
-        person, venue, start, end = (h[keep] for h in hits)
-        # evidence per person ordered by (start, end, venue), without repeats
-        order = np.lexsort((venue, end, start, person))
-        person, venue, start, end = person[order], venue[order], start[order], end[order]
-        fresh = np.ones(person.shape[0], bool)
-        fresh[1:] = ((person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
-                     | (start[1:] != start[:-1]) | (end[1:] != end[:-1]))
-        person, venue, start, end = person[fresh], venue[fresh], start[fresh], end[fresh]
-        zones += _zones(level - 1, pres, person, venue, start)
+        person, venue, start, end = _evidence_order(*(h[keep] for h in hits))
+        firsts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if len(person) \
+            else np.empty(0, np.int64)
+        zones += _zones(level - 1, pres, venue, start, np.repeat(
+            np.arange(firsts.shape[0]), np.diff(np.r_[firsts, person.shape[0]])))
         if person.shape[0] == 0:
             break
-        firsts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
         new_persons, exposed_at = person[firsts], start[firsts]
-        bounds = np.r_[firsts, person.shape[0]]
-        for i in range(new_persons.shape[0]):
-            lo, hi = bounds[i], bounds[i + 1]
-            evidence = tuple(Evidence(int(v), int(s), int(e)) for v, s, e in
-                             zip(venue[lo:hi].tolist(), start[lo:hi].tolist(),
-                                 end[lo:hi].tolist(), strict=True))
-            contacts.append(Contact(int(new_persons[i]), level, int(exposed_at[i]), evidence))
+        contacts += _contacts(level, new_persons, exposed_at, firsts, venue, start, end)
         found = np.concatenate([found, new_persons])
         if level < rule.depth:
             pres = presences(snap, new_persons, exposed_at, window_to, rule)
-    contacts.sort(key=lambda c: (c.level, c.exposed_at, c.person))
-    zones.sort(key=lambda z: (z.level, z.venue, z.start))
     return TraceResult(case, window_from, window_to, rule, tuple(contacts), tuple(zones))
 
 
-def _zones(level, pres, person, venue, start) -> list[Zone]:
-    """Level-`level` zones: merged presences per venue, with distinct exposed persons."""
+def _evidence_order(person, venue, start, end):
+    """Overlaps sorted by (person, start, end, venue), repeats removed."""
+    order = np.lexsort((venue, end, start, person))
+    person, venue, start, end = person[order], venue[order], start[order], end[order]
+    if person.shape[0] < 2:
+        return person, venue, start, end
+    fresh = np.r_[True, (person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
+                  | (start[1:] != start[:-1]) | (end[1:] != end[:-1])]
+    return person[fresh], venue[fresh], start[fresh], end[fresh]
+
+
+def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Contact]:
+    """Contact objects ordered by (exposed_at, person); evidence rows follow `firsts`."""
+    # tuple.__new__ straight from zip: the cheapest way to build many named tuples
+    evidence = list(map(_new_evidence, zip(venue.tolist(), start.tolist(), end.tolist(),
+                                           strict=True)))
+    bounds = np.r_[firsts, len(evidence)].tolist()
+    order = np.lexsort((persons, exposed_at)).tolist()
+    persons, exposed_at = persons.tolist(), exposed_at.tolist()
+    return [_new_contact((persons[i], level, exposed_at[i],
+                          tuple(evidence[bounds[i]:bounds[i + 1]]))) for i in order]
+
+
+def _zones(level, pres, venue, start, person_group) -> list[Zone]:
+    """Level-`level` zones: merged presences per venue, with distinct exposed persons
+    (evidence rows `venue`, `start`, belonging to persons numbered by person_group)."""
     if pres[0].shape[0] == 0:
         return []
     order = np.lexsort((pres[2], pres[1]))
     zv, zs, ze = kernels.merge_zones(pres[1][order], pres[2][order], pres[3][order])
     counts = np.zeros(zv.shape[0], np.int64)
-    if person.shape[0]:
+    if venue.shape[0]:
         zone = kernels.zone_of(zv, zs, venue, start)
-        pairs = np.unique(np.stack([zone, person.astype(np.int64)]), axis=1)
-        counts += np.bincount(pairs[0][pairs[0] >= 0], minlength=zv.shape[0])
-    return [Zone(int(v), level, int(s), int(e), int(c))
-            for v, s, e, c in zip(zv.tolist(), zs.tolist(), ze.tolist(), counts.tolist(),
-                                  strict=True)]
+        pairs = np.unique(zone * (person_group.max() + 1) + person_group)
+        counts += np.bincount(pairs // (person_group.max() + 1), minlength=zv.shape[0])
+    return list(map(Zone, zv.tolist(), [level] * zv.shape[0], zs.tolist(), ze.tolist(),
+                    counts.tolist()))

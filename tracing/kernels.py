@@ -272,3 +272,28 @@ def zone_of(zv, zs, ev_venue, ev_start):
         if lo > 0 and zv[lo - 1] == ev_venue[i]:
             out[i] = lo - 1
     return out
+
+
+@njit(cache=True)
+def head_stored_tout(head_keys, person, venue, t_in, stored):
+    """Raise stored[i] to the head's t_out of key i where the head holds that key."""
+    for i in range(person.shape[0]):
+        key = (person[i], venue[i], t_in[i])
+        if key in head_keys:
+            stored[i] = max(stored[i], head_keys[key])
+
+
+@njit(cache=True)
+def head_record(head_keys, person, venue, t_in, t_out, in_base):
+    """Record keys in the head (largest t_out wins); returns how many were new to the
+    index (neither in the head nor, per in_base, in the base)."""
+    new = 0
+    for i in range(person.shape[0]):
+        key = (person[i], venue[i], t_in[i])
+        if key in head_keys:
+            head_keys[key] = max(head_keys[key], t_out[i])
+        else:
+            head_keys[key] = t_out[i]
+            if not in_base[i]:
+                new += 1
+    return new

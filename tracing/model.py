@@ -7,7 +7,8 @@ Times are integer seconds since the Unix epoch, UTC.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +31,11 @@ class ContactRule:
         for name in ("min_overlap", "linger", "default_dwell"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
-                raise ValueError(f"ContactRule.{name} must be a non-negative integer, got {value!r}")
+                raise ValueError(
+                    f"ContactRule.{name} must be a non-negative integer, got {value!r}")
         if not isinstance(self.depth, int) or not 1 <= self.depth <= 8:
-            raise ValueError(f"ContactRule.depth must be an integer from 1 to 8, got {self.depth!r}")
+            raise ValueError(
+                f"ContactRule.depth must be an integer from 1 to 8, got {self.depth!r}")
 
     @property
     def effective_min_overlap(self) -> int:
@@ -44,9 +47,12 @@ class ContactRule:
         return {"name": "qrtrace-colocation-v1", **asdict(self)}
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """One qualifying overlap: at `venue`, from `start` to `end` (seconds)."""
+class Evidence(NamedTuple):
+    """One qualifying overlap: at `venue`, from `start` to `end` (seconds).
+
+    A named tuple rather than a dataclass: a trace makes thousands of these, and a tuple
+    is several times cheaper to create than a frozen dataclass.
+    """
 
     venue: int
     start: int
@@ -61,18 +67,17 @@ class Evidence:
                 "minutes": round(self.minutes, 2)}
 
 
-@dataclass(frozen=True, slots=True)
-class Contact:
+class Contact(NamedTuple):
     """A person exposed at `level` (1 = F1, 2 = F2, ...), first at `exposed_at`.
 
     `evidence` lists every qualifying overlap with a presence of the level above,
-    ordered by start.
+    ordered by start. A named tuple, like Evidence, because an F2 trace makes thousands.
     """
 
     person: int
     level: int
     exposed_at: int
-    evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+    evidence: tuple[Evidence, ...] = ()
 
     def to_dict(self) -> dict:
         return {"person": self.person, "level": self.level, "exposed_at": self.exposed_at,
