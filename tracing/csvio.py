@@ -62,7 +62,8 @@ class CheckinChunk:
     person, venue: uint64; t_in, t_out: int64 epoch seconds (t_out 0 = no check-out).
     `line` is each loaded row's 1-based line number in the file.
     `rows` counts the chunk's data lines: len(person) + len(rejected) == rows.
-    `bytes_read` is how far into the file the chunk ends (for progress bars).
+    `bytes_read` is how far into the file the chunk ends (for progress bars); `lines`
+    counts every line of the chunk, blank lines and a header included.
     """
 
     person: np.ndarray
@@ -73,6 +74,7 @@ class CheckinChunk:
     rejected: list[RejectedRow] = field(default_factory=list)
     rows: int = 0
     bytes_read: int = 0
+    lines: int = 0
 
 
 # Times ------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ def _parse_block(block: bytes, first_line: int, is_file_start: bool) -> CheckinC
     ok = status == kernels.ROW_OK
     rows = int(np.count_nonzero(status != kernels.ROW_BLANK))
     line = np.flatnonzero(ok) + first_line
-    return CheckinChunk(p[ok], v[ok], ti[ok], to[ok], line, rejected, rows)
+    return CheckinChunk(p[ok], v[ok], ti[ok], to[ok], line, rejected, rows, lines=n)
 
 
 def read_checkins(source: str | os.PathLike | BinaryIO,
@@ -236,7 +238,7 @@ def read_checkins(source: str | os.PathLike | BinaryIO,
         consumed += len(block)
         chunk.bytes_read = consumed
         at_start = False
-        line_no += block.count(b"\n")
+        line_no += chunk.lines
         yield chunk
         if eof:
             return

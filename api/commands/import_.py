@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +27,7 @@ from tracing.venues import VenueTable, VenueTableError
 
 SHOW_REJECTED = 20
 MIN_BATCH = 1 << 22
+MAX_BATCH = 1 << 25  # about 1.3 GB of columns in memory at most
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,22 +85,60 @@ def _load_venues(idx, data: Path, path: str | None) -> tuple[int, list[csvio.Rej
 
 
 def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
-    """Chunks joined into batches of at least half the index's size (4M rows at least).
+    """Chunks joined into batches as large as the index so far (4M to 32M rows).
 
-    The index merges a batch that large straight into a new segment, which is much
-    faster than passing it through the log and the in-memory head; a file is one
-    import, so acknowledging it in a few large batches loses nothing.
+    The index merges a batch of at least half its size straight into a new segment,
+    which is much faster than passing it through the log and the in-memory head, and
+    doubling keeps the number of rebuilds logarithmic; a file is one import, so
+    acknowledging it in a few large batches loses nothing.
     """
     pending: list[csvio.CheckinChunk] = []
     size = 0
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk.person)
-        if size >= max(MIN_BATCH, len(idx) // 2 + 1):
+        if size >= min(max(MIN_BATCH, len(idx) + 1), MAX_BATCH):
             yield _join(pending)
             pending, size = [], 0
     if pending:
         yield _join(pending)
+
+
+def _prefetch(chunks: Iterator, depth: int = 2) -> Iterator:
+    """Run the `chunks` generator in a thread, `depth` items ahead of the consumer.
+
+    Parsing (a nogil numba kernel) then overlaps with the index's work on the batch
+    before. An exception in the reader is raised here, in the consumer.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in chunks:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as exc:  # handed to the consumer
+            items.put(exc)
+
+    worker = threading.Thread(target=produce, name="csv-reader", daemon=True)
+    worker.start()
+    try:
+        while (item := items.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _progress(chunks, bar) -> Iterator[csvio.CheckinChunk]:
@@ -165,13 +206,15 @@ def run(args: argparse.Namespace) -> int:
         size = source.stat().st_size
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
                   disable=args.no_progress or None) as bar:
-            for batch in _batches(idx, _progress(csvio.read_checkins(source), bar)):
+            for batch in _batches(idx, _progress(_prefetch(csvio.read_checkins(source)), bar)):
                 added, dups, refused = _append(idx, batch)
                 loaded += added
                 duplicates += dups
                 rows += batch.rows
                 rejected.extend(batch.rejected)
                 rejected.extend(refused)
+        if idx.stats().get("head_rows", 0):
+            idx.compact()  # leave segments, not a log that every later open replays
     except csvio.CsvFormatError as exc:
         raise UsageError(f"{source}: {exc}") from None
     except OSError as exc:
