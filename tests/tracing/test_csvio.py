@@ -164,3 +164,19 @@ def test_every_row_loads_or_is_rejected_with_its_line(rows, chunk_bytes):
     for c in chunks:
         assert c.person.dtype == np.uint64 and c.t_in.dtype == np.int64
         assert np.all((c.t_out == 0) | (c.t_out > c.t_in))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**32), st.integers(-14 * 60, 14 * 60), st.sampled_from(["T", " "]),
+       st.booleans())
+def test_the_kernel_reads_iso_times_as_python_does(t, offset_min, sep, colon):
+    from datetime import timedelta, timezone
+
+    moment = datetime.fromtimestamp(t, timezone(timedelta(minutes=offset_min)))
+    text = moment.isoformat(sep=sep)
+    if not colon and offset_min:
+        text = text[:-3] + text[-2:]  # +0700 rather than +07:00
+    if offset_min == 0 and colon:
+        text = text[:-6] + "Z"
+    c = csvio.read_checkins_text(f"1,2,{text},\n")
+    assert c.rejected == [] and c.t_in.tolist() == [t], text
