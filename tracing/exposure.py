@@ -67,9 +67,10 @@ def presences(snap: Snapshot, persons: np.ndarray, lows: np.ndarray, hi: int,
         if not pick.any():
             continue
         idx = np.flatnonzero(pick)
-        got = kernels.person_presences(segment.venue_off, segment.t_in, segment.dur,
-                                       segment.person_off, segment.perm, dwell,
-                                       codes[idx], lows[idx], hi, rule.linger)
+        got = kernels.person_presences(segment.venue_off, segment.t_in, segment.person,
+                                       segment.exp, segment.person_off, segment.pv_venue,
+                                       segment.pv_t_in, dwell, codes[idx], lows[idx], hi,
+                                       rule.linger)
         parts.append((persons[idx[got[:, 0]]], segment.venue_ids[got[:, 1]],
                       got[:, 2], got[:, 3]))
     return _concat(parts)
@@ -84,8 +85,9 @@ def overlaps(snap: Snapshot, pres, rule: ContactRule):
     for segment, mask, dwell in snap.sources(rule.default_dwell):
         if len(segment) == 0:
             continue
-        hits = kernels.scan_presences(segment.venue_off, segment.t_in, segment.dur,
-                                      segment.person, segment.venue_maxexp, dwell, mask,
+        hits = kernels.scan_presences(segment.venue_off, segment.t_in, segment.person,
+                                      segment.exp, segment.venue_maxexp, segment.person_off,
+                                      segment.pv_t_in, dwell, mask,
                                       segment.venue_codes(pres[1]), pres[2], pres[3],
                                       rule.effective_min_overlap)
         parts.append((segment.person_ids[hits[:, 0]], segment.venue_ids[hits[:, 1]],

@@ -421,8 +421,7 @@ def _overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:
     persons = np.unique(cols[0])
     codes = base.person_codes(persons)
     codes = codes[codes >= 0]
-    rows = kernels.gather_person_rows(base.person_off, base.perm, codes)
-    old = base.decode(rows)
+    old = base.persons_checkins(codes)
     overlay = build_segment(*(np.concatenate([old[i], cols[i]]) for i in range(4)))
     mask = np.zeros(base.person_ids.shape[0], np.uint8)
     mask[codes] = 1

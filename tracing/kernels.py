@@ -3,175 +3,183 @@
 Only @njit(cache=True) functions over contiguous arrays and scalars live here; the callers
 (tracing/segments.py, tracing/exposure.py) check dtypes, prepare inputs and wrap results.
 
-A visit's duration word (`dur`, uint32) holds either an explicit check-out or the gap to
-the same person's next strictly later check-in: bit 31 set means "explicit", and the low
-31 bits are t_out - t_in; bit 31 clear means the low 31 bits are the gap (GAP_NONE when
-there is no later check-in). The venue's dwell is applied at query time, so changing a
-dwell or a rule's default dwell needs no rebuild:
-    end = t_in + (low if explicit else min(low, dwell(venue)))
+A segment's venue view stores each visit's explicit duration `exp` (t_out - t_in, 0 when
+there is no check-out). A visit without one ends at min(t_in + dwell(venue), the same
+person's next strictly later t_in), and that next t_in is read from the person view when
+a query needs it: nothing derived from the next check-in or the dwell is stored, so a
+dwell change or a rule's default dwell needs no rebuild. The person view stores each
+visit's venue code with bit 31 set when the visit has an explicit check-out.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 EXPLICIT = np.uint32(1 << 31)
 LOW_BITS = np.uint32((1 << 31) - 1)
-GAP_NONE = np.uint32((1 << 31) - 1)
+
+
+# ---- building ------------------------------------------------------------------------
+
+# Large outputs are allocated by the caller with numpy: numpy asks the kernel for huge
+# pages, and at 100M rows the page faults of numba-allocated arrays cost 3-4x the work.
+
+@njit(cache=True)
+def pack_keys(hi, mid, lo, mid_shift, hi_shift, out):
+    """out[i] = hi[i] << hi_shift | mid[i] << mid_shift | lo[i], as uint64."""
+    for i in range(hi.shape[0]):
+        out[i] = ((np.uint64(hi[i]) << np.uint64(hi_shift))
+                  | (np.uint64(mid[i]) << np.uint64(mid_shift)) | np.uint64(lo[i]))
 
 
 @njit(cache=True)
-def visit_end(t_in, dur, dwell):
-    """The end of a visit from its t_in, duration word and its venue's dwell (int64)."""
-    low = np.int64(dur & LOW_BITS)
-    if dur & EXPLICIT:
-        return np.int64(t_in) + low
-    return np.int64(t_in) + min(low, np.int64(dwell))
+def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
+    """The three fields of pack_keys' keys into uint32 arrays; mid_add is added to mid."""
+    mid_mask = (np.uint64(1) << np.uint64(hi_shift - mid_shift)) - np.uint64(1)
+    lo_mask = (np.uint64(1) << np.uint64(mid_shift)) - np.uint64(1)
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        hi[i] = np.uint32(k >> np.uint64(hi_shift))
+        mid[i] = np.uint32(((k >> np.uint64(mid_shift)) & mid_mask) + np.uint64(mid_add))
+        lo[i] = np.uint32(k & lo_mask)
 
 
 @njit(cache=True)
-def counting_order(codes, n_codes):
-    """A stable permutation sorting rows by `codes`, and the CSR offsets of each code."""
-    off = np.zeros(n_codes + 1, np.int64)
-    for i in range(codes.shape[0]):
-        off[codes[i] + 1] += 1
-    for c in range(n_codes):
-        off[c + 1] += off[c]
-    fill = off[:-1].copy()
-    order = np.empty(codes.shape[0], np.int64)
-    for i in range(codes.shape[0]):
-        c = codes[i]
-        order[fill[c]] = i
-        fill[c] += 1
-    return order, off
-
-
-def _sort_groups(order, off, key):
-    """Sort each group order[off[g]:off[g+1]] by key[row], in place (keys are unique)."""
-    for g in prange(off.shape[0] - 1):
-        lo, hi = off[g], off[g + 1]
-        if hi - lo > 1:
-            rows = order[lo:hi].copy()
-            keys = np.empty(hi - lo, np.uint64)
-            for j in range(hi - lo):
-                keys[j] = key[rows[j]]
-            idx = np.argsort(keys)
-            for j in range(hi - lo):
-                order[lo + j] = rows[idx[j]]
-
-
-@njit(cache=True)
-def dedupe_sorted(order, vcode, t_in, pcode, t_out):
-    """Merge exact (venue, t_in, person) duplicates, adjacent in `order`.
-
-    Returns the kept rows (in order) and, per kept row, the largest t_out of its
-    duplicates (0 when none has an explicit check-out).
-    """
-    n = order.shape[0]
-    keep = np.empty(n, np.int64)
-    merged = np.empty(n, np.int64)
-    k = -1
-    for j in range(n):
-        r = order[j]
-        if (k >= 0 and vcode[r] == vcode[keep[k]] and t_in[r] == t_in[keep[k]]
-                and pcode[r] == pcode[keep[k]]):
-            if t_out[r] > merged[k]:
-                merged[k] = t_out[r]
-        else:
+def distinct_in_place(keys):
+    """Squeeze repeats out of a sorted key array, in place; returns the distinct count."""
+    k = 0
+    for i in range(keys.shape[0]):
+        if i == 0 or keys[i] != keys[k - 1]:
+            keys[k] = keys[i]
             k += 1
-            keep[k] = r
-            merged[k] = max(t_out[r], np.int64(0))
-    return keep[:k + 1], merged[:k + 1]
-
-
-def _duration_words(perm, person_off, t_in, t_out):
-    """Each row's duration word: its explicit check-out, else the gap to the person's next
-    strictly later t_in. `perm` lists each person's rows sorted by t_in."""
-    dur = np.empty(t_in.shape[0], np.uint32)
-    for p in prange(person_off.shape[0] - 1):
-        lo, hi = person_off[p], person_off[p + 1]
-        nxt = np.int64(-1)
-        j = hi - 1
-        while j >= lo:
-            # rows with equal t_in share the same "next strictly later" check-in
-            k = j
-            while k > lo and t_in[perm[k - 1]] == t_in[perm[j]]:
-                k -= 1
-            for m in range(k, j + 1):
-                r = perm[m]
-                if t_out[r] > 0:
-                    dur[r] = np.uint32(t_out[r] - np.int64(t_in[r])) | EXPLICIT
-                elif nxt < 0:
-                    dur[r] = GAP_NONE
-                else:
-                    dur[r] = np.uint32(min(nxt - np.int64(t_in[r]), np.int64(GAP_NONE)))
-            nxt = np.int64(t_in[perm[k]])
-            j = k - 1
-    return dur
-
-
-# Parallel and serial builds of the same kernels: small inputs (the overlay, a test's
-# index) skip the thread pool, whose start-up costs more than they do and which must not
-# run in a process that later forks (the durability test's zygote).
-sort_groups = njit(cache=True, parallel=True)(_sort_groups)
-sort_groups_serial = njit(cache=True)(_sort_groups)
-duration_words = njit(cache=True, parallel=True)(_duration_words)
-duration_words_serial = njit(cache=True)(_duration_words)
+    return k
 
 
 @njit(cache=True)
-def venue_max_explicit(venue_off, dur):
+def join_max(keys, sub_keys, sub_values, out):
+    """out[i] = the largest sub_value whose sub_key equals keys[i] (sorted, distinct), 0
+    where none; `sub_keys` is sorted and may repeat."""
+    j = 0
+    for i in range(keys.shape[0]):
+        best = np.uint32(0)
+        while j < sub_keys.shape[0] and sub_keys[j] < keys[i]:
+            j += 1
+        while j < sub_keys.shape[0] and sub_keys[j] == keys[i]:
+            best = max(best, sub_values[j])
+            j += 1
+        out[i] = best
+
+
+@njit(cache=True)
+def flag_members(keys, members, codes):
+    """codes[i] |= EXPLICIT where sorted keys[i] is in sorted `members`, in place."""
+    j = 0
+    for i in range(keys.shape[0]):
+        while j < members.shape[0] and members[j] < keys[i]:
+            j += 1
+        if j < members.shape[0] and members[j] == keys[i]:
+            codes[i] |= EXPLICIT
+
+
+@njit(cache=True)
+def venue_max_explicit(venue_off, exp):
     """Per venue, the longest explicit visit (0 if none): bounds how far back to scan."""
     out = np.zeros(venue_off.shape[0] - 1, np.uint32)
     for v in range(venue_off.shape[0] - 1):
         for r in range(venue_off[v], venue_off[v + 1]):
-            if dur[r] & EXPLICIT:
-                out[v] = max(out[v], dur[r] & LOW_BITS)
+            out[v] = max(out[v], exp[r])
     return out
+
+
+# ---- reading one visit -----------------------------------------------------------------
+
+@njit(cache=True)
+def venue_row(venue_off, t_in, person, v, t, p):
+    """The venue-view row of check-in (venue code v, t_in t, person code p), or -1."""
+    lo, hi = venue_off[v], venue_off[v + 1]
+    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(t))
+    while r < hi and np.int64(t_in[r]) == t:
+        if np.int64(person[r]) == p:
+            return r
+        r += 1
+    return -1
+
+
+@njit(cache=True)
+def next_later(person_off, pv_t_in, p, t):
+    """Person p's first t_in strictly after t, or -1."""
+    lo, hi = person_off[p], person_off[p + 1]
+    j = lo + np.searchsorted(pv_t_in[lo:hi], np.uint32(t), side="right")
+    return np.int64(pv_t_in[j]) if j < hi else np.int64(-1)
 
 
 @njit(cache=True)
 def find_keys(venue_off, t_in, person, vcodes, times, pcodes):
-    """For each key (venue code, t_in, person code), its row in the segment or -1."""
+    """For each key (venue code, t_in, person code), its venue-view row or -1."""
     out = np.full(vcodes.shape[0], -1, np.int64)
     for i in range(vcodes.shape[0]):
-        if vcodes[i] < 0 or pcodes[i] < 0:
-            continue
-        lo, hi = venue_off[vcodes[i]], venue_off[vcodes[i] + 1]
-        r = lo + np.searchsorted(t_in[lo:hi], np.uint32(times[i]))
-        while r < hi and np.int64(t_in[r]) == times[i]:
-            if np.int64(person[r]) == pcodes[i]:
-                out[i] = r
-                break
-            r += 1
+        if vcodes[i] >= 0 and pcodes[i] >= 0:
+            out[i] = venue_row(venue_off, t_in, person, vcodes[i], times[i], pcodes[i])
     return out
 
 
 @njit(cache=True)
-def _scan_one(venue_off, t_in, dur, person, maxexp, dwell, mask, v, ps, pe, need, out, k):
+def person_rows(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in, pcodes):
+    """Every check-in of the given person codes as (index into pcodes, venue code, t_in,
+    t_out or 0), read from the person view."""
+    n = 0
+    for c in pcodes:
+        n += person_off[c + 1] - person_off[c]
+    out = np.empty((n, 4), np.int64)
+    k = 0
+    for i in range(pcodes.shape[0]):
+        c = pcodes[i]
+        for j in range(person_off[c], person_off[c + 1]):
+            v = np.int64(pv_venue[j] & LOW_BITS)
+            t = np.int64(pv_t_in[j])
+            out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i, v, t, 0
+            if pv_venue[j] & EXPLICIT:
+                out[k, 3] = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
+            k += 1
+    return out
+
+
+# ---- queries ---------------------------------------------------------------------------
+
+@njit(cache=True)
+def _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask, v,
+              ps, pe, need, out, k):
     lo, hi = venue_off[v], venue_off[v + 1]
     back = max(np.int64(maxexp[v]), dwell[v])
-    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(max(ps - back, np.int64(0))))
+    first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
+    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
     while r < hi and np.int64(t_in[r]) < pe:
         p = person[r]
         if mask.shape[0] == 0 or mask[p] == 0:
-            s = max(ps, np.int64(t_in[r]))
-            e = min(pe, visit_end(t_in[r], dur[r], dwell[v]))
+            t = np.int64(t_in[r])
+            s = max(ps, t)
+            if exp[r] > 0:
+                end = t + np.int64(exp[r])
+            else:
+                end = t + dwell[v]
+                # only a visit that would qualify at full dwell needs its next check-in
+                if min(pe, end) - s >= need:
+                    nxt = next_later(person_off, pv_t_in, p, t)
+                    if 0 <= nxt < end:
+                        end = nxt
+            e = min(pe, end)
             if e - s >= need:
                 if out.shape[0] > 0:
-                    out[k, 0] = p
-                    out[k, 1] = v
-                    out[k, 2] = s
-                    out[k, 3] = e
+                    out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
                 k += 1
         r += 1
     return k
 
 
 @njit(cache=True)
-def scan_presences(venue_off, t_in, dur, person, maxexp, dwell, mask, pres_v, pres_s,
-                   pres_e, need):
+def scan_presences(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask,
+                   pres_v, pres_s, pres_e, need):
     """Every visit overlapping a presence by >= need seconds.
 
     Presences are (venue code, start, end), code -1 when the venue is not in this segment.
@@ -182,20 +190,20 @@ def scan_presences(venue_off, t_in, dur, person, maxexp, dwell, mask, pres_v, pr
     k = 0
     for i in range(pres_v.shape[0]):
         if pres_v[i] >= 0:
-            k = _scan_one(venue_off, t_in, dur, person, maxexp, dwell, mask, pres_v[i],
-                          pres_s[i], pres_e[i], need, empty, k)
+            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
+                          mask, pres_v[i], pres_s[i], pres_e[i], need, empty, k)
     out = np.empty((k, 4), np.int64)
     k = 0
     for i in range(pres_v.shape[0]):
         if pres_v[i] >= 0:
-            k = _scan_one(venue_off, t_in, dur, person, maxexp, dwell, mask, pres_v[i],
-                          pres_s[i], pres_e[i], need, out, k)
+            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
+                          mask, pres_v[i], pres_s[i], pres_e[i], need, out, k)
     return out
 
 
 @njit(cache=True)
-def person_presences(venue_off, t_in, dur, person_off, perm, dwell, pcodes, lows, hi,
-                     linger):
+def person_presences(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in, dwell,
+                     pcodes, lows, hi, linger):
     """The presences of persons: each visit clipped to [lows[i], hi), then + linger.
 
     Returns an (k, 4) int64 array of (index into pcodes, venue code, start, end).
@@ -207,33 +215,25 @@ def person_presences(venue_off, t_in, dur, person_off, perm, dwell, pcodes, lows
     k = 0
     for i in range(pcodes.shape[0]):
         c = pcodes[i]
-        for j in range(person_off[c], person_off[c + 1]):
-            r = np.int64(perm[j])
-            v = np.searchsorted(venue_off, r, side="right") - 1
-            s = max(np.int64(t_in[r]), lows[i])
-            e = min(visit_end(t_in[r], dur[r], dwell[v]), hi)
+        last = person_off[c + 1]
+        for j in range(person_off[c], last):
+            v = np.int64(pv_venue[j] & LOW_BITS)
+            t = np.int64(pv_t_in[j])
+            if pv_venue[j] & EXPLICIT:
+                end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
+            else:
+                end = t + dwell[v]
+                nxt = j + 1
+                while nxt < last and np.int64(pv_t_in[nxt]) == t:
+                    nxt += 1
+                if nxt < last:
+                    end = min(end, np.int64(pv_t_in[nxt]))
+            s = max(t, lows[i])
+            e = min(end, hi)
             if s < e:
-                out[k, 0] = i
-                out[k, 1] = v
-                out[k, 2] = s
-                out[k, 3] = e + linger
+                out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i, v, s, e + linger
                 k += 1
     return out[:k]
-
-
-@njit(cache=True)
-def gather_person_rows(person_off, perm, pcodes):
-    """The rows (indices into the venue-ordered columns) of the given person codes."""
-    n = 0
-    for c in pcodes:
-        n += person_off[c + 1] - person_off[c]
-    out = np.empty(n, np.int64)
-    k = 0
-    for c in pcodes:
-        for j in range(person_off[c], person_off[c + 1]):
-            out[k] = perm[j]
-            k += 1
-    return out
 
 
 @njit(cache=True)

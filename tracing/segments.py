@@ -1,18 +1,20 @@
 """Immutable segments: the columns of deduplicated check-ins, built once, read by mmap.
 
-A segment holds N distinct check-ins sorted by (venue, t_in, person), and a person view:
+A segment holds N distinct check-ins twice, in venue order and in person order:
 
     venue_ids    uint64[V]    sorted distinct venue ids (the venue column is implicit:
     venue_off    int64[V+1]   rows venue_off[v]:venue_off[v+1] are at venue_ids[v])
     venue_maxexp uint32[V]    longest explicit visit at each venue (bounds a scan)
-    person       uint32[N]    person code: an index into person_ids
-    t_in         uint32[N]    seconds since the epoch
-    dur          uint32[N]    explicit check-out or gap to the next check-in (kernels.py)
-    person_ids   uint64[P]    sorted distinct person ids (the dictionary)
-    person_off   int64[P+1]   person view: perm[person_off[p]:person_off[p+1]] are
-    perm         uint32[N]    person p's rows, ordered by t_in
+    person       uint32[N]    venue view, sorted by (venue, t_in, person): person code
+    t_in         uint32[N]      seconds since the epoch
+    exp          uint32[N]      explicit duration t_out - t_in, 0 = no check-out
+    person_ids   uint64[P]    sorted distinct person ids (the dictionary of codes)
+    person_off   int64[P+1]   person view: rows person_off[p]:person_off[p+1] are person
+    pv_venue     uint32[N]      p's check-ins sorted by (t_in, venue): venue code, bit 31
+    pv_t_in      uint32[N]      set when the visit has an explicit check-out; t_in
 
-16 bytes per check-in plus 8 per distinct person and 20 per venue, every view counted.
+20 bytes per check-in plus 16 per distinct person and 20 per venue, every view counted.
+Visit ends are not stored: see kernels.py.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import numpy as np
 from tracing import kernels
 from tracing.storage import fsync_dir, write_npy
 
-COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "dur",
-           "person_ids", "person_off", "perm")
-PARALLEL_ROWS = 200_000  # below this, building on one thread is faster
+PACK_BITS = 64  # keys of venue, time and person codes wider than this take a lexsort
+COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "exp",
+           "person_ids", "person_off", "pv_venue", "pv_t_in")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +42,11 @@ class Segment:
     venue_maxexp: np.ndarray
     person: np.ndarray
     t_in: np.ndarray
-    dur: np.ndarray
+    exp: np.ndarray
     person_ids: np.ndarray
     person_off: np.ndarray
-    perm: np.ndarray
+    pv_venue: np.ndarray
+    pv_t_in: np.ndarray
 
     def __len__(self) -> int:
         return int(self.t_in.shape[0])
@@ -62,19 +65,30 @@ class Segment:
         return _codes(self.person_ids, person_ids)
 
     def rows_venue(self, rows: np.ndarray) -> np.ndarray:
-        """Venue codes of the given rows (a binary search in the venue offsets)."""
+        """Venue codes of the given venue-view rows (a search in the venue offsets)."""
         return np.searchsorted(self.venue_off, rows, side="right") - 1
 
     def decode(self, rows: np.ndarray | None = None):
-        """Rows back as raw columns (person, venue, t_in, t_out; t_out 0 = none)."""
+        """Venue-view rows as raw columns (person, venue, t_in, t_out; t_out 0 = none)."""
         if rows is None:
-            rows = np.arange(len(self), dtype=np.int64)
-        dur = self.dur[rows]
-        explicit = (dur & kernels.EXPLICIT) != 0
-        t_in = self.t_in[rows].astype(np.int64)
-        t_out = np.where(explicit, t_in + (dur & kernels.LOW_BITS), 0).astype(np.int64)
-        return (self.person_ids[self.person[rows]], self.venue_ids[self.rows_venue(rows)],
-                t_in, t_out)
+            t_in = self.t_in.astype(np.int64)
+            exp = self.exp
+            person = self.person_ids[self.person]
+            venue = np.repeat(self.venue_ids, np.diff(self.venue_off))
+        else:
+            t_in = self.t_in[rows].astype(np.int64)
+            exp = self.exp[rows]
+            person = self.person_ids[self.person[rows]]
+            venue = self.venue_ids[self.rows_venue(rows)]
+        return person, venue, t_in, np.where(exp > 0, t_in + exp, 0).astype(np.int64)
+
+    def persons_checkins(self, person_codes: np.ndarray):
+        """All check-ins of the given person codes as raw columns (see decode)."""
+        got = kernels.person_rows(self.venue_off, self.t_in, self.person, self.exp,
+                                  self.person_off, self.pv_venue, self.pv_t_in,
+                                  np.ascontiguousarray(person_codes, np.int64))
+        return (self.person_ids[np.asarray(person_codes)[got[:, 0]]],
+                self.venue_ids[got[:, 1]], got[:, 2], got[:, 3])
 
 
 def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
@@ -105,28 +119,92 @@ def empty_segment() -> Segment:
                          np.empty(0, np.int64), np.empty(0, np.int64))
 
 
+def _bits(n: int) -> int:
+    """Bits to hold the values 0 .. n - 1."""
+    return max(int(n - 1).bit_length(), 1)
+
+
 def build_segment(person, venue, t_in, t_out) -> Segment:
     """Build a segment from raw, validated columns (uint64 ids, int64 seconds, t_out 0 =
-    none). Duplicates are merged (largest explicit t_out wins); every visit's gap to the
-    person's next check-in is computed over these rows only."""
+    none). Duplicates are merged: the largest explicit t_out wins."""
     venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64))
     person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64))
-    t_in32 = np.ascontiguousarray(t_in, np.int64).astype(np.uint32)
-    big = t_in.shape[0] >= PARALLEL_ROWS
-    sort_groups = kernels.sort_groups if big else kernels.sort_groups_serial
-    order, off = kernels.counting_order(vcode, venue_ids.shape[0])
-    sort_groups(order, off, (t_in32.astype(np.uint64) << np.uint64(32)) | pcode)
-    keep, merged = kernels.dedupe_sorted(order, vcode, t_in32, pcode,
-                                         np.ascontiguousarray(t_out, np.int64))
-    vcode, pcode, t_in32 = vcode[keep], pcode[keep], t_in32[keep]
+    t_in = np.ascontiguousarray(t_in, np.int64)
+    t_out = np.ascontiguousarray(t_out, np.int64)
+    t0 = int(t_in.min()) if t_in.shape[0] else 0
+    vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
+    tb = _bits(int(t_in.max()) - t0 + 1) if t_in.shape[0] else 1
+    packed = vb + tb + pb <= PACK_BITS
+    if packed:
+        cols = _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb)
+    else:
+        cols = _venue_order_lexsort(vcode, t_in, pcode, t_out)
+    v_sorted, t_sorted, p_sorted, exp = cols
+    del vcode, pcode, cols
     venue_off = np.zeros(venue_ids.shape[0] + 1, np.int64)
-    np.cumsum(np.bincount(vcode, minlength=venue_ids.shape[0]), out=venue_off[1:])
-    perm, person_off = kernels.counting_order(pcode, person_ids.shape[0])
-    sort_groups(perm, person_off, (t_in32.astype(np.uint64) << np.uint64(32)) | vcode)
-    duration_words = kernels.duration_words if big else kernels.duration_words_serial
-    dur = duration_words(perm, person_off, t_in32, merged)
-    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, dur),
-                   pcode, t_in32, dur, person_ids, person_off, perm.astype(np.uint32))
+    np.cumsum(np.bincount(v_sorted, minlength=venue_ids.shape[0]), out=venue_off[1:])
+    person_off = np.zeros(person_ids.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(p_sorted, minlength=person_ids.shape[0]), out=person_off[1:])
+    if packed:
+        pv_venue, pv_t_in = _person_order_packed(v_sorted, t_sorted, p_sorted, exp, t0, vb, tb)
+    else:
+        pv_venue, pv_t_in = _person_order_lexsort(v_sorted, t_sorted, p_sorted, exp)
+    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
+                   p_sorted, t_sorted, exp, person_ids, person_off, pv_venue, pv_t_in)
+
+
+def _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb):
+    """Distinct (venue, t_in, person) in order, by sorting one packed uint64 key: far
+    faster than a permutation at 100M rows. Returns uint32 venue code, t_in, person code
+    and explicit duration columns."""
+    key = np.empty(vcode.shape[0], np.uint64)
+    kernels.pack_keys(vcode, t_in - t0, pcode, pb, tb + pb, key)
+    explicit = np.flatnonzero(t_out > 0)
+    exp_keys, exp_dur = key[explicit], (t_out[explicit] - t_in[explicit]).astype(np.uint32)
+    key.sort()
+    key = key[:kernels.distinct_in_place(key)]
+    order = np.argsort(exp_keys)
+    exp = np.empty(key.shape[0], np.uint32)
+    kernels.join_max(key, exp_keys[order], exp_dur[order], exp)
+    return (*_unpack(key, pb, tb + pb, t0), exp)
+
+
+def _unpack(key, mid_shift, hi_shift, mid_add):
+    hi, mid, lo = (np.empty(key.shape[0], np.uint32) for _ in range(3))
+    kernels.unpack_keys(key, mid_shift, hi_shift, mid_add, hi, mid, lo)
+    return hi, mid, lo
+
+
+def _venue_order_lexsort(vcode, t_in, pcode, t_out):
+    """As _venue_order_packed, for keys too wide to pack into 64 bits."""
+    order = np.lexsort((pcode, t_in, vcode))
+    vcode, t_in, pcode, t_out = vcode[order], t_in[order], pcode[order], t_out[order]
+    first = np.r_[True, (vcode[1:] != vcode[:-1]) | (t_in[1:] != t_in[:-1])
+                  | (pcode[1:] != pcode[:-1])] if len(order) else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    t_out = np.maximum.reduceat(t_out, starts) if len(starts) else t_out
+    exp = np.where(t_out > 0, t_out - t_in[starts], 0).astype(np.uint32)
+    return (vcode[starts].astype(np.uint32), t_in[starts].astype(np.uint32),
+            pcode[starts].astype(np.uint32), exp)
+
+
+def _person_order_packed(vcode, t_in, pcode, exp, t0, vb, tb):
+    """The person view's columns, sorted by (person, t_in, venue): venue code with bit 31
+    set for an explicit check-out, and t_in."""
+    key = np.empty(vcode.shape[0], np.uint64)
+    kernels.pack_keys(pcode, t_in.astype(np.int64) - t0, vcode, vb, tb + vb, key)
+    members = np.sort(key[exp > 0])
+    key.sort()
+    _, pv_t_in, pv_venue = _unpack(key, vb, tb + vb, t0)
+    kernels.flag_members(key, members, pv_venue)
+    return pv_venue, pv_t_in
+
+
+def _person_order_lexsort(vcode, t_in, pcode, exp):
+    """As _person_order_packed, for keys too wide to pack into 64 bits."""
+    order = np.lexsort((vcode, t_in, pcode))
+    flags = np.where(exp[order] > 0, kernels.EXPLICIT, 0).astype(np.uint32)
+    return vcode[order] | flags, t_in[order]
 
 
 def save_segment(segment: Segment, folder: Path, name: str) -> list[str]:

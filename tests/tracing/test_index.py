@@ -176,3 +176,24 @@ def test_trace_many_matches_trace(index):
     index.append(*columns([(1, 10, 0, None), (2, 10, 0, None), (3, 11, 0, None)]))
     many = index.trace_many([1, 2, 3], [0, 0, 0], [H, H, H])
     assert many == [index.trace(c, 0, H) for c in (1, 2, 3)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(checkin(), max_size=30))
+def test_wide_keys_build_the_same_segment(rows):
+    """Keys too wide to pack into 64 bits take a lexsort path: same segment, same rows."""
+    from tracing import segments
+
+    cols = columns(rows)
+    packed = segments.build_segment(*cols)
+    original = segments.PACK_BITS
+    segments.PACK_BITS = 0
+    try:
+        wide = segments.build_segment(*cols)
+    finally:
+        segments.PACK_BITS = original
+    for name in segments.COLUMNS:
+        assert np.array_equal(getattr(wide, name), getattr(packed, name)), name
+        assert getattr(wide, name).dtype == getattr(packed, name).dtype, name
+    assert sorted(zip(*(c.tolist() for c in packed.decode()), strict=True)) == sorted(
+        (p, v, t, o or 0) for (p, v, t), o in naive.dedupe(rows).items())
