@@ -52,11 +52,13 @@ def writer(folder, start):
         say(f"ack {b}")
         b += 1
 
-with tempfile.TemporaryDirectory() as warm:  # compile or load every kernel once
-    with CheckinIndex.open(warm, head_limit=4) as index:
-        for b in range(3):
+with tempfile.TemporaryDirectory() as warm:  # load every kernel a writer uses, once
+    with CheckinIndex.open(warm, head_limit=2 * ROWS) as index:
+        for b in range(5):  # log appends, compactions, then a head over a base
             index.append(*batch(b))
+            index.append(*batch(b))  # a duplicate batch
         index.trace(0, 0, 2**31)
+        index.checkins()
 say("zygote ready")
 for command in sys.stdin:
     folder, start = command.split()
