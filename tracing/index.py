@@ -84,7 +84,7 @@ class CheckinIndex:
         self._wal: WriteAheadLog | None = None
         self._head: list[tuple[np.ndarray, ...]] = []
         self._head_rows = 0
-        self._head_keys = _new_head_keys()
+        self._head_keys = None  # a numba dict, made on the first append (costly to make)
         self._head_new = 0
         self._snapshot: exposure.Snapshot | None = None
         self._dwell = (np.empty(0, np.uint64), np.empty(0, np.int64))
@@ -235,7 +235,7 @@ class CheckinIndex:
                                     base.venue_codes(venue), t_in, base.person_codes(person))
             hit = row >= 0
             stored[hit] = base.decode(row[hit])[3]
-        if self._head_rows:
+        if self._head_keys is not None and len(self._head_keys):
             kernels.head_stored_tout(self._head_keys, person, venue, t_in, stored)
         fresh = stored < 0
         return fresh, fresh | (t_out > stored)
@@ -248,6 +248,8 @@ class CheckinIndex:
             in_base = kernels.find_keys(base.venue_off, base.t_in, base.person,
                                         base.venue_codes(venue), t_in,
                                         base.person_codes(person)) >= 0
+        if self._head_keys is None:
+            self._head_keys = _new_head_keys()
         self._head_new += kernels.head_record(self._head_keys, person, venue, t_in, t_out,
                                               in_base)
         with self._state_lock:
@@ -292,7 +294,7 @@ class CheckinIndex:
         with self._state_lock:
             self._generation, self._base, self._wal = g, base, wal
             self._head, self._head_rows, self._head_new = [], 0, 0
-            self._head_keys = _new_head_keys()
+            self._head_keys = None
             self._snapshot = None
 
     def _write_generation(self, g: int, segment: Segment, wal_rows) -> None:

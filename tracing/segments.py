@@ -114,9 +114,10 @@ def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def empty_segment() -> Segment:
-    """A segment with no check-ins."""
-    return build_segment(np.empty(0, np.uint64), np.empty(0, np.uint64),
-                         np.empty(0, np.int64), np.empty(0, np.int64))
+    """A segment with no check-ins (made directly: no kernel to load)."""
+    u32, u64 = np.empty(0, np.uint32), np.empty(0, np.uint64)
+    off = np.zeros(1, np.int64)
+    return Segment(u64, off, u32, u32, u32, u32, u64, off, u32, u32)
 
 
 def _bits(n: int) -> int:
