@@ -269,20 +269,20 @@ def write_checkins(out: BinaryIO, person: np.ndarray, venue: np.ndarray, t_in: n
 def read_venues(path: str | os.PathLike) -> tuple[list[Venue], list[RejectedRow]]:
     """The venues of a venue CSV file and the rows that could not be read.
 
-    The header must name `venue,name,village,category,dwell_minutes` (in any order;
-    only `venue` is required). Raises CsvFormatError for a file without such a header,
-    OSError when it cannot be read.
+    The header names `venue,name,village,category,dwell_minutes` in any order; only
+    `venue` is required and other columns are ignored. Raises CsvFormatError for a file
+    without such a header, OSError when it cannot be read.
     """
     with open(path, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         names = [h.strip().lower() for h in header or []]
-        if "venue" not in names or not set(names) <= set(VENUE_COLUMNS):
+        if "venue" not in names:
             raise CsvFormatError(
                 f"venue file header names {','.join(names) or 'nothing'}; expected "
                 f"{','.join(VENUE_COLUMNS)}"
             )
-        where = {name: names.index(name) for name in names}
+        where = {name: names.index(name) for name in VENUE_COLUMNS if name in names}
         venues: list[Venue] = []
         rejected: list[RejectedRow] = []
         for fields in reader:
