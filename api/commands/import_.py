@@ -39,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "and optionally a venue table (venue,name,village,category,dwell_minutes).")
     p.add_argument("--data", required=True, metavar="DIR",
                    help="data folder (created if its parent exists)")
-    p.add_argument("checkins", metavar="CHECKINS.csv", help="check-in CSV file")
+    p.add_argument("checkins", metavar="CHECKINS.csv", help="check-in CSV file ('-' for stdin)")
     p.add_argument("--venues", metavar="VENUES.csv", help="venue CSV file")
     p.add_argument("--retention-days", type=int, default=21,
                    help="retention of the index when it is created (default 21)")
@@ -191,8 +191,9 @@ def run(args: argparse.Namespace) -> int:
     """Import; returns 0 (1 when no row loaded although the file had rows)."""
     from tqdm import tqdm
 
+    stdin = args.checkins == "-"
     source = Path(args.checkins)
-    if not source.is_file():
+    if not stdin and not source.is_file():
         raise UsageError(f"check-in file {source} does not exist")
     if args.venues and not Path(args.venues).is_file():
         raise UsageError(f"venue file {args.venues} does not exist")
@@ -203,10 +204,11 @@ def run(args: argparse.Namespace) -> int:
     rejected: list[csvio.RejectedRow] = []
     try:
         venue_count, venue_rejected = _load_venues(idx, data, args.venues)
-        size = source.stat().st_size
+        size = None if stdin else source.stat().st_size
+        reader = csvio.read_checkins(sys.stdin.buffer if stdin else source)
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
                   disable=args.no_progress or None) as bar:
-            for batch in _batches(idx, _progress(_prefetch(csvio.read_checkins(source)), bar)):
+            for batch in _batches(idx, _progress(_prefetch(reader), bar)):
                 added, dups, refused = _append(idx, batch)
                 loaded += added
                 duplicates += dups
