@@ -47,7 +47,7 @@ class FrameResult:
     status: a FrameStatus.
     detail: for bad input, what is wrong with it; otherwise "".
     binary: contents of codes that hold bytes rather than UTF-8 text (not in `texts`).
-    stage: index of the cascade pass that read the frame, or -1 if none did.
+    stage: index of the first cascade pass that read a code, or -1 if none did.
     """
 
     texts: list[str]
@@ -106,22 +106,96 @@ class FrameDecoder:
         gray = to_gray(item, max_pixels=self.max_pixels)
         if isinstance(gray, BadInput):
             return FrameResult([], FrameStatus(gray.status), gray.detail)
-        code_seen = False
+        read: list[zxingcpp.Barcode] = []
+        first_stage = -1
+        unread: list[Box] = []  # regions of codes located but not read so far
         for stage, decode_pass in enumerate(self.cascade):
-            if decode_pass.only_if_seen and not code_seen:
+            if decode_pass.on_located:
+                if not unread:
+                    continue
+                rescued, unread = _rescue(decode_pass, gray, unread)
+                if rescued:
+                    read.extend(rescued)
+                    first_stage = stage if first_stage < 0 else first_stage
                 continue
-            found = decode_pass.run(gray)
+            found, scale = decode_pass.run(gray)
             valid = [b for b in found if b.valid]
-            code_seen = code_seen or len(found) > len(valid)
+            located = [_box(b, scale, gray.shape) for b in found if not b.valid]
+            read_boxes = [_box(b, scale, gray.shape) for b in valid]
+            unread = [box for box in _merge(unread, located)
+                      if not any(_overlap(box, done) for done in read_boxes)]
             if valid:
-                return _result(valid, stage)
-        if code_seen:
+                read.extend(valid)
+                first_stage = stage if first_stage < 0 else first_stage
+                if not located:
+                    break  # every code this pass located is read: the frame is done
+        if read:
+            return _result(read, first_stage, len(unread))
+        if unread:
             return FrameResult([], FrameStatus.UNREADABLE_CODE,
-                               "a QR code was located but its data could not be corrected")
+                               f"{len(unread)} QR code(s) located but their data could not "
+                               "be corrected")
         return FrameResult([], FrameStatus.NO_CODE)
 
 
-def _result(barcodes: Iterable[zxingcpp.Barcode], stage: int) -> FrameResult:
+# A region of the frame: x0, y0, x1, y1 in pixels, end exclusive.
+Box = tuple[int, int, int, int]
+# A crop around a located code reaches this share of its size beyond each side: the
+# corners zxing-cpp reports can be off, and the quiet zone belongs to the code.
+CROP_MARGIN = 0.5
+
+
+def _box(barcode: zxingcpp.Barcode, scale: float, shape: tuple[int, int]) -> Box:
+    corners = barcode.position
+    xs = [p.x * scale for p in (corners.top_left, corners.top_right,
+                                corners.bottom_left, corners.bottom_right)]
+    ys = [p.y * scale for p in (corners.top_left, corners.top_right,
+                                corners.bottom_left, corners.bottom_right)]
+    margin = CROP_MARGIN * max(max(xs) - min(xs), max(ys) - min(ys), 8)
+    height, width = shape
+    return (max(0, int(min(xs) - margin)), max(0, int(min(ys) - margin)),
+            min(width, int(max(xs) + margin) + 1), min(height, int(max(ys) + margin) + 1))
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    """Whether the two regions share more than a third of the smaller one."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return False
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return width * height * 3 > smaller
+
+
+def _merge(boxes: list[Box], more: list[Box]) -> list[Box]:
+    merged = list(boxes)
+    for box in more:
+        if not any(_overlap(box, seen) for seen in merged):
+            merged.append(box)
+    return merged
+
+
+def _rescue(decode_pass: DecodePass, gray: np.ndarray,
+            unread: list[Box]) -> tuple[list[zxingcpp.Barcode], list[Box]]:
+    """Run `decode_pass` on a crop around each unread code: the codes it reads, and the
+    regions still unread."""
+    rescued: list[zxingcpp.Barcode] = []
+    still: list[Box] = []
+    for box in unread:
+        x0, y0, x1, y1 = box
+        if (x1 - x0) * (y1 - y0) * 4 > gray.size:
+            region = gray  # the code fills the frame: a crop would save little
+        else:
+            region = np.ascontiguousarray(gray[y0:y1, x0:x1])
+        found, _ = decode_pass.run(region)
+        valid = [b for b in found if b.valid]
+        rescued.extend(valid)
+        if not valid:
+            still.append(box)
+    return rescued, still
+
+
+def _result(barcodes: Iterable[zxingcpp.Barcode], stage: int, unread: int) -> FrameResult:
     texts: list[str] = []
     binary: list[bytes] = []
     for barcode in barcodes:
@@ -136,7 +210,8 @@ def _result(barcodes: Iterable[zxingcpp.Barcode], stage: int) -> FrameResult:
             continue  # the same code found twice by one pass (e.g. on two scales)
         texts.append(text)
     if texts:
-        return FrameResult(texts, FrameStatus.OK, binary=binary, stage=stage)
+        detail = f"{unread} more code(s) located but not read" if unread else ""
+        return FrameResult(texts, FrameStatus.OK, detail, binary=binary, stage=stage)
     return FrameResult([], FrameStatus.BINARY_CONTENT,
                        f"{len(binary)} code(s) hold binary data, not UTF-8 text",
                        binary=binary, stage=stage)
