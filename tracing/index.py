@@ -127,7 +127,7 @@ class CheckinIndex:
     def _load(self) -> None:
         manifest_path = self.folder / MANIFEST
         if not manifest_path.exists():
-            self._write_generation(0, empty_segment(), wal_rows=None)
+            self._write_generation(0, empty_segment())
         manifest = read_json(manifest_path)
         self._generation = int(manifest["generation"])
         if manifest.get("retention_days") != self.retention_days:
@@ -213,11 +213,16 @@ class CheckinIndex:
             merged = merge_batch(*batch)
             fresh, changed = self._classify(merged)
             rows = tuple(col[changed] for col in merged)
+            wal, synced_to = self._wal, -1
             if rows[0].shape[0]:
-                self._wal.append(*rows)
+                synced_to = wal.write(*rows)
                 self._apply(*rows)
                 if self._head_rows >= self._compact_threshold():
                     self._compact()
+        if synced_to >= 0:
+            # outside the write lock, so that concurrent appenders share one fsync; a
+            # query may see these rows a moment before they are durable
+            wal.sync(synced_to)
         added = int(fresh.sum())
         return AppendResult(added=added, duplicates=n - added)
 
@@ -286,8 +291,8 @@ class CheckinIndex:
         old = [p.name for p in self.folder.iterdir()
                if p.name.startswith(f"seg-{self._generation}.")
                or p.name == f"wal-{self._generation}.log"]
-        self._write_generation(g, segment, wal_rows=None)
-        self._wal.close()
+        self._write_generation(g, segment)
+        self._wal.retire()
         remove_files(self.folder, old)
         base = load_segment(self.folder, f"seg-{g}")
         wal, _ = WriteAheadLog.open(self.folder / f"wal-{g}.log")
@@ -297,7 +302,7 @@ class CheckinIndex:
             self._head_keys = None
             self._snapshot = None
 
-    def _write_generation(self, g: int, segment: Segment, wal_rows) -> None:
+    def _write_generation(self, g: int, segment: Segment) -> None:
         """Segment files, an empty log, then the manifest that makes them current."""
         save_segment(segment, self.folder, f"seg-{g}")
         WriteAheadLog.create(self.folder / f"wal-{g}.log").close()

@@ -71,7 +71,11 @@ class WriteAheadLog:
     def __init__(self, path: Path, fd: int):
         self.path = path
         self._fd = fd
-        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._written = os.lseek(fd, 0, os.SEEK_END)
+        self._synced = self._written
+        self._retired = False
 
     @classmethod
     def create(cls, path: Path) -> WriteAheadLog:
@@ -95,20 +99,45 @@ class WriteAheadLog:
         os.lseek(fd, 0, os.SEEK_END)
         return cls(path, fd), batches
 
-    def append(self, person, venue, t_in, t_out) -> None:
-        """Write one batch as one record and fsync: durable when this returns."""
+    def write(self, person, venue, t_in, t_out) -> int:
+        """Write one batch as one record, not yet synced; returns the offset to pass to
+        `sync` before acknowledging it."""
         record = encode_batch(person, venue, t_in, t_out)
-        with self._lock:
-            start = os.lseek(self._fd, 0, os.SEEK_END)
+        with self._write_lock:
+            start = self._written
             try:
                 view = memoryview(record)
                 while view:
                     view = view[os.write(self._fd, view):]
-                os.fsync(self._fd)
             except OSError:
                 # a half-written record would hide every later one from replay
                 os.ftruncate(self._fd, start)
                 raise
+            self._written = start + len(record)
+            return self._written
+
+    def sync(self, upto: int) -> None:
+        """Return once every record up to offset `upto` is on stable storage.
+
+        Group commit: one fsync covers every record written before it started, so
+        appenders that wait here while another fsyncs usually find their work done.
+        """
+        with self._sync_lock:
+            if self._synced >= upto or self._retired:
+                return  # a retired log's records are in a durable segment already
+            target = self._written
+            os.fsync(self._fd)
+            self._synced = target
+
+    def append(self, person, venue, t_in, t_out) -> None:
+        """Write one batch and sync it: durable when this returns."""
+        self.sync(self.write(person, venue, t_in, t_out))
+
+    def retire(self) -> None:
+        """Mark the log as superseded by a durable segment, then close it."""
+        with self._sync_lock, self._write_lock:
+            self._retired = True
+            self.close()
 
     def size(self) -> int:
         """Bytes in the log file."""
