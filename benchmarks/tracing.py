@@ -100,6 +100,7 @@ def folder_bytes(folder: Path) -> int:
 
 
 def percentile_ms(seconds: list[float], q: float) -> float:
+    """The q-th percentile of `seconds`, in milliseconds."""
     return round(float(np.percentile(np.array(seconds) * 1000, q)), 4)
 
 

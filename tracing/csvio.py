@@ -52,6 +52,7 @@ class RejectedRow:
     text: str
 
     def to_dict(self) -> dict:
+        """The rejection as a JSON-ready dict."""
         return {"line": self.line, "reason": self.reason, "text": self.text}
 
 

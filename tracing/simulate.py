@@ -80,6 +80,7 @@ class Town:
 
     @property
     def people(self) -> int:
+        """How many persons live in the town."""
         return len(self.person_village)
 
     def venues(self) -> list[Venue]:

@@ -89,6 +89,7 @@ class Venue:
         return None if default is None else default * 60
 
     def to_dict(self) -> dict:
+        """The venue as a JSON-ready dict (the venues.json row)."""
         return {"venue": self.venue, "name": self.name, "village": self.village,
                 "category": self.category, "dwell_minutes": self.dwell_minutes}
 
