@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tracing.errors import InvalidCheckin
+from tracing.kernels import check_times
 
 MAX_TIME = 2**32          # times are stored as uint32 seconds
 MAX_DURATION = 2**31 - 1  # an explicit visit's length is stored in 31 bits
@@ -64,19 +65,14 @@ def validate_batch(person, venue, t_in, t_out=None):
         raise InvalidCheckin(f"venue: expected {n} values like person, got {venue.shape[0]}")
     t_in = _times("t_in", t_in, n)
     t_out = np.zeros(n, np.int64) if t_out is None else _times("t_out", t_out, n)
-    t_out = np.where(t_out > 0, t_out, 0)
-    bad = np.flatnonzero((t_in < 0) | (t_in >= MAX_TIME))
-    if bad.shape[0]:
-        i = bad[0]
-        raise InvalidCheckin(f"row {i}: t_in {t_in[i]} is outside [0, 2**32) seconds")
-    bad = np.flatnonzero((t_out > 0) & (t_out <= t_in))
-    if bad.shape[0]:
-        i = bad[0]
-        raise InvalidCheckin(f"row {i}: t_out {t_out[i]} is not after t_in {t_in[i]}")
-    bad = np.flatnonzero(t_out - t_in > MAX_DURATION)
-    if bad.shape[0]:
-        i = bad[0]
-        raise InvalidCheckin(f"row {i}: t_out {t_out[i]} is more than 2**31 s after t_in")
+    # one pass over the rows; t_out <= 0 becomes 0 ("no check-out") in place
+    row, problem = check_times(t_in, t_out, MAX_TIME, MAX_DURATION)
+    if problem == 1:
+        raise InvalidCheckin(f"row {row}: t_in {t_in[row]} is outside [0, 2**32) seconds")
+    if problem == 2:
+        raise InvalidCheckin(f"row {row}: t_out {t_out[row]} is not after t_in {t_in[row]}")
+    if problem == 3:
+        raise InvalidCheckin(f"row {row}: t_out {t_out[row]} is more than 2**31 s after t_in")
     return person, venue, t_in, t_out
 
 

@@ -111,12 +111,11 @@ def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
     zones: list[Zone] = []
     for level in range(1, rule.depth + 1):
         hits = overlaps(snap, pres, rule) if len(pres[0]) else _concat([])
-        keep = ~np.isin(hits[0], found)
+        keep = kernels.not_in_sorted(hits[0], np.sort(found))
         person, venue, start, end = _evidence_order(*(h[keep] for h in hits))
-        firsts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if len(person) \
-            else np.empty(0, np.int64)
-        zones += _zones(level - 1, pres, venue, start, np.repeat(
-            np.arange(firsts.shape[0]), np.diff(np.r_[firsts, person.shape[0]])))
+        firsts = kernels.run_starts(person)
+        zones += _zones(level - 1, pres, venue, start, np.cumsum(
+            kernels.mark_starts(person.shape[0], firsts)) - 1)
         if person.shape[0] == 0:
             break
         new_persons, exposed_at = person[firsts], start[firsts]
@@ -133,8 +132,9 @@ def _evidence_order(person, venue, start, end):
     person, venue, start, end = person[order], venue[order], start[order], end[order]
     if person.shape[0] < 2:
         return person, venue, start, end
-    fresh = np.r_[True, (person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
-                  | (start[1:] != start[:-1]) | (end[1:] != end[:-1])]
+    fresh = np.ones(person.shape[0], np.bool_)
+    fresh[1:] = ((person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
+                 | (start[1:] != start[:-1]) | (end[1:] != end[:-1]))
     return person[fresh], venue[fresh], start[fresh], end[fresh]
 
 
@@ -143,7 +143,7 @@ def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Con
     # tuple.__new__ straight from zip: the cheapest way to build many named tuples
     evidence = list(map(_new_evidence, zip(venue.tolist(), start.tolist(), end.tolist(),
                                            strict=True)))
-    bounds = np.r_[firsts, len(evidence)].tolist()
+    bounds = [*firsts.tolist(), len(evidence)]
     order = np.lexsort((persons, exposed_at)).tolist()
     persons, exposed_at = persons.tolist(), exposed_at.tolist()
     return [_new_contact((persons[i], level, exposed_at[i],

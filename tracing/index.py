@@ -279,10 +279,11 @@ class CheckinIndex:
             return before - len(self)
 
     def _compact(self, extra=None, cutoff: int | None = None) -> None:
-        parts = [self._base.decode(), *self._head]
-        if extra is not None:
-            parts.append(extra)
-        cols = [np.concatenate([p[i] for p in parts]) for i in range(4)]
+        parts = [self._base.decode()] if len(self._base) else []
+        parts += [*self._head, *([extra] if extra is not None else [])]
+        # a bulk load into an empty index skips a copy of every column
+        cols = list(parts[0]) if len(parts) == 1 else [
+            np.concatenate([p[i] for p in parts]) for i in range(4)]
         if cutoff is not None:
             keep = cols[2] >= cutoff
             cols = [c[keep] for c in cols]

@@ -20,6 +20,24 @@ EXPLICIT = np.uint32(1 << 31)
 LOW_BITS = np.uint32((1 << 31) - 1)
 
 
+# ---- validating -------------------------------------------------------------------
+
+@njit(cache=True)
+def check_times(t_in, t_out, max_time, max_duration):
+    """The first bad row and its problem (1: t_in out of range, 2: t_out not after t_in,
+    3: visit too long), or (-1, 0). Sets t_out <= 0 to 0 ("no check-out") in place."""
+    for i in range(t_in.shape[0]):
+        if t_in[i] < 0 or t_in[i] >= max_time:
+            return i, 1
+        if t_out[i] <= 0:
+            t_out[i] = 0
+        elif t_out[i] <= t_in[i]:
+            return i, 2
+        elif t_out[i] - t_in[i] > max_duration:
+            return i, 3
+    return -1, 0
+
+
 # ---- building ------------------------------------------------------------------------
 
 # Large outputs are allocated by the caller with numpy: numpy asks the kernel for huge
@@ -234,6 +252,47 @@ def person_presences(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in
                 out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i, v, s, e + linger
                 k += 1
     return out[:k]
+
+
+@njit(cache=True)
+def not_in_sorted(values, sorted_set):
+    """values[i] not in sorted_set, as a bool array (a small set: the persons found)."""
+    out = np.empty(values.shape[0], np.bool_)
+    for i in range(values.shape[0]):
+        j = np.searchsorted(sorted_set, values[i])
+        out[i] = j >= sorted_set.shape[0] or sorted_set[j] != values[i]
+    return out
+
+
+@njit(cache=True)
+def run_starts(keys):
+    """Indices where a sorted array starts a new run of equal values."""
+    out = np.empty(keys.shape[0], np.int64)
+    k = 0
+    for i in range(keys.shape[0]):
+        if i == 0 or keys[i] != keys[i - 1]:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(cache=True)
+def mark_starts(n, starts):
+    """An int64 array of n zeros with ones at `starts`."""
+    out = np.zeros(n, np.int64)
+    for s in starts:
+        out[s] = 1
+    return out
+
+
+@njit(cache=True)
+def lookup_codes(sorted_ids, ids):
+    """The position of each id in sorted_ids, or -1 where it is absent."""
+    out = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        j = np.searchsorted(sorted_ids, ids[i])
+        out[i] = j if j < sorted_ids.shape[0] and sorted_ids[j] == ids[i] else -1
+    return out
 
 
 @njit(cache=True)

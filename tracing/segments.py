@@ -92,11 +92,7 @@ class Segment:
 
 
 def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    ids = np.asarray(ids, dtype=np.uint64)
-    pos = np.searchsorted(sorted_ids, ids)
-    found = pos < sorted_ids.shape[0]
-    found[found] = sorted_ids[pos[found]] == ids[found]
-    return np.where(found, pos, -1).astype(np.int64)
+    return kernels.lookup_codes(sorted_ids, np.ascontiguousarray(ids, np.uint64))
 
 
 def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,5 +222,7 @@ def load_segment(folder: Path, name: str) -> Segment:
         path = folder / f"{name}.{column}.npy"
         # an empty .npy cannot be memory-mapped
         mode = "r" if os.path.getsize(path) > 256 else None
-        arrays[column] = np.load(path, mmap_mode=mode)
+        # a plain ndarray view of the map: np.memmap's subclass hooks cost microseconds
+        # on every slice, and a query slices thousands of times
+        arrays[column] = np.load(path, mmap_mode=mode).view(np.ndarray)
     return Segment(**arrays)
