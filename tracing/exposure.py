@@ -8,6 +8,9 @@ visit ends there are exact; the base hides that person's rows with `base_mask`.
 
 from __future__ import annotations
 
+import gc
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -15,7 +18,7 @@ import numpy as np
 
 from tracing import kernels
 from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
-from tracing.segments import Segment
+from tracing.segments import Segment, build_segment, empty_segment
 
 NO_MASK = np.zeros(0, np.uint8)
 _new_evidence = partial(tuple.__new__, Evidence)
@@ -164,3 +167,47 @@ def _zones(level, pres, venue, start, person_group) -> list[Zone]:
         counts += np.bincount(pairs // (person_group.max() + 1), minlength=zv.shape[0])
     return list(map(Zone, zv.tolist(), [level] * zv.shape[0], zs.tolist(), ze.tolist(),
                     counts.tolist()))
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def gc_paused():
+    """Hold off Python's cyclic GC while a trace builds its (acyclic) result tuples.
+
+    A trace creates thousands of small tuples; with many results alive, the full
+    collections they trigger took up to 250 ms of a 5 ms query. Pausing moves that work
+    to after the query, where the next allocation pays it.
+    """
+    global _gc_pausers, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def build_overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:
+    """All check-ins of the head's persons (base rows and head rows) as one segment, and
+    the mask hiding those persons' rows in the base."""
+    if not head:
+        return empty_segment(), NO_MASK
+    cols = [np.concatenate([h[i] for h in head]) for i in range(4)]
+    persons = np.unique(cols[0])
+    codes = base.person_codes(persons)
+    codes = codes[codes >= 0]
+    old = base.persons_checkins(codes)
+    overlay = build_segment(*(np.concatenate([old[i], cols[i]]) for i in range(4)))
+    mask = np.zeros(base.person_ids.shape[0], np.uint8)
+    mask[codes] = 1
+    return overlay, mask

@@ -5,26 +5,39 @@
         index.append(person, venue, t_in, t_out)       # durable when it returns
         result = index.trace(case, window_from, window_to, ContactRule(depth=2))
 
-Layout of the folder (see segments.py for the columns):
+Beyond the agreed API: `open(..., head_limit=1 << 20)` (rows in the head before it merges
+into the base), `checkins()` (every distinct check-in as columns), `snapshot()`; append
+returns AppendResult(added, duplicates); Evidence and Contact are named tuples now (same
+fields, positional construction and to_dict as before).
+
+Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16
+per distinct person, both views and the id dictionaries counted):
     MANIFEST.json          the generation g in use and retention_days (atomic rewrite)
     seg-g.<column>.npy     the base segment: sorted, deduplicated, memory-mapped
     wal-g.log              check-ins acknowledged since seg-g was built (wal.py)
     dwell.npy              per-venue dwell seconds, (2, n) uint64: venue ids, seconds
     LOCK                   flock'ed by the one process that has the index open
-Appended batches go to the WAL and to an in-memory head. A query reads a snapshot: the
-base plus an overlay segment that holds every check-in (base and head) of each person
-seen in the head, so visit ends stay exact when a new check-in shortens an older visit.
-When the head grows past max(head_limit, len(base) / 2) rows, or a single batch is that
-large, base and head merge into generation g + 1 (a full rebuild, files written to a
-temporary name, fsynced, renamed; then the manifest; then old files are deleted).
+Appended batches go to the WAL (group commit: one fsync acknowledges every record written
+before it) and to an in-memory head. A query reads a snapshot: the base plus an overlay
+segment holding every check-in (base and head) of each person seen in the head, so visit
+ends stay exact when a new check-in shortens an older visit; dwell is applied at query
+time, so set_venue_dwell takes effect at once. When the head reaches
+max(head_limit, len(base) / 2) rows, or one batch is that large (a bulk load: no WAL),
+base and head merge into generation g + 1: a full rebuild, each file written to a
+temporary name, fsynced and renamed, then the manifest, then old files are deleted;
+opening removes any leftovers of an interrupted merge. A query may see an appended row
+a moment before its append returns (before the fsync).
 
 Interpretations of DESIGN.md's contact rule (tests/tracing/naive.py encodes the same):
 - Times must lie in [0, 2**32) seconds (until 2106) and a check-out within 2**31 s of its
-  check-in: stored as uint32. Ids are any uint64; the stored dictionary maps them to
-  dense uint32 codes, so one segment holds at most 2**32 - 1 persons and check-ins.
+  check-in: stored as uint32. Ids are any uint64; each segment's dictionary maps them to
+  dense uint32 codes, so a segment holds at most 2**32 - 1 persons and check-ins.
 - A t_out of 0 or less means "no check-out". Among duplicates the largest explicit t_out
-  wins; a duplicate without t_out never removes a stored one.
-- Dwell 0 gives an empty visit, which is never present and never a contact.
+  wins; a duplicate without t_out never removes a stored one. `duplicates` counts rows
+  whose (person, venue, t_in) was already in the batch or the index, even when their
+  t_out raised the stored one.
+- Dwell 0 gives an empty visit, which is never present and never a contact. Venues
+  without a dwell set use the query's rule.default_dwell.
 - Intervals are half-open [start, end). A visit clipped to the window that leaves nothing
   of positive length has no presence, even with linger. Linger may run past `to`.
 - Each (presence, visit) pair is judged on its own: two short overlaps with two adjacent
@@ -36,15 +49,15 @@ Interpretations of DESIGN.md's contact rule (tests/tracing/naive.py encodes the 
   persons are listed too (exposed = 0); zones exist for levels 0 .. depth - 1.
 - Contacts are ordered by (level, exposed_at, person); zones by (level, venue, start).
 - `trace` on a person with no check-ins in the window returns no contacts and no zones.
+- purge(now) removes check-ins with t_in < now - retention_days days; a remaining visit's
+  end never depends on an earlier check-in, so nothing else changes.
 """
 
 from __future__ import annotations
 
 import fcntl
-import gc
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -320,7 +333,7 @@ class CheckinIndex:
                 return self._snapshot
             base, head = self._base, list(self._head)
             dwell = self._dwell
-        overlay, mask = _overlay(base, head)
+        overlay, mask = exposure.build_overlay(base, head)
         snap = exposure.Snapshot(base, mask, overlay, *dwell)
         with self._state_lock:
             if self._base is base and len(self._head) == len(head):
@@ -333,7 +346,7 @@ class CheckinIndex:
 
         Raises InvalidQuery for a case id outside uint64 or an empty window."""
         case, window_from, window_to = _check_query(case, window_from, window_to)
-        with _gc_paused():
+        with exposure.gc_paused():
             return exposure.trace(self.snapshot(), case, window_from, window_to, rule)
 
     def trace_many(self, cases, froms, tos, rule: ContactRule = DEFAULT_RULE
@@ -344,7 +357,7 @@ class CheckinIndex:
             raise InvalidQuery("cases, froms and tos must have the same length")
         snap = self.snapshot()
         out = []
-        with _gc_paused():
+        with exposure.gc_paused():
             for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(),
                                     strict=True):
                 case, lo, hi = _check_query(case, lo, hi)
@@ -378,34 +391,6 @@ class CheckinIndex:
         }
 
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = True
-
-
-@contextmanager
-def _gc_paused():
-    """Hold off Python's cyclic GC while a trace builds its (acyclic) result tuples.
-
-    A trace creates thousands of small tuples; with many results alive, the full
-    collections they trigger took up to 250 ms of a 5 ms query. Pausing moves that work
-    to after the query, where the next allocation pays it.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
-
-
 def _new_head_keys():
     """The head's keys (person, venue, t_in) and their largest t_out, as a numba dict."""
     return Dict.empty(key_type=HEAD_KEY, value_type=types.int64)
@@ -418,19 +403,3 @@ def _check_query(case, window_from, window_to) -> tuple[int, int, int]:
     if window_from >= window_to:
         raise InvalidQuery(f"window: from ({window_from}) must be before to ({window_to})")
     return case, window_from, window_to
-
-
-def _overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:
-    """All check-ins of the head's persons (base rows and head rows) as one segment, and
-    the mask hiding those persons' rows in the base."""
-    if not head:
-        return empty_segment(), exposure.NO_MASK
-    cols = [np.concatenate([h[i] for h in head]) for i in range(4)]
-    persons = np.unique(cols[0])
-    codes = base.person_codes(persons)
-    codes = codes[codes >= 0]
-    old = base.persons_checkins(codes)
-    overlay = build_segment(*(np.concatenate([old[i], cols[i]]) for i in range(4)))
-    mask = np.zeros(base.person_ids.shape[0], np.uint8)
-    mask[codes] = 1
-    return overlay, mask
