@@ -26,8 +26,8 @@ from tracing.errors import InvalidCheckin, TracingError
 from tracing.venues import VenueTable, VenueTableError
 
 SHOW_REJECTED = 20
-MIN_BATCH = 1 << 22
-MAX_BATCH = 1 << 25  # about 1.3 GB of columns in memory at most
+BATCH = 1 << 25  # 32M rows, about 1.3 GB of columns
+MAX_BATCH = 1 << 26
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -85,11 +85,12 @@ def _load_venues(idx, data: Path, path: str | None) -> tuple[int, list[csvio.Rej
 
 
 def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
-    """Chunks joined into batches as large as the index so far (4M to 32M rows).
+    """Chunks joined into batches of 32M rows, or half the index when that is more
+    (64M rows at most).
 
     The index merges a batch of at least half its size straight into a new segment,
-    which is much faster than passing it through the log and the in-memory head, and
-    doubling keeps the number of rebuilds logarithmic; a file is one import, so
+    which is much faster than passing it through the log and the in-memory head, and a
+    file of up to 32M rows becomes a single build; a file is one import, so
     acknowledging it in a few large batches loses nothing.
     """
     pending: list[csvio.CheckinChunk] = []
@@ -97,7 +98,7 @@ def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk.person)
-        if size >= min(max(MIN_BATCH, len(idx) + 1), MAX_BATCH):
+        if size >= min(max(BATCH, len(idx) // 2 + 1), MAX_BATCH):
             yield _join(pending)
             pending, size = [], 0
     if pending:
