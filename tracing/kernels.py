@@ -24,24 +24,48 @@ LOW_BITS = np.uint32((1 << 31) - 1)
 
 @njit(cache=True)
 def check_times(t_in, t_out, max_time, max_duration):
-    """The first bad row and its problem (1: t_in out of range, 2: t_out not after t_in,
-    3: visit too long), or (-1, 0). Sets t_out <= 0 to 0 ("no check-out") in place."""
+    """(first bad row, its problem, whether any t_out is negative). Problems: 1 t_in out
+    of range, 2 t_out not after t_in, 3 visit too long; (-1, 0, ...) when all are good."""
+    negative = False
     for i in range(t_in.shape[0]):
         if t_in[i] < 0 or t_in[i] >= max_time:
-            return i, 1
-        if t_out[i] <= 0:
-            t_out[i] = 0
-        elif t_out[i] <= t_in[i]:
-            return i, 2
-        elif t_out[i] - t_in[i] > max_duration:
-            return i, 3
-    return -1, 0
+            return i, 1, negative
+        if t_out[i] < 0:
+            negative = True
+        elif t_out[i] > 0 and t_out[i] <= t_in[i]:
+            return i, 2, negative
+        elif t_out[i] > 0 and t_out[i] - t_in[i] > max_duration:
+            return i, 3, negative
+    return -1, 0, negative
 
 
 # ---- building ------------------------------------------------------------------------
 
 # Large outputs are allocated by the caller with numpy: numpy asks the kernel for huge
 # pages, and at 100M rows the page faults of numba-allocated arrays cost 3-4x the work.
+
+@njit(cache=True)
+def dense_rank(ids, top, codes):
+    """codes[i] = rank of ids[i] among the distinct ids (all < top); returns the sorted
+    distinct ids. Linear: for ids that are small integers, no sort is needed."""
+    rank = np.zeros(top + 1, np.int64)
+    for x in ids:
+        rank[x] = 1
+    n = 0
+    for x in range(top + 1):
+        if rank[x]:
+            rank[x] = n
+            n += 1
+        else:
+            rank[x] = -1
+    distinct = np.empty(n, np.uint64)
+    for x in range(top + 1):
+        if rank[x] >= 0:
+            distinct[rank[x]] = x
+    for i in range(ids.shape[0]):
+        codes[i] = rank[ids[i]]
+    return distinct
+
 
 @njit(cache=True)
 def pack_keys(hi, mid, lo, mid_shift, hi_shift, out):

@@ -167,6 +167,13 @@ def test_invalid_rows_are_named(index, rows, field):
     assert len(index) == 0
 
 
+def test_negative_checkout_means_none(index):
+    index.append(*columns([(1, 10, 0, None), (2, 10, 0, None)]))
+    result = index.append([2], [10], [0], [-1])
+    assert (result.added, result.duplicates) == (0, 1)
+    assert index.checkins()[3].tolist() == [0, 0]
+
+
 def test_invalid_window(index):
     with pytest.raises(InvalidQuery, match="window"):
         index.trace(1, 10, 10)
