@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from tracing import kernels
+from tracing import trace_kernels
 from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
 from tracing.segments import Segment, build_segment, empty_segment
 
@@ -53,92 +53,38 @@ class Snapshot:
                 (self.overlay, NO_MASK, self.dwell(self.overlay, default)))
 
 
-def presences(snap: Snapshot, persons: np.ndarray, lows: np.ndarray, hi: int,
-              rule: ContactRule):
-    """Presences of `persons` (uint64 ids): visits clipped to [lows[i], hi), + linger.
-
-    Returns (person, venue, start, end) arrays (uint64, uint64, int64, int64).
-    """
-    parts = []
-    in_overlay = snap.overlay.person_codes(persons)
-    for segment, _mask, dwell in snap.sources(rule.default_dwell):
-        if segment is snap.overlay:
-            codes, pick = in_overlay, in_overlay >= 0
-        else:
-            codes = segment.person_codes(persons)
-            pick = (codes >= 0) & (in_overlay < 0)
-        if not pick.any():
-            continue
-        idx = np.flatnonzero(pick)
-        got = kernels.person_presences(segment.venue_off, segment.t_in, segment.person,
-                                       segment.exp, segment.person_off, segment.pv_venue,
-                                       segment.pv_t_in, dwell, codes[idx], lows[idx], hi,
-                                       rule.linger)
-        parts.append((persons[idx[got[:, 0]]], segment.venue_ids[got[:, 1]],
-                      got[:, 2], got[:, 3]))
-    return _concat(parts)
-
-
-def overlaps(snap: Snapshot, pres, rule: ContactRule):
-    """Every visit overlapping one of the presences by >= the rule's minimum.
-
-    Returns (person, venue, start, end) arrays of the overlaps, unsorted.
-    """
-    parts = []
-    for segment, mask, dwell in snap.sources(rule.default_dwell):
-        if len(segment) == 0:
-            continue
-        hits = kernels.scan_presences(segment.venue_off, segment.t_in, segment.person,
-                                      segment.exp, segment.venue_maxexp, segment.person_off,
-                                      segment.pv_t_in, dwell, mask,
-                                      segment.venue_codes(pres[1]), pres[2], pres[3],
-                                      rule.effective_min_overlap)
-        parts.append((segment.person_ids[hits[:, 0]], segment.venue_ids[hits[:, 1]],
-                      hits[:, 2], hits[:, 3]))
-    return _concat(parts)
-
-
-def _concat(parts):
-    if not parts:
-        return (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int64),
-                np.empty(0, np.int64))
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4))
+def segment_args(segment: Segment, dwell: np.ndarray, mask: np.ndarray) -> tuple:
+    """A segment's arrays in the order tracing/trace_kernels.py unpacks them."""
+    return (segment.venue_ids, segment.venue_off, segment.venue_maxexp, segment.person,
+            segment.t_in, segment.exp, segment.person_ids, segment.person_off,
+            segment.pv_venue, segment.pv_t_in, dwell, mask)
 
 
 def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
           rule: ContactRule) -> TraceResult:
     """The case's contacts, level by level, and the zones of each level's presence."""
+    (base, mask, base_dwell), (overlay, _, overlay_dwell) = snap.sources(rule.default_dwell)
+    base = segment_args(base, base_dwell, mask)
+    overlay = segment_args(overlay, overlay_dwell, NO_MASK)
     found = np.array([case], np.uint64)
-    pres = presences(snap, found, np.array([window_from], np.int64), window_to, rule)
+    pres = trace_kernels.presences(base, overlay, found, np.array([window_from], np.int64),
+                                   window_to, rule.linger)
     contacts: list[Contact] = []
     zones: list[Zone] = []
     for level in range(1, rule.depth + 1):
-        hits = overlaps(snap, pres, rule) if len(pres[0]) else _concat([])
-        keep = kernels.not_in_sorted(hits[0], np.sort(found))
-        person, venue, start, end = _evidence_order(*(h[keep] for h in hits))
-        firsts = kernels.run_starts(person)
-        zones += _zones(level - 1, pres, venue, start, np.cumsum(
-            kernels.mark_starts(person.shape[0], firsts)) - 1)
+        person, venue, start, end, firsts = trace_kernels.evidence(
+            base, overlay, pres[1], pres[2], pres[3], found, rule.effective_min_overlap)
+        if pres[0].shape[0]:
+            zones += _zones(level - 1, pres, venue, start, firsts)
         if person.shape[0] == 0:
             break
         new_persons, exposed_at = person[firsts], start[firsts]
         contacts += _contacts(level, new_persons, exposed_at, firsts, venue, start, end)
-        found = np.concatenate([found, new_persons])
+        found = np.sort(np.concatenate([found, new_persons]))
         if level < rule.depth:
-            pres = presences(snap, new_persons, exposed_at, window_to, rule)
+            pres = trace_kernels.presences(base, overlay, new_persons, exposed_at, window_to,
+                                           rule.linger)
     return TraceResult(case, window_from, window_to, rule, tuple(contacts), tuple(zones))
-
-
-def _evidence_order(person, venue, start, end):
-    """Overlaps sorted by (person, start, end, venue), repeats removed."""
-    order = np.lexsort((venue, end, start, person))
-    person, venue, start, end = person[order], venue[order], start[order], end[order]
-    if person.shape[0] < 2:
-        return person, venue, start, end
-    fresh = np.ones(person.shape[0], np.bool_)
-    fresh[1:] = ((person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
-                 | (start[1:] != start[:-1]) | (end[1:] != end[:-1]))
-    return person[fresh], venue[fresh], start[fresh], end[fresh]
 
 
 def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Contact]:
@@ -153,18 +99,9 @@ def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Con
                           tuple(evidence[bounds[i]:bounds[i + 1]]))) for i in order]
 
 
-def _zones(level, pres, venue, start, person_group) -> list[Zone]:
-    """Level-`level` zones: merged presences per venue, with distinct exposed persons
-    (evidence rows `venue`, `start`, belonging to persons numbered by person_group)."""
-    if pres[0].shape[0] == 0:
-        return []
-    order = np.lexsort((pres[2], pres[1]))
-    zv, zs, ze = kernels.merge_zones(pres[1][order], pres[2][order], pres[3][order])
-    counts = np.zeros(zv.shape[0], np.int64)
-    if venue.shape[0]:
-        zone = kernels.zone_of(zv, zs, venue, start)
-        pairs = np.unique(zone * (person_group.max() + 1) + person_group)
-        counts += np.bincount(pairs // (person_group.max() + 1), minlength=zv.shape[0])
+def _zones(level, pres, venue, start, firsts) -> list[Zone]:
+    """Level-`level` zones as Zone objects (see trace_kernels.zones)."""
+    zv, zs, ze, counts = trace_kernels.zones(pres[1], pres[2], pres[3], venue, start, firsts)
     return list(map(Zone, zv.tolist(), [level] * zv.shape[0], zs.tolist(), ze.tolist(),
                     counts.tolist()))
 
