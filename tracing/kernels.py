@@ -190,8 +190,11 @@ def person_rows(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in, pco
 # ---- queries ---------------------------------------------------------------------------
 
 @njit(cache=True)
-def _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask, v,
+def scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask, v,
               ps, pe, need, out, k):
+    """Visits at venue code v overlapping presence [ps, pe) by >= need seconds, written
+    to out[k:] as (person code, venue code, start, end) when `out` has rows (a first
+    call with an empty `out` counts them); returns the new k."""
     lo, hi = venue_off[v], venue_off[v + 1]
     back = max(np.int64(maxexp[v]), dwell[v])
     first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
@@ -220,140 +223,12 @@ def _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, 
 
 
 @njit(cache=True)
-def scan_presences(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask,
-                   pres_v, pres_s, pres_e, need):
-    """Every visit overlapping a presence by >= need seconds.
-
-    Presences are (venue code, start, end), code -1 when the venue is not in this segment.
-    `mask[person] != 0` hides a person's rows (they are answered from another segment).
-    Returns an (k, 4) int64 array of (person code, venue code, overlap start, overlap end).
-    """
-    empty = np.empty((0, 4), np.int64)
-    k = 0
-    for i in range(pres_v.shape[0]):
-        if pres_v[i] >= 0:
-            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
-                          mask, pres_v[i], pres_s[i], pres_e[i], need, empty, k)
-    out = np.empty((k, 4), np.int64)
-    k = 0
-    for i in range(pres_v.shape[0]):
-        if pres_v[i] >= 0:
-            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
-                          mask, pres_v[i], pres_s[i], pres_e[i], need, out, k)
-    return out
-
-
-@njit(cache=True)
-def person_presences(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in, dwell,
-                     pcodes, lows, hi, linger):
-    """The presences of persons: each visit clipped to [lows[i], hi), then + linger.
-
-    Returns an (k, 4) int64 array of (index into pcodes, venue code, start, end).
-    """
-    n = 0
-    for i in range(pcodes.shape[0]):
-        n += person_off[pcodes[i] + 1] - person_off[pcodes[i]]
-    out = np.empty((n, 4), np.int64)
-    k = 0
-    for i in range(pcodes.shape[0]):
-        c = pcodes[i]
-        last = person_off[c + 1]
-        for j in range(person_off[c], last):
-            v = np.int64(pv_venue[j] & LOW_BITS)
-            t = np.int64(pv_t_in[j])
-            if pv_venue[j] & EXPLICIT:
-                end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
-            else:
-                end = t + dwell[v]
-                nxt = j + 1
-                while nxt < last and np.int64(pv_t_in[nxt]) == t:
-                    nxt += 1
-                if nxt < last:
-                    end = min(end, np.int64(pv_t_in[nxt]))
-            s = max(t, lows[i])
-            e = min(end, hi)
-            if s < e:
-                out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i, v, s, e + linger
-                k += 1
-    return out[:k]
-
-
-@njit(cache=True)
-def not_in_sorted(values, sorted_set):
-    """values[i] not in sorted_set, as a bool array (a small set: the persons found)."""
-    out = np.empty(values.shape[0], np.bool_)
-    for i in range(values.shape[0]):
-        j = np.searchsorted(sorted_set, values[i])
-        out[i] = j >= sorted_set.shape[0] or sorted_set[j] != values[i]
-    return out
-
-
-@njit(cache=True)
-def run_starts(keys):
-    """Indices where a sorted array starts a new run of equal values."""
-    out = np.empty(keys.shape[0], np.int64)
-    k = 0
-    for i in range(keys.shape[0]):
-        if i == 0 or keys[i] != keys[i - 1]:
-            out[k] = i
-            k += 1
-    return out[:k]
-
-
-@njit(cache=True)
-def mark_starts(n, starts):
-    """An int64 array of n zeros with ones at `starts`."""
-    out = np.zeros(n, np.int64)
-    for s in starts:
-        out[s] = 1
-    return out
-
-
-@njit(cache=True)
 def lookup_codes(sorted_ids, ids):
     """The position of each id in sorted_ids, or -1 where it is absent."""
     out = np.empty(ids.shape[0], np.int64)
     for i in range(ids.shape[0]):
         j = np.searchsorted(sorted_ids, ids[i])
         out[i] = j if j < sorted_ids.shape[0] and sorted_ids[j] == ids[i] else -1
-    return out
-
-
-@njit(cache=True)
-def merge_zones(venue, start, end):
-    """Merge presences sorted by (venue, start) into zones: overlapping or touching
-    intervals at one venue become one. Returns (zone venue, zone start, zone end)."""
-    n = venue.shape[0]
-    zv = np.empty(n, np.uint64)
-    zs = np.empty(n, np.int64)
-    ze = np.empty(n, np.int64)
-    k = -1
-    for i in range(n):
-        if k >= 0 and zv[k] == venue[i] and start[i] <= ze[k]:
-            ze[k] = max(ze[k], end[i])
-        else:
-            k += 1
-            zv[k] = venue[i]
-            zs[k] = start[i]
-            ze[k] = end[i]
-    return zv[:k + 1], zs[:k + 1], ze[:k + 1]
-
-
-@njit(cache=True)
-def zone_of(zv, zs, ev_venue, ev_start):
-    """For each evidence (venue, start), the last zone at that venue starting at or before
-    it (zones are sorted by venue, start); -1 if none."""
-    out = np.full(ev_venue.shape[0], -1, np.int64)
-    for i in range(ev_venue.shape[0]):
-        lo, hi = 0, zv.shape[0]
-        while lo < hi:  # first zone after (venue, start)
-            mid = (lo + hi) // 2
-            if zv[mid] < ev_venue[i] or (zv[mid] == ev_venue[i] and zs[mid] <= ev_start[i]):
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo > 0 and zv[lo - 1] == ev_venue[i]:
-            out[i] = lo - 1
     return out
 
 

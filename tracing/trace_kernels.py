@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracing.kernels import EXPLICIT, LOW_BITS, _scan_one, venue_row
+from tracing.kernels import EXPLICIT, LOW_BITS, scan_venue, venue_row
 
 
 @njit(cache=True)
@@ -94,13 +94,13 @@ def _scan(seg, pres_v, pres_s, pres_e, need):
     k = 0
     for i in range(codes.shape[0]):
         if codes[i] >= 0:
-            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
+            k = scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
                           mask, codes[i], pres_s[i], pres_e[i], need, empty, k)
     hits = np.empty((k, 4), np.int64)
     k = 0
     for i in range(codes.shape[0]):
         if codes[i] >= 0:
-            k = _scan_one(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
+            k = scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
                           mask, codes[i], pres_s[i], pres_e[i], need, hits, k)
     p, v = np.empty(k, np.uint64), np.empty(k, np.uint64)
     for i in range(k):
