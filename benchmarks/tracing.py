@@ -137,12 +137,15 @@ def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
 
 
 def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule: ContactRule,
-              limit_s: float, inline_cases: int = 3) -> dict:
+              limit_s: float, inline_cases: int = 3, memory_gb: int = 8) -> dict:
     """DuckDB's F1 per case: {"prepare_s", "seconds": [...], "persons": [set, ...],
     "inline_seconds": [...]} (the last for the query that computes visit ends itself)."""
     import duckdb
 
     con = duckdb.connect()
+    # A bound, so that DuckDB spills to disk rather than crowding out a shared machine.
+    con.execute(f"SET memory_limit = '{memory_gb}GB'")
+    con.execute(f"SET temp_directory = '{tempfile.gettempdir()}/qrtrace-bench-duckdb'")
     ids, dwell = VenueTable(town.venues()).resolved_dwell()
     began = time.perf_counter()
     src = {"person": c.person, "venue": c.venue, "t_in": c.t_in, "t_out": c.t_out}
@@ -180,7 +183,8 @@ def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule
             "inline_seconds": inline_seconds}
 
 
-def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: bool) -> dict:
+def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: bool,
+        duckdb_memory_gb: int = 8) -> dict:
     """Measure everything; returns the flat result dict."""
     out: dict = {"checkins": n, **machine(),
                  "note": "2 shared cores; figures contended by other work on the machine"}
@@ -238,7 +242,7 @@ def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: b
         m = min(duckdb_cases, k)
         log(f"DuckDB F1 self-join over up to {m} cases")
         duck = duckdb_f1(c, town, cases[:m], froms[:m], tos[:m], ContactRule(depth=1),
-                         limit_s=120)
+                         limit_s=120, memory_gb=duckdb_memory_gb)
         done = len(duck["seconds"])
         ours = [{ct.person for ct in r.contacts} for r in f1_res[:done]]
         mismatches = [int(cases[i]) for i in range(done) if ours[i] != duck["persons"][i]]
@@ -263,13 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=1000, help="cases in the trace_many batch")
     p.add_argument("--duckdb-cases", type=int, default=50, help="cases run through DuckDB")
     p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB comparison")
+    p.add_argument("--duckdb-memory", type=int, default=8, metavar="GB",
+                   help="DuckDB's memory limit (it spills beyond); default 8")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one flat JSON object")
     args = p.parse_args(argv)
     if args.checkins < 1000 or args.cases < 2 or args.batch < 1:
         p.error("--checkins must be at least 1000, --cases at least 2, --batch at least 1")
     out = run(args.checkins, args.cases, args.batch, args.seed, args.duckdb_cases,
-              args.no_duckdb)
+              args.no_duckdb, args.duckdb_memory)
     if args.json:
         print(json.dumps(out))
     else:
