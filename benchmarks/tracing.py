@@ -17,7 +17,7 @@ One run, on one machine:
    not timed (`duckdb_prepare_s`) which favours DuckDB; then the F1 query as a self-join
    per case (`duckdb_f1_p50_ms`); `duckdb_ratio` = DuckDB F1 p50 / ours. The F1 person
    sets must match ours: `duckdb_mismatches` counts cases where they differ. For
-   reference, `duckdb_inline_f1_p50_ms` (3 cases) is the one-off query that computes the
+   reference, `duckdb_inline_f1_p50_ms` (3 cases by default) is the one-off query that computes the
    visit ends itself, as an analyst without a prepared table would run it.
 Progress goes to stderr; `--json` prints one flat JSON object on stdout.
 """
@@ -184,7 +184,7 @@ def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule
 
 
 def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: bool,
-        duckdb_memory_gb: int = 8) -> dict:
+        duckdb_memory_gb: int = 8, duckdb_inline_cases: int = 3) -> dict:
     """Measure everything; returns the flat result dict."""
     out: dict = {"checkins": n, **machine(),
                  "note": "2 shared cores; figures contended by other work on the machine"}
@@ -242,7 +242,8 @@ def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: b
         m = min(duckdb_cases, k)
         log(f"DuckDB F1 self-join over up to {m} cases")
         duck = duckdb_f1(c, town, cases[:m], froms[:m], tos[:m], ContactRule(depth=1),
-                         limit_s=120, memory_gb=duckdb_memory_gb)
+                         limit_s=120, inline_cases=duckdb_inline_cases,
+                         memory_gb=duckdb_memory_gb)
         done = len(duck["seconds"])
         ours = [{ct.person for ct in r.contacts} for r in f1_res[:done]]
         mismatches = [int(cases[i]) for i in range(done) if ours[i] != duck["persons"][i]]
@@ -269,13 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB comparison")
     p.add_argument("--duckdb-memory", type=int, default=8, metavar="GB",
                    help="DuckDB's memory limit (it spills beyond); default 8")
+    p.add_argument("--duckdb-inline-cases", type=int, default=3,
+                   help="cases for the one-off query that computes visit ends (default 3)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one flat JSON object")
     args = p.parse_args(argv)
     if args.checkins < 1000 or args.cases < 2 or args.batch < 1:
         p.error("--checkins must be at least 1000, --cases at least 2, --batch at least 1")
     out = run(args.checkins, args.cases, args.batch, args.seed, args.duckdb_cases,
-              args.no_duckdb, args.duckdb_memory)
+              args.no_duckdb, args.duckdb_memory, args.duckdb_inline_cases)
     if args.json:
         print(json.dumps(out))
     else:
