@@ -49,6 +49,13 @@ class Segment:
     pv_venue: np.ndarray
     pv_t_in: np.ndarray
 
+    def __post_init__(self) -> None:
+        # Every column read-only, built or memory-mapped alike: numba compiles (and
+        # caches) one version of a kernel per mix of writable and read-only arrays, and
+        # the trace kernels take a dozen arrays at once.
+        for f in fields(self):
+            getattr(self, f.name).flags.writeable = False
+
     def __len__(self) -> int:
         return int(self.t_in.shape[0])
 
