@@ -1,0 +1,236 @@
+"""Wire formats of scan events: one JSON object per record, or a packed binary batch.
+
+A record's header `qrtrace-format` names its format: `json` or `packed-v1`. A record
+without that header is recognised by its first bytes (the packed magic, or `{`).
+
+JSON, one event per record (UTF-8)::
+
+    {"venue": 17, "device": 4, "seq": 981, "t_in": 1764100000,
+     "token": "QT1P01...", "t_out": 1764103600}
+
+    venue, device, seq   integers in [0, 2**64)
+    t_in                 integer seconds since the Unix epoch (UTC), or ISO 8601 text
+                         with an offset ("2026-11-25T22:00:00+07:00"); never a naive time
+    t_out                optional, the same kinds; null, 0 or absent = no check-out
+    token | frame         the scanned text, or a camera frame as base64 of PNG/JPEG/WebP
+
+packed-v1, many events per record, all little-endian::
+
+    offset  size    field
+    0       4       magic b"QRTP"
+    4       2       version, 1
+    6       2       flags, 0
+    8       4       count n
+    12      4       reserved, 0
+    16      8n      venue   u64[n]
+    ...     8n      device  u64[n]
+    ...     8n      seq     u64[n]
+    ...     8n      t_in    i64[n]
+    ...     8n      t_out   i64[n]   (0 = no check-out)
+    ...     43n     token   43 ASCII bytes per event (packed carries tokens, not frames)
+
+    The record is exactly 16 + 83 n bytes.
+
+Decoding never raises for a bad record: it gives the reason (`Decoded.reason`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from ingest.events import TOKEN_DTYPE, ScanBatch, ScanEvent
+
+FORMAT_HEADER = "qrtrace-format"
+REASON_HEADER = "qrtrace-reason"
+JSON = "json"
+PACKED_V1 = "packed-v1"
+MAGIC = b"QRTP"
+_HEAD = struct.Struct("<4sHHII")
+HEADER_SIZE = _HEAD.size
+ROW_SIZE = 5 * 8 + TOKEN_DTYPE.itemsize
+MAX_U64 = 2**64 - 1
+_I64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded record: its events, or the reason it cannot be decoded (batch None)."""
+
+    batch: ScanBatch | None
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the record decoded."""
+        return self.batch is not None
+
+
+# ---- packed-v1 ---------------------------------------------------------------------
+
+
+def encode_packed(batch: ScanBatch) -> bytes:
+    """One packed-v1 record holding `batch` (tokens only: a row with a frame is refused).
+
+    Raises ValueError if a row carries a frame instead of a token.
+    """
+    if batch.frames:
+        raise ValueError("packed-v1 carries tokens, not frames: send frames as JSON")
+    n = len(batch)
+    parts = [_HEAD.pack(MAGIC, 1, 0, n, 0)]
+    for col, dtype in ((batch.venue, "<u8"), (batch.device, "<u8"), (batch.seq, "<u8"),
+                       (batch.t_in, "<i8"), (batch.t_out, "<i8")):
+        parts.append(np.ascontiguousarray(col, dtype=dtype).tobytes())
+    parts.append(np.ascontiguousarray(batch.token, dtype=TOKEN_DTYPE).tobytes())
+    return b"".join(parts)
+
+
+def decode_packed(value: bytes) -> Decoded:
+    """The events of a packed-v1 record, or the reason it is not one."""
+    if len(value) < HEADER_SIZE:
+        return Decoded(None, f"packed: {len(value)} bytes is shorter than the header")
+    magic, version, flags, n, reserved = _HEAD.unpack_from(value)
+    if magic != MAGIC:
+        return Decoded(None, "packed: bad magic")
+    if version != 1:
+        return Decoded(None, f"packed: unknown version {version}")
+    if flags or reserved:
+        return Decoded(None, "packed: flags and reserved must be 0")
+    if len(value) != HEADER_SIZE + ROW_SIZE * n:
+        return Decoded(None, f"packed: {len(value)} bytes, expected "
+                             f"{HEADER_SIZE + ROW_SIZE * n} for {n} events")
+    buf = memoryview(value)
+    cols = []
+    at = HEADER_SIZE
+    for dtype in ("<u8", "<u8", "<u8", "<i8", "<i8"):
+        cols.append(np.frombuffer(buf, dtype=dtype, count=n, offset=at).astype(dtype[1:]))
+        at += 8 * n
+    tokens = np.frombuffer(buf, dtype=TOKEN_DTYPE, count=n, offset=at)
+    return Decoded(ScanBatch(*cols, tokens))
+
+
+# ---- JSON --------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    pass
+
+
+def _uint(doc: dict, name: str) -> int:
+    value = doc.get(name)
+    if type(value) is not int or not 0 <= value <= MAX_U64:
+        raise _Bad(f"{name}: expected an integer in [0, 2**64), got {_show(value)}")
+    return value
+
+
+def _time(doc: dict, name: str, optional: bool = False) -> int:
+    value = doc.get(name)
+    if optional and value is None:
+        return 0
+    if type(value) is int:
+        if not _I64[0] <= value <= _I64[1]:
+            raise _Bad(f"{name}: {value} is out of range")
+        return value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad(f"{name}: {_show(value)} is not ISO 8601") from None
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise _Bad(f"{name}: {_show(value)} has no UTC offset")
+        return int(moment.timestamp())
+    raise _Bad(f"{name}: expected integer seconds or ISO 8601 text, got {_show(value)}")
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value) if not isinstance(value, bytes) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def event_from_json(doc: object) -> ScanEvent:
+    """A ScanEvent from a parsed JSON object; raises ValueError naming the bad field."""
+    try:
+        if not isinstance(doc, dict):
+            raise _Bad(f"expected a JSON object, got {type(doc).__name__}")
+        venue, device, seq = _uint(doc, "venue"), _uint(doc, "device"), _uint(doc, "seq")
+        t_in, t_out = _time(doc, "t_in"), _time(doc, "t_out", optional=True)
+        token, frame = doc.get("token"), doc.get("frame")
+        if (token is None) == (frame is None):
+            raise _Bad("expected exactly one of token and frame")
+        if token is not None:
+            if not isinstance(token, str) or not token.isascii() or len(token) != 43:
+                raise _Bad(f"token: malformed, not a 43-character token: {_show(token)}")
+            return ScanEvent(venue, device, seq, t_in, token=token, t_out=t_out)
+        if not isinstance(frame, str):
+            raise _Bad("frame: expected base64 text")
+        try:
+            image = base64.b64decode(frame, validate=True)
+        except (binascii.Error, ValueError):
+            raise _Bad("frame: not valid base64") from None
+        return ScanEvent(venue, device, seq, t_in, frame=image, t_out=t_out)
+    except _Bad as exc:
+        raise ValueError(str(exc)) from None
+
+
+def event_to_json(event: ScanEvent) -> dict:
+    """The JSON object of `event` (times as integer seconds)."""
+    doc = {"venue": event.venue, "device": event.device, "seq": event.seq, "t_in": event.t_in}
+    if event.t_out:
+        doc["t_out"] = event.t_out
+    if event.frame is not None:
+        doc["frame"] = base64.b64encode(event.frame).decode("ascii")
+    else:
+        doc["token"] = event.token
+    return doc
+
+
+def encode_json(event: ScanEvent) -> bytes:
+    """One JSON record (UTF-8 bytes) for `event`."""
+    return json.dumps(event_to_json(event), separators=(",", ":")).encode()
+
+
+def decode_json(value: bytes) -> Decoded:
+    """The event of a JSON record, or the reason it is not one."""
+    try:
+        doc = json.loads(value)
+    except (ValueError, RecursionError) as exc:
+        return Decoded(None, f"json: not a JSON document ({type(exc).__name__})")
+    try:
+        return Decoded(ScanBatch.of([event_from_json(doc)]))
+    except ValueError as exc:
+        return Decoded(None, f"json: {exc}")
+
+
+# ---- records -----------------------------------------------------------------------
+
+
+def header_value(headers, name: str) -> bytes | None:
+    """The value of header `name` in a list of (name, bytes) pairs; None if absent."""
+    for key, value in headers or ():
+        if key == name:
+            return value
+    return None
+
+
+def decode_record(value: bytes | None, headers=None) -> Decoded:
+    """The events of one record by its `qrtrace-format` header (or first bytes).
+
+    Never raises for bad input: an unknown format or a malformed body gives the reason.
+    """
+    if value is None:
+        return Decoded(None, "format: empty record (no value)")
+    value = bytes(value)
+    fmt = header_value(headers, FORMAT_HEADER)
+    if fmt is None:
+        fmt = PACKED_V1.encode() if value[:4] == MAGIC else JSON.encode()
+    if fmt == JSON.encode():
+        return decode_json(value)
+    if fmt == PACKED_V1.encode():
+        return decode_packed(value)
+    return Decoded(None, f"format: unknown format {_show(bytes(fmt))}")
