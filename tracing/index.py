@@ -75,6 +75,7 @@ from tracing.wal import WriteAheadLog
 MANIFEST = "MANIFEST.json"
 DWELL = "dwell.npy"
 DAY = 86_400
+DEFAULT_RETENTION_DAYS = 21
 DEFAULT_RULE = ContactRule()
 HEAD_KEY = types.Tuple((types.uint64, types.uint64, types.int64))
 
@@ -85,7 +86,7 @@ class CheckinIndex:
     Thread-safe: appends are serialised; queries read an immutable snapshot.
     """
 
-    def __init__(self, folder: Path, retention_days: int, head_limit: int):
+    def __init__(self, folder: Path, retention_days: int | None, head_limit: int):
         self.folder = folder
         self.retention_days = retention_days
         self.head_limit = head_limit
@@ -105,15 +106,20 @@ class CheckinIndex:
     # ---- opening and closing -------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, retention_days: int = 21, create: bool = True,
+    def open(cls, path: str | os.PathLike, *, retention_days: int | None = None,
+             create: bool = True,
              head_limit: int = 1 << 20) -> CheckinIndex:
         """Open (or create) the index in folder `path`.
 
         Replays the write-ahead log (a torn tail is cut off) and memory-maps the base.
-        retention_days is stored on creation and updated when given on a later open.
+        retention_days (default 21) is stored on creation; None on a later open keeps the
+        stored value, a number replaces it.
         Raises StorageError if the folder is not an index (and create is False), or is
         already open in another process.
         """
+        if retention_days is not None and (not isinstance(retention_days, int)
+                                           or retention_days < 1):
+            raise ValueError(f"retention_days must be a positive integer, got {retention_days!r}")
         folder = Path(path)
         if not (folder / MANIFEST).exists():
             if not create:
@@ -140,9 +146,13 @@ class CheckinIndex:
     def _load(self) -> None:
         manifest_path = self.folder / MANIFEST
         if not manifest_path.exists():
+            if self.retention_days is None:
+                self.retention_days = DEFAULT_RETENTION_DAYS
             self._write_generation(0, empty_segment())
         manifest = read_json(manifest_path)
         self._generation = int(manifest["generation"])
+        if self.retention_days is None:
+            self.retention_days = int(manifest.get("retention_days", DEFAULT_RETENTION_DAYS))
         if manifest.get("retention_days") != self.retention_days:
             write_json(manifest_path, {**manifest, "retention_days": self.retention_days})
         self._remove_strays()

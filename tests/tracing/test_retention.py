@@ -39,3 +39,14 @@ def test_purge_removes_expired_checkins_from_every_file(tmp_path):
     with CheckinIndex.open(folder) as index:
         assert sorted(index.checkins()[0].tolist()) == [1, 2, 3]
         assert index.trace(int(OLD_PERSONS[0]), 0, NOW).zones == ()
+
+
+def test_retention_days_is_kept_across_opens(tmp_path):
+    with CheckinIndex.open(tmp_path / "ix", retention_days=30) as index:
+        assert index.retention_days == 30
+    with CheckinIndex.open(tmp_path / "ix") as index:
+        assert index.retention_days == 30
+    with CheckinIndex.open(tmp_path / "ix", retention_days=7) as index:
+        assert index.retention_days == 7
+    with CheckinIndex.open(tmp_path / "new") as index:
+        assert index.retention_days == 21
