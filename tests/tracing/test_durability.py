@@ -125,3 +125,32 @@ def test_acknowledged_batches_survive_kill_9(tmp_path):
     finally:
         zygote.kill()
         zygote.wait()
+
+
+def test_torn_log_tail_is_cut_cleanly(tmp_path):
+    """Whatever a crash leaves at the end of the log (a short record, a bad checksum,
+    garbage), reopening keeps every whole batch before it and can append after it."""
+    from tracing import CheckinIndex
+
+    def batch(b):
+        return [b * 10, b * 10 + 1], [7, 8], [1000 + b, 2000 + b], [0, 3000 + b]
+
+    folder = tmp_path / "ix"
+    with CheckinIndex.open(folder) as index:
+        for b in range(3):
+            index.append(*batch(b))
+    log = next(folder.glob("wal-*.log"))
+    whole = log.read_bytes()
+    record = (len(whole) - 8) // 3
+    for tail, kept in ((whole[:-1], 2), (whole[:-record + 5], 2),
+                       (whole[:-5] + b"\xff" * 5, 2), (whole[:9], 0), (whole[:3], 0),
+                       (whole + b"QRTB\x40\x00\x00\x00junk", 3), (whole + b"\x00" * 3, 3)):
+        log.write_bytes(tail)
+        with CheckinIndex.open(folder) as index:
+            persons = sorted(index.checkins()[0].tolist())
+            assert persons == sorted(p for b in range(kept) for p in batch(b)[0])
+            index.append(*batch(9))
+            assert len(index) == 2 * kept + 2
+        with CheckinIndex.open(folder) as index:
+            assert len(index) == 2 * kept + 2
+        log.write_bytes(whole)
