@@ -88,6 +88,35 @@ def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
 
 
 @njit(cache=True)
+def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
+    """Sort keys (uint64 below 2**bits) with their values, LSD radix, 11 bits a pass;
+    the *_tmp arrays are scratch of the same sizes. Far faster than an argsort and a
+    gather for tens of millions of pairs."""
+    n = keys.shape[0]
+    src_k, src_v, dst_k, dst_v = keys, values, keys_tmp, values_tmp
+    shift = 0
+    passes = 0
+    while shift < bits:
+        count = np.zeros(2049, np.int64)
+        for i in range(n):
+            count[((src_k[i] >> np.uint64(shift)) & np.uint64(2047)) + 1] += 1
+        for d in range(2048):
+            count[d + 1] += count[d]
+        for i in range(n):
+            d = (src_k[i] >> np.uint64(shift)) & np.uint64(2047)
+            pos = count[d]
+            dst_k[pos] = src_k[i]
+            dst_v[pos] = src_v[i]
+            count[d] = pos + 1
+        src_k, src_v, dst_k, dst_v = dst_k, dst_v, src_k, src_v
+        shift += 11
+        passes += 1
+    if passes % 2:
+        keys[:] = src_k
+        values[:] = src_v
+
+
+@njit(cache=True)
 def distinct_in_place(keys):
     """Squeeze repeats out of a sorted key array, in place; returns the distinct count."""
     k = 0

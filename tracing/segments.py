@@ -166,9 +166,10 @@ def _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb):
     exp_keys, exp_dur = key[explicit], (t_out[explicit] - t_in[explicit]).astype(np.uint32)
     key.sort()
     key = key[:kernels.distinct_in_place(key)]
-    order = np.argsort(exp_keys)
+    kernels.radix_sort_pairs(exp_keys, exp_dur, tb + pb + _bits(int(vcode.max(initial=0)) + 1),
+                             np.empty_like(exp_keys), np.empty_like(exp_dur))
     exp = np.empty(key.shape[0], np.uint32)
-    kernels.join_max(key, exp_keys[order], exp_dur[order], exp)
+    kernels.join_max(key, exp_keys, exp_dur, exp)
     return (*_unpack(key, pb, tb + pb, t0), exp)
 
 
