@@ -20,6 +20,8 @@ COMMANDS = (
     "simulate",
     "import_",
     "trace",
+    "ingest_",
+    "worker",
 )
 
 

@@ -93,7 +93,8 @@ def test_iso_times_with_an_offset_are_seconds_since_the_epoch():
     doc = {"venue": 1, "device": 2, "seq": 3, "t_in": "2026-11-25T07:00:00+07:00",
            "t_out": "2026-11-25T01:00:00Z", "token": "Q" * 43}
     event = decode_json(json.dumps(doc).encode()).batch.events()[0]
-    assert event.t_in == int(datetime(2026, 11, 25, tzinfo=UTC).timestamp()) and event.t_out == event.t_in + 3600
+    assert event.t_in == int(datetime(2026, 11, 25, tzinfo=UTC).timestamp())
+    assert event.t_out == event.t_in + 3600
 
 
 def test_packed_columns_are_little_endian_at_documented_offsets():

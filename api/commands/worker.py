@@ -1,0 +1,69 @@
+"""`qrtrace worker --kafka HOST:PORT --data DIR`: consume scan records from Kafka into
+the data folder's index, in consumer group `qrtrace-index`; runs until interrupted.
+
+Logs are JSON lines on stderr (a metrics line every --report seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+from api.cli import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `worker`."""
+    p = subparsers.add_parser(
+        "worker", help="consume scan events from Kafka into the index",
+        description="Consume topic qrtrace.scans (group qrtrace-index) into the index of a "
+                    "data folder; records that can never be processed go to "
+                    "qrtrace.scans.dlq with their reason.")
+    p.add_argument("--kafka", required=True, metavar="HOST:PORT", help="bootstrap server")
+    p.add_argument("--data", required=True, metavar="DIR", help="data folder (created if needed)")
+    p.add_argument("--topic", default="qrtrace.scans", help="topic (default qrtrace.scans)")
+    p.add_argument("--group", default="qrtrace-index", help="consumer group")
+    p.add_argument("--max-records", type=int, default=5000, help="records per batch")
+    p.add_argument("--idle-exit", type=float, metavar="S",
+                   help="exit after S seconds without records (default: run until stopped)")
+    p.add_argument("--report", type=float, default=10.0, metavar="S",
+                   help="seconds between metrics lines (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the worker until SIGINT/SIGTERM (or --idle-exit); returns 0. Raises UsageError."""
+    from api.keystore import KeystoreError, load_keyring
+    from ingest.kafka_log import KafkaLog
+    from ingest.log import LogError
+    from ingest.runtime import index_path, offsets_path
+    from ingest.worker import Worker, configure_json_logging
+    from tracing.errors import TracingError
+    from tracing.index import CheckinIndex
+
+    configure_json_logging()
+    data = Path(args.data)
+    try:
+        keyring = load_keyring(data)
+        index = CheckinIndex.open(index_path(data))
+    except (KeystoreError, TracingError, OSError) as exc:
+        raise UsageError(f"cannot open the data folder {data}: {exc}") from None
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        log = KafkaLog(args.kafka, offsets_path(data), topic=args.topic, group=args.group)
+    except LogError as exc:
+        index.close()
+        raise UsageError(str(exc)) from None
+    try:
+        Worker(log, index, keyring, max_records=args.max_records).run(
+            stop, idle_exit_s=args.idle_exit, report_every_s=args.report)
+    except LogError as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        log.close()
+        index.close()
+    return 0

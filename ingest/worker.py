@@ -1,0 +1,266 @@
+"""The worker: scan records from a log into the index, durably, a batch at a time.
+
+    log = EmbeddedLog()  # or KafkaLog(bootstrap, offsets_path)
+    worker = Worker(log, index, load_keyring(data_dir))
+    worker.run(stop_event)
+
+Each batch: poll; decode the records (a bad one gets its reason); decode camera frames;
+verify every token in one call (decoder.verify_tokens); refuse rows that the index would
+refuse (times outside [0, 2**32), a check-out not after its check-in); append the rest to
+the index in one call (durable when it returns: the index's write-ahead log); send every
+refused record or row to the dead-letter log with its reason; checkpoint the batch. A bad
+record or row never stops the batch. Retried scans (the same person, venue and t_in) are
+counted as duplicates by the index, not added twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from decoder import TOKEN_LEN, KeyRing, Kind, Status, verify_tokens
+from ingest.events import TOKEN_DTYPE, ScanBatch, concat
+from ingest.log import Record, ScanLog
+from ingest.wire import decode_record, encode_packed
+from tracing.checkins import MAX_DURATION, MAX_TIME
+from tracing.errors import InvalidCheckin
+
+logger = logging.getLogger("qrtrace.ingest")
+
+_STATUS_REASON = np.array([f"token: {s.reason}" for s in Status], dtype=object)
+
+
+@dataclass
+class Metrics:
+    """Counters since the worker started; `lag` is the last measured backlog."""
+
+    records_in: int = 0
+    events_in: int = 0
+    checkins_added: int = 0
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    batches: int = 0
+    lag: int = -1
+
+    def as_dict(self) -> dict:
+        """A flat dict: rejected counts as `rejected.<reason>` and their total."""
+        out = {k: v for k, v in vars(self).items() if k != "rejected"}
+        out["rejected"] = sum(self.rejected.values())
+        out.update({f"rejected.{k}": v for k, v in sorted(self.rejected.items())})
+        return out
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What one batch did."""
+
+    records: int
+    events: int
+    added: int
+    duplicates: int
+    rejected: dict[str, int]
+
+
+def reason_key(reason: str) -> str:
+    """The counter name of a reason: its first part ("token: bad_mac" stays whole)."""
+    head, _, rest = reason.partition(":")
+    return f"{head}: {rest.strip()}" if head in ("token", "frame", "time") else head
+
+
+class Worker:
+    """Moves scan records from a ScanLog into a CheckinIndex; see the module docstring."""
+
+    def __init__(self, log: ScanLog, index, keyring: KeyRing, *, max_records: int = 5000,
+                 poll_timeout_s: float = 0.5):
+        self.log = log
+        self.index = index
+        self.keyring = keyring
+        self.max_records = max_records
+        self.poll_timeout_s = poll_timeout_s
+        self.metrics = Metrics()
+
+    # ---- the loop ------------------------------------------------------------------
+
+    def run_once(self) -> BatchOutcome | None:
+        """Poll one batch and process it; None if the poll timed out empty."""
+        records = self.log.poll(self.max_records, self.poll_timeout_s)
+        if not records:
+            return None
+        return self.process(records)
+
+    def run(self, stop: threading.Event | None = None, *, idle_exit_s: float | None = None,
+            report_every_s: float = 10.0) -> Metrics:
+        """Process batches until `stop` is set (or nothing came for idle_exit_s seconds).
+
+        Logs a metrics line every report_every_s seconds and at the end. Returns the
+        metrics. Raises LogError if the log fails, StorageError if the index does."""
+        stop = stop or threading.Event()
+        last_record = last_report = time.monotonic()
+        while not stop.is_set():
+            outcome = self.run_once()
+            now = time.monotonic()
+            if outcome is not None:
+                last_record = now
+            elif idle_exit_s is not None and now - last_record >= idle_exit_s:
+                break
+            if now - last_report >= report_every_s:
+                self.report()
+                last_report = now
+        self.report()
+        return self.metrics
+
+    def report(self) -> None:
+        """Measure the lag and log the metrics as one structured line."""
+        try:
+            self.metrics.lag = self.log.lag()
+        except Exception:  # a lag we cannot measure is not worth stopping for
+            self.metrics.lag = -1
+        logger.info("metrics", extra={"fields": self.metrics.as_dict()})
+
+    # ---- one batch -----------------------------------------------------------------
+
+    def process(self, records: list[Record]) -> BatchOutcome:
+        """Decode, verify, append and checkpoint `records`; returns what it did."""
+        rejected: Counter = Counter()
+        batches, sources = [], []
+        for i, record in enumerate(records):
+            decoded = decode_record(record.value, record.headers)
+            if decoded.ok:
+                batches.append(decoded.batch)
+                sources.append(np.full(len(decoded.batch), i, np.int64))
+            else:
+                self._reject_record(record, decoded.reason, rejected)
+        batch = concat(batches)
+        source = np.concatenate(sources) if sources else np.empty(0, np.int64)
+        n = len(batch)
+        reasons = np.full(n, None, dtype=object)
+        tokens = self._read_frames(batch, reasons)
+        checked = verify_tokens(tokens, self.keyring)
+        bad = checked.status != Status.OK
+        reasons[bad & (reasons == None)] = _STATUS_REASON[checked.status[bad & (reasons == None)]]  # noqa: E711
+        wrong_kind = ~bad & (checked.kind != Kind.PERSON)
+        reasons[wrong_kind] = "token: not a person token"
+        _check_times(batch, reasons)
+        ok = reasons == None  # noqa: E711
+        added, duplicates = self._append(batch, checked.id, ok, reasons)
+        ok = reasons == None  # noqa: E711
+        if not ok.all():
+            self._reject_rows(records, batch, source, reasons, rejected)
+        self.log.checkpoint(records)
+        m = self.metrics
+        m.records_in += len(records)
+        m.events_in += n
+        m.checkins_added += added
+        m.duplicates += duplicates
+        m.rejected.update(rejected)
+        m.batches += 1
+        if rejected:
+            fields = {f"rejected.{k}": v for k, v in rejected.items()}
+            logger.warning("rejected", extra={"fields": {"records": len(records), **fields}})
+        return BatchOutcome(len(records), n, added, duplicates, dict(rejected))
+
+    def _read_frames(self, batch: ScanBatch, reasons: np.ndarray) -> np.ndarray:
+        """The token column with the frames' codes filled in (reasons for unreadable ones)."""
+        if not batch.frames:
+            return batch.token
+        from decoder import decode_frames
+
+        tokens = batch.token.copy()
+        rows = sorted(batch.frames)
+        for row, result in zip(rows, decode_frames([batch.frames[r] for r in rows]), strict=True):
+            found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
+            if found:
+                tokens[row] = found[0].encode("ascii")
+            else:
+                status = str(getattr(result.status, "value", result.status))
+                reasons[row] = "frame: no token" if status == "ok" else f"frame: {status}"
+        return np.asarray(tokens, dtype=TOKEN_DTYPE)
+
+    def _append(self, batch: ScanBatch, persons: np.ndarray, ok: np.ndarray,
+                reasons: np.ndarray) -> tuple[int, int]:
+        rows = np.flatnonzero(ok)
+        if not rows.shape[0]:
+            return 0, 0
+        cols = (persons[rows], batch.venue[rows], batch.t_in[rows], batch.t_out[rows])
+        try:
+            result = self.index.append(*cols)
+            return result.added, result.duplicates
+        except InvalidCheckin:
+            pass
+        # the index refused a row that our checks let through: find it row by row, so
+        # that one bad row does not stop the batch
+        added = duplicates = 0
+        for j, row in enumerate(rows.tolist()):
+            try:
+                result = self.index.append(*(c[j:j + 1] for c in cols))
+            except InvalidCheckin as exc:
+                reasons[row] = f"index: {exc}"
+                continue
+            added += result.added
+            duplicates += result.duplicates
+        return added, duplicates
+
+    def _reject_record(self, record: Record, reason: str, rejected: Counter) -> None:
+        rejected[reason_key(reason)] += 1
+        self.log.dead_letter(record, reason)
+
+    def _reject_rows(self, records, batch, source, reasons, rejected) -> None:
+        """One dead letter per (record, reason): the refused rows in the record's format."""
+        bad = np.flatnonzero(reasons != None)  # noqa: E711
+        groups: dict[tuple[int, str], list[int]] = {}
+        for row in bad.tolist():
+            groups.setdefault((int(source[row]), reasons[row]), []).append(row)
+        for (i, reason), rows in groups.items():
+            record = records[i]
+            rejected[reason_key(reason)] += len(rows)
+            part = batch.take(np.array(rows, np.int64))
+            # a JSON record is one event: keep its bytes; of a packed batch keep only
+            # the refused rows, as a packed batch
+            whole = int((source == i).sum()) == len(rows) and not part.frames
+            value = None if whole or part.frames else encode_packed(part)
+            self.log.dead_letter(record, reason, value)
+
+
+def _check_times(batch: ScanBatch, reasons: np.ndarray) -> None:
+    """Mark rows whose times the index would refuse (see tracing.checkins)."""
+    t_in, t_out = batch.t_in, batch.t_out
+    out_of_range = (t_in < 0) | (t_in >= MAX_TIME)
+    has_out = t_out > 0
+    not_after = has_out & (t_out <= t_in)
+    too_long = has_out & ~not_after & (t_out - t_in > MAX_DURATION)
+    free = reasons == None  # noqa: E711
+    reasons[free & out_of_range] = "time: t_in outside [0, 2**32) seconds"
+    reasons[free & ~out_of_range & not_after] = "time: t_out not after t_in"
+    reasons[free & ~out_of_range & too_long] = "time: visit longer than 2**31 s"
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC ISO 8601), level, logger, message, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        moment = datetime.fromtimestamp(record.created, UTC)
+        doc = {"time": moment.isoformat(timespec="milliseconds"),
+               "level": record.levelname.lower(), "logger": record.name,
+               "message": record.getMessage()}
+        doc.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def configure_json_logging(level: int = logging.INFO) -> None:
+    """Send qrtrace's logs to stderr as JSON lines (for the worker and ingest commands)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger("qrtrace")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,136 @@
+"""The worker over the embedded log: check-ins land in the index, bad items get reasons."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from decoder import issue_token
+from ingest.embedded import EmbeddedLog
+from ingest.events import ScanBatch, ScanEvent
+from ingest.wire import FORMAT_HEADER, encode_json, encode_packed
+from ingest.worker import Worker
+from tests.ingest.helpers import T0, events_for, forged, keyring_of, person_token, random_batch
+from tracing.index import CheckinIndex
+
+JSON_H = [(FORMAT_HEADER, b"json")]
+PACKED_H = [(FORMAT_HEADER, b"packed-v1")]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    keyring = keyring_of(tmp_path)
+    index = CheckinIndex.open(tmp_path / "index")
+    log = EmbeddedLog()
+    yield log, index, keyring, Worker(log, index, keyring, poll_timeout_s=0)
+    log.close()
+    index.close()
+
+
+def _stored(index) -> set:
+    person, venue, t_in, _ = index.checkins()
+    return set(zip(person.tolist(), venue.tolist(), t_in.tolist(), strict=True))
+
+
+def test_json_scans_become_checkins_that_trace_finds(setup):
+    log, index, keyring, worker = setup
+    events = events_for(keyring, [(1, 10, T0, T0 + 3600), (2, 10, T0 + 600, 0),
+                                  (3, 11, T0, 0)])
+    futures = [log.submit(encode_json(e), JSON_H) for e in events]
+    worker.run_once()
+    assert all(f.result(timeout=1) >= 0 for f in futures)
+    assert _stored(index) == {(1, 10, T0), (2, 10, T0 + 600), (3, 11, T0)}
+    contacts = index.trace(1, T0, T0 + 7200).to_dict()["contacts"]
+    assert [c["person"] for c in contacts] == [2]
+    assert worker.metrics.checkins_added == 3 and not worker.metrics.rejected
+
+
+def test_a_packed_batch_is_one_append_and_retries_are_duplicates(setup):
+    log, index, keyring, worker = setup
+    batch, keys = random_batch(keyring, 3000)
+    log.submit(encode_packed(batch), PACKED_H)
+    log.submit(encode_packed(batch), PACKED_H)  # an offline batch uploaded again
+    worker.run_once()
+    assert _stored(index) == keys
+    assert worker.metrics.checkins_added == len(keys)
+    assert worker.metrics.duplicates == 2 * 3000 - len(keys)
+
+
+def test_bad_records_and_rows_get_reasons_and_never_stop_the_batch(setup):
+    log, index, keyring, worker = setup
+    good = events_for(keyring, [(1, 10, T0, 0), (2, 10, T0 + 60, 0)])
+    bad_mac = ScanEvent(10, 1, 5, T0, forged(person_token(keyring, 3)))
+    venue_token = ScanEvent(10, 1, 6, T0, issue_token("venue", 10, keyring))
+    backwards = ScanEvent(10, 1, 7, T0, person_token(keyring, 4), None, T0 - 1)
+    packed = ScanBatch.of([good[1], bad_mac])
+    log.submit(encode_json(good[0]), JSON_H)
+    log.submit(b"{not json", JSON_H)
+    log.submit(b"\x00\x01", [(FORMAT_HEADER, b"avro")])
+    log.submit(encode_json(venue_token), JSON_H)
+    log.submit(encode_json(backwards), JSON_H)
+    log.submit(encode_packed(packed), PACKED_H)
+    outcome = worker.run_once()
+    assert outcome.records == 6 and outcome.added == 2
+    assert _stored(index) == {(1, 10, T0), (2, 10, T0 + 60)}
+    reasons = [reason for _, reason in log.dead_letters]
+    assert len(reasons) == 5
+    assert any(r.startswith("json: not a JSON") for r in reasons)
+    assert any("unknown format" in r for r in reasons)
+    assert "token: bad_mac" in reasons
+    assert "time: t_out not after t_in" in reasons
+    assert "token: not a person token" in reasons
+    assert sum(worker.metrics.rejected.values()) == 5
+    # the packed dead letter holds only the refused row
+    dead = next(r for r, reason in log.dead_letters if reason == "token: bad_mac")
+    assert len(dead.value) == 16 + 83
+
+
+def test_camera_frames_are_decoded_to_tokens(setup):
+    from api.qrimage import qr_png
+
+    log, index, keyring, worker = setup
+    frame = qr_png(person_token(keyring, 42), scale=4)
+    log.submit(encode_json(ScanEvent(10, 3, 1, T0, None, frame)), JSON_H)
+    log.submit(encode_json(ScanEvent(10, 3, 2, T0, None, b"not an image")), JSON_H)
+    worker.run_once()
+    assert _stored(index) == {(42, 10, T0)}
+    assert [reason for _, reason in log.dead_letters] == ["frame: unreadable_input"]
+
+
+def test_producers_wait_for_durable_acknowledgement(setup):
+    log, index, keyring, worker = setup
+    stop = threading.Event()
+    runner = threading.Thread(target=worker.run, args=(stop,), kwargs={"report_every_s": 60})
+    runner.start()
+    try:
+        events = events_for(keyring, [(p, 7, T0 + p, 0) for p in range(1, 200)])
+        futures = [log.submit(encode_json(e), JSON_H) for e in events]
+        for f in futures:
+            f.result(timeout=20)
+        assert len(_stored(index)) == 199
+    finally:
+        stop.set()
+        runner.join()
+
+
+def test_ingest_command_reads_json_lines_and_packed_files(tmp_path, capsys):
+    from api.cli import main
+
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    events = events_for(keyring, [(1, 10, T0, 0), (2, 10, T0 + 60, 0)])
+    lines = tmp_path / "scans.jsonl"
+    lines.write_bytes(b"\n".join(encode_json(e) for e in events) + b"\nnot json\n")
+    assert main(["ingest", str(lines), "--data", str(data), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["checkins_added"] == 2 and out["rejected"] == 1
+    batch, keys = random_batch(keyring, 500, seed=3)
+    packed = tmp_path / "scans.bin"
+    packed.write_bytes(encode_packed(batch) * 2)
+    assert main(["ingest", str(packed), "--data", str(data), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["events_in"] == 1000 and out["checkins_added"] == len(keys)
+    with CheckinIndex.open(data / "index") as index:
+        assert len(index) == 2 + len(keys)
