@@ -1,9 +1,10 @@
 """Exposure tracing over a snapshot of the index: F1, time-respecting F2.., and zones.
 
-A snapshot is two segments: `base` (memory-mapped from disk) and `overlay` (built in
-memory from the head). Every person with check-ins in the head is answered from the
-overlay only, which holds all of that person's check-ins (base and head, merged), so
-visit ends there are exact; the base hides that person's rows with `base_mask`.
+A snapshot is two segments: `base` (memory-mapped from disk) and `overlay` (the head,
+sorted in memory). A visit's end can depend on check-ins in both (the person's next
+check-in may be in either), so the kernels in trace_kernels.py read both at once;
+`base_mask` marks the base persons who also have check-ins in the overlay, so that only
+their visits pay for the second lookup.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from functools import partial
 
 import numpy as np
 
-from tracing import trace_kernels
+from tracing import kernels, trace_kernels
 from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
 from tracing.segments import Segment, build_segment, empty_segment
 
@@ -135,16 +136,18 @@ def gc_paused():
 
 
 def build_overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:
-    """All check-ins of the head's persons (base rows and head rows) as one segment, and
-    the mask hiding those persons' rows in the base."""
+    """The head's check-ins as a segment (each carrying the largest t_out of its key,
+    base included), and a mask over base person codes marking the head's persons."""
     if not head:
         return empty_segment(), NO_MASK
-    cols = [np.concatenate([h[i] for h in head]) for i in range(4)]
-    persons = np.unique(cols[0])
-    codes = base.person_codes(persons)
-    codes = codes[codes >= 0]
-    old = base.persons_checkins(codes)
-    overlay = build_segment(*(np.concatenate([old[i], cols[i]]) for i in range(4)))
+    person, venue, t_in, t_out = (np.concatenate([h[i] for h in head]) for i in range(4))
+    codes = base.person_codes(person)
+    if len(base):
+        row = kernels.find_keys(base.venue_off, base.t_in, base.person,
+                                base.venue_codes(venue), t_in, codes)
+        hit = row >= 0
+        t_out = t_out.copy()
+        t_out[hit] = np.maximum(t_out[hit], base.decode(row[hit])[3])
     mask = np.zeros(base.person_ids.shape[0], np.uint8)
-    mask[codes] = 1
-    return overlay, mask
+    mask[codes[codes >= 0]] = 1
+    return build_segment(person, venue, t_in, t_out), mask

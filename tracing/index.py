@@ -19,10 +19,13 @@ per distinct person, both views and the id dictionaries counted):
     LOCK                   flock'ed by the one process that has the index open
 Appended batches go to the WAL (group commit: one fsync acknowledges every record written
 before it) and to an in-memory head. A query reads a snapshot: the base plus an overlay
-segment holding every check-in (base and head) of each person seen in the head, so visit
-ends stay exact when a new check-in shortens an older visit; dwell is applied at query
-time, so set_venue_dwell takes effect at once. When the head reaches
-max(head_limit, len(base) / 2) rows, or one batch is that large (a bulk load: no WAL),
+segment of the head's check-ins (each with the largest t_out of its key, base included);
+visit ends are computed at query time from both segments' person views, so they stay
+exact when a new check-in shortens an older visit, and dwell is applied at query time,
+so set_venue_dwell takes effect at once. A snapshot is made (the overlay sorted) on the
+first query after an append. When the head reaches
+max(head_limit, min(len(base) / 2, 4 * head_limit)) rows, or one batch is that large
+(a bulk load: no WAL),
 base and head merge into generation g + 1: a full rebuild, each file written to a
 temporary name, fsynced and renamed, then the manifest, then old files are deleted;
 opening removes any leftovers of an interrupted merge. A query may see an appended row
@@ -250,7 +253,9 @@ class CheckinIndex:
         return AppendResult(added=added, duplicates=n - added)
 
     def _compact_threshold(self) -> int:
-        return max(self.head_limit, len(self._base) // 2)
+        # Growing with the base keeps the cost of merges linear overall; the cap bounds
+        # the head that each query after an append re-sorts into the overlay.
+        return max(self.head_limit, min(len(self._base) // 2, 4 * self.head_limit))
 
     def _classify(self, merged):
         """Which unique batch keys are new, and which change the store (new or a larger
@@ -378,10 +383,14 @@ class CheckinIndex:
         """Every distinct check-in as columns (person, venue, t_in, t_out; t_out 0 = none),
         in no particular order: for exports and checks."""
         snap = self.snapshot()
-        rows = np.arange(len(snap.base), dtype=np.int64)
-        if snap.base_mask.shape[0]:
-            rows = rows[snap.base_mask[snap.base.person] == 0]
-        base, overlay = snap.base.decode(rows), snap.overlay.decode()
+        base, overlay = snap.base.decode(), snap.overlay.decode()
+        if len(snap.overlay):
+            # a base check-in the head repeats is listed once, as the head has it
+            ov = snap.overlay
+            repeated = kernels.find_keys(ov.venue_off, ov.t_in, ov.person,
+                                         ov.venue_codes(base[1]), base[2],
+                                         ov.person_codes(base[0])) >= 0
+            base = tuple(col[~repeated] for col in base)
         return tuple(np.concatenate([base[i], overlay[i]]) for i in range(4))
 
     def stats(self) -> dict:

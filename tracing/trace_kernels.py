@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from tracing.kernels import EXPLICIT, LOW_BITS, scan_venue, venue_row
+from tracing.kernels import EXPLICIT, LOW_BITS, next_later, venue_row
 
 
 @njit(cache=True)
@@ -23,27 +23,57 @@ def _code(sorted_ids, value):
 
 
 @njit(cache=True)
-def _visits_of(seg, c, lo, hi, linger, person_id, out_p, out_v, out_s, out_e, k):
-    """Person code c's presences in one segment appended to the outputs from k."""
+def _next_in(seg, c, t):
+    """Person code c's first t_in strictly after t in one segment, -1 if none or c < 0."""
+    if c < 0:
+        return np.int64(-1)
+    return next_later(seg[7], seg[9], c, t)
+
+
+@njit(cache=True)
+def _in_other(seg, other, v, t, pid):
+    """Whether `other` holds the check-in (venue code v of seg, t, person id pid)."""
+    c = _code(other[6], pid)
+    if c < 0:
+        return False
+    w = _code(other[0], seg[0][v])
+    return w >= 0 and venue_row(other[1], other[4], other[3], w, t, c) >= 0
+
+
+@njit(cache=True)
+def _end(seg, other, v, t, explicit, c, c_other, exact):
+    """A visit's end: its explicit check-out, else the earlier of t + dwell and the
+    person's next later check-in in either segment (looked up only when `exact`)."""
+    if explicit > 0:
+        return t + explicit
+    end = t + seg[10][v]
+    if exact:
+        for nxt in (_next_in(seg, c, t), _next_in(other, c_other, t)):
+            if 0 <= nxt < end:
+                end = nxt
+    return end
+
+
+@njit(cache=True)
+def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s, out_e, k,
+               skip_dups):
+    """Person code c's presences from one segment appended to the outputs from k; with
+    skip_dups, check-ins that `other` also holds are left to it."""
     venue_ids, venue_off, _maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
-        pv_t_in, dwell, _mask = seg
-    last = person_off[c + 1]
-    for j in range(person_off[c], last):
+        pv_t_in, _dwell, _mask = seg
+    for j in range(person_off[c], person_off[c + 1]):
         v = np.int64(pv_venue[j] & LOW_BITS)
         t = np.int64(pv_t_in[j])
+        if skip_dups and _in_other(seg, other, v, t, pid):
+            continue
+        explicit = np.int64(0)
         if pv_venue[j] & EXPLICIT:
-            end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
-        else:
-            end = t + dwell[v]
-            nxt = j + 1
-            while nxt < last and np.int64(pv_t_in[nxt]) == t:
-                nxt += 1
-            if nxt < last:
-                end = min(end, np.int64(pv_t_in[nxt]))
+            explicit = np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
+        end = _end(seg, other, v, t, explicit, c, c_other, True)
         s = max(t, lo)
         e = min(end, hi)
         if s < e:
-            out_p[k], out_v[k], out_s[k], out_e[k] = person_id, venue_ids[v], s, e + linger
+            out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e + linger
             k += 1
     return k
 
@@ -52,41 +82,71 @@ def _visits_of(seg, c, lo, hi, linger, person_id, out_p, out_v, out_s, out_e, k)
 def presences(base, overlay, persons, lows, hi, linger):
     """Presences of persons (uint64 ids): every visit clipped to [lows[i], hi) + linger.
 
-    A person in the overlay is read from it alone (it holds all their check-ins).
+    The overlay holds the head's check-ins, each carrying the largest t_out of its key;
+    a base check-in that the overlay also holds is read from the overlay only.
     Returns (person, venue, start, end) arrays.
     """
-    codes = np.empty(persons.shape[0], np.int64)
-    in_overlay = np.empty(persons.shape[0], np.bool_)
-    n = 0
-    for i in range(persons.shape[0]):
-        c = _code(overlay[6], persons[i])
-        in_overlay[i] = c >= 0
-        if c < 0:
-            c = _code(base[6], persons[i])
-        codes[i] = c
-        if c >= 0:
-            off = overlay[7] if in_overlay[i] else base[7]
-            n += off[c + 1] - off[c]
-    out_p, out_v = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    out_s, out_e = np.empty(n, np.int64), np.empty(n, np.int64)
+    n = persons.shape[0]
+    cb, co = np.empty(n, np.int64), np.empty(n, np.int64)
+    rows = 0
+    for i in range(n):
+        cb[i] = _code(base[6], persons[i])
+        co[i] = _code(overlay[6], persons[i])
+        if cb[i] >= 0:
+            rows += base[7][cb[i] + 1] - base[7][cb[i]]
+        if co[i] >= 0:
+            rows += overlay[7][co[i] + 1] - overlay[7][co[i]]
+    out_p, out_v = np.empty(rows, np.uint64), np.empty(rows, np.uint64)
+    out_s, out_e = np.empty(rows, np.int64), np.empty(rows, np.int64)
     k = 0
-    for i in range(persons.shape[0]):
-        if codes[i] < 0:
-            continue
-        if in_overlay[i]:
-            k = _visits_of(overlay, codes[i], lows[i], hi, linger, persons[i], out_p, out_v,
-                           out_s, out_e, k)
-        else:
-            k = _visits_of(base, codes[i], lows[i], hi, linger, persons[i], out_p, out_v,
-                           out_s, out_e, k)
+    for i in range(n):
+        if cb[i] >= 0:
+            k = _visits_of(base, overlay, cb[i], co[i], lows[i], hi, linger, persons[i],
+                           out_p, out_v, out_s, out_e, k, co[i] >= 0)
+        if co[i] >= 0:
+            k = _visits_of(overlay, base, co[i], cb[i], lows[i], hi, linger, persons[i],
+                           out_p, out_v, out_s, out_e, k, False)
     return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
 @njit(cache=True)
-def _scan(seg, pres_v, pres_s, pres_e, need):
+def _scan_venue(seg, other, is_base, v, ps, pe, need, out, k):
+    """Visits at venue code v overlapping [ps, pe) by >= need seconds, written to out[k:]
+    as (person code, venue code, start, end) when `out` has rows (a first call with an
+    empty `out` counts them); returns the new k. In the base, persons marked in its mask
+    also have check-ins in the overlay (`other`): their visits may end earlier, and keys
+    the overlay holds are left to it."""
+    _venue_ids, venue_off, maxexp, person, t_in, exp, person_ids, _off, _pv_venue, \
+        _pv_t_in, dwell, mask = seg
+    lo, hi = venue_off[v], venue_off[v + 1]
+    back = max(np.int64(maxexp[v]), dwell[v])
+    first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
+    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
+    while r < hi and np.int64(t_in[r]) < pe:
+        p = np.int64(person[r])
+        t = np.int64(t_in[r])
+        s = max(ps, t)
+        # only a visit that would qualify at full length needs more lookups
+        if min(pe, _end(seg, other, v, t, np.int64(exp[r]), p, -1, False)) - s >= need:
+            c_other = -1
+            if not is_base or (mask.shape[0] > 0 and mask[p]):
+                c_other = _code(other[6], person_ids[p])
+            if is_base and c_other >= 0 and _in_other(seg, other, v, t, person_ids[p]):
+                r += 1
+                continue
+            e = min(pe, _end(seg, other, v, t, np.int64(exp[r]), p, c_other, True))
+            if e - s >= need:
+                if out.shape[0] > 0:
+                    out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
+                k += 1
+        r += 1
+    return k
+
+
+@njit(cache=True)
+def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
     """All qualifying overlaps in one segment, as (person id, venue id, start, end)."""
-    venue_ids, venue_off, maxexp, person, t_in, exp, person_ids, person_off, _pv_venue, \
-        pv_t_in, dwell, mask = seg
+    venue_ids, person_ids = seg[0], seg[6]
     codes = np.empty(pres_v.shape[0], np.int64)
     for i in range(pres_v.shape[0]):
         codes[i] = _code(venue_ids, pres_v[i])
@@ -94,14 +154,14 @@ def _scan(seg, pres_v, pres_s, pres_e, need):
     k = 0
     for i in range(codes.shape[0]):
         if codes[i] >= 0:
-            k = scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
-                          mask, codes[i], pres_s[i], pres_e[i], need, empty, k)
+            k = _scan_venue(seg, other, is_base, codes[i], pres_s[i], pres_e[i], need,
+                            empty, k)
     hits = np.empty((k, 4), np.int64)
     k = 0
     for i in range(codes.shape[0]):
         if codes[i] >= 0:
-            k = scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell,
-                          mask, codes[i], pres_s[i], pres_e[i], need, hits, k)
+            k = _scan_venue(seg, other, is_base, codes[i], pres_s[i], pres_e[i], need,
+                            hits, k)
     p, v = np.empty(k, np.uint64), np.empty(k, np.uint64)
     for i in range(k):
         p[i] = person_ids[hits[i, 0]]
@@ -114,8 +174,8 @@ def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
     """The next level's evidence: overlaps with the presences by >= need seconds, of
     persons not in `found` (sorted ids), sorted by (person, start, end, venue) without
     repeats. Returns (person, venue, start, end, index of each person's first row)."""
-    bp, bv, bs, be = _scan(base, pres_v, pres_s, pres_e, need)
-    op, ov, os_, oe = _scan(overlay, pres_v, pres_s, pres_e, need)
+    bp, bv, bs, be = _scan(base, overlay, True, pres_v, pres_s, pres_e, need)
+    op, ov, os_, oe = _scan(overlay, base, False, pres_v, pres_s, pres_e, need)
     p = np.concatenate((bp, op))
     v = np.concatenate((bv, ov))
     s = np.concatenate((bs, os_))
