@@ -68,21 +68,25 @@ def dense_rank(ids, top, codes):
 
 
 @njit(cache=True)
-def pack_keys(hi, mid, lo, mid_shift, hi_shift, out):
-    """out[i] = hi[i] << hi_shift | mid[i] << mid_shift | lo[i], as uint64."""
+def pack_keys(hi, mid, lo, mid_sub, mid_shift, hi_shift, out):
+    """out[i] = hi[i] << hi_shift | (mid[i] - mid_sub) << mid_shift | lo[i], as uint64."""
     for i in range(hi.shape[0]):
         out[i] = ((np.uint64(hi[i]) << np.uint64(hi_shift))
-                  | (np.uint64(mid[i]) << np.uint64(mid_shift)) | np.uint64(lo[i]))
+                  | (np.uint64(np.int64(mid[i]) - mid_sub) << np.uint64(mid_shift))
+                  | np.uint64(lo[i]))
 
 
 @njit(cache=True)
 def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
-    """The three fields of pack_keys' keys into uint32 arrays; mid_add is added to mid."""
+    """The three fields of pack_keys' keys into uint32 arrays; mid_add is added to mid.
+    An empty `hi` skips that field."""
     mid_mask = (np.uint64(1) << np.uint64(hi_shift - mid_shift)) - np.uint64(1)
     lo_mask = (np.uint64(1) << np.uint64(mid_shift)) - np.uint64(1)
+    want_hi = hi.shape[0] > 0
     for i in range(keys.shape[0]):
         k = keys[i]
-        hi[i] = np.uint32(k >> np.uint64(hi_shift))
+        if want_hi:
+            hi[i] = np.uint32(k >> np.uint64(hi_shift))
         mid[i] = np.uint32(((k >> np.uint64(mid_shift)) & mid_mask) + np.uint64(mid_add))
         lo[i] = np.uint32(k & lo_mask)
 

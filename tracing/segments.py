@@ -161,7 +161,7 @@ def _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb):
     faster than a permutation at 100M rows. Returns uint32 venue code, t_in, person code
     and explicit duration columns."""
     key = np.empty(vcode.shape[0], np.uint64)
-    kernels.pack_keys(vcode, t_in - t0, pcode, pb, tb + pb, key)
+    kernels.pack_keys(vcode, t_in, pcode, t0, pb, tb + pb, key)
     explicit = np.flatnonzero(t_out > 0)
     exp_keys, exp_dur = key[explicit], (t_out[explicit] - t_in[explicit]).astype(np.uint32)
     key.sort()
@@ -173,8 +173,9 @@ def _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb):
     return (*_unpack(key, pb, tb + pb, t0), exp)
 
 
-def _unpack(key, mid_shift, hi_shift, mid_add):
-    hi, mid, lo = (np.empty(key.shape[0], np.uint32) for _ in range(3))
+def _unpack(key, mid_shift, hi_shift, mid_add, want_hi=True):
+    hi = np.empty(key.shape[0] if want_hi else 0, np.uint32)
+    mid, lo = np.empty(key.shape[0], np.uint32), np.empty(key.shape[0], np.uint32)
     kernels.unpack_keys(key, mid_shift, hi_shift, mid_add, hi, mid, lo)
     return hi, mid, lo
 
@@ -196,10 +197,10 @@ def _person_order_packed(vcode, t_in, pcode, exp, t0, vb, tb):
     """The person view's columns, sorted by (person, t_in, venue): venue code with bit 31
     set for an explicit check-out, and t_in."""
     key = np.empty(vcode.shape[0], np.uint64)
-    kernels.pack_keys(pcode, t_in.astype(np.int64) - t0, vcode, vb, tb + vb, key)
+    kernels.pack_keys(pcode, t_in, vcode, t0, vb, tb + vb, key)
     members = np.sort(key[exp > 0])
     key.sort()
-    _, pv_t_in, pv_venue = _unpack(key, vb, tb + vb, t0)
+    _, pv_t_in, pv_venue = _unpack(key, vb, tb + vb, t0, want_hi=False)
     kernels.flag_members(key, members, pv_venue)
     return pv_venue, pv_t_in
 
