@@ -41,17 +41,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="data folder (created if its parent exists)")
     p.add_argument("checkins", metavar="CHECKINS.csv", help="check-in CSV file ('-' for stdin)")
     p.add_argument("--venues", metavar="VENUES.csv", help="venue CSV file")
-    p.add_argument("--retention-days", type=int, default=21,
-                   help="retention of the index when it is created (default 21)")
+    p.add_argument("--retention-days", type=int, default=None,
+                   help="retention period in days (default: 21 for a new index, else "
+                        "the stored one)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object: counts and every rejected row")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _open_index(data: Path, retention_days: int):
+def _open_index(data: Path, retention_days: int | None):
     from tracing.index import CheckinIndex
 
+    if retention_days is not None and retention_days < 1:
+        raise UsageError(f"--retention-days must be at least 1, got {retention_days}")
     if data.exists() and not data.is_dir():
         raise UsageError(f"--data {data} is not a folder")
     if not data.exists():
