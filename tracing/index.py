@@ -103,6 +103,13 @@ class CheckinIndex:
         self._head_rows = 0
         self._head_keys = None  # a numba dict, made on the first append (costly to make)
         self._head_new = 0
+        self._wals: list[str] = []  # log files in the manifest, oldest first
+        self._wal_seq = 0
+        # a background merge: the head batches it takes, the logs it retires
+        self._frozen: list[tuple[np.ndarray, ...]] = []
+        self._old_wals: list[WriteAheadLog] = []
+        self._merger: threading.Thread | None = None
+        self._merge_error: BaseException | None = None
         self._snapshot: exposure.Snapshot | None = None
         self._dwell = (np.empty(0, np.uint64), np.empty(0, np.int64))
 
@@ -151,35 +158,49 @@ class CheckinIndex:
         if not manifest_path.exists():
             if self.retention_days is None:
                 self.retention_days = DEFAULT_RETENTION_DAYS
-            self._write_generation(0, empty_segment())
+            self._write_generation(0, empty_segment(), "wal-0.log")
         manifest = read_json(manifest_path)
         self._generation = int(manifest["generation"])
+        self._wals = list(manifest.get("wals", [f"wal-{self._generation}.log"]))
+        self._wal_seq = 1 + max(int(name[4:-4]) for name in self._wals)
         if self.retention_days is None:
             self.retention_days = int(manifest.get("retention_days", DEFAULT_RETENTION_DAYS))
         if manifest.get("retention_days") != self.retention_days:
-            write_json(manifest_path, {**manifest, "retention_days": self.retention_days})
+            self._write_manifest()
         self._remove_strays()
         self._base = load_segment(self.folder, f"seg-{self._generation}")
         if (self.folder / DWELL).exists():
             table = np.load(self.folder / DWELL)
             self._dwell = (table[0].copy(), table[1].astype(np.int64))
-        self._wal, batches = WriteAheadLog.open(self.folder / f"wal-{self._generation}.log")
-        for batch in batches:
-            self._apply(*merge_batch(*batch))
+        # logs before the last one belong to a merge that a crash interrupted
+        for name in self._wals:
+            wal, batches = WriteAheadLog.open(self.folder / name)
+            for batch in batches:
+                self._apply(*merge_batch(*batch))
+            self._old_wals.append(wal)
+        self._wal = self._old_wals.pop()
+
+    def _write_manifest(self, generation: int | None = None, wals=None) -> None:
+        write_json(self.folder / MANIFEST, {
+            "generation": self._generation if generation is None else generation,
+            "wals": self._wals if wals is None else wals,
+            "retention_days": self.retention_days, "format": 2})
 
     def _remove_strays(self) -> None:
-        """Delete leftovers of an interrupted compaction: temp files, other generations."""
-        g = self._generation
-        keep = {MANIFEST, DWELL, "LOCK", f"wal-{g}.log"}
+        """Delete leftovers of an interrupted merge: temp files, other generations."""
+        keep = {MANIFEST, DWELL, "LOCK", *self._wals}
         stray = [p.name for p in self.folder.iterdir()
-                 if (p.name not in keep and not p.name.startswith(f"seg-{g}."))
+                 if (p.name not in keep and not p.name.startswith(f"seg-{self._generation}."))
                  or p.name.endswith(TMP_SUFFIX)]
         if stray:
             remove_files(self.folder, stray)
 
     def close(self) -> None:
-        """Close the log and release the folder; the data stays on disk."""
+        """Finish a running merge, close the logs and release the folder."""
+        self._wait_merge(raise_error=False)
         with self._write_lock:
+            for wal in self._old_wals:
+                wal.close()
             if self._wal is not None:
                 self._wal.close()
                 self._wal = None
@@ -226,16 +247,16 @@ class CheckinIndex:
         first bad row; nothing of a bad batch is stored."""
         batch = validate_batch(person, venue, t_in, t_out)
         n = batch[0].shape[0]
+        if n >= self._compact_threshold():
+            # a bulk load: one merge into a new segment, no log; the segment's dedupe
+            # counts what was new
+            before = len(self)
+            self._merge_now(extra=batch)
+            added = len(self) - before
+            return AppendResult(added=added, duplicates=n - added)
         with self._write_lock:
             if self._wal is None:
                 raise StorageError(f"{self.folder}: index is closed")
-            if n >= self._compact_threshold():
-                # a bulk load: one merge into a new segment, no log; the segment's
-                # dedupe counts what was new
-                before = len(self)
-                self._compact(extra=batch)
-                added = len(self) - before
-                return AppendResult(added=added, duplicates=n - added)
             merged = merge_batch(*batch)
             fresh, changed = self._classify(merged)
             rows = tuple(col[changed] for col in merged)
@@ -243,8 +264,8 @@ class CheckinIndex:
             if rows[0].shape[0]:
                 synced_to = wal.write(*rows)
                 self._apply(*rows)
-                if self._head_rows >= self._compact_threshold():
-                    self._compact()
+                if self._head_rows >= self._compact_threshold() and self._merger is None:
+                    self._start_merge()
         if synced_to >= 0:
             # outside the write lock, so that concurrent appenders share one fsync; a
             # query may see these rows a moment before they are durable
@@ -293,51 +314,124 @@ class CheckinIndex:
     # ---- compaction and retention -------------------------------------------------
 
     def compact(self) -> None:
-        """Merge the head into a new base segment and start an empty log."""
-        with self._write_lock:
-            if self._head_rows:
-                self._compact()
+        """Merge the head into a new base segment now (after any background merge)."""
+        self._merge_now(only_if_head=True)
 
     def purge(self, now: int) -> int:
         """Delete check-ins with t_in before now - retention_days days from every file
-        (segments and log); returns how many distinct check-ins were removed."""
-        with self._write_lock:
-            before = len(self)
-            self._compact(cutoff=int(now) - self.retention_days * DAY)
-            return before - len(self)
+        (segments and logs); returns how many distinct check-ins were removed."""
+        before = len(self)
+        self._merge_now(cutoff=int(now) - self.retention_days * DAY)
+        return before - len(self)
 
-    def _compact(self, extra=None, cutoff: int | None = None) -> None:
-        parts = [self._base.decode()] if len(self._base) else []
-        parts += [*self._head, *([extra] if extra is not None else [])]
+    def _wait_merge(self, raise_error: bool = True) -> None:
+        merger = self._merger
+        if merger is not None:
+            merger.join()
+        error, self._merge_error = self._merge_error, None
+        if error is not None and raise_error:
+            raise StorageError(f"{self.folder}: a background merge failed") from error
+
+    def _merge_now(self, extra=None, cutoff: int | None = None,
+                   only_if_head: bool = False) -> None:
+        """Merge base, head (and `extra` rows) into a new generation, in this thread."""
+        while True:
+            self._wait_merge()
+            with self._write_lock:
+                if self._wal is None:
+                    raise StorageError(f"{self.folder}: index is closed")
+                if self._merger is not None:
+                    continue  # another appender started one meanwhile
+                if only_if_head and not self._head:
+                    return
+                self._rotate_log()
+                with self._state_lock:
+                    frozen, self._frozen, self._head = self._head, self._head, []
+                    self._head_rows = 0
+                self._install(self._build(self._base, frozen, extra, cutoff))
+                return
+
+    def _start_merge(self) -> None:
+        """Hand the head to a background merge; appends go on into a fresh log."""
+        self._rotate_log()
+        with self._state_lock:
+            self._frozen, self._head, self._head_rows = self._head, [], 0
+        self._merger = threading.Thread(target=self._merge_in_background,
+                                        args=(self._base, self._frozen), daemon=True,
+                                        name=f"qrtrace-merge-{self.folder.name}")
+        self._merger.start()
+
+    def _merge_in_background(self, base: Segment, frozen) -> None:
+        try:
+            generation = self._build(base, frozen)
+            with self._write_lock:
+                self._install(generation)
+        except BaseException as exc:  # kept for the next caller; the logs still hold it all
+            with self._write_lock, self._state_lock:
+                self._head = self._frozen + self._head
+                self._head_rows = sum(b[0].shape[0] for b in self._head)
+                self._frozen = []
+                self._merge_error = exc
+        finally:
+            self._merger = None
+
+    def _rotate_log(self) -> None:
+        """Start a new log and list it in the manifest; the older ones go with the merge."""
+        name = f"wal-{self._wal_seq}.log"
+        self._wal_seq += 1
+        wal = WriteAheadLog.create(self.folder / name)
+        fsync_dir(self.folder)
+        self._wals.append(name)
+        self._write_manifest()
+        self._old_wals.append(self._wal)
+        self._wal = wal
+
+    def _build(self, base: Segment, frozen, extra=None, cutoff: int | None = None):
+        """Write base + frozen head (+ extra) as segment files of the next generation."""
+        parts = [base.decode()] if len(base) else []
+        parts += [*frozen, *([extra] if extra is not None else [])]
+        if not parts:
+            parts = [empty_segment().decode()]
         # a bulk load into an empty index skips a copy of every column
         cols = list(parts[0]) if len(parts) == 1 else [
             np.concatenate([p[i] for p in parts]) for i in range(4)]
         if cutoff is not None:
             keep = cols[2] >= cutoff
             cols = [c[keep] for c in cols]
-        segment = build_segment(*cols)
         g = self._generation + 1
+        save_segment(build_segment(*cols), self.folder, f"seg-{g}")
+        return g, load_segment(self.folder, f"seg-{g}")
+
+    def _install(self, generation) -> None:
+        """Make a built generation current (caller holds the write lock): manifest, then
+        retire the merged logs, delete old files, recount the head against the base."""
+        g, base = generation
+        retired = self._old_wals
+        live = self._wals[len(retired):]
+        self._write_manifest(g, live)
+        for wal in retired:
+            wal.retire()
         old = [p.name for p in self.folder.iterdir()
-               if p.name.startswith(f"seg-{self._generation}.")
-               or p.name == f"wal-{self._generation}.log"]
-        self._write_generation(g, segment)
-        self._wal.retire()
-        remove_files(self.folder, old)
-        base = load_segment(self.folder, f"seg-{g}")
-        wal, _ = WriteAheadLog.open(self.folder / f"wal-{g}.log")
+               if p.name.startswith(f"seg-{self._generation}.")]
+        remove_files(self.folder, old + self._wals[:len(retired)])
+        keys, new = _new_head_keys(), 0
+        for batch in self._head:
+            new += kernels.head_record(keys, *batch, kernels.find_keys(
+                base.venue_off, base.t_in, base.person, base.venue_codes(batch[1]),
+                batch[2], base.person_codes(batch[0])) >= 0)
         with self._state_lock:
-            self._generation, self._base, self._wal = g, base, wal
-            self._head, self._head_rows, self._head_new = [], 0, 0
-            self._head_keys = None
+            self._generation, self._base, self._wals = g, base, live
+            self._old_wals, self._frozen = [], []
+            self._head_keys, self._head_new = keys, new
             self._snapshot = None
 
-    def _write_generation(self, g: int, segment: Segment) -> None:
-        """Segment files, an empty log, then the manifest that makes them current."""
+    def _write_generation(self, g: int, segment: Segment, wal_name: str) -> None:
+        """A new folder's first generation: segment files, an empty log, the manifest."""
         save_segment(segment, self.folder, f"seg-{g}")
-        WriteAheadLog.create(self.folder / f"wal-{g}.log").close()
+        WriteAheadLog.create(self.folder / wal_name).close()
         fsync_dir(self.folder)
-        write_json(self.folder / MANIFEST,
-                   {"generation": g, "retention_days": self.retention_days, "format": 1})
+        self._wals = [wal_name]
+        self._write_manifest(g, [wal_name])
 
     # ---- reading ------------------------------------------------------------------
 
@@ -346,12 +440,12 @@ class CheckinIndex:
         with self._state_lock:
             if self._snapshot is not None:
                 return self._snapshot
-            base, head = self._base, list(self._head)
+            base, head = self._base, self._frozen + self._head
             dwell = self._dwell
         overlay, mask = exposure.build_overlay(base, head)
         snap = exposure.Snapshot(base, mask, overlay, *dwell)
         with self._state_lock:
-            if self._base is base and len(self._head) == len(head):
+            if self._base is base and len(self._frozen) + len(self._head) == len(head):
                 self._snapshot = snap
         return snap
 

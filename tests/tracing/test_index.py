@@ -167,6 +167,11 @@ def test_invalid_rows_are_named(index, rows, field):
     assert len(index) == 0
 
 
+def test_empty_batch_is_a_no_op(index):
+    assert index.append(*columns([])) == (0, 0) or index.append(*columns([])).added == 0
+    assert len(index) == 0 and index.trace(1, 0, H).contacts == ()
+
+
 def test_negative_checkout_means_none(index):
     index.append(*columns([(1, 10, 0, None), (2, 10, 0, None)]))
     result = index.append([2], [10], [0], [-1])
@@ -225,3 +230,32 @@ def test_concurrent_appenders_share_the_log(tmp_path):
         assert len(set(zip(*(c.tolist() for c in index.checkins()), strict=True))) == 800
     with CheckinIndex.open(tmp_path / "ix") as index:
         assert len(index) == 800
+
+
+@pytest.mark.parametrize("seed", [42, 7, 2026])
+def test_answers_stay_exact_while_merging_in_the_background(tmp_path, seed):
+    """A tiny head limit makes merges start every few appends and run while the next
+    appends and traces happen; every answer matches the reference at every step."""
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    rule = ContactRule(min_overlap=300, depth=2)
+    with CheckinIndex.open(tmp_path / "ix", head_limit=6) as index:
+        for _ in range(60):
+            batch = [(rng.choice(PERSONS[:5]), rng.choice(VENUES[:3]), rng.randrange(40) * 300,
+                      rng.choice([None, None, rng.randrange(1, 9) * 300 + 12_000]))
+                     for _ in range(rng.randint(1, 4))]
+            batch = [(p, v, t, o if o is None or o > t else None) for p, v, t, o in batch]
+            rows += batch
+            index.append(*columns(batch))
+            case = rng.choice(PERSONS[:5])
+            assert index.trace(case, 0, 15_000, rule) == naive.trace(rows, case, 0, 15_000,
+                                                                      rule)
+            assert len(index) == len(naive.dedupe(rows))
+        assert index.stats()["generation"] >= 3  # merges did happen
+    with CheckinIndex.open(tmp_path / "ix") as index:
+        for case in PERSONS[:5]:
+            assert index.trace(case, 0, 15_000, rule) == naive.trace(rows, case, 0, 15_000,
+                                                                      rule)
+        assert len(list((tmp_path / "ix").glob("wal-*.log"))) == 1
