@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Subcommands, in the order `qrtrace --help` lists them.
@@ -37,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"api.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"api.commands.{name}":
-                raise
-            continue  # not built yet
-        module.add_parser(sub)
+        importlib.import_module(f"api.commands.{name}").add_parser(sub)
     return parser
 
 
@@ -59,7 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone: stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m api.cli` this file runs as __main__, a second copy of the module
+    # whose UsageError the commands do not raise: run the imported module's main.
+    from api.cli import main as installed_main
+
+    sys.exit(installed_main())
