@@ -12,24 +12,24 @@ fields, positional construction and to_dict as before).
 
 Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16
 per distinct person, both views and the id dictionaries counted):
-    MANIFEST.json          the generation g in use and retention_days (atomic rewrite)
+    MANIFEST.json          generation g, the logs in use, retention_days (atomic rewrite)
     seg-g.<column>.npy     the base segment: sorted, deduplicated, memory-mapped
-    wal-g.log              check-ins acknowledged since seg-g was built (wal.py)
+    wal-<n>.log            check-ins acknowledged since seg-g was built (wal.py); more
+                           than one while a merge runs
     dwell.npy              per-venue dwell seconds, (2, n) uint64: venue ids, seconds
     LOCK                   flock'ed by the one process that has the index open
-Appended batches go to the WAL (group commit: one fsync acknowledges every record written
-before it) and to an in-memory head. A query reads a snapshot: the base plus an overlay
-segment of the head's check-ins (each with the largest t_out of its key, base included);
-visit ends are computed at query time from both segments' person views, so they stay
-exact when a new check-in shortens an older visit, and dwell is applied at query time,
-so set_venue_dwell takes effect at once. A snapshot is made (the overlay sorted) on the
-first query after an append. When the head reaches
-max(head_limit, min(len(base) / 2, 4 * head_limit)) rows, or one batch is that large
-(a bulk load: no WAL),
-base and head merge into generation g + 1: a full rebuild, each file written to a
-temporary name, fsynced and renamed, then the manifest, then old files are deleted;
-opening removes any leftovers of an interrupted merge. A query may see an appended row
-a moment before its append returns (before the fsync).
+Appended batches go to the last log (group commit: one fsync acknowledges every record
+written before it) and to an in-memory head. A query reads a snapshot: the base plus an
+overlay segment of the head's check-ins (each with the largest t_out of its key, base
+included); visit ends are computed at query time from both segments' person views, so
+they stay exact when a new check-in shortens an older visit, and dwell is applied at
+query time, so set_venue_dwell takes effect at once. A snapshot is made (the overlay
+sorted) on the first query after an append. When the head reaches
+max(head_limit, min(len(base) / 2, 4 * head_limit)) rows, a background thread merges it
+with the base into generation g + 1 while appends go on into a new log (generations.py);
+compact(), purge() and a batch that large (a bulk load: no log) merge in the caller's
+thread. A query may see an appended row a moment before its append returns (before the
+fsync).
 
 Interpretations of DESIGN.md's contact rule (tests/tracing/naive.py encodes the same):
 - Times must lie in [0, 2**32) seconds (until 2106) and a check-out within 2**31 s of its
@@ -64,26 +64,21 @@ import threading
 from pathlib import Path
 
 import numpy as np
-from numba import types
-from numba.typed import Dict
 
 from tracing import exposure, kernels
 from tracing.checkins import AppendResult, merge_batch, validate_batch
 from tracing.errors import InvalidQuery, StorageError
+from tracing.generations import DWELL, MANIFEST, GenerationsMixin, new_head_keys
 from tracing.model import ContactRule, TraceResult
-from tracing.segments import Segment, build_segment, empty_segment, load_segment, save_segment
-from tracing.storage import TMP_SUFFIX, fsync_dir, read_json, remove_files, write_json, write_npy
+from tracing.segments import Segment, empty_segment, load_segment
+from tracing.storage import fsync_dir, read_json, write_npy
 from tracing.wal import WriteAheadLog
 
-MANIFEST = "MANIFEST.json"
-DWELL = "dwell.npy"
-DAY = 86_400
 DEFAULT_RETENTION_DAYS = 21
 DEFAULT_RULE = ContactRule()
-HEAD_KEY = types.Tuple((types.uint64, types.uint64, types.int64))
 
 
-class CheckinIndex:
+class CheckinIndex(GenerationsMixin):
     """Check-ins on disk (segments and a write-ahead log) answering exposure traces.
 
     Thread-safe: appends are serialised; queries read an immutable snapshot.
@@ -180,21 +175,6 @@ class CheckinIndex:
             self._old_wals.append(wal)
         self._wal = self._old_wals.pop()
 
-    def _write_manifest(self, generation: int | None = None, wals=None) -> None:
-        write_json(self.folder / MANIFEST, {
-            "generation": self._generation if generation is None else generation,
-            "wals": self._wals if wals is None else wals,
-            "retention_days": self.retention_days, "format": 2})
-
-    def _remove_strays(self) -> None:
-        """Delete leftovers of an interrupted merge: temp files, other generations."""
-        keep = {MANIFEST, DWELL, "LOCK", *self._wals}
-        stray = [p.name for p in self.folder.iterdir()
-                 if (p.name not in keep and not p.name.startswith(f"seg-{self._generation}."))
-                 or p.name.endswith(TMP_SUFFIX)]
-        if stray:
-            remove_files(self.folder, stray)
-
     def close(self) -> None:
         """Finish a running merge, close the logs and release the folder."""
         self._wait_merge(raise_error=False)
@@ -273,11 +253,6 @@ class CheckinIndex:
         added = int(fresh.sum())
         return AppendResult(added=added, duplicates=n - added)
 
-    def _compact_threshold(self) -> int:
-        # Growing with the base keeps the cost of merges linear overall; the cap bounds
-        # the head that each query after an append re-sorts into the overlay.
-        return max(self.head_limit, min(len(self._base) // 2, 4 * self.head_limit))
-
     def _classify(self, merged):
         """Which unique batch keys are new, and which change the store (new or a larger
         explicit t_out than stored)."""
@@ -303,135 +278,13 @@ class CheckinIndex:
                                         base.venue_codes(venue), t_in,
                                         base.person_codes(person)) >= 0
         if self._head_keys is None:
-            self._head_keys = _new_head_keys()
+            self._head_keys = new_head_keys()
         self._head_new += kernels.head_record(self._head_keys, person, venue, t_in, t_out,
                                               in_base)
         with self._state_lock:
             self._head.append((person, venue, t_in, t_out))
             self._head_rows += person.shape[0]
             self._snapshot = None
-
-    # ---- compaction and retention -------------------------------------------------
-
-    def compact(self) -> None:
-        """Merge the head into a new base segment now (after any background merge)."""
-        self._merge_now(only_if_head=True)
-
-    def purge(self, now: int) -> int:
-        """Delete check-ins with t_in before now - retention_days days from every file
-        (segments and logs); returns how many distinct check-ins were removed."""
-        before = len(self)
-        self._merge_now(cutoff=int(now) - self.retention_days * DAY)
-        return before - len(self)
-
-    def _wait_merge(self, raise_error: bool = True) -> None:
-        merger = self._merger
-        if merger is not None:
-            merger.join()
-        error, self._merge_error = self._merge_error, None
-        if error is not None and raise_error:
-            raise StorageError(f"{self.folder}: a background merge failed") from error
-
-    def _merge_now(self, extra=None, cutoff: int | None = None,
-                   only_if_head: bool = False) -> None:
-        """Merge base, head (and `extra` rows) into a new generation, in this thread."""
-        while True:
-            self._wait_merge()
-            with self._write_lock:
-                if self._wal is None:
-                    raise StorageError(f"{self.folder}: index is closed")
-                if self._merger is not None:
-                    continue  # another appender started one meanwhile
-                if only_if_head and not self._head:
-                    return
-                self._rotate_log()
-                with self._state_lock:
-                    frozen, self._frozen, self._head = self._head, self._head, []
-                    self._head_rows = 0
-                self._install(self._build(self._base, frozen, extra, cutoff))
-                return
-
-    def _start_merge(self) -> None:
-        """Hand the head to a background merge; appends go on into a fresh log."""
-        self._rotate_log()
-        with self._state_lock:
-            self._frozen, self._head, self._head_rows = self._head, [], 0
-        self._merger = threading.Thread(target=self._merge_in_background,
-                                        args=(self._base, self._frozen), daemon=True,
-                                        name=f"qrtrace-merge-{self.folder.name}")
-        self._merger.start()
-
-    def _merge_in_background(self, base: Segment, frozen) -> None:
-        try:
-            generation = self._build(base, frozen)
-            with self._write_lock:
-                self._install(generation)
-        except BaseException as exc:  # kept for the next caller; the logs still hold it all
-            with self._write_lock, self._state_lock:
-                self._head = self._frozen + self._head
-                self._head_rows = sum(b[0].shape[0] for b in self._head)
-                self._frozen = []
-                self._merge_error = exc
-        finally:
-            self._merger = None
-
-    def _rotate_log(self) -> None:
-        """Start a new log and list it in the manifest; the older ones go with the merge."""
-        name = f"wal-{self._wal_seq}.log"
-        self._wal_seq += 1
-        wal = WriteAheadLog.create(self.folder / name)
-        fsync_dir(self.folder)
-        self._wals.append(name)
-        self._write_manifest()
-        self._old_wals.append(self._wal)
-        self._wal = wal
-
-    def _build(self, base: Segment, frozen, extra=None, cutoff: int | None = None):
-        """Write base + frozen head (+ extra) as segment files of the next generation."""
-        parts = [base.decode()] if len(base) else []
-        parts += [*frozen, *([extra] if extra is not None else [])]
-        if not parts:
-            parts = [empty_segment().decode()]
-        # a bulk load into an empty index skips a copy of every column
-        cols = list(parts[0]) if len(parts) == 1 else [
-            np.concatenate([p[i] for p in parts]) for i in range(4)]
-        if cutoff is not None:
-            keep = cols[2] >= cutoff
-            cols = [c[keep] for c in cols]
-        g = self._generation + 1
-        save_segment(build_segment(*cols), self.folder, f"seg-{g}")
-        return g, load_segment(self.folder, f"seg-{g}")
-
-    def _install(self, generation) -> None:
-        """Make a built generation current (caller holds the write lock): manifest, then
-        retire the merged logs, delete old files, recount the head against the base."""
-        g, base = generation
-        retired = self._old_wals
-        live = self._wals[len(retired):]
-        self._write_manifest(g, live)
-        for wal in retired:
-            wal.retire()
-        old = [p.name for p in self.folder.iterdir()
-               if p.name.startswith(f"seg-{self._generation}.")]
-        remove_files(self.folder, old + self._wals[:len(retired)])
-        keys, new = _new_head_keys(), 0
-        for batch in self._head:
-            new += kernels.head_record(keys, *batch, kernels.find_keys(
-                base.venue_off, base.t_in, base.person, base.venue_codes(batch[1]),
-                batch[2], base.person_codes(batch[0])) >= 0)
-        with self._state_lock:
-            self._generation, self._base, self._wals = g, base, live
-            self._old_wals, self._frozen = [], []
-            self._head_keys, self._head_new = keys, new
-            self._snapshot = None
-
-    def _write_generation(self, g: int, segment: Segment, wal_name: str) -> None:
-        """A new folder's first generation: segment files, an empty log, the manifest."""
-        save_segment(segment, self.folder, f"seg-{g}")
-        WriteAheadLog.create(self.folder / wal_name).close()
-        fsync_dir(self.folder)
-        self._wals = [wal_name]
-        self._write_manifest(g, [wal_name])
 
     # ---- reading ------------------------------------------------------------------
 
@@ -502,11 +355,6 @@ class CheckinIndex:
             "bytes_per_checkin": seg_bytes / len(self._base) if len(self._base) else 0.0,
             "retention_days": self.retention_days,
         }
-
-
-def _new_head_keys():
-    """The head's keys (person, venue, t_in) and their largest t_out, as a numba dict."""
-    return Dict.empty(key_type=HEAD_KEY, value_type=types.int64)
 
 
 def _check_query(case, window_from, window_to) -> tuple[int, int, int]:
