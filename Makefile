@@ -22,9 +22,13 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 run: $(VENV)/.installed
 	$(VENV)/bin/qrtrace demo --data $(DATA)
 
+# The ingest tests need a real Kafka broker: scripts/kafka fetches its jars with Maven on
+# first use, starts it on loopback, and it is stopped again whatever pytest's outcome.
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q
+	@bootstrap=$$(scripts/kafka start) || exit 1; \
+	trap 'scripts/kafka stop' EXIT; trap 'exit 130' INT TERM; \
+	QRTRACE_KAFKA=$$bootstrap $(PY) -m pytest -q
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.tokens

@@ -3,9 +3,11 @@
 A thin layer over kafka-python. The consumed offsets live in a file beside the index
 (DATA/ingest/kafka-offsets.json, written to a temporary name, fsynced, renamed, the folder
 fsynced) right after the index append returns; the group's committed offsets follow, for
-tools and for other workers. When the worker is given partitions it seeks each to the
-larger of the file's offset and the group's committed one: the file says what this
-index holds, the group says what another worker took over. A worker killed between the
+tools and for other workers. When the worker is given a partition it seeks to the file's
+offset (what this index holds); a partition it never had starts at the group's committed
+offset, else at the beginning. (A partition that moves between workers with their own
+data folders may thus be read twice across shards; the query merge dedupes by
+(person, venue, t_in).) A worker killed between the
 index append and the offsets file replays that batch on restart; the index's
 exact-duplicate rule (person, venue, t_in) absorbs it, so nothing is lost or doubled.
 
@@ -113,15 +115,11 @@ class KafkaLog:
         self._dlq_pending = 0
 
     def _seek(self, assigned) -> None:
+        # runs on the client's IO thread: no blocking client calls here
         for tp in assigned:
             stored = self.offsets.offsets.get(tp.partition)
-            try:
-                committed = self._consumer.committed(tp)
-            except _kafka_errors():
-                committed = None
-            target = max(o for o in (stored, committed, -1) if o is not None)
-            if target >= 0:
-                self._consumer.seek(tp, target)
+            if stored is not None:
+                self._consumer.seek(tp, stored)
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to `max_records` records of the assigned partitions."""

@@ -1,0 +1,98 @@
+"""End to end against the real broker: another client's records become traced check-ins;
+poison records land in the dead-letter topic with their reason."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from kafka import KafkaConsumer, TopicPartition
+
+from ingest.events import ScanBatch, ScanEvent
+from ingest.wire import encode_json, encode_packed
+from tests.ingest.conftest import console_produce
+from tests.ingest.helpers import T0, events_for, forged, keyring_of, person_token
+
+QRTRACE = [sys.executable, "-m", "api.cli"]
+
+
+def read_topic(bootstrap: str, topic: str, expect: int, timeout_ms: int = 15000) -> list:
+    """Every record of partition 0 of `topic` (stops after `expect` or the timeout)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=timeout_ms)
+    consumer.assign([TopicPartition(topic, 0)])
+    out = []
+    for message in consumer:
+        out.append(message)
+        if len(out) >= expect:
+            break
+    consumer.close()
+    return out
+
+
+def run_worker(bootstrap, topic, data, idle_exit=6.0, group="group"):
+    done = subprocess.run(
+        [*QRTRACE, "worker", "--kafka", bootstrap, "--data", str(data), "--topic", topic,
+         "--group", f"{topic}-{group}", "--idle-exit", str(idle_exit), "--report", "1"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    return [line for line in lines if line["message"] == "metrics"][-1]
+
+
+def test_console_producer_scans_are_traced_and_poison_goes_to_the_dlq(
+        kafka_bootstrap, topic, tmp_path):
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    # persons 1 and 2 share venue 10 for 50 minutes; 3 is at venue 11; 4 meets 2 later
+    visits = [(1, 10, T0, T0 + 3600), (2, 10, T0 + 600, 0), (3, 11, T0, 0),
+              (4, 12, T0 + 7200, 0), (2, 12, T0 + 7000, 0)]
+    events = events_for(keyring, visits)
+    lines = [f"qrtrace-format:json\t{e.venue}\t{encode_json(e).decode()}" for e in events]
+    poison = [
+        "qrtrace-format:json\t10\t{\"venue\": 10, \"seq\": 1}",
+        "qrtrace-format:avro\t10\tAAAA",
+        "qrtrace-format:json\t10\t" + encode_json(
+            ScanEvent(10, 9, 9, T0, forged(person_token(keyring, 5)))).decode(),
+    ]
+    console_produce(kafka_bootstrap, topic, lines + poison)
+    metrics = run_worker(kafka_bootstrap, topic, data)
+    assert metrics["checkins_added"] == 5 and metrics["rejected"] == 3
+
+    traced = subprocess.run(
+        [*QRTRACE, "trace", "--data", str(data), "--case", "1", "--from", str(T0),
+         "--to", str(T0 + 86400), "--json"], capture_output=True, text=True, timeout=120)
+    assert traced.returncode == 0, traced.stderr
+    contacts = {c["person"]: c["level"] for c in json.loads(traced.stdout)["contacts"]}
+    assert contacts == {2: 1, 4: 2}
+
+    dead = read_topic(kafka_bootstrap, topic + ".dlq", expect=3)
+    reasons = sorted(dict(m.headers)["qrtrace-reason"].decode() for m in dead)
+    assert len(reasons) == 3
+    assert reasons[0].startswith("format: unknown format")
+    assert reasons[1].startswith("json: device")
+    assert reasons[2] == "token: bad_mac"
+    assert all(dict(m.headers)["qrtrace-source"].decode().startswith(topic) for m in dead)
+
+
+def test_a_restarted_worker_resumes_from_its_saved_offsets(kafka_bootstrap, topic, tmp_path):
+    from kafka import KafkaProducer
+
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    first = events_for(keyring, [(p, 20, T0 + p, 0) for p in range(1, 101)])
+    producer.send(topic, encode_packed(ScanBatch.of(first)), key=b"20",
+                  headers=[("qrtrace-format", b"packed-v1")])
+    producer.flush()
+    assert run_worker(kafka_bootstrap, topic, data)["checkins_added"] == 100
+    second = events_for(keyring, [(p, 21, T0 + p, 0) for p in range(1, 51)])
+    for e in second:
+        producer.send(topic, encode_json(e), key=b"21", headers=[("qrtrace-format", b"json")])
+    producer.flush()
+    producer.close()
+    # another group has no committed offsets: the offsets file alone resumes the worker
+    again = run_worker(kafka_bootstrap, topic, data, group="other")
+    assert again["records_in"] == 50 and again["checkins_added"] == 50
+    assert again["duplicates"] == 0
