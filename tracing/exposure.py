@@ -24,6 +24,7 @@ from tracing.segments import Segment, build_segment, empty_segment
 NO_MASK = np.zeros(0, np.uint8)
 _new_evidence = partial(tuple.__new__, Evidence)
 _new_contact = partial(tuple.__new__, Contact)
+_new_zone = partial(tuple.__new__, Zone)
 
 
 @dataclass(slots=True)
@@ -103,8 +104,8 @@ def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Con
 def _zones(level, pres, venue, start, firsts) -> list[Zone]:
     """Level-`level` zones as Zone objects (see trace_kernels.zones)."""
     zv, zs, ze, counts = trace_kernels.zones(pres[1], pres[2], pres[3], venue, start, firsts)
-    return list(map(Zone, zv.tolist(), [level] * zv.shape[0], zs.tolist(), ze.tolist(),
-                    counts.tolist()))
+    return list(map(_new_zone, zip(zv.tolist(), [level] * zv.shape[0], zs.tolist(),
+                                   ze.tolist(), counts.tolist(), strict=True)))
 
 
 _gc_lock = threading.Lock()

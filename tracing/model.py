@@ -84,11 +84,12 @@ class Contact(NamedTuple):
                 "evidence": [e.to_dict() for e in self.evidence]}
 
 
-@dataclass(frozen=True, slots=True)
-class Zone:
+class Zone(NamedTuple):
     """A venue and merged interval of level-`level` presence, with `exposed` persons.
 
-    `exposed` counts distinct level-(level+1) persons whose evidence falls in it.
+    `exposed` counts distinct level-(level+1) persons whose evidence falls in it. A named
+    tuple like Evidence: tuples of ints drop out of the cyclic GC's work, dataclasses
+    with slots never do, and a service keeps many results alive.
     """
 
     venue: int
