@@ -259,3 +259,18 @@ def test_answers_stay_exact_while_merging_in_the_background(tmp_path, seed):
             assert index.trace(case, 0, 15_000, rule) == naive.trace(rows, case, 0, 15_000,
                                                                       rule)
         assert len(list((tmp_path / "ix").glob("wal-*.log"))) == 1
+
+
+def test_folder_errors_are_storage_errors(tmp_path):
+    from tracing import StorageError, TracingError
+
+    with pytest.raises(StorageError, match="no qrtrace index"):
+        CheckinIndex.open(tmp_path / "missing", create=False)
+    with CheckinIndex.open(tmp_path / "ix"):
+        with pytest.raises(StorageError, match="open in another process") as err:
+            CheckinIndex.open(tmp_path / "ix")
+        assert isinstance(err.value, TracingError)
+    index = CheckinIndex.open(tmp_path / "ix")
+    index.close()
+    with pytest.raises(StorageError, match="closed"):
+        index.append(*columns([(1, 10, 0, None)]))
