@@ -69,6 +69,10 @@ class EmbeddedLog:
         with self._cond:
             self.dead_letters.append((kept, reason))
 
+    def ready(self) -> bool:
+        """Always: records are in memory."""
+        return True
+
     def lag(self) -> int:
         """Records submitted and not yet polled."""
         with self._cond:

@@ -79,8 +79,12 @@ class KafkaLog:
 
     def __init__(self, bootstrap: str, offsets_path: str | os.PathLike, *, topic: str = TOPIC,
                  group: str = GROUP, dlq_topic: str | None = None,
-                 client_id: str = "qrtrace-worker"):
+                 client_id: str = "qrtrace-worker", instance_id: str | None = None):
         """Connect to `bootstrap` (HOST:PORT) and subscribe to `topic` in `group`.
+
+        instance_id: a static group member id (KIP-345), the same across restarts of one
+        worker, so that a restarted worker takes its partitions back at once instead of
+        waiting for the session of its killed predecessor to time out.
 
         Raises LogError if the broker cannot be reached or the offsets file is unusable.
         """
@@ -101,6 +105,7 @@ class KafkaLog:
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                group_instance_id=instance_id, session_timeout_ms=30000,
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_partition_fetch_bytes=MAX_RECORD_BYTES, fetch_max_bytes=4 * MAX_RECORD_BYTES,
                 fetch_max_wait_ms=100,
@@ -160,6 +165,10 @@ class KafkaLog:
         self._producer.send(self.dlq_topic, value=record.value if value is None else value,
                             key=record.key, headers=headers)
         self._dlq_pending += 1
+
+    def ready(self) -> bool:
+        """True once the group has given this worker partitions."""
+        return bool(self._consumer.assignment())
 
     def lag(self) -> int:
         """Records in the assigned partitions past this worker's position."""

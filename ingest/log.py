@@ -54,6 +54,10 @@ class ScanLog(Protocol):
         Delivered no later than the next `checkpoint` returns."""
         ...
 
+    def ready(self) -> bool:
+        """True once the log can deliver records (Kafka: partitions are assigned)."""
+        ...
+
     def lag(self) -> int:
         """Records written to the log and not yet polled (-1 if unknown)."""
         ...

@@ -98,6 +98,7 @@ class Worker:
             report_every_s: float = 10.0) -> Metrics:
         """Process batches until `stop` is set (or nothing came for idle_exit_s seconds).
 
+        Idle time counts only while the log is ready (Kafka: partitions assigned).
         Logs a metrics line every report_every_s seconds and at the end. Returns the
         metrics. Raises LogError if the log fails, StorageError if the index does."""
         stop = stop or threading.Event()
@@ -105,7 +106,7 @@ class Worker:
         while not stop.is_set():
             outcome = self.run_once()
             now = time.monotonic()
-            if outcome is not None:
+            if outcome is not None or not self.log.ready():
                 last_record = now
             elif idle_exit_s is not None and now - last_record >= idle_exit_s:
                 break

@@ -7,11 +7,19 @@ Logs are JSON lines on stderr (a metrics line every --report seconds).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import signal
+import socket
 import threading
 from pathlib import Path
 
 from api.cli import UsageError
+
+
+def _instance_id(data: Path) -> str:
+    """One worker per data folder (the index is locked), so host + folder names it."""
+    digest = hashlib.blake2b(str(data.resolve()).encode(), digest_size=6).hexdigest()
+    return f"{socket.gethostname()}-{digest}"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, metavar="DIR", help="data folder (created if needed)")
     p.add_argument("--topic", default="qrtrace.scans", help="topic (default qrtrace.scans)")
     p.add_argument("--group", default="qrtrace-index", help="consumer group")
+    p.add_argument("--instance-id", metavar="ID",
+                   help="static group member id, kept across restarts (default: from the "
+                        "host name and the data folder)")
     p.add_argument("--max-records", type=int, default=5000, help="records per batch")
     p.add_argument("--idle-exit", type=float, metavar="S",
                    help="exit after S seconds without records (default: run until stopped)")
@@ -54,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        log = KafkaLog(args.kafka, offsets_path(data), topic=args.topic, group=args.group)
+        log = KafkaLog(args.kafka, offsets_path(data), topic=args.topic, group=args.group,
+                       instance_id=args.instance_id or _instance_id(data))
     except LogError as exc:
         index.close()
         raise UsageError(str(exc)) from None
