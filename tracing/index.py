@@ -7,8 +7,10 @@
 
 Beyond the agreed API: `open(..., head_limit=1 << 20)` (rows in the head before it merges
 into the base), `checkins()` (every distinct check-in as columns), `snapshot()`; append
-returns AppendResult(added, duplicates); Evidence and Contact are named tuples now (same
-fields, positional construction and to_dict as before).
+returns AppendResult(added, duplicates); `retention_days=None` on open keeps the stored
+period; Evidence, Contact and Zone are named tuples now (same fields, positional and
+keyword construction and to_dict as before). Errors: tracing/errors.py. The first call
+of each kernel in a fresh checkout compiles it (~30 s in all, cached after that).
 
 Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16
 per distinct person, both views and the id dictionaries counted):
