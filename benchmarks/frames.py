@@ -18,17 +18,15 @@ missing) is skipped with the reason. Progress goes to stderr; results to stdout.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 
+from benchmarks.environment import describe
 from benchmarks.synth_frames import SynthFrame, generate_frames
 
 Tick = Callable[[int], None]
@@ -221,35 +219,6 @@ def measure(
     return score
 
 
-def machine() -> dict[str, object]:
-    """The CPU model, core counts, load, library versions, date and command line."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("zxing-cpp", "pyzbar", "opencv-python-headless", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "absent"
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "versions": versions,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.frames " + " ".join(sys.argv[1:]),
-    }
-
-
 def mix(frames: list[SynthFrame]) -> dict[str, int]:
     """How many frames carry each trait, plus frame and code counts."""
     counts: dict[str, int] = {"frames": len(frames), "codes": 0}
@@ -408,7 +377,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the report (or JSON) on stdout. Returns an exit code."""
     args = parse_args(argv)
-    info = machine()
+    info = describe("benchmarks.frames", ("zxing-cpp", "pyzbar", "opencv-python-headless", "numpy"))
     print(f"generating {args.frames} frames (seed {args.seed})...", file=sys.stderr)
     tick = _progress("generate", args.frames)
     frames = generate_frames(args.frames, args.seed, progress=lambda done, _total: tick(done))

@@ -27,16 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import shlex
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.environment import describe
 from tracing import simulate
 from tracing.index import CheckinIndex
 from tracing.model import ContactRule
@@ -73,25 +71,16 @@ WHERE c.person = $case AND o.person <> $case
 """
 
 
+def _machine() -> dict:
+    """The run's environment as flat fields (the JSON output is one flat object)."""
+    info = describe("benchmarks.tracing")
+    del info["versions"]
+    return info
+
+
 def log(message: str) -> None:
     """Progress on stderr."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def machine() -> dict:
-    """CPU model, core count, Python, date: what the figures were measured on."""
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "command": "python -m benchmarks.tracing " + shlex.join(sys.argv[1:])}
 
 
 def folder_bytes(folder: Path) -> int:
@@ -136,8 +125,17 @@ def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
     return seconds, results
 
 
-def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule: ContactRule,
-              limit_s: float, inline_cases: int = 3, memory_gb: int = 8) -> dict:
+def duckdb_f1(
+    c: simulate.Checkins,
+    town: simulate.Town,
+    cases,
+    froms,
+    tos,
+    rule: ContactRule,
+    limit_s: float,
+    inline_cases: int = 3,
+    memory_gb: int = 8,
+) -> dict:
     """DuckDB's F1 per case: {"prepare_s", "seconds": [...], "persons": [set, ...],
     "inline_seconds": [...]} (the last for the query that computes visit ends itself)."""
     import duckdb
@@ -157,21 +155,33 @@ def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule
     con.execute(VISITS_SQL.format(default_dwell=rule.default_dwell))
     prepare = time.perf_counter() - began
     # The same query with the visit ends computed inside it, as a one-off analysis would.
-    inline = ("WITH visits AS (" + VISITS_QUERY.format(default_dwell=rule.default_dwell)
-              + ")" + F1_SQL)
+    inline = (
+        "WITH visits AS (" + VISITS_QUERY.format(default_dwell=rule.default_dwell) + ")" + F1_SQL
+    )
     inline_seconds = []
-    for case, lo, hi in list(zip(cases.tolist(), froms.tolist(), tos.tolist(),
-                                 strict=True))[:inline_cases]:
-        params = {"case": case, "from": lo, "to": hi, "linger": rule.linger,
-                  "min_overlap": rule.effective_min_overlap}
+    for case, lo, hi in list(zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True))[
+        :inline_cases
+    ]:
+        params = {
+            "case": case,
+            "from": lo,
+            "to": hi,
+            "linger": rule.linger,
+            "min_overlap": rule.effective_min_overlap,
+        }
         t0 = time.perf_counter()
         con.execute(inline, params).fetchall()
         inline_seconds.append(time.perf_counter() - t0)
     seconds, persons = [], []
     budget_end = time.perf_counter() + limit_s
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
-        params = {"case": case, "from": lo, "to": hi, "linger": rule.linger,
-                  "min_overlap": rule.effective_min_overlap}
+        params = {
+            "case": case,
+            "from": lo,
+            "to": hi,
+            "linger": rule.linger,
+            "min_overlap": rule.effective_min_overlap,
+        }
         t0 = time.perf_counter()
         rows = con.execute(F1_SQL, params).fetchall()
         seconds.append(time.perf_counter() - t0)
@@ -179,28 +189,48 @@ def duckdb_f1(c: simulate.Checkins, town: simulate.Town, cases, froms, tos, rule
         if time.perf_counter() > budget_end and len(seconds) >= 5:
             break
     con.close()
-    return {"prepare_s": prepare, "seconds": seconds, "persons": persons,
-            "inline_seconds": inline_seconds}
+    return {
+        "prepare_s": prepare,
+        "seconds": seconds,
+        "persons": persons,
+        "inline_seconds": inline_seconds,
+    }
 
 
-def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: bool,
-        duckdb_memory_gb: int = 8, duckdb_inline_cases: int = 3) -> dict:
+def run(
+    n: int,
+    k: int,
+    batch: int,
+    seed: int,
+    duckdb_cases: int,
+    skip_duckdb: bool,
+    duckdb_memory_gb: int = 8,
+    duckdb_inline_cases: int = 3,
+) -> dict:
     """Measure everything; returns the flat result dict."""
-    out: dict = {"checkins": n, **machine(),
-                 "note": "2 shared cores; figures contended by other work on the machine"}
+    out: dict = {
+        "checkins": n,
+        **_machine(),
+    }
     log(f"simulating {n:,} check-ins")
     t0 = time.perf_counter()
     c, town = simulate.checkins_for_count(n, seed=seed)
-    out.update(simulate_s=round(time.perf_counter() - t0, 2), people=town.people,
-               venues=len(town.venue_category))
+    out.update(
+        simulate_s=round(time.perf_counter() - t0, 2),
+        people=town.people,
+        venues=len(town.venue_category),
+    )
     with tempfile.TemporaryDirectory(prefix="qrtrace-bench-") as tmp:
         folder = Path(tmp) / "index"
         log("building the index")
         build_s, stats = build(c, town, folder)
-        out.update(build_s=round(build_s, 3), build_checkins_per_s=round(len(c) / build_s),
-                   distinct_checkins=stats["len"], index_stats_bytes_per_checkin=round(
-                       stats.get("bytes_per_checkin", 0.0), 2),
-                   disk_bytes=folder_bytes(folder))
+        out.update(
+            build_s=round(build_s, 3),
+            build_checkins_per_s=round(len(c) / build_s),
+            distinct_checkins=stats["len"],
+            index_stats_bytes_per_checkin=round(stats.get("bytes_per_checkin", 0.0), 2),
+            disk_bytes=folder_bytes(folder),
+        )
         out["bytes_per_checkin"] = round(out["disk_bytes"] / max(stats["len"], 1), 2)
         log(f"built in {build_s:.2f} s; {out['bytes_per_checkin']} bytes per check-in")
         cases, froms, tos = sample_cases(c, max(k, batch), seed)
@@ -213,20 +243,26 @@ def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: b
         out["first_query_ms"] = round((time.perf_counter() - opened) * 1000, 3)
         try:
             began = time.perf_counter()
-            idx.trace(int(cases[1 % len(cases)]), int(froms[1 % len(cases)]),
-                      int(tos[1 % len(cases)]), rule=RULE)
+            idx.trace(
+                int(cases[1 % len(cases)]),
+                int(froms[1 % len(cases)]),
+                int(tos[1 % len(cases)]),
+                rule=RULE,
+            )
             out["second_query_ms"] = round((time.perf_counter() - began) * 1000, 3)
             f1_rule = ContactRule(depth=1)
             log(f"F1 and F2 over {k} cases")
             f1_s, f1_res = time_queries(idx, cases[:k], froms[:k], tos[:k], f1_rule)
             f2_s, f2_res = time_queries(idx, cases[:k], froms[:k], tos[:k], RULE)
-            out.update(f1_p50_ms=percentile_ms(f1_s, 50), f1_p99_ms=percentile_ms(f1_s, 99),
-                       f2_p50_ms=percentile_ms(f2_s, 50), f2_p99_ms=percentile_ms(f2_s, 99),
-                       f1_mean_contacts=round(float(np.mean([len(r.contacts) for r in f1_res])),
-                                              1),
-                       f2_mean_contacts=round(float(np.mean([len(r.contacts) for r in f2_res])),
-                                              1),
-                       cases=k)
+            out.update(
+                f1_p50_ms=percentile_ms(f1_s, 50),
+                f1_p99_ms=percentile_ms(f1_s, 99),
+                f2_p50_ms=percentile_ms(f2_s, 50),
+                f2_p99_ms=percentile_ms(f2_s, 99),
+                f1_mean_contacts=round(float(np.mean([len(r.contacts) for r in f1_res])), 1),
+                f2_mean_contacts=round(float(np.mean([len(r.contacts) for r in f2_res])), 1),
+                cases=k,
+            )
             log(f"batch of {batch} cases (trace_many)")
             began = time.perf_counter()
             idx.trace_many(cases[:batch], froms[:batch], tos[:batch], f1_rule)
@@ -241,44 +277,80 @@ def run(n: int, k: int, batch: int, seed: int, duckdb_cases: int, skip_duckdb: b
     if not skip_duckdb:
         m = min(duckdb_cases, k)
         log(f"DuckDB F1 self-join over up to {m} cases")
-        duck = duckdb_f1(c, town, cases[:m], froms[:m], tos[:m], ContactRule(depth=1),
-                         limit_s=120, inline_cases=duckdb_inline_cases,
-                         memory_gb=duckdb_memory_gb)
+        duck = duckdb_f1(
+            c,
+            town,
+            cases[:m],
+            froms[:m],
+            tos[:m],
+            ContactRule(depth=1),
+            limit_s=120,
+            inline_cases=duckdb_inline_cases,
+            memory_gb=duckdb_memory_gb,
+        )
         done = len(duck["seconds"])
         ours = [{ct.person for ct in r.contacts} for r in f1_res[:done]]
         mismatches = [int(cases[i]) for i in range(done) if ours[i] != duck["persons"][i]]
         duck_p50 = percentile_ms(duck["seconds"], 50)
-        out.update(duckdb_prepare_s=round(duck["prepare_s"], 2), duckdb_cases=done,
-                   duckdb_f1_p50_ms=duck_p50, duckdb_f1_p99_ms=percentile_ms(duck["seconds"], 99),
-                   duckdb_ratio=round(duck_p50 / percentile_ms(f1_s[:done], 50), 1),
-                   duckdb_mismatches=len(mismatches), duckdb_mismatch_cases=mismatches[:10])
+        out.update(
+            duckdb_prepare_s=round(duck["prepare_s"], 2),
+            duckdb_cases=done,
+            duckdb_f1_p50_ms=duck_p50,
+            duckdb_f1_p99_ms=percentile_ms(duck["seconds"], 99),
+            duckdb_ratio=round(duck_p50 / percentile_ms(f1_s[:done], 50), 1),
+            duckdb_mismatches=len(mismatches),
+            duckdb_mismatch_cases=mismatches[:10],
+        )
         if duck["inline_seconds"]:
             inline_p50 = percentile_ms(duck["inline_seconds"], 50)
-            out.update(duckdb_inline_f1_p50_ms=inline_p50,
-                       duckdb_inline_ratio=round(inline_p50 / out["f1_p50_ms"], 1))
+            out.update(
+                duckdb_inline_f1_p50_ms=inline_p50,
+                duckdb_inline_ratio=round(inline_p50 / out["f1_p50_ms"], 1),
+            )
+    out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse arguments, measure, print."""
-    p = argparse.ArgumentParser(prog="python -m benchmarks.tracing", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.tracing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--checkins", type=int, default=1_000_000, help="check-ins to simulate")
     p.add_argument("--cases", type=int, default=200, help="cases for latency percentiles")
     p.add_argument("--batch", type=int, default=1000, help="cases in the trace_many batch")
     p.add_argument("--duckdb-cases", type=int, default=50, help="cases run through DuckDB")
     p.add_argument("--no-duckdb", action="store_true", help="skip the DuckDB comparison")
-    p.add_argument("--duckdb-memory", type=int, default=8, metavar="GB",
-                   help="DuckDB's memory limit (it spills beyond); default 8")
-    p.add_argument("--duckdb-inline-cases", type=int, default=3,
-                   help="cases for the one-off query that computes visit ends (default 3)")
+    p.add_argument(
+        "--duckdb-memory",
+        type=int,
+        default=8,
+        metavar="GB",
+        help="DuckDB's memory limit (it spills beyond); default 8",
+    )
+    p.add_argument(
+        "--duckdb-inline-cases",
+        type=int,
+        default=3,
+        help="cases for the one-off query that computes visit ends (default 3)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one flat JSON object")
     args = p.parse_args(argv)
     if args.checkins < 1000 or args.cases < 2 or args.batch < 1:
         p.error("--checkins must be at least 1000, --cases at least 2, --batch at least 1")
-    out = run(args.checkins, args.cases, args.batch, args.seed, args.duckdb_cases,
-              args.no_duckdb, args.duckdb_memory, args.duckdb_inline_cases)
+    out = run(
+        args.checkins,
+        args.cases,
+        args.batch,
+        args.seed,
+        args.duckdb_cases,
+        args.no_duckdb,
+        args.duckdb_memory,
+        args.duckdb_inline_cases,
+    )
     if args.json:
         print(json.dumps(out))
     else:
