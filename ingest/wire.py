@@ -195,16 +195,22 @@ def encode_json(event: ScanEvent) -> bytes:
     return json.dumps(event_to_json(event), separators=(",", ":")).encode()
 
 
-def decode_json(value: bytes) -> Decoded:
-    """The event of a JSON record, or the reason it is not one."""
+def parse_json(value: bytes) -> ScanEvent | str:
+    """The event of a JSON record, or the reason (a str) it is not one."""
     try:
         doc = json.loads(value)
     except (ValueError, RecursionError) as exc:
-        return Decoded(None, f"json: not a JSON document ({type(exc).__name__})")
+        return f"json: not a JSON document ({type(exc).__name__})"
     try:
-        return Decoded(ScanBatch.of([event_from_json(doc)]))
+        return event_from_json(doc)
     except ValueError as exc:
-        return Decoded(None, f"json: {exc}")
+        return f"json: {exc}"
+
+
+def decode_json(value: bytes) -> Decoded:
+    """The event of a JSON record, or the reason it is not one."""
+    event = parse_json(value)
+    return Decoded(None, event) if isinstance(event, str) else Decoded(ScanBatch.of([event]))
 
 
 # ---- records -----------------------------------------------------------------------
@@ -218,6 +224,14 @@ def header_value(headers, name: str) -> bytes | None:
     return None
 
 
+def record_format(value: bytes, headers=None) -> bytes:
+    """The record's format name: its header, else `packed-v1` or `json` by its first bytes."""
+    fmt = header_value(headers, FORMAT_HEADER)
+    if fmt is None:
+        return PACKED_V1.encode() if value[:4] == MAGIC else JSON.encode()
+    return bytes(fmt)
+
+
 def decode_record(value: bytes | None, headers=None) -> Decoded:
     """The events of one record by its `qrtrace-format` header (or first bytes).
 
@@ -226,9 +240,7 @@ def decode_record(value: bytes | None, headers=None) -> Decoded:
     if value is None:
         return Decoded(None, "format: empty record (no value)")
     value = bytes(value)
-    fmt = header_value(headers, FORMAT_HEADER)
-    if fmt is None:
-        fmt = PACKED_V1.encode() if value[:4] == MAGIC else JSON.encode()
+    fmt = record_format(value, headers)
     if fmt == JSON.encode():
         return decode_json(value)
     if fmt == PACKED_V1.encode():

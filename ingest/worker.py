@@ -27,12 +27,13 @@ import numpy as np
 from decoder import TOKEN_LEN, KeyRing, Kind, Status, verify_tokens
 from ingest.events import TOKEN_DTYPE, ScanBatch, concat
 from ingest.log import Record, ScanLog
-from ingest.wire import decode_record, encode_packed
+from ingest.wire import JSON, decode_record, encode_packed, parse_json, record_format
 from tracing.checkins import MAX_DURATION, MAX_TIME
 from tracing.errors import InvalidCheckin
 
 logger = logging.getLogger("qrtrace.ingest")
 
+_JSON = JSON.encode()
 _STATUS_REASON = np.array([f"token: {s.reason}" for s in Status], dtype=object)
 
 
@@ -130,13 +131,25 @@ class Worker:
         """Decode, verify, append and checkpoint `records`; returns what it did."""
         rejected: Counter = Counter()
         batches, sources = [], []
+        events, event_sources = [], []  # JSON events: one batch for all, not one each
         for i, record in enumerate(records):
+            if record.value is not None and record_format(record.value, record.headers) == _JSON:
+                event = parse_json(record.value)
+                if isinstance(event, str):
+                    self._reject_record(record, event, rejected)
+                else:
+                    events.append(event)
+                    event_sources.append(i)
+                continue
             decoded = decode_record(record.value, record.headers)
             if decoded.ok:
                 batches.append(decoded.batch)
                 sources.append(np.full(len(decoded.batch), i, np.int64))
             else:
                 self._reject_record(record, decoded.reason, rejected)
+        if events:
+            batches.append(ScanBatch.of(events))
+            sources.append(np.array(event_sources, np.int64))
         batch = concat(batches)
         source = np.concatenate(sources) if sources else np.empty(0, np.int64)
         n = len(batch)
