@@ -67,11 +67,11 @@ def test_killed_workers_lose_nothing_and_double_nothing(kafka_bootstrap, topic, 
 
     def produce():
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5)
+        pause = KILLS * 3.0 / len(records)  # the flow lasts as long as the kills do
         for i, value in enumerate(records):
             producer.send(topic, value, key=str(i % 97).encode(),
                           headers=[("qrtrace-format", b"packed-v1")])
-            if i % 50 == 0:
-                time.sleep(0.05)  # a flow spread over a few seconds, not one burst
+            time.sleep(pause)
         producer.flush()
         producer.close()
 
