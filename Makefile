@@ -33,6 +33,12 @@ test: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.tokens
 	$(PY) -m benchmarks.frames
+	$(PY) -m benchmarks.tracing --checkins 10000000
+	$(PY) -m benchmarks.ingest --backend embedded --format packed
+	@bootstrap=$$(scripts/kafka start) || exit 1; \
+	trap 'scripts/kafka stop' EXIT; \
+	$(PY) -m benchmarks.ingest --backend kafka --format packed --bootstrap $$bootstrap && \
+	$(PY) -m benchmarks.ingest --backend kafka --format json --bootstrap $$bootstrap
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
