@@ -71,6 +71,12 @@ WHERE c.person = $case AND o.person <> $case
 """
 
 
+def _sql_params(case: int, lo: int, hi: int, rule: ContactRule) -> dict:
+    """The named parameters of the DuckDB F1 queries for one case."""
+    return {"case": case, "from": lo, "to": hi, "linger": rule.linger,
+            "min_overlap": rule.effective_min_overlap}
+
+
 def _machine() -> dict:
     """The run's environment as flat fields (the JSON output is one flat object)."""
     info = describe("benchmarks.tracing")
@@ -162,26 +168,14 @@ def duckdb_f1(
     for case, lo, hi in list(zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True))[
         :inline_cases
     ]:
-        params = {
-            "case": case,
-            "from": lo,
-            "to": hi,
-            "linger": rule.linger,
-            "min_overlap": rule.effective_min_overlap,
-        }
+        params = _sql_params(case, lo, hi, rule)
         t0 = time.perf_counter()
         con.execute(inline, params).fetchall()
         inline_seconds.append(time.perf_counter() - t0)
     seconds, persons = [], []
     budget_end = time.perf_counter() + limit_s
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
-        params = {
-            "case": case,
-            "from": lo,
-            "to": hi,
-            "linger": rule.linger,
-            "min_overlap": rule.effective_min_overlap,
-        }
+        params = _sql_params(case, lo, hi, rule)
         t0 = time.perf_counter()
         rows = con.execute(F1_SQL, params).fetchall()
         seconds.append(time.perf_counter() - t0)
@@ -299,7 +293,7 @@ def run(
             duckdb_f1_p99_ms=percentile_ms(duck["seconds"], 99),
             duckdb_ratio=round(duck_p50 / percentile_ms(f1_s[:done], 50), 1),
             duckdb_mismatches=len(mismatches),
-            duckdb_mismatch_cases=mismatches[:10],
+            duckdb_mismatch_cases=" ".join(map(str, mismatches[:10])),  # flat: no lists
         )
         if duck["inline_seconds"]:
             inline_p50 = percentile_ms(duck["inline_seconds"], 50)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from api.cli import UsageError
-from api.commands.trace import index_path
+from ingest.runtime import index_path
 from tracing import csvio
 from tracing.errors import InvalidCheckin, TracingError
 from tracing.venues import VenueTable, VenueTableError

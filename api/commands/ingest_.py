@@ -33,23 +33,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest the file; returns 0 (1 if any record was rejected). Raises UsageError."""
-    from api.keystore import KeystoreError, load_keyring
+    from api.datafolder import open_keys_and_index
     from ingest.embedded import EmbeddedLog
-    from ingest.runtime import file_records, index_path
+    from ingest.runtime import file_records
     from ingest.worker import Worker
-    from tracing.errors import TracingError
-    from tracing.index import CheckinIndex
 
     try:
         blob = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     data = Path(args.data)
-    try:
-        keyring = load_keyring(data)
-        index = CheckinIndex.open(index_path(data))
-    except (KeystoreError, TracingError, OSError) as exc:
-        raise UsageError(f"cannot open the data folder {data}: {exc}") from None
+    keyring, index = open_keys_and_index(data)
     log = EmbeddedLog()
     worker = Worker(log, index, keyring, max_records=CHUNK, poll_timeout_s=0)
     began = time.perf_counter()

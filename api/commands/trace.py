@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from api.cli import UsageError
+from ingest.runtime import index_path
 from tracing.csvio import parse_time
 from tracing.errors import TracingError
 from tracing.model import ContactRule, TraceResult
 from tracing.venues import VenueTable, VenueTableError
 
-INDEX_FOLDER = "index"
 """The index lives in DATA/index: it owns that folder (and deletes files it does not
 know there), while DATA itself holds other tables (venues.json, keys, ...)."""
 
@@ -55,11 +55,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-json", metavar="FILE", help="write the contact graph as JSON")
     p.add_argument("--svg", metavar="FILE", help="draw the contact graph as SVG")
     p.set_defaults(func=run)
-
-
-def index_path(data: Path) -> Path:
-    """The index's folder inside the data folder `data`."""
-    return Path(data) / INDEX_FOLDER
 
 
 def parse_offset(text: str) -> timezone:

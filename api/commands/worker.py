@@ -46,21 +46,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker until SIGINT/SIGTERM (or --idle-exit); returns 0. Raises UsageError."""
-    from api.keystore import KeystoreError, load_keyring
+    from api.datafolder import open_keys_and_index
     from ingest.kafka_log import KafkaLog
     from ingest.log import LogError
-    from ingest.runtime import index_path, offsets_path
+    from ingest.runtime import offsets_path
     from ingest.worker import Worker, configure_json_logging
-    from tracing.errors import TracingError
-    from tracing.index import CheckinIndex
 
     configure_json_logging()
     data = Path(args.data)
-    try:
-        keyring = load_keyring(data)
-        index = CheckinIndex.open(index_path(data))
-    except (KeystoreError, TracingError, OSError) as exc:
-        raise UsageError(f"cannot open the data folder {data}: {exc}") from None
+    keyring, index = open_keys_and_index(data)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,0 +1,23 @@
+"""The data folder as the commands see it: its key ring and its index, opened together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from api.cli import UsageError
+from api.keystore import KeystoreError, load_keyring
+from decoder import KeyRing
+from ingest.runtime import index_path
+from tracing.errors import TracingError
+from tracing.index import CheckinIndex
+
+
+def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
+    """The key ring of `data` (created on first use) and its index (likewise).
+
+    Raises UsageError naming the folder and what is wrong with it.
+    """
+    try:
+        return load_keyring(data), CheckinIndex.open(index_path(data))
+    except (KeystoreError, TracingError, OSError) as exc:
+        raise UsageError(f"cannot open the data folder {data}: {exc}") from None
