@@ -200,62 +200,6 @@ def find_keys(venue_off, t_in, person, vcodes, times, pcodes):
 
 
 @njit(cache=True)
-def person_rows(venue_off, t_in, person, exp, person_off, pv_venue, pv_t_in, pcodes):
-    """Every check-in of the given person codes as (index into pcodes, venue code, t_in,
-    t_out or 0), read from the person view."""
-    n = 0
-    for c in pcodes:
-        n += person_off[c + 1] - person_off[c]
-    out = np.empty((n, 4), np.int64)
-    k = 0
-    for i in range(pcodes.shape[0]):
-        c = pcodes[i]
-        for j in range(person_off[c], person_off[c + 1]):
-            v = np.int64(pv_venue[j] & LOW_BITS)
-            t = np.int64(pv_t_in[j])
-            out[k, 0], out[k, 1], out[k, 2], out[k, 3] = i, v, t, 0
-            if pv_venue[j] & EXPLICIT:
-                out[k, 3] = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
-            k += 1
-    return out
-
-
-# ---- queries ---------------------------------------------------------------------------
-
-@njit(cache=True)
-def scan_venue(venue_off, t_in, person, exp, maxexp, person_off, pv_t_in, dwell, mask, v,
-              ps, pe, need, out, k):
-    """Visits at venue code v overlapping presence [ps, pe) by >= need seconds, written
-    to out[k:] as (person code, venue code, start, end) when `out` has rows (a first
-    call with an empty `out` counts them); returns the new k."""
-    lo, hi = venue_off[v], venue_off[v + 1]
-    back = max(np.int64(maxexp[v]), dwell[v])
-    first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
-    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
-    while r < hi and np.int64(t_in[r]) < pe:
-        p = person[r]
-        if mask.shape[0] == 0 or mask[p] == 0:
-            t = np.int64(t_in[r])
-            s = max(ps, t)
-            if exp[r] > 0:
-                end = t + np.int64(exp[r])
-            else:
-                end = t + dwell[v]
-                # only a visit that would qualify at full dwell needs its next check-in
-                if min(pe, end) - s >= need:
-                    nxt = next_later(person_off, pv_t_in, p, t)
-                    if 0 <= nxt < end:
-                        end = nxt
-            e = min(pe, end)
-            if e - s >= need:
-                if out.shape[0] > 0:
-                    out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
-                k += 1
-        r += 1
-    return k
-
-
-@njit(cache=True)
 def lookup_codes(sorted_ids, ids):
     """The position of each id in sorted_ids, or -1 where it is absent."""
     out = np.empty(ids.shape[0], np.int64)

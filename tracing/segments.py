@@ -90,14 +90,6 @@ class Segment:
             venue = self.venue_ids[self.rows_venue(rows)]
         return person, venue, t_in, np.where(exp > 0, t_in + exp, 0).astype(np.int64)
 
-    def persons_checkins(self, person_codes: np.ndarray):
-        """All check-ins of the given person codes as raw columns (see decode)."""
-        got = kernels.person_rows(self.venue_off, self.t_in, self.person, self.exp,
-                                  self.person_off, self.pv_venue, self.pv_t_in,
-                                  np.ascontiguousarray(person_codes, np.int64))
-        return (self.person_ids[np.asarray(person_codes)[got[:, 0]]],
-                self.venue_ids[got[:, 1]], got[:, 2], got[:, 3])
-
 
 def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return kernels.lookup_codes(sorted_ids, np.ascontiguousarray(ids, np.uint64))
