@@ -1,0 +1,422 @@
+"""Append-only, hash-chained audit log of what officials asked: one entry per query.
+
+UTF-8 text, one JSON object per line, each line ending in "\\n"::
+
+    {"seq":1,"time":1764108000,"actor":"tran.thi.b","role":"official","action":"case.f1",
+     "case":17,"purpose":"Ba Dinh cluster","detail":{"depth":2},"prev":"000…000","hash":"5e…"}
+
+`seq` counts 1, 2, 3, … without gaps; `time` is integer seconds since the epoch (UTC);
+`hash` is the SHA-256 (hex) of the canonical JSON of the entry without "hash" (json.dumps
+with sort_keys=True, separators=(",", ":"), ensure_ascii=False; UTF-8), so it covers the
+content, not the line's spacing; `prev` is the previous entry's hash (GENESIS for seq 1).
+
+What the chain proves: an entry changed, removed, reordered or inserted anywhere but the end
+breaks the chain there (or at the next line), and `verify` names that seq. What it does not:
+whoever can write the file can rewrite it whole, cut entries off its end or append forged
+ones, and recompute every hash. Against that, copy `head()` where they cannot write (another
+machine, a signed report) and check it later with `verify(anchor=...)`; every `verify` also
+checks the last head this object saw.
+
+Durability: O_APPEND, lines are only ever added; a torn last line (crash mid-write) was never
+acknowledged and is cut off on the next open or append. `record` returns once its line is
+fsynced; threads share fsyncs (group commit); processes append under flock on the file and
+first read what others appended. After a failed fsync the log refuses records: reopen it.
+
+Errors::
+
+    AuditError (Exception)  the file cannot be opened, read, appended or synced, is not an
+                            audit log, or shrank; the message names the path
+    ValueError              a record() argument of the wrong type, or not JSON
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+GENESIS = "0" * 64
+_NONE = type(None)
+_TYPES = dict(
+    seq=int, time=int, actor=str, role=str, action=str, case=(int, _NONE), purpose=(str, _NONE)
+)
+_FIELDS = (*_TYPES, "detail", "prev", "hash")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SEQ_PREFIX = re.compile(rb'\{"seq":(\d+),')  # how every line starts: cheap to skip or bisect
+_BLOCK = 1 << 16
+_fsync = getattr(os, "fdatasync", os.fsync)  # data and size; the mtime need not reach the disk
+_logger = logging.getLogger(__name__)
+
+
+class AuditError(Exception):
+    """The audit log file is unusable: unreadable, not an audit log, shrank, or not durable."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One recorded query, as stored."""
+
+    seq: int
+    time: int
+    actor: str
+    role: str
+    action: str
+    case: int | None
+    purpose: str | None
+    detail: dict
+    prev: str
+    hash: str
+
+    def to_dict(self) -> dict:
+        """The entry as a plain dict (a copy), keys in the file's order."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """What `AuditLog.verify` found; the entries before `first_bad_seq` form a valid chain."""
+
+    ok: bool
+    entries: int  # entries that checked good: all of them when ok
+    head: str  # hash of the last good entry (GENESIS if none)
+    first_bad_seq: int | None
+    reason: str | None
+
+    def to_dict(self) -> dict:
+        """The verification as a plain dict."""
+        return dataclasses.asdict(self)
+
+
+def _canonical_hash(entry: dict) -> str:
+    body = {key: value for key, value in entry.items() if key != "hash"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _parse(line: bytes) -> dict:
+    """The entry on `line`; raises ValueError naming what is wrong with it."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(obj, dict) or set(obj) != set(_FIELDS):
+        raise ValueError(f"not an audit entry (fields {sorted(obj)[:12]})")
+    for key, kinds in (*_TYPES.items(), ("detail", dict), ("prev", str), ("hash", str)):
+        if not isinstance(obj[key], kinds) or isinstance(obj[key], bool):
+            raise ValueError(f"field {key!r} has the wrong type")
+    if obj["seq"] < 1 or not (_HEX64.fullmatch(obj["prev"]) and _HEX64.fullmatch(obj["hash"])):
+        raise ValueError("seq below 1, or prev or hash not 64 lowercase hex digits")
+    return obj
+
+
+def _stored_fields(actor, role, action, case, purpose, detail) -> dict:
+    """The caller's fields as they will be stored (a JSON copy); ValueError if unfit."""
+    for name, value in (("actor", actor), ("role", role), ("action", action)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"audit {name}: must be a non-empty string, not {value!r}")
+    if case is not None and (isinstance(case, bool) or not hasattr(case, "__index__")):
+        raise ValueError(f"audit case: must be an int or None, not {case!r}")
+    if purpose is not None and not isinstance(purpose, str):
+        raise ValueError(f"audit purpose: must be a string or None, not {purpose!r}")
+    if detail is not None and not isinstance(detail, dict):
+        raise ValueError(f"audit detail: must be a dict, not {type(detail).__name__}")
+    fields = dict(actor=actor, role=role, action=action, case=None if case is None else int(case))
+    try:
+        text = json.dumps({**fields, "purpose": purpose, "detail": detail or {}}, allow_nan=False)
+        return json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"audit record: not JSON ({exc})") from None
+
+
+def _lines(fd: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, line without "\\n") for each whole line in [start, end); a torn tail is left."""
+    base, buf, pos = start, b"", start
+    while pos < end and (chunk := os.pread(fd, min(16 * _BLOCK, end - pos), pos)):
+        pos += len(chunk)
+        buf, at = buf + chunk, 0
+        while (newline := buf.find(b"\n", at)) >= 0:
+            yield base + at, buf[at:newline]
+            at = newline + 1
+        base, buf = base + at, buf[at:]
+
+
+def _after_last_newline(fd: int, end: int) -> int:
+    """The offset just after the last "\\n" before `end`, 0 if there is none."""
+    while end > 0:
+        start = max(0, end - _BLOCK)
+        if (found := os.pread(fd, end - start, start).rfind(b"\n")) >= 0:
+            return start + found + 1
+        end = start
+    return 0
+
+
+def _first_line_start(fd: int, pos: int, limit: int) -> int:
+    """The first line start in [pos, limit) (pos >= 1), or limit if there is none."""
+    for at in range(pos, limit, _BLOCK):
+        if (found := os.pread(fd, min(_BLOCK, limit - at + 1), at - 1).find(b"\n")) >= 0:
+            return at + found
+    return limit
+
+
+def _open_append(path: Path) -> int:
+    """A descriptor open for appending to `path`, created (and its name synced) if absent."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if created:  # the new name must survive a crash too
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            os.fsync(dir_fd)
+            os.close(dir_fd)
+        return fd
+    except OSError as exc:
+        raise AuditError(f"{path}: cannot open ({exc.strerror})") from exc
+
+
+class AuditLog:
+    """An audit log file open for appending; share one between threads, or open one per
+    process on the same file."""
+
+    def __init__(self, path: str | os.PathLike, clock: Callable[[], float] = time.time) -> None:
+        """Open (or create: mode 0600, in a folder made with mode 0700) the log at `path` and
+        read its last entry to continue the chain; a torn last line is cut off. Raises
+        AuditError if the file cannot be opened or its last line is not an audit entry."""
+        self._path, self._clock = Path(path), clock
+        self._lock = threading.Lock()  # the append and the chain state: _seq, _hash, _size
+        self._sync = threading.Condition()  # _written, _synced, _syncing, _failure
+        self._seq, self._hash, self._size = 0, GENESIS, 0
+        self._written = self._synced = 0
+        self._syncing, self._failure = False, None
+        self._fd = _open_append(self._path)
+        try:
+            with self._flocked():
+                self._read_tail(os.fstat(self._fd).st_size)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _flocked(self) -> Iterator[None]:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _read_tail(self, size: int) -> None:
+        """Continue the chain from the last whole line of the first `size` bytes (flock held)."""
+        end = _after_last_newline(self._fd, size)
+        if end < size:
+            if not b'{"seq":'.startswith(os.pread(self._fd, min(size - end, 7), end)):
+                raise AuditError(f"{self._path}: ends in {size - end} bytes of no audit entry")
+            _logger.warning("%s: cutting a torn last line (%d bytes)", self._path, size - end)
+            os.ftruncate(self._fd, end)
+        self._seq, self._hash, self._size = 0, GENESIS, end
+        if end:
+            start = _after_last_newline(self._fd, end - 1)
+            try:
+                last = _parse(os.pread(self._fd, end - 1 - start, start))
+            except ValueError as exc:
+                raise AuditError(f"{self._path}: last line (byte {start}): {exc}") from None
+            self._seq, self._hash = last["seq"], last["hash"]
+
+    def _catch_up(self) -> None:
+        """Read what other processes appended since (flock held)."""
+        size = os.fstat(self._fd).st_size
+        if size < self._size:
+            raise AuditError(f"{self._path}: shrank from {self._size} to {size} bytes")
+        if size != self._size:
+            self._read_tail(size)
+
+    def _check_usable(self) -> None:
+        if self._fd < 0:
+            raise AuditError(f"{self._path}: the log is closed")
+        if self._failure is not None:
+            raise AuditError(self._failure)
+
+    def record(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        case: int | None = None,
+        purpose: str | None = None,
+        detail: dict | None = None,
+    ) -> AuditEntry:
+        """Append one entry and return it once it is on disk (fsynced). `detail` is stored as
+        its JSON (tuples become lists). Raises ValueError for an argument of the wrong type or
+        a detail that is not JSON, AuditError if the file cannot be appended or synced."""
+        fields = _stored_fields(actor, role, action, case, purpose, detail)
+        with self._lock:
+            self._check_usable()
+            with self._flocked():
+                self._catch_up()
+                entry = {"seq": self._seq + 1, "time": int(self._clock()), **fields}
+                entry["prev"] = self._hash
+                entry["hash"] = _canonical_hash(entry)
+                line = json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n"
+                self._append(line.encode("utf-8"))
+                self._seq, self._hash = entry["seq"], entry["hash"]
+            with self._sync:
+                self._written += 1
+                ticket = self._written
+        self._wait_durable(ticket)
+        return AuditEntry(**entry)
+
+    def _append(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)  # our own partial line, nobody else's
+            raise AuditError(f"{self._path}: cannot append ({exc.strerror})") from exc
+        self._size += len(data)
+
+    def _wait_durable(self, ticket: int) -> None:
+        """Return once this object's `ticket`-th write is fsynced: one thread syncs everything
+        written so far while the others wait for it (group commit)."""
+        with self._sync:
+            while self._synced < ticket:
+                if self._failure is not None:
+                    raise AuditError(self._failure)
+                if self._syncing:
+                    self._sync.wait()
+                    continue
+                self._syncing, target, error = True, self._written, None
+                self._sync.release()
+                try:
+                    _fsync(self._fd)
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self._sync.acquire()
+                    self._syncing = False
+                    self._sync.notify_all()
+                if error is not None:
+                    self._failure = f"{self._path}: fsync failed ({error.strerror}); reopen"
+                    raise AuditError(self._failure) from error
+                self._synced = max(self._synced, target)
+
+    def entries(self, after_seq: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        """Up to `limit` entries with seq > `after_seq`, in file order; a binary search finds
+        the start, so paging through a long log stays cheap. Raises ValueError for a negative
+        after_seq or a limit below 1, AuditError if a line read is not an audit entry."""
+        if after_seq < 0 or limit < 1:
+            raise ValueError(f"entries: after_seq {after_seq} must be >= 0, limit {limit} >= 1")
+        found: list[AuditEntry] = []
+        with self._reader() as (fd, size):
+            lo, hi = 0, size  # lo: a line start at or before the first wanted line
+            while hi - lo > _BLOCK:
+                start = _first_line_start(fd, mid := (lo + hi) // 2, hi)
+                match = start < hi and _SEQ_PREFIX.match(os.pread(fd, 32, start))
+                lo, hi = (start, hi) if match and int(match[1]) <= after_seq else (lo, mid)
+            for offset, line in _lines(fd, lo, size):
+                if (match := _SEQ_PREFIX.match(line)) and int(match[1]) <= after_seq:
+                    continue
+                try:
+                    found.append(AuditEntry(**_parse(line)))
+                except ValueError as exc:
+                    raise AuditError(f"{self._path}: line at byte {offset}: {exc}") from None
+                if len(found) == limit:
+                    break
+        return found
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[tuple[int, int]]:
+        """A descriptor of its own (close() may run meanwhile) and the size to read up to."""
+        with self._lock:
+            self._check_usable()
+            fd = os.dup(self._fd)
+        try:
+            yield fd, os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def head(self) -> tuple[int, str]:
+        """(seq, hash) of the last entry, other processes' entries included; (0, GENESIS) for
+        an empty log. Keep it elsewhere to check later with verify(anchor=...). Raises
+        AuditError if the log is closed, or the file cannot be read or shrank."""
+        with self._lock:
+            self._check_usable()
+            with self._flocked():
+                self._catch_up()
+            return self._seq, self._hash
+
+    def verify(self, anchor: tuple[int, str] | None = None) -> AuditVerification:
+        """Re-read the whole file, recompute every hash and link, and check that it still
+        holds `anchor` (a (seq, hash) from an earlier head()) and this object's last head.
+        Returns the verdict; raises AuditError only if the log is closed or unreadable."""
+        with self._lock:
+            self._check_usable()
+            with self._flocked():  # no append is half-written while we note the size
+                size = os.fstat(self._fd).st_size
+            anchors = {self._seq: self._hash} if self._seq else {}
+        if anchor is not None:
+            anchors[anchor[0]] = anchor[1]
+        with self._reader() as (fd, _):
+            return _verify_chain(fd, size, anchors)
+
+    def close(self) -> None:
+        """Sync what was written and close the file; later calls raise AuditError."""
+        with self._lock:
+            if self._fd < 0:
+                return
+            with self._sync:
+                while self._syncing:
+                    self._sync.wait()
+                try:
+                    if self._synced < self._written and self._failure is None:
+                        _fsync(self._fd)
+                        self._synced = self._written
+                except OSError as exc:  # its waiters must not return as if synced
+                    self._failure = f"{self._path}: fsync failed ({exc.strerror}); reopen"
+                fd, self._fd = self._fd, -1
+            os.close(fd)
+
+
+def _verify_chain(fd: int, size: int, anchors: dict[int, str]) -> AuditVerification:
+    """Check the lines in the first `size` bytes as one chain that holds every anchor."""
+    prev, seq = GENESIS, 0
+    for _, line in _lines(fd, 0, size):
+        seq += 1
+        try:
+            entry = _parse(line)
+        except ValueError as exc:
+            return AuditVerification(False, seq - 1, prev, seq, f"line {seq}: {exc}")
+        if entry["seq"] > seq:
+            reason = f"line {seq} holds seq {entry['seq']}: an entry is missing or was moved"
+        elif entry["seq"] < seq:
+            reason = f"line {seq} holds seq {entry['seq']}: a line was inserted or repeated"
+        elif entry["prev"] != prev:
+            reason = f"seq {seq}: prev is not the hash of seq {seq - 1} (replaced or rehashed)"
+        elif _canonical_hash(entry) != entry["hash"]:
+            reason = f"seq {seq}: hash does not match the content (a field or the hash changed)"
+        elif anchors.get(seq, entry["hash"]) != entry["hash"]:
+            reason = f"seq {seq}: not the anchored head (the file was rewritten up to here)"
+        else:
+            prev = entry["hash"]
+            continue
+        return AuditVerification(False, seq - 1, prev, seq, reason)
+    if anchors and max(anchors) > seq:
+        reason = f"the file ends at seq {seq}, the anchored head is seq {max(anchors)}: cut off"
+        return AuditVerification(False, seq, prev, seq + 1, reason)
+    return AuditVerification(True, seq, prev, None, None)
