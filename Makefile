@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DATA ?= data
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: run test bench lint clean
 
@@ -20,11 +22,14 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(VENV)/bin/qrtrace demo --data $(DATA)
+	$(VENV)/bin/qrtrace serve --data $(DATA) --demo --host $(HOST) --port $(PORT)
 
 # The ingest tests need a real Kafka broker: scripts/kafka fetches its jars with Maven on
 # first use, starts it on loopback, and it is stopped again whatever pytest's outcome.
 test: $(VENV)/.installed
+	@# the web page tests drive Debian's chromium; as root (CI) it is installed here
+	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; fi
 	$(VENV)/bin/ruff check .
 	@bootstrap=$$(scripts/kafka start) || exit 1; \
 	trap 'scripts/kafka stop' EXIT; trap 'exit 130' INT TERM; \

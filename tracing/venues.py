@@ -60,13 +60,19 @@ class VenueTableError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Venue:
-    """One venue: `dwell_minutes` is None when the category default applies."""
+    """One venue: `dwell_minutes` is None when the category default applies.
+
+    `commune` and `district` place the venue in the administrative hierarchy (district >
+    commune > village) that officials' jurisdictions follow; empty when unknown.
+    """
 
     venue: int
     name: str = ""
     village: str = ""
     category: str = "other"
     dwell_minutes: int | None = None
+    commune: str = ""
+    district: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.venue, int) or not 0 <= self.venue <= MAX_VENUE_ID:
@@ -91,7 +97,13 @@ class Venue:
     def to_dict(self) -> dict:
         """The venue as a JSON-ready dict (the venues.json row)."""
         return {"venue": self.venue, "name": self.name, "village": self.village,
-                "category": self.category, "dwell_minutes": self.dwell_minutes}
+                "category": self.category, "dwell_minutes": self.dwell_minutes,
+                "commune": self.commune, "district": self.district}
+
+    @property
+    def jurisdiction(self) -> str:
+        """"district/commune" (the officials' jurisdiction path), "" when unknown."""
+        return f"{self.district}/{self.commune}" if self.commune else self.district
 
 
 class VenueTable:

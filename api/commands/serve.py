@@ -1,0 +1,119 @@
+"""`qrtrace serve --data DIR [--kafka HOST:PORT] [--host H] [--port P] [--workers N]`:
+the HTTP API (and the officials' page) with embedded ingestion in one process.
+
+The admin token comes from QRTRACE_ADMIN_TOKEN when set; otherwise one is created on the
+first start and printed once (only its hash is kept). With --kafka, scans are produced to
+the topic and an in-process worker indexes them. The index belongs to one process, so
+--workers above 1 is refused for now (see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from api.cli import UsageError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register `serve`."""
+    p = subparsers.add_parser("serve", help="serve the HTTP API and the officials' page",
+                              description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
+                   help="data folder (created if needed; default ./data)")
+    p.add_argument("--kafka", metavar="HOST:PORT",
+                   help="produce scans to Kafka (topic qrtrace.scans) instead of the "
+                        "embedded index; an in-process worker indexes them")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--retention-days", type=int, default=21,
+                   help="days check-ins are kept (default 21)")
+    p.add_argument("--device-burst", type=int, default=20_000, metavar="N",
+                   help="scans one device may post at once (default 20000)")
+    p.add_argument("--device-per-hour", type=int, default=5_000, metavar="N",
+                   help="scans per hour a device's allowance refills by (default 5000)")
+    p.add_argument("--venue-burst", type=int, default=50_000, metavar="N",
+                   help="scans one venue may take at once (default 50000)")
+    p.add_argument("--venue-per-hour", type=int, default=20_000, metavar="N",
+                   help="scans per hour a venue's allowance refills by (default 20000)")
+    p.add_argument("--person-per-hour", type=int, default=50, metavar="N",
+                   help="check-ins of one person per hour (default 50)")
+    p.add_argument("--no-rate-limits", action="store_true",
+                   help="switch the per-device, per-venue and per-person limits off "
+                        "(benchmarks only)")
+    p.add_argument("--demo", action="store_true",
+                   help="load a demo commune into the data folder (first start only) and "
+                        "print sign-in tokens for its officials")
+    p.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    p.set_defaults(func=run)
+
+
+def settings_from(args: argparse.Namespace):
+    """The Settings of a `serve` command line and the environment."""
+    from api.ratelimit import ScanLimits
+    from api.settings import Secret, Settings
+
+    token = os.environ.get("QRTRACE_ADMIN_TOKEN")
+    if token is not None and len(token) < 24:
+        raise UsageError("QRTRACE_ADMIN_TOKEN must be at least 24 characters long")
+    for name in ("device_burst", "device_per_hour", "venue_burst", "venue_per_hour",
+                 "person_per_hour"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if not 1 <= args.retention_days <= 3650:
+        raise UsageError(f"--retention-days must be from 1 to 3650, got {args.retention_days}")
+    return Settings(data=args.data, kafka=args.kafka,
+                    admin_token=Secret(token) if token else None,
+                    retention_days=args.retention_days,
+                    scan_limits=ScanLimits(
+                        device_burst=args.device_burst, device_per_hour=args.device_per_hour,
+                        venue_burst=args.venue_burst, venue_per_hour=args.venue_per_hour,
+                        person_per_hour=args.person_per_hour,
+                        enabled=not args.no_rate_limits))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; returns 0. Raises UsageError for bad options or data."""
+    import uvicorn
+
+    from api.app import create_app
+    from api.service import Service
+
+    if args.workers != 1:
+        raise UsageError("--workers above 1 is not supported yet: the embedded index "
+                         "belongs to one process (see the README)")
+    settings = settings_from(args)
+    try:
+        service = Service(settings)
+    except Exception as exc:  # every part names its own problem
+        raise UsageError(f"cannot open the data folder {args.data}: {exc}") from None
+    try:
+        if service.admin_token_created:
+            print("An admin token was created (shown only this once; keep it safe):\n"
+                  f"  {service.admin_token_created}", file=sys.stderr, flush=True)
+        if args.demo:
+            _demo(service)
+        print(f"qrtrace serving {args.data} on http://{args.host}:{args.port}/",
+              file=sys.stderr, flush=True)
+        uvicorn.run(create_app(settings, service), host=args.host, port=args.port,
+                    log_level=args.log_level, access_log=False)
+    finally:
+        service.close()
+    return 0
+
+
+def _demo(service) -> None:
+    """Load the demo commune on first use; print the officials' sign-in tokens."""
+    from api import demo_commune
+
+    if not demo_commune.is_loaded(service):
+        print("loading the demo commune (first start only)...", file=sys.stderr, flush=True)
+        demo_commune.load(service, progress=lambda text: print(text, file=sys.stderr))
+    tokens = demo_commune.sign_in_tokens(service)
+    print("Sign in to the officials' page with one of these tokens (new at each start):\n"
+          f"  commune official ({demo_commune.JURISDICTION}): {tokens.commune_official}\n"
+          f"  district official ({demo_commune.DISTRICT}): {tokens.district_official}\n"
+          f"  open case: #{tokens.case_id}", file=sys.stderr, flush=True)

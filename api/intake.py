@@ -1,0 +1,146 @@
+"""Scans from check-in points to durable check-ins, with a result per item.
+
+    intake = ScanIntake(sink, keyring_source, limiter, settings)
+    outcome = intake.submit(device, ScanBatch)   # durable when it returns
+
+For a batch posted by a device (its venue comes from the device's binding, never from
+the request): check the times (not in the future beyond a small clock skew, not older
+than the retention period, a check-out after its check-in), verify every token in one
+call (decoder.verify_tokens; person tokens only), then admit the batch through the rate
+limiter (all or nothing: RateLimited leaves nothing written), then hand the accepted
+rows to the sink in one call. Every item ends as exactly one of: accepted, duplicate
+(the same person, venue and check-in time is already stored: a retried upload), or
+rejected with its reason.
+
+Two sinks: `IndexSink` appends to the embedded index (concurrent requests share one
+fsync: the index's group commit) and knows duplicates; `KafkaSink` produces one packed
+record per batch to the topic, keyed by venue, and waits for the broker's
+acknowledgement (the workers index it; duplicates are absorbed there, so items are
+reported accepted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from api.ratelimit import ScanLimiter
+from decoder import KeyRing, Kind, RevocationList, Status, verify_tokens
+from ingest.events import ScanBatch
+from ingest.wire import FORMAT_HEADER, PACKED_V1, encode_packed
+
+ACCEPTED, DUPLICATE, REJECTED = 0, 1, 2
+STATUS_NAMES = ("accepted", "duplicate", "rejected")
+_TOKEN_REASONS = np.array([f"token: {s.reason}" for s in Status], dtype=object)
+
+
+@dataclass(frozen=True)
+class IntakeOutcome:
+    """Per item, in order: `status` (uint8: ACCEPTED, DUPLICATE, REJECTED) and `reason`
+    (object array, None unless rejected); `persons` the verified ids (0 if rejected)."""
+
+    status: np.ndarray
+    reason: np.ndarray
+    persons: np.ndarray
+
+    def counts(self) -> dict[str, int]:
+        """How many items got each status."""
+        found = np.bincount(self.status, minlength=3)
+        return {name: int(found[i]) for i, name in enumerate(STATUS_NAMES)}
+
+    def items(self, seq: np.ndarray) -> list[dict]:
+        """One dict per item: seq, status and (when rejected) reason."""
+        names = np.array(STATUS_NAMES, dtype=object)[self.status].tolist()
+        out = []
+        for s, name, reason in zip(seq.tolist(), names, self.reason.tolist(), strict=True):
+            item = {"seq": s, "status": name}
+            if reason is not None:
+                item["reason"] = reason
+            out.append(item)
+        return out
+
+
+class IndexSink:
+    """The embedded backend: append to the index; returns the per-row duplicate mask."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+
+    def write(self, persons, venue, t_in, t_out, batch: ScanBatch) -> np.ndarray:
+        """Append rows; a bool mask of the rows that were already stored."""
+        result = self.index.append(persons, venue, t_in, t_out, rows=True)
+        return result.duplicate
+
+
+class KafkaSink:
+    """The scale-out backend: one packed-v1 record per batch to `topic`, keyed by venue."""
+
+    def __init__(self, producer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    def write(self, persons, venue, t_in, t_out, batch: ScanBatch) -> np.ndarray:
+        """Produce and wait for the acknowledgement; nothing is known to be a duplicate."""
+        key = str(int(batch.venue[0])).encode() if len(batch) else None
+        future = self.producer.send(self.topic, value=encode_packed(batch), key=key,
+                                    headers=[(FORMAT_HEADER, PACKED_V1.encode())])
+        future.get(timeout=30)
+        return np.zeros(len(batch), np.bool_)
+
+
+class ScanIntake:
+    """Checks, verifies, rate-limits and stores scans (see the module docstring)."""
+
+    def __init__(self, sink, keyring: Callable[[], KeyRing],
+                 revoked: Callable[[], RevocationList], limiter: ScanLimiter, *,
+                 retention_days: int, future_skew_s: int, clock=time.time) -> None:
+        self.sink = sink
+        self._keyring = keyring
+        self._revoked = revoked
+        self.limiter = limiter
+        self.retention_s = retention_days * 86400
+        self.future_skew_s = future_skew_s
+        self._clock = clock
+
+    def submit(self, device: int, venue: int, batch: ScanBatch) -> IntakeOutcome:
+        """Store the scans of `batch` for `device` at `venue` (both from the device's
+        binding: the batch's own venue and device columns are overwritten). Durable when
+        it returns. Raises RateLimited (nothing written) when over a limit."""
+        n = len(batch)
+        batch.venue[:] = venue
+        batch.device[:] = device
+        reason = np.full(n, None, dtype=object)
+        self._check_times(batch, reason)
+        checked = verify_tokens(batch.token, self._keyring(), revoked=self._revoked(),
+                                today=int(self._clock() // 86400))
+        bad = (checked.status != Status.OK) & (reason == None)  # noqa: E711
+        reason[bad] = _TOKEN_REASONS[checked.status[bad]]
+        wrong_kind = (reason == None) & (checked.kind != Kind.PERSON)  # noqa: E711
+        reason[wrong_kind] = "token: not a person token"
+        ok = reason == None  # noqa: E711
+        rows = np.flatnonzero(ok)
+        persons = np.where(ok, checked.id, 0).astype(np.uint64)
+        self.limiter.admit(device, venue, persons[rows])
+        status = np.full(n, REJECTED, np.uint8)
+        status[rows] = ACCEPTED
+        if rows.shape[0]:
+            part = batch if rows.shape[0] == n else batch.take(rows)
+            duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
+            status[rows[duplicate]] = DUPLICATE
+        return IntakeOutcome(status, reason, persons)
+
+    def _check_times(self, batch: ScanBatch, reason: np.ndarray) -> None:
+        now = int(self._clock())
+        t_in, t_out = batch.t_in, batch.t_out
+        has_out = t_out > 0
+        checks = (
+            (t_in > now + self.future_skew_s, "time: check-in is in the future"),
+            (t_in < now - self.retention_s, "time: check-in is older than the retention period"),
+            (has_out & (t_out <= t_in), "time: check-out is not after check-in"),
+            (has_out & (t_out > now + self.future_skew_s), "time: check-out is in the future"),
+        )
+        for bad, text in checks:
+            reason[bad & (reason == None)] = text  # noqa: E711

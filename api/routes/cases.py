@@ -1,0 +1,107 @@
+"""Officials: open a case, read its exposure (F1, F2, evidence), zones, graph, exports.
+
+Every route here writes an audit entry (who, which case, purpose, when) before it
+answers. An official sees only the cases of their own jurisdiction; another's is 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from api.cases import CaseRequest
+from api.deps import AUTH_RESPONSES, OfficialCaller, ServiceDep
+from api.schemas import CaseIn, CaseOut, ExposureOut, ZonesOut
+from api.views import case_out, exposure_view, graph_document, venues_out
+
+router = APIRouter(prefix="/v1/cases", tags=["officials"])
+CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"description": "no case with this id"}}
+
+
+@router.post("", status_code=201, response_model=CaseOut,
+             responses={**AUTH_RESPONSES, 422: {"description": "the request names a bad field"}},
+             response_model_by_alias=True, summary="open a case")
+def open_case(body: CaseIn, official: OfficialCaller, service: ServiceDep) -> CaseOut:
+    """Open a case for a confirmed person (F0) with an infectious window and a purpose."""
+    case = service.cases.open(official, CaseRequest(
+        person=body.person, t_from=body.window_from, t_to=body.window_to,
+        purpose=body.purpose, jurisdiction=body.jurisdiction,
+        min_overlap=body.min_overlap_minutes * 60, linger=body.linger_minutes * 60,
+        depth=body.depth))
+    return case_out(case)
+
+
+@router.get("", response_model=list[CaseOut], responses=AUTH_RESPONSES,
+            response_model_by_alias=True, summary="the cases of your jurisdiction")
+def list_cases(official: OfficialCaller, service: ServiceDep) -> list[CaseOut]:
+    """Cases inside the official's jurisdiction, newest first."""
+    return [case_out(c) for c in service.cases.list(official)]
+
+
+@router.get("/{case_id}", response_model=CaseOut, responses=CASE_RESPONSES,
+            response_model_by_alias=True, summary="one case")
+def get_case(case_id: int, official: OfficialCaller, service: ServiceDep) -> CaseOut:
+    """The case as opened."""
+    return case_out(service.cases.get(official, case_id))
+
+
+@router.get("/{case_id}/exposure", response_model=ExposureOut, responses=CASE_RESPONSES,
+            response_model_by_alias=True, summary="F1 and F2 with evidence, and zones")
+async def exposure(case_id: int, official: OfficialCaller, service: ServiceDep) -> ExposureOut:
+    """Who was exposed (F1), who was exposed by them afterwards (F2), with the evidence,
+    the zones, the rule used, and the narrow zones compared with village lockdowns."""
+    case, result = await run_in_threadpool(service.cases.trace, official, case_id, "exposure")
+    return exposure_view(service, case, result)
+
+
+@router.get("/{case_id}/zones", response_model=ZonesOut, responses=CASE_RESPONSES,
+            response_model_by_alias=True, summary="the narrow zones")
+async def zones(case_id: int, official: OfficialCaller, service: ServiceDep) -> ZonesOut:
+    """The venues and hours of the case's presence (level 0) and of F1's (level 1)."""
+    case, result = await run_in_threadpool(service.cases.trace, official, case_id, "zones")
+    rule = result.rule.to_dict()
+    return ZonesOut(case=case_out(case), rule=rule,
+                    zones=[z.to_dict() for z in result.zones],
+                    venues=venues_out(service.venues, {z.venue for z in result.zones}))
+
+
+GRAPH_TYPES = {"json": "application/json", "graphml": "application/graphml+xml",
+               "svg": "image/svg+xml"}
+
+
+@router.get("/{case_id}/graph", responses={**CASE_RESPONSES, 200: {"content": {
+    t: {} for t in GRAPH_TYPES.values()}, "description": "the contact graph"}},
+    response_class=Response, summary="the contact graph (JSON, GraphML or SVG)")
+async def graph(case_id: int, official: OfficialCaller, service: ServiceDep,
+                format: Annotated[Literal["json", "graphml", "svg"], Query()] = "json"
+                ) -> Response:
+    """Persons and venues from F0 to F2, edges with overlap minutes."""
+    case, result = await run_in_threadpool(service.cases.trace, official, case_id,
+                                           f"graph_{format}")
+    body = await run_in_threadpool(graph_document, service.venues, result, format)
+    headers = {}
+    if format == "graphml":
+        headers["Content-Disposition"] = f'attachment; filename="case-{case.id}.graphml"'
+    return Response(body, media_type=GRAPH_TYPES[format], headers=headers)
+
+
+@router.get("/{case_id}/export.csv", response_class=Response,
+            responses={**CASE_RESPONSES, 200: {"content": {"text/csv": {}},
+                                               "description": "the export"}},
+            summary="contacts or zones as CSV")
+async def export_csv(case_id: int, official: OfficialCaller, service: ServiceDep,
+                     part: Annotated[Literal["contacts", "zones"], Query()] = "contacts"
+                     ) -> Response:
+    """One row per piece of evidence (contacts) or per zone; cells that a spreadsheet
+    would run as a formula are neutralised."""
+    from api.exports import contacts_csv, zones_csv
+
+    case, result = await run_in_threadpool(service.cases.trace, official, case_id,
+                                           f"export_{part}")
+    tz = service.settings.tz_offset_s
+    text = (contacts_csv if part == "contacts" else zones_csv)(result, service.venues, tz)
+    return Response(text, media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="case-{case.id}-{part}.csv"'})

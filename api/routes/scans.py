@@ -1,0 +1,181 @@
+"""Check-in points: scans (JSON or packed batches), camera frames, check-outs.
+
+A device token is bound to one venue: the venue of every scan comes from it, never from
+the request. Every scan gets a result (accepted, duplicate, rejected with its reason);
+a retried upload gives `duplicate` for what was already stored. Over a rate limit: 429
+with Retry-After, and nothing of the request is written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+
+from api.deps import AUTH_RESPONSES, DeviceCaller, ServiceDep
+from api.intake import ACCEPTED, IntakeOutcome
+from api.schemas import (
+    CheckoutIn,
+    FramesIn,
+    PackedScansOut,
+    ScanBatchIn,
+    ScanBatchOut,
+    ScanIn,
+    ScanResult,
+)
+from ingest.events import TOKEN_DTYPE, ScanBatch
+from ingest.wire import decode_packed
+
+router = APIRouter(prefix="/v1", tags=["check-in points"])
+
+PACKED_TYPE = "application/vnd.qrtrace.packed-v1"
+SCAN_RESPONSES = {
+    **AUTH_RESPONSES,
+    413: {"description": "the body or the batch is too large"},
+    429: {"description": "over a rate limit; nothing was written; see Retry-After"},
+}
+
+
+def _batch(tokens: list[str], t_in: list[int], t_out: list[int], seq: list[int],
+           reasons: list[str | None] | None = None) -> ScanBatch:
+    n = len(tokens)
+    # a text that is no 43-character ASCII token is kept as an empty slot, which the
+    # verifier calls malformed
+    raw = [t.encode("ascii") if len(t) == 43 and t.isascii() else b"" for t in tokens]
+    return ScanBatch(np.zeros(n, np.uint64), np.zeros(n, np.uint64),
+                     np.array(seq, np.uint64), np.array(t_in, np.int64),
+                     np.array(t_out, np.int64), np.array(raw, dtype=TOKEN_DTYPE))
+
+
+def _submit(service, device, batch: ScanBatch) -> IntakeOutcome:
+    outcome = service.intake.submit(device.id, device.venue, batch)
+    service.metrics.count_scans(outcome)
+    return outcome
+
+
+@router.post("/scans", response_model=ScanBatchOut, responses=SCAN_RESPONSES,
+             summary="post a batch of scans (JSON)")
+async def post_scans(body: ScanBatchIn, device: DeviceCaller,
+                     service: ServiceDep) -> ScanBatchOut:
+    """Store up to 10,000 scans in one durable write; a result per scan, in order."""
+    scans = body.scans
+    batch = _batch([s.token for s in scans], [s.time for s in scans],
+                   [s.check_out or 0 for s in scans], [s.seq for s in scans])
+    outcome = await run_in_threadpool(_submit, service, device, batch)
+    counts = outcome.counts()
+    return ScanBatchOut(accepted=counts["accepted"], duplicates=counts["duplicate"],
+                        rejected=counts["rejected"],
+                        results=[ScanResult(**r) for r in outcome.items(batch.seq)])
+
+
+@router.post("/scan", response_model=ScanResult, responses=SCAN_RESPONSES,
+             summary="post one scan")
+async def post_scan(body: ScanIn, device: DeviceCaller, service: ServiceDep) -> ScanResult:
+    """Store one scan; durable when the answer comes (concurrent scans share one fsync)."""
+    batch = _batch([body.token], [body.time], [body.check_out or 0], [body.seq])
+    outcome = await run_in_threadpool(_submit, service, device, batch)
+    return ScanResult(**outcome.items(batch.seq)[0])
+
+
+@router.post(
+    "/scans/packed", response_model=PackedScansOut,
+    responses={**SCAN_RESPONSES, 400: {"description": "the body is not a packed-v1 batch"}},
+    summary="post a packed binary batch of scans",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        PACKED_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "packed-v1 (see the README): venue and device columns are ignored "
+                       "(the device token's binding is used)"}})
+async def post_packed(request: Request, device: DeviceCaller,
+                      service: ServiceDep) -> PackedScansOut:
+    """The fast path: a packed-v1 batch of up to 400,000 scans in one durable write."""
+    body = await request.body()
+    decoded = decode_packed(body)
+    if not decoded.ok:
+        raise HTTPException(400, decoded.reason)
+    if len(decoded.batch) > service.settings.limits.max_packed_rows:
+        raise HTTPException(413, f"{len(decoded.batch)} rows; at most "
+                                 f"{service.settings.limits.max_packed_rows} in one batch")
+    if len(decoded.batch) == 0:
+        return PackedScansOut(accepted=0, duplicates=0, rejected=0, duplicate_rows=[],
+                              rejected_rows=[])
+    outcome = await run_in_threadpool(_submit, service, device, decoded.batch)
+    counts = outcome.counts()
+    rejected = np.flatnonzero(outcome.status > 1)
+    return PackedScansOut(
+        accepted=counts["accepted"], duplicates=counts["duplicate"],
+        rejected=counts["rejected"],
+        duplicate_rows=np.flatnonzero(outcome.status == 1).tolist(),
+        rejected_rows=[{"row": r, "reason": outcome.reason[r]} for r in rejected.tolist()])
+
+
+@router.post("/frames", response_model=ScanBatchOut, responses=SCAN_RESPONSES,
+             summary="post camera frames (PNG or JPEG) to decode and store")
+async def post_frames(body: FramesIn, device: DeviceCaller,
+                      service: ServiceDep) -> ScanBatchOut:
+    """Decode up to 32 frames in one batch (decoder.decode_frames), then store the
+    personal token each shows; a frame without one is rejected with the reason."""
+    images, reasons = [], []
+    for frame in body.frames:
+        try:
+            images.append(base64.b64decode(frame.image, validate=True))
+            reasons.append(None)
+        except (binascii.Error, ValueError):
+            images.append(b"")
+            reasons.append("frame: image is not base64")
+    texts = await run_in_threadpool(_read_tokens, images, reasons)
+    batch = _batch(texts, [f.time for f in body.frames], [0] * len(texts),
+                   [f.seq for f in body.frames])
+    outcome = await run_in_threadpool(_submit, service, device, batch)
+    for i, reason in enumerate(reasons):  # the frame's own problem says more than
+        if reason is not None:            # "token: malformed" of its empty slot
+            outcome.reason[i] = reason
+    counts = outcome.counts()
+    return ScanBatchOut(accepted=counts["accepted"], duplicates=counts["duplicate"],
+                        rejected=counts["rejected"],
+                        results=[ScanResult(**r) for r in outcome.items(batch.seq)])
+
+
+def _read_tokens(images: list[bytes], reasons: list[str | None]) -> list[str]:
+    from decoder import TOKEN_LEN, decode_frames
+
+    texts = [""] * len(images)
+    todo = [i for i, r in enumerate(reasons) if r is None]
+    for i, result in zip(todo, decode_frames([images[i] for i in todo]), strict=True):
+        found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
+        if found:
+            texts[i] = found[0]
+        else:
+            status = str(getattr(result.status, "value", result.status))
+            reasons[i] = "frame: no token found" if status == "ok" else f"frame: {status}"
+    return texts
+
+
+@router.post("/checkouts", response_model=ScanResult,
+             responses={**SCAN_RESPONSES, 404: {"description": "no check-in to close"}},
+             summary="post a check-out")
+async def post_checkout(body: CheckoutIn, device: DeviceCaller,
+                        service: ServiceDep) -> ScanResult:
+    """Close a visit at this device's venue: the check-in at `check_in`, or else the
+    person's latest check-in here before `time`."""
+    from decoder import Kind, verify_token
+
+    checked = verify_token(body.token, service.keyring(), revoked=service.revoked())
+    if not checked.ok or checked.kind is not Kind.PERSON:
+        reason = checked.reason if not checked.ok else "not a person token"
+        return ScanResult(seq=body.seq, status="rejected", reason=f"token: {reason}")
+    t_in = body.check_in
+    if t_in is None:
+        found = service.index.last_checkin(checked.id, device.venue, body.time)
+        if found is None:
+            raise HTTPException(404, "no check-in of this person at this venue before "
+                                     f"{body.time}")
+        t_in = found[0]
+    batch = _batch([body.token], [t_in], [body.time], [body.seq])
+    outcome: IntakeOutcome = await run_in_threadpool(_submit, service, device, batch)
+    item = outcome.items(batch.seq)[0]
+    if outcome.status[0] != ACCEPTED and item["status"] == "duplicate":
+        item["status"] = "accepted"  # the visit existed; its check-out is now stored
+    return ScanResult(**item)

@@ -1,0 +1,156 @@
+"""Everything a running API needs, opened once from its Settings and closed at shutdown.
+
+    service = Service.open(settings)    # keys, index, venues, registry, audit log, intake
+    ...
+    service.close()
+
+The data folder holds, beside the index and the key ring: registry.sqlite3 (principals,
+cases, QR points), venues.json, and audit/audit.log. With `settings.kafka`, scans are
+produced to the topic and an in-process worker (consumer group qrtrace-index) indexes
+them into this folder's index, which the officials' queries read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from api.audit import AuditLog
+from api.cases import CaseService
+from api.intake import IndexSink, KafkaSink, ScanIntake
+from api.keystore import load_keyring
+from api.metrics import Metrics
+from api.ratelimit import ScanLimiter
+from api.registry import Registry
+from api.settings import Settings
+from decoder import KeyRing, RevocationList
+from ingest.runtime import index_path, offsets_path
+from tracing.index import CheckinIndex
+from tracing.venues import VenueTable
+
+logger = logging.getLogger("qrtrace.api")
+
+
+class Service:
+    """The opened parts of the service (see the module docstring).
+
+    Attributes: settings, index, registry, audit, venues, intake, cases, and
+    admin_token_created (the admin token made on this first start, to print once).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        """Open (creating on first use) every part in `settings.data`. Raises the parts'
+        own errors (KeystoreError, TracingError, RegistryError, AuditError, LogError)."""
+        self.settings = settings
+        self.metrics = Metrics()
+        data = Path(settings.data)
+        data.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._keyring: KeyRing | None = load_keyring(data)
+        self._revoked: RevocationList | None = None
+        self._closers: list = []
+        self._closing = False
+        self.index = CheckinIndex.open(index_path(data), retention_days=settings.retention_days)
+        self._closers.append(self.index.close)
+        self.registry = Registry(data)
+        self._closers.insert(0, self.registry.close)
+        self.audit = AuditLog(data / "audit" / "audit.log")
+        self._closers.insert(0, self.audit.close)
+        self.venues = VenueTable.load(data)
+        self.index.set_venue_dwell(*self.venues.resolved_dwell())
+        self.admin_token_created = self._ensure_admin()
+        sink = IndexSink(self.index) if settings.kafka is None else self._kafka_sink()
+        self.intake = ScanIntake(
+            sink, self.keyring, self.revoked, ScanLimiter(settings.scan_limits),
+            retention_days=settings.retention_days,
+            future_skew_s=settings.limits.future_skew_s)
+        self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
+
+    def _ensure_admin(self) -> str | None:
+        token = self.settings.admin_token
+        if token is not None:
+            self.registry.ensure_admin_token(token.value)
+            return None
+        if self.registry.has_admin():
+            return None
+        _, created = self.registry.add_principal("admin", "admin")
+        return created
+
+    def _kafka_sink(self) -> KafkaSink:
+        from kafka import KafkaProducer
+
+        from ingest.kafka_log import KafkaLog, ensure_topics
+        from ingest.worker import Worker
+
+        bootstrap = self.settings.kafka
+        ensure_topics(bootstrap, self.settings.topic)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
+                                 max_request_size=32 * 1024 * 1024)
+        log = KafkaLog(bootstrap, offsets_path(self.settings.data), topic=self.settings.topic)
+        worker = Worker(log, self.index, self.keyring())
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,), name="qrtrace-worker",
+                                  daemon=True)
+        thread.start()
+
+        def close() -> None:
+            stop.set()
+            thread.join(timeout=30)
+            log.close()
+            producer.close(timeout=10)
+
+        self._closers.insert(0, close)
+        return KafkaSink(producer, self.settings.topic)
+
+    # ---- things that change while serving ------------------------------------------
+
+    def keyring(self) -> KeyRing:
+        """The current key ring (reloaded after a rotation through the API)."""
+        with self._lock:
+            if self._keyring is None:
+                self._keyring = load_keyring(self.settings.data)
+            return self._keyring
+
+    def reload_keyring(self) -> None:
+        """Forget the cached key ring (after a rotation or retirement)."""
+        with self._lock:
+            self._keyring = None
+
+    def revoked(self) -> RevocationList:
+        """Revoked personal and venue token ids."""
+        with self._lock:
+            if self._revoked is None:
+                self._revoked = RevocationList.of(self.registry.revoked_token_ids())
+            return self._revoked
+
+    def reload_revoked(self) -> None:
+        """Forget the cached revocation list (after a revocation)."""
+        with self._lock:
+            self._revoked = None
+
+    def save_venues(self, venues) -> None:
+        """Add or replace venues: venues.json and the index's dwell times."""
+        with self._lock:
+            self.venues.update(venues)
+            self.venues.save(self.settings.data)
+        self.index.set_venue_dwell(*self.venues.resolved_dwell())
+
+    def close(self) -> None:
+        """Stop the Kafka worker (if any) and close every part."""
+        self._closing = True
+        for close in self._closers:
+            try:
+                close()
+            except Exception:  # closing the rest matters more than one failure
+                logger.exception("error while closing the service")
+
+    def readiness_problems(self) -> list[str]:
+        """What keeps the service from taking scans and queries ([] when ready)."""
+        problems = []
+        if self._closing:
+            problems.append("the service is shutting down")
+        sink = self.intake.sink
+        if hasattr(sink, "producer") and not sink.producer.bootstrap_connected():
+            problems.append("not connected to the Kafka bootstrap server")
+        return problems

@@ -1,0 +1,69 @@
+"""Shaping service results into response bodies: cases, exposures, venues, graphs.
+
+Route handlers stay thin: they call the service, then one of these.
+"""
+
+from __future__ import annotations
+
+import io
+
+from api.registry import Case
+from tracing.model import TraceResult
+from tracing.venues import VenueTable
+
+
+def case_out(case: Case) -> dict:
+    """A case as the API shows it (CaseOut)."""
+    return {"id": case.id, "person": case.person, "window_from": case.t_from,
+            "window_to": case.t_to, "purpose": case.purpose,
+            "jurisdiction": case.jurisdiction, "opened_by": case.opened_by,
+            "opened_at": case.opened_at}
+
+
+def venues_out(venues: VenueTable, ids) -> list[dict]:
+    """The named venues among `ids`, by id (unknown ones with empty names)."""
+    out = []
+    for venue in sorted(int(v) for v in ids):
+        found = venues.get(venue)
+        row = found.to_dict() if found is not None else {
+            "venue": venue, "name": "", "village": "", "category": "other",
+            "dwell_minutes": None, "commune": "", "district": ""}
+        out.append(row)
+    return out
+
+
+def exposure_view(service, case: Case, result: TraceResult) -> dict:
+    """ExposureOut: the trace, the venues it names, counts per level, and the narrow
+    zones compared with locking down the villages they lie in."""
+    from tracing.adoption import lockdown_comparison
+
+    doc = result.to_dict()
+    counts: dict[str, int] = {"f1": 0, "f2": 0, "zones": len(result.zones)}
+    for contact in result.contacts:
+        key = f"f{contact.level}"
+        counts[key] = counts.get(key, 0) + 1
+    named = {z.venue for z in result.zones}
+    for contact in result.contacts:
+        named.update(e.venue for e in contact.evidence)
+    comparison = lockdown_comparison(service.index.snapshot(), service.venues, result)
+    return {"case": case_out(case), "rule": doc["rule"], "contacts": doc["contacts"],
+            "zones": doc["zones"], "venues": venues_out(service.venues, named),
+            "counts": counts, "comparison": comparison}
+
+
+def graph_document(venues: VenueTable, result: TraceResult, format: str) -> bytes:
+    """The contact graph of `result` as JSON, GraphML or SVG bytes."""
+    import json
+
+    import networkx as nx
+
+    from tracing.graph import contact_graph, svg_text, to_json
+
+    g = contact_graph(result, {v.venue: v.name for v in venues})
+    if format == "json":
+        return json.dumps(to_json(g), ensure_ascii=False).encode()
+    if format == "graphml":
+        buffer = io.BytesIO()
+        nx.write_graphml(g, buffer)
+        return buffer.getvalue()
+    return svg_text(g).encode()

@@ -1,0 +1,273 @@
+"""`qrtrace serve` as check-in points, officials and admins use it: a real server process
+on loopback, called over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import numpy as np
+import pytest
+
+from api.qrimage import qr_png
+from ingest.events import ScanBatch, ScanEvent
+from ingest.wire import encode_packed
+from tests.api.conftest import start_server
+
+COMMUNE = "Hoài Đức/Đức Thượng"
+NOW = int(time.time())
+
+
+def setup_commune(server, venues=(1, 2)) -> dict:
+    """Two venues in one commune, a device at each, an official, and personal tokens."""
+    rows = [{"venue": v, "name": f"Chợ {v}", "village": "Thôn Đông", "commune": "Đức Thượng",
+             "district": "Hoài Đức", "category": "market"} for v in venues]
+    assert server.put("/v1/admin/venues", json={"venues": rows}).status_code == 200
+    devices = {}
+    for v in venues:
+        r = server.post("/v1/admin/devices", json={"name": f"kiosk {v}", "venue": v})
+        assert r.status_code == 201, r.text
+        devices[v] = r.json()["token"]
+    tokens = {}
+    for person in (11, 12, 13, 14):
+        r = server.post("/v1/admin/tokens", json={"kind": "person", "id": person})
+        assert r.status_code == 201, r.text
+        tokens[person] = r.json()["token"]
+    return {"devices": devices, "official": _official_token(server, COMMUNE), "tokens": tokens}
+
+
+def _official_token(server, jurisdiction: str, name: str = "official") -> str:
+    r = server.post("/v1/admin/officials", json={"name": name, "jurisdiction": jurisdiction})
+    assert r.status_code == 201, r.text
+    return r.json()["token"]
+
+
+def forged(token: str) -> str:
+    last = "0" if token[-1] != "0" else "1"
+    return token[:-1] + last
+
+
+@pytest.fixture
+def server(live_server):
+    return live_server()
+
+
+def test_scans_get_a_result_each_and_a_retry_is_duplicate(server):
+    c = setup_commune(server)
+    device = c["devices"][1]
+    scans = [{"token": c["tokens"][11], "time": NOW - 3600, "seq": 1},
+             {"token": c["tokens"][12], "time": NOW - 3500, "seq": 2},
+             {"token": forged(c["tokens"][13]), "time": NOW - 3400, "seq": 3},
+             {"token": c["tokens"][14], "time": NOW + 86400, "seq": 4},
+             {"token": "hello", "time": NOW - 100, "seq": 5}]
+    first = server.post("/v1/scans", token=device, json={"scans": scans})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert [r["status"] for r in body["results"]] == [
+        "accepted", "accepted", "rejected", "rejected", "rejected"]
+    assert [r.get("reason") for r in body["results"][2:]] == [
+        "token: bad_mac", "time: check-in is in the future", "token: malformed"]
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (2, 0, 3)
+    again = server.post("/v1/scans", token=device, json={"scans": scans}).json()
+    assert [r["status"] for r in again["results"][:2]] == ["duplicate", "duplicate"]
+    assert [r["seq"] for r in again["results"]] == [1, 2, 3, 4, 5]
+
+
+def test_the_venue_comes_from_the_device_not_the_request(server):
+    c = setup_commune(server)
+    r = server.post("/v1/scan", token=c["devices"][2],
+                    json={"token": c["tokens"][11], "time": NOW - 600, "venue": 1})
+    assert r.status_code == 422  # unknown fields are refused, not silently used
+    assert "venue" in r.text
+    r = server.post("/v1/scan", token=c["devices"][2],
+                    json={"token": c["tokens"][11], "time": NOW - 600})
+    assert r.json()["status"] == "accepted"
+
+
+def test_packed_batch_then_retry(server):
+    c = setup_commune(server)
+    n = 2000
+    rng = np.random.default_rng(1)
+    people = rng.integers(1, 10**9, n)
+    from api.keystore import load_keyring
+    from decoder import issue_token
+
+    ring = load_keyring(server.data)
+    events = [ScanEvent(999, 999, i, NOW - 7200 + i, issue_token("person", int(p), ring))
+              for i, p in enumerate(people)]
+    events[5] = ScanEvent(999, 999, 5, NOW - 7200, forged(events[5].token))
+    body = encode_packed(ScanBatch.of(events))
+    headers = {"Content-Type": "application/vnd.qrtrace.packed-v1"}
+    r = server.post("/v1/scans/packed", token=c["devices"][1], data=body, headers=headers)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert (out["accepted"], out["duplicates"], out["rejected"]) == (n - 1, 0, 1)
+    assert out["rejected_rows"] == [{"row": 5, "reason": "token: bad_mac"}]
+    out = server.post("/v1/scans/packed", token=c["devices"][1], data=body,
+                      headers=headers).json()
+    assert (out["accepted"], out["duplicates"]) == (0, n - 1)
+    bad = server.post("/v1/scans/packed", token=c["devices"][1], data=b"QRTP" + b"\0" * 20,
+                      headers=headers)
+    assert bad.status_code == 400 and "packed" in bad.json()["detail"]
+
+
+def test_camera_frames_are_decoded_and_stored(server):
+    c = setup_commune(server)
+    frames = [{"image": base64.b64encode(qr_png(c["tokens"][12])).decode(), "time": NOW - 60,
+               "seq": 1},
+              {"image": base64.b64encode(qr_png("not a token at all")).decode(),
+               "time": NOW - 60, "seq": 2},
+              {"image": "%%%", "time": NOW - 60, "seq": 3}]
+    r = server.post("/v1/frames", token=c["devices"][1], json={"frames": frames})
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results[0]["status"] == "accepted"
+    assert results[1] == {"seq": 2, "status": "rejected", "reason": "frame: no token found"}
+    assert results[2]["reason"] == "frame: image is not base64"
+
+
+def test_checkout_closes_the_latest_visit(server):
+    c = setup_commune(server)
+    device, token = c["devices"][1], c["tokens"][11]
+    missing = server.post("/v1/checkouts", token=device, json={"token": token, "time": NOW})
+    assert missing.status_code == 404
+    server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 1800})
+    r = server.post("/v1/checkouts", token=device, json={"token": token, "time": NOW - 60})
+    assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
+
+
+def test_official_traces_a_case_and_every_query_is_audited(server):
+    c = setup_commune(server)
+    device, t = c["devices"][1], c["tokens"]
+    server.post("/v1/scans", token=device, json={"scans": [
+        {"token": t[11], "time": NOW - 7200}, {"token": t[12], "time": NOW - 7000}]})
+    server.post("/v1/scans", token=c["devices"][2], json={"scans": [
+        {"token": t[12], "time": NOW - 3000}, {"token": t[13], "time": NOW - 2900}]})
+    official = c["official"]
+    r = server.post("/v1/cases", token=official, json={
+        "person": t[11], "from": NOW - 86400, "to": NOW, "purpose": "positive PCR test"})
+    assert r.status_code == 201, r.text
+    case = r.json()
+    assert case["person"] == 11 and case["jurisdiction"] == COMMUNE
+    exposure = server.get(f"/v1/cases/{case['id']}/exposure", token=official).json()
+    levels = {c["person"]: c["level"] for c in exposure["contacts"]}
+    assert levels == {12: 1, 13: 2}
+    assert exposure["counts"]["f1"] == 1 and exposure["counts"]["f2"] == 1
+    assert exposure["rule"]["min_overlap"] == 600
+    assert {v["venue"] for v in exposure["venues"]} == {1, 2}
+    graphml = server.get(f"/v1/cases/{case['id']}/graph?format=graphml", token=official)
+    assert graphml.status_code == 200 and "<graphml" in graphml.text
+    csv_text = server.get(f"/v1/cases/{case['id']}/export.csv", token=official).text
+    assert csv_text.splitlines()[0].startswith("person")
+    entries = server.get("/v1/admin/audit?limit=1000").json()
+    reads = [e for e in entries if e["case"] == case["id"]]
+    assert [e["action"] for e in reads] == ["open_case", "exposure", "graph_graphml",
+                                            "export_contacts"]
+    assert all(e["purpose"] == "positive PCR test" and e["actor"] == "official"
+               for e in reads)
+    verified = server.get("/v1/admin/audit/verify").json()
+    assert verified["ok"] and verified["entries"] == len(entries)
+
+
+def test_refusals_no_token_wrong_role_other_jurisdiction(server):
+    c = setup_commune(server)
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "positive test"})
+    case_id = r.json()["id"]
+    other = _official_token(server, "Hoài Đức/Kim Chung", "other commune")
+    district = _official_token(server, "Hoài Đức", "district")
+    assert server.get(f"/v1/cases/{case_id}", token=None).status_code == 401
+    assert server.get(f"/v1/cases/{case_id}", token="qrt_official_nope").status_code == 401
+    assert server.get(f"/v1/cases/{case_id}", token=c["devices"][1]).status_code == 403
+    assert server.get(f"/v1/cases/{case_id}").status_code == 403  # the admin
+    assert server.get(f"/v1/cases/{case_id}", token=other).status_code == 403
+    assert server.get(f"/v1/cases/{case_id}", token=district).status_code == 200
+    assert server.get("/v1/cases", token=other).json() == []
+    r = server.post("/v1/cases", token=other, json={
+        "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "positive test",
+        "jurisdiction": COMMUNE})
+    assert r.status_code == 403
+    assert server.post("/v1/scans", token=c["official"], json={"scans": [
+        {"token": c["tokens"][11], "time": NOW}]}).status_code == 403
+    assert server.get("/v1/admin/audit", token=c["official"]).status_code == 403
+    # a revoked device stops at once
+    device_id = server.get("/v1/admin/devices").json()[0]["id"]
+    assert server.delete(f"/v1/admin/devices/{device_id}").status_code == 200
+    assert server.post("/v1/scan", token=c["devices"][1], json={
+        "token": c["tokens"][11], "time": NOW - 10}).status_code == 401
+
+
+def test_rate_limit_refuses_the_whole_batch_with_retry_after(live_server):
+    server = live_server(extra=("--device-burst", "5", "--device-per-hour", "3600"))
+    c = setup_commune(server)
+    device = c["devices"][1]
+    scans = [{"token": c["tokens"][11 + i % 4], "time": NOW - 1000 + i} for i in range(6)]
+    r = server.post("/v1/scans", token=device, json={"scans": scans})
+    assert r.status_code == 429
+    assert int(r.headers["Retry-After"]) >= 1
+    r = server.post("/v1/scans", token=device, json={"scans": scans[:5]})
+    assert r.status_code == 200
+    # nothing of the refused batch was written: the same five are new now
+    assert r.json()["accepted"] == 5
+
+
+def test_person_rate_limit(live_server):
+    server = live_server(extra=("--person-per-hour", "3"))
+    c = setup_commune(server)
+    device = c["devices"][1]
+    token = c["tokens"][11]
+    for i in range(3):
+        r = server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 900 + i})
+        assert r.status_code == 200
+    r = server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 800})
+    assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+def test_input_limits(server):
+    c = setup_commune(server)
+    device = c["devices"][1]
+    r = server.post("/v1/scans", token=device, json={"scans": [
+        {"token": "x" * 65, "time": NOW}]})
+    assert r.status_code == 422
+    r = server.post("/v1/scans", token=device, json={"scans": [
+        {"token": c["tokens"][11], "time": "2026-11-25T08:00:00"}]})  # no offset
+    assert r.status_code == 422
+    big = b"{" + b" " * (33 * 1024 * 1024) + b"}"
+    r = server.post("/v1/scans", token=device, data=big,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = server.post("/v1/admin/officials", json={"name": "x", "jurisdiction": "A",
+                                                  "role": "admin"})
+    assert r.status_code == 422  # no mass assignment
+
+
+def test_operations_endpoints(server):
+    assert server.get("/healthz", token=None).json() == {"status": "ok"}
+    assert server.get("/readyz", token=None).status_code == 200
+    c = setup_commune(server)
+    server.post("/v1/scan", token=c["devices"][1], json={"token": "bad", "time": NOW})
+    metrics = server.get("/metrics", token=None).text
+    assert 'qrtrace_scans_total{status="rejected"} 1.0' in metrics
+    assert "qrtrace_http_requests_total" in metrics
+    schema = server.get("/openapi.json", token=None).json()
+    assert "/v1/scans/packed" in schema["paths"]
+    assert server.get("/docs", token=None).status_code == 200
+
+
+def test_admin_token_is_created_once_and_printed_once(tmp_path):
+    data = tmp_path / "data"
+    first = start_server(data, admin_token=None)
+    try:
+        lines = first.output().splitlines()
+        at = lines.index("An admin token was created (shown only this once; keep it safe):")
+        token = lines[at + 1].strip()
+        assert first.get("/v1/admin/keys", token=token).status_code == 200
+    finally:
+        first.stop()
+    second = start_server(data, admin_token=None)
+    try:
+        assert "admin token was created" not in second.output()
+        assert second.get("/v1/admin/keys", token=token).status_code == 200
+    finally:
+        second.stop()
+    assert token not in (data / "registry.sqlite3").read_bytes().decode("latin-1")
