@@ -151,7 +151,6 @@ def _lines(fd: int, start: int, end: int) -> Iterator[tuple[int, bytes]]:
 
 
 def _after_last_newline(fd: int, end: int) -> int:
-    """The offset just after the last "\\n" before `end`, 0 if there is none."""
     while end > 0:
         start = max(0, end - _BLOCK)
         if (found := os.pread(fd, end - start, start).rfind(b"\n")) >= 0:
@@ -195,8 +194,7 @@ class AuditLog:
         self._lock = threading.Lock()  # the append and the chain state: _seq, _hash, _size
         self._sync = threading.Condition()  # _written, _synced, _syncing, _failure
         self._seq, self._hash, self._size = 0, GENESIS, 0
-        self._written = self._synced = 0
-        self._syncing, self._failure = False, None
+        self._written, self._synced, self._syncing, self._failure = 0, 0, False, None
         self._fd = _open_append(self._path)
         try:
             with self._flocked():
@@ -341,8 +339,7 @@ class AuditLog:
         return found
 
     @contextlib.contextmanager
-    def _reader(self) -> Iterator[tuple[int, int]]:
-        """A descriptor of its own (close() may run meanwhile) and the size to read up to."""
+    def _reader(self) -> Iterator[tuple[int, int]]:  # a descriptor that close() leaves open
         with self._lock:
             self._check_usable()
             fd = os.dup(self._fd)
@@ -377,20 +374,19 @@ class AuditLog:
 
     def close(self) -> None:
         """Sync what was written and close the file; later calls raise AuditError."""
-        with self._lock:
+        with self._lock, self._sync:
             if self._fd < 0:
                 return
-            with self._sync:
-                while self._syncing:
-                    self._sync.wait()
-                try:
-                    if self._synced < self._written and self._failure is None:
-                        _fsync(self._fd)
-                        self._synced = self._written
-                except OSError as exc:  # its waiters must not return as if synced
-                    self._failure = f"{self._path}: fsync failed ({exc.strerror}); reopen"
-                fd, self._fd = self._fd, -1
-            os.close(fd)
+            while self._syncing:
+                self._sync.wait()
+            try:
+                if self._synced < self._written and self._failure is None:
+                    _fsync(self._fd)
+                    self._synced = self._written
+            except OSError as exc:  # its waiters must not return as if synced
+                self._failure = f"{self._path}: fsync failed ({exc.strerror}); reopen"
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _verify_chain(fd: int, size: int, anchors: dict[int, str]) -> AuditVerification:
