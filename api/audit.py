@@ -109,7 +109,9 @@ def _parse(line: bytes) -> dict:
         obj = json.loads(line)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise ValueError(f"not JSON ({exc})") from None
-    if not isinstance(obj, dict) or set(obj) != set(_FIELDS):
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    if set(obj) != set(_FIELDS):
         raise ValueError(f"not an audit entry (fields {sorted(obj)[:12]})")
     for key, kinds in (*_TYPES.items(), ("detail", dict), ("prev", str), ("hash", str)):
         if not isinstance(obj[key], kinds) or isinstance(obj[key], bool):
@@ -132,7 +134,9 @@ def _stored_fields(actor, role, action, case, purpose, detail) -> dict:
         raise ValueError(f"audit detail: must be a dict, not {type(detail).__name__}")
     fields = dict(actor=actor, role=role, action=action, case=None if case is None else int(case))
     try:
-        text = json.dumps({**fields, "purpose": purpose, "detail": detail or {}}, allow_nan=False)
+        stored = {**fields, "purpose": purpose, "detail": detail or {}}
+        text = json.dumps(stored, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # no lone surrogates
         return json.loads(text)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"audit record: not JSON ({exc})") from None

@@ -95,6 +95,8 @@ def test_bad_arguments_are_refused_and_nothing_is_written(tmp_path):
         log.record(actor="a", role="official", action="x", detail={"when": object()})
     with pytest.raises(ValueError, match="case"):
         log.record(actor="a", role="official", action="x", case="17")
+    with pytest.raises(ValueError, match="not JSON"):
+        log.record(actor="a", role="official", action="x", purpose="\udc80")
     assert log.head() == (0, GENESIS)
 
 
@@ -139,6 +141,7 @@ TAMPERING = {
     ),
     "bad hash": (lambda ls: [*ls[:2], edit(ls[2], hash="ab" * 32), *ls[3:]], 3, "hash does not"),
     "not JSON": (lambda ls: [*ls[:2], b'{"seq":3,"time":', *ls[3:]], 3, "line 3: not JSON"),
+    "not an object": (lambda ls: [*ls[:2], b"5", *ls[3:]], 3, "line 3: not a JSON object"),
     "mistyped field": (
         lambda ls: [*ls[:2], json.dumps(json.loads(ls[2]) | {"role": None}).encode(), *ls[3:]],
         3,
