@@ -12,7 +12,7 @@ and closed at shutdown. Errors of the layers below map to HTTP here, in one plac
     OutOfJurisdiction  403
     BadCase            422 naming the field
     RegistryError      409
-    body too large     413 (before the body is read)
+    body too large     413 (FastAPI's max_body_size: the app's, or a route's own)
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.cases import BadCase, CaseNotFound, OutOfJurisdiction
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
 from api.routes import admin, cases, health, reports, scans
+from api.schemas import Problem
 from api.service import Service
 from api.settings import Settings
 
@@ -46,6 +51,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                 app.state.service.close()
 
     app = FastAPI(title="qrtrace", version="0.5.0", lifespan=lifespan,
+                  max_body_size=settings.limits.max_body_bytes,
                   description="QR check-in ingestion and contact tracing: check-in points "
                               "post scans; officials open cases and read exposures, zones "
                               "and adoption reports; every official query is audited.")
@@ -54,9 +60,17 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     for router in (health.router, scans.router, cases.router, reports.router, admin.router):
         app.include_router(router)
     _add_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.limits.max_body_bytes)
+    _document_common_responses(app)
     app.add_middleware(RequestMetrics)
     return app
+
+
+def create_asgi(settings: Settings, service: Service | None = None):
+    """What `qrtrace serve` runs: the app behind the single-scan fast path
+    (api/fastpath.py)."""
+    from api.fastpath import ScanFastPath
+
+    return ScanFastPath(create_app(settings, service))
 
 
 def _problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -85,50 +99,60 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def conflict(request: Request, exc: RegistryError):
         return _problem(409, str(exc))
 
-
-class BodyLimit:
-    """Refuse a request body over `max_bytes` with 413: at once when Content-Length says
-    so, else as soon as the streamed body passes the limit (pure ASGI, no buffering)."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    return await _send_413(send, self.max_bytes)
-                break
-        seen = 0
-
-        async def counted():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await _send_413(send, self.max_bytes)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the one route it tried; a path with
+            # several routes (GET and POST /v1/cases) must list them all (RFC 9110 15.5.6)
+            allow = ", ".join(sorted(_methods_at(request)))
+            exc = StarletteHTTPException(405, exc.detail, {**(exc.headers or {}),
+                                                           "Allow": allow})
+        return await http_exception_handler(request, exc)
 
 
-class _TooLarge(Exception):
-    pass
+def _methods_at(request: Request) -> set[str]:
+    """Every method some route serves at the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return methods
 
 
-async def _send_413(send, limit: int) -> None:
-    body = f'{{"detail":"the request body is larger than {limit} bytes"}}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+# Answers that come from the framework rather than a route: every route with a body may
+# give them. Every error answer is a Problem ({"detail": ...}).
+BODY_RESPONSES = {
+    "400": "the body cannot be read (not UTF-8, or not the declared content type)",
+    "413": "the body is larger than the limit",
+}
+
+
+def _document_common_responses(app: FastAPI) -> None:
+    """Make /openapi.json name every answer a route can give: the framework's 400 and
+    413 for bodies, and the Problem body of each error that declares none."""
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            problem = {"$ref": "#/components/schemas/Problem"}
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            schemas.setdefault("Problem", Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"))
+            for methods in doc["paths"].values():
+                for operation in methods.values():
+                    responses = operation["responses"]
+                    if "requestBody" in operation:
+                        for status, text in BODY_RESPONSES.items():
+                            responses.setdefault(status, {"description": text})
+                    for status, response in responses.items():
+                        if int(status) >= 400 and "content" not in response:
+                            response["content"] = {"application/json": {"schema": problem}}
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 class RequestMetrics:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from api.ratelimit import ScanLimiter
+from api.ratelimit import RateLimited, ScanLimiter
 from decoder import KeyRing, Kind, RevocationList, Status, verify_tokens
 from ingest.events import ScanBatch
 from ingest.wire import FORMAT_HEADER, PACKED_V1, encode_packed
@@ -109,9 +109,21 @@ class ScanIntake:
         """Store the scans of `batch` for `device` at `venue` (both from the device's
         binding: the batch's own venue and device columns are overwritten). Durable when
         it returns. Raises RateLimited (nothing written) when over a limit."""
-        n = len(batch)
         batch.venue[:] = venue
         batch.device[:] = device
+        outcome, refused = self.submit_groups(batch, np.zeros(len(batch), np.int64))
+        if refused:
+            raise refused[0]
+        return outcome
+
+    def submit_groups(self, batch: ScanBatch, group: np.ndarray
+                      ) -> tuple[IntakeOutcome, dict[int, RateLimited]]:
+        """Store scans of several requests in one write: `group` numbers each row's
+        request; all rows of a group share one device and venue (set in the batch). A
+        group over a rate limit gets nothing written and its RateLimited in the returned
+        dict (its rows are REJECTED with reason "rate limited"); the others are stored.
+        Durable when it returns."""
+        n = len(batch)
         reason = np.full(n, None, dtype=object)
         self._check_times(batch, reason)
         checked = verify_tokens(batch.token, self._keyring(), revoked=self._revoked(),
@@ -121,16 +133,41 @@ class ScanIntake:
         wrong_kind = (reason == None) & (checked.kind != Kind.PERSON)  # noqa: E711
         reason[wrong_kind] = "token: not a person token"
         ok = reason == None  # noqa: E711
-        rows = np.flatnonzero(ok)
         persons = np.where(ok, checked.id, 0).astype(np.uint64)
-        self.limiter.admit(device, venue, persons[rows])
+        refused = self._admit(batch, group, ok, persons)
+        for g, exc in refused.items():
+            limited = group == g
+            ok &= ~limited
+            reason[limited] = f"rate limited: {exc.scope}"
+        rows = np.flatnonzero(ok)
         status = np.full(n, REJECTED, np.uint8)
         status[rows] = ACCEPTED
         if rows.shape[0]:
             part = batch if rows.shape[0] == n else batch.take(rows)
             duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
             status[rows[duplicate]] = DUPLICATE
-        return IntakeOutcome(status, reason, persons)
+        return IntakeOutcome(status, reason, persons), refused
+
+    def _admit(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
+               persons: np.ndarray) -> dict[int, RateLimited]:
+        """Admit each group's valid rows through the limiter; the refusals by group."""
+        refused: dict[int, RateLimited] = {}
+        if not self.limiter.limits.enabled:
+            return refused
+        if group.shape[0] and group[0] == group[-1] and (group == group[0]).all():
+            groups = [(int(group[0]), np.flatnonzero(ok))]
+        else:
+            groups = [(int(g), np.flatnonzero(ok & (group == g))) for g in np.unique(group)]
+        for g, rows in groups:
+            first = rows[0] if rows.shape[0] else None
+            if first is None:
+                continue
+            try:
+                self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
+                                   persons[rows])
+            except RateLimited as exc:
+                refused[g] = exc
+        return refused
 
     def _check_times(self, batch: ScanBatch, reason: np.ndarray) -> None:
         now = int(self._clock())

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from api.audit import AuditLog
+from api.batcher import ScanBatcher
 from api.cases import CaseService
 from api.intake import IndexSink, KafkaSink, ScanIntake
 from api.keystore import load_keyring
@@ -65,6 +66,8 @@ class Service:
             sink, self.keyring, self.revoked, ScanLimiter(settings.scan_limits),
             retention_days=settings.retention_days,
             future_skew_s=settings.limits.future_skew_s)
+        self.batcher = ScanBatcher(self.intake, on_outcome=self.metrics.count_scans)
+        self._closers.insert(0, self.batcher.close)
         self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
 
     def _ensure_admin(self) -> str | None:

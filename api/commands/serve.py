@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns 0. Raises UsageError for bad options or data."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_asgi
     from api.service import Service
 
     if args.workers != 1:
@@ -98,8 +98,8 @@ def run(args: argparse.Namespace) -> int:
             _demo(service)
         print(f"qrtrace serving {args.data} on http://{args.host}:{args.port}/",
               file=sys.stderr, flush=True)
-        uvicorn.run(create_app(settings, service), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=False)
+        uvicorn.run(create_asgi(settings, service), host=args.host, port=args.port,
+                    log_level=args.log_level, access_log=False, proxy_headers=False)
     finally:
         service.close()
     return 0
