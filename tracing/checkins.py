@@ -1,11 +1,13 @@
-"""Validating and merging batches of check-ins before they reach the log."""
+"""Batches of check-ins on their way in: validating, grouping duplicates, and the table
+of the keys in the index's head."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from tracing import kernels
 from tracing.errors import InvalidCheckin
 from tracing.kernels import check_times
 
@@ -16,10 +18,13 @@ MAX_DURATION = 2**31 - 1  # an explicit visit's length is stored in 31 bits
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     """What an append did: `added` new distinct check-ins, `duplicates` rows that
-    repeated a (person, venue, t_in) already in the batch or the index."""
+    repeated a (person, venue, t_in) already in the batch or the index. With
+    append(..., rows=True), `duplicate` says which rows did (bool, in input order: a
+    key's first row in the batch is a duplicate only if the index held it before)."""
 
     added: int
     duplicates: int
+    duplicate: np.ndarray | None = field(default=None, compare=False)
 
 
 def _ids(name: str, values) -> np.ndarray:
@@ -38,7 +43,7 @@ def _ids(name: str, values) -> np.ndarray:
     bad = np.flatnonzero(arr < 0)
     if bad.shape[0]:
         raise InvalidCheckin(f"row {bad[0]}: {name} {arr[bad[0]]} is negative")
-    return arr.astype(np.uint64, copy=False)
+    return np.ascontiguousarray(arr, np.uint64)
 
 
 def _times(name: str, values, n: int) -> np.ndarray:
@@ -50,7 +55,7 @@ def _times(name: str, values, n: int) -> np.ndarray:
     if arr.dtype.kind == "u" and n and arr.max() >= MAX_TIME:
         bad = int(np.argmax(arr >= MAX_TIME))
         raise InvalidCheckin(f"row {bad}: {name} {arr[bad]} is after 2106 (not a uint32 time)")
-    return arr.astype(np.int64, copy=False)
+    return np.ascontiguousarray(arr, np.int64)
 
 
 def validate_batch(person, venue, t_in, t_out=None):
@@ -79,19 +84,128 @@ def validate_batch(person, venue, t_in, t_out=None):
     return person, venue, t_in, t_out
 
 
-def merge_batch(person, venue, t_in, t_out):
-    """Merge a batch's exact (person, venue, t_in) duplicates; the largest t_out wins.
+@dataclass(frozen=True, slots=True)
+class GroupedBatch:
+    """A batch's distinct keys, sorted by (person, venue, t_in), each with the largest
+    t_out of its rows (`columns`); `order` (the input rows sorted by key, stably) and
+    `first` (whether order[i] is its key's first row) map results back to input rows."""
 
-    Returns the distinct keys' columns sorted by (person, venue, t_in).
+    columns: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    order: np.ndarray
+    first: np.ndarray
+
+    def row_duplicates(self, stored: np.ndarray) -> np.ndarray:
+        """Per input row: a later row of its key in the batch, or its key is `stored`
+        (bool per distinct key)."""
+        by_key = stored[np.cumsum(self.first) - 1] | ~self.first
+        out = np.empty(self.order.shape[0], np.bool_)
+        out[self.order] = by_key
+        return out
+
+
+def group_batch(person, venue, t_in, t_out) -> GroupedBatch:
+    """Merge a validated batch's exact (person, venue, t_in) duplicates; the largest
+    t_out wins.
+
+    Sorts by radix over the key's fields less their minima, packed into as few 64-bit
+    words as fit: one for ids and times of small spread, two for 40-bit ids. A lexsort of
+    the three columns took most of an append.
     """
-    order = np.lexsort((t_in, venue, person))
-    person, venue, t_in, t_out = person[order], venue[order], t_in[order], t_out[order]
-    if person.shape[0] < 2:
-        return person, venue, t_in, t_out
-    first = np.r_[True, (person[1:] != person[:-1]) | (venue[1:] != venue[:-1])
-                  | (t_in[1:] != t_in[:-1])]
-    starts = np.flatnonzero(first)
-    return person[starts], venue[starts], t_in[starts], np.maximum.reduceat(t_out, starts)
+    n = person.shape[0]
+    order = np.arange(n, dtype=np.int64)
+    out = (np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int64),
+           np.empty(n, np.int64))
+    first = np.empty(n, np.bool_)
+    if not n:
+        return GroupedBatch(out, order, first)
+    words = _key_words([("t_in", t_in.view(np.uint64)), ("venue", venue), ("person", person)])
+    tmp_key, tmp_order = np.empty(n, np.uint64), np.empty(n, np.int64)
+    low = _pack(order, words[0], np.empty(n, np.uint64))  # by input row
+    key = low.copy() if len(words) > 1 else low
+    kernels.radix_sort_pairs(key, order, _bits(words[0]), tmp_key, tmp_order)
+    for word in words[1:]:  # least significant first: each sort is stable
+        kernels.radix_sort_pairs(_pack(order, word, key), order, _bits(word), tmp_key,
+                                 tmp_order)
+    if len(words) > 2:
+        k = kernels.squeeze_sorted(order, person, venue, t_in, t_out, *out, first)
+    else:
+        spec = {name: (np.uint64(w == len(words) - 1), np.uint64(shift), np.uint64(bits), lo)
+                for w, word in enumerate(words) for name, _, lo, bits, shift in word}
+        k = kernels.squeeze_words(key, low if len(words) == 2 else np.empty(0, np.uint64),
+                                  order, t_out, bool(t_out.any()), spec["t_in"],
+                                  spec["venue"], spec["person"], *out, first)
+    return GroupedBatch(tuple(c[:k] for c in out), order, first)
+
+
+def _key_words(fields):
+    """Named columns (least significant first) as words of at most 64 bits: lists of
+    (name, column, minimum, bits, shift in the word)."""
+    words, bits = [[]], 0
+    for name, column in fields:
+        lo, hi = int(column.min()), int(column.max())
+        width = (hi - lo).bit_length()
+        if bits + width > 64:
+            words.append([])
+            bits = 0
+        words[-1].append((name, column, np.uint64(lo), width, bits))
+        bits += width
+    return words
+
+
+def _bits(word) -> int:
+    return sum(field[3] for field in word)
+
+
+def _pack(order, word, out) -> np.ndarray:
+    """pack_word of a word's fields for the rows `order`, into `out`."""
+    fields = [(column, lo, np.uint64(shift)) for _, column, lo, _, shift in word]
+    fields += [(word[0][1], np.uint64(0), np.uint64(0))] * (3 - len(word))
+    (c0, lo0, _), (c1, lo1, s1), (c2, lo2, s2) = fields
+    kernels.pack_word(order, c0, lo0, c1, lo1, s1, c2, lo2, s2, len(word), out)
+    return out
+
+
+def merge_batch(person, venue, t_in, t_out):
+    """A batch's distinct keys' columns, sorted by (person, venue, t_in); the largest
+    t_out of each key wins."""
+    return group_batch(person, venue, t_in, t_out).columns
+
+
+class HeadKeys:
+    """Keys (person, venue, t_in) of head rows and each one's longest explicit visit: a
+    hash table (kernels.head_upsert) kept at most half full.
+
+    Made for the rows that the head takes before it merges, so that it seldom grows (a
+    rehash of millions of keys stalls appends for most of a second); its pages are
+    zeros that cost nothing until a key lands on them.
+    """
+
+    def __init__(self, rows: int = 0):
+        self._allocate(max(1 << 12, 1 << (2 * rows - 1).bit_length()))
+        self.count = 0
+
+    def _allocate(self, capacity: int) -> None:
+        self.table = np.zeros((capacity, 3), np.uint64)
+        self._shift = np.uint64(64 - (capacity.bit_length() - 1))
+
+    def __len__(self) -> int:
+        return self.count
+
+    def upsert(self, person, venue, t_in, t_out, stored: np.ndarray, write: bool = True):
+        """Look up distinct keys (`stored`: each one's explicit duration elsewhere, -1 =
+        not stored; raised to the table's, in place) and, if `write`, record those that
+        change the store. Returns (changed mask, how many keys are new to the index)."""
+        if write and 2 * (self.count + person.shape[0]) > self.table.shape[0]:
+            old, capacity = self.table, self.table.shape[0]
+            while 2 * (self.count + person.shape[0]) > capacity:
+                capacity *= 2
+            self._allocate(capacity)
+            kernels.head_rehash(old, self.table, self._shift)
+        changed = np.empty(person.shape[0], np.bool_)
+        added, new = kernels.head_upsert(self.table, self._shift, person, venue, t_in, t_out,
+                                         stored, changed, write)
+        self.count += added
+        return changed, new
 
 
 def validate_dwell(venues, dwell_seconds) -> tuple[np.ndarray, np.ndarray]:

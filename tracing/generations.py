@@ -14,10 +14,9 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from numba import types
-from numba.typed import Dict
 
 from tracing import kernels
+from tracing.checkins import HeadKeys
 from tracing.errors import StorageError
 from tracing.segments import Segment, build_segment, empty_segment, load_segment, save_segment
 from tracing.storage import TMP_SUFFIX, fsync_dir, remove_files, write_json
@@ -26,12 +25,24 @@ from tracing.wal import WriteAheadLog
 MANIFEST = "MANIFEST.json"
 DWELL = "dwell.npy"
 DAY = 86_400
-HEAD_KEY = types.Tuple((types.uint64, types.uint64, types.int64))
 
 
-def new_head_keys():
-    """The head's keys (person, venue, t_in) and their largest t_out, as a numba dict."""
-    return Dict.empty(key_type=HEAD_KEY, value_type=types.int64)
+def latest_t_in(segment: Segment) -> int:
+    """The segment's latest t_in (-1 when empty): the last row of each venue's run."""
+    if not len(segment):
+        return -1
+    return int(segment.t_in[segment.venue_off[1:] - 1].max())
+
+
+def stored_durations(base: Segment, t_max: int, person, venue, t_in) -> np.ndarray:
+    """Per distinct key: its explicit duration in `base` (0: none), -1 if not there."""
+    stored = np.empty(person.shape[0], np.int64)
+    if len(base):
+        kernels.base_exp(base.venue_ids, base.venue_off, base.t_in, base.person, base.exp,
+                         base.person_ids, t_max, person, venue, t_in, stored)
+    else:
+        stored.fill(-1)
+    return stored
 
 
 class GenerationsMixin:
@@ -64,9 +75,7 @@ class GenerationsMixin:
     def purge(self, now: int) -> int:
         """Delete check-ins with t_in before now - retention_days days from every file
         (segments and logs); returns how many distinct check-ins were removed."""
-        before = len(self)
-        self._merge_now(cutoff=int(now) - self.retention_days * DAY)
-        return before - len(self)
+        return -self._merge_now(cutoff=int(now) - self.retention_days * DAY)[0]
 
     def _wait_merge(self, raise_error: bool = True) -> None:
         merger = self._merger
@@ -76,9 +85,11 @@ class GenerationsMixin:
         if error is not None and raise_error:
             raise StorageError(f"{self.folder}: a background merge failed") from error
 
-    def _merge_now(self, extra=None, cutoff: int | None = None,
-                   only_if_head: bool = False) -> None:
-        """Merge base, head (and `extra` rows) into a new generation, in this thread."""
+    def _merge_now(self, extra=None, cutoff: int | None = None, only_if_head: bool = False,
+                   before_build=None):
+        """Merge base, head (and `extra` rows) into a new generation, in this thread.
+        Returns the change in distinct check-ins and what `before_build()` returned (it
+        runs under the write lock, with no merge running, before anything changes)."""
         while True:
             self._wait_merge()
             with self._write_lock:
@@ -87,21 +98,21 @@ class GenerationsMixin:
                 if self._merger is not None:
                     continue  # another appender started one meanwhile
                 if only_if_head and not self._head:
-                    return
-                self._rotate_log()
-                with self._state_lock:
-                    frozen, self._frozen, self._head = self._head, self._head, []
-                    self._head_rows = 0
-                self._install(self._build(self._base, frozen, extra, cutoff))
-                return
+                    return 0, None
+                before, seen = len(self), before_build() if before_build else None
+                frozen = self._freeze()
+                try:
+                    generation = self._build(self._base, frozen, extra, cutoff)
+                except BaseException:
+                    self._thaw()  # the next merge must take these rows again
+                    raise
+                self._install(generation)
+                return len(self) - before, seen
 
     def _start_merge(self) -> None:
         """Hand the head to a background merge; appends go on into a fresh log."""
-        self._rotate_log()
-        with self._state_lock:
-            self._frozen, self._head, self._head_rows = self._head, [], 0
         self._merger = threading.Thread(target=self._merge_in_background,
-                                        args=(self._base, self._frozen), daemon=True,
+                                        args=(self._base, self._freeze()), daemon=True,
                                         name=f"qrtrace-merge-{self.folder.name}")
         self._merger.start()
 
@@ -111,13 +122,35 @@ class GenerationsMixin:
             with self._write_lock:
                 self._install(generation)
         except BaseException as exc:  # kept for the next caller; the logs still hold it all
-            with self._write_lock, self._state_lock:
-                self._head = self._frozen + self._head
-                self._head_rows = sum(b[0].shape[0] for b in self._head)
-                self._frozen = []
+            with self._write_lock:
+                self._thaw()
                 self._merge_error = exc
         finally:
             self._merger = None
+
+    def _freeze(self):
+        """Start a new log and a new head (with its own key table) for the appends that
+        come while the current head merges (caller holds the write lock); returns the
+        head's batches. Until the merge installs, lookups read both key tables."""
+        self._rotate_log()
+        with self._state_lock:
+            self._frozen, self._head, self._head_rows = self._head, [], 0
+            self._frozen_keys, self._frozen_new = self._head_keys, self._head_new
+            self._head_keys, self._head_new = HeadKeys(self._compact_threshold()), 0
+        return self._frozen
+
+    def _thaw(self) -> None:
+        """Undo _freeze after a failed merge (caller holds the write lock)."""
+        with self._state_lock:
+            self._head = self._frozen + self._head
+            self._head_rows = sum(b[0].shape[0] for b in self._head)
+            self._frozen = []
+        if not self._head_keys.count:  # nothing came since the freeze
+            self._head_keys, self._head_new = self._frozen_keys, self._frozen_new
+            self._frozen_keys, self._frozen_new = None, 0
+        else:
+            self._frozen_keys, self._frozen_new = None, 0
+            self._recount_head()
 
     def _rotate_log(self) -> None:
         """Start a new log and list it in the manifest; the older ones go with the merge."""
@@ -144,12 +177,14 @@ class GenerationsMixin:
             cols = [c[keep] for c in cols]
         g = self._generation + 1
         save_segment(build_segment(*cols), self.folder, f"seg-{g}")
-        return g, load_segment(self.folder, f"seg-{g}")
+        segment = load_segment(self.folder, f"seg-{g}")
+        return g, segment, latest_t_in(segment)
 
     def _install(self, generation) -> None:
         """Make a built generation current (caller holds the write lock): manifest, then
-        retire the merged logs, delete old files, recount the head against the base."""
-        g, base = generation
+        retire the merged logs, delete old files. The head's key table and count of new
+        keys stay right: they hold what came after the merged rows."""
+        g, base, t_max = generation
         retired = self._old_wals
         live = self._wals[len(retired):]
         self._write_manifest(g, live)
@@ -158,16 +193,35 @@ class GenerationsMixin:
         old = [p.name for p in self.folder.iterdir()
                if p.name.startswith(f"seg-{self._generation}.")]
         remove_files(self.folder, old + self._wals[:len(retired)])
-        keys, new = new_head_keys(), 0
-        for batch in self._head:
-            new += kernels.head_record(keys, *batch, kernels.find_keys(
-                base.venue_off, base.t_in, base.person, base.venue_codes(batch[1]),
-                batch[2], base.person_codes(batch[0])) >= 0)
         with self._state_lock:
-            self._generation, self._base, self._wals = g, base, live
+            self._generation, self._base, self._base_t_max, self._wals = g, base, t_max, live
             self._old_wals, self._frozen = [], []
-            self._head_keys, self._head_new = keys, new
+            self._frozen_keys, self._frozen_new = None, 0
             self._snapshot = None
+
+    def _lookup(self, columns, write: bool):
+        """Distinct keys against base and head: (which are new to the index, which change
+        the store). If `write`, the changing ones enter the head's key table and count."""
+        person, venue, t_in, t_out = columns
+        stored = stored_durations(self._base, self._base_t_max, person, venue, t_in)
+        if self._frozen_keys is not None:  # a merge runs: its rows are not in the base yet
+            self._frozen_keys.upsert(person, venue, t_in, t_out, stored, write=False)
+        changed, new = self._head_keys.upsert(person, venue, t_in, t_out, stored, write)
+        if write:
+            self._head_new += new
+        return stored < 0, changed
+
+    def _recount_head(self) -> None:
+        """Rebuild the head's key table from its batches (after a failed log write, which
+        leaves keys in the table that the head lacks)."""
+        keys, new = HeadKeys(self._compact_threshold()), 0
+        for person, venue, t_in, t_out in self._head:
+            stored = stored_durations(self._base, self._base_t_max, person, venue, t_in)
+            if self._frozen_keys is not None:
+                self._frozen_keys.upsert(person, venue, t_in, t_out, stored, write=False)
+            new += keys.upsert(person, venue, t_in, t_out, stored)[1]
+        with self._state_lock:
+            self._head_keys, self._head_new = keys, new
 
     def _write_generation(self, g: int, segment: Segment, wal_name: str) -> None:
         """A new folder's first generation: segment files, an empty log, the manifest."""

@@ -7,10 +7,12 @@
 
 Beyond the agreed API: `open(..., head_limit=1 << 20)` (rows in the head before it merges
 into the base), `checkins()` (every distinct check-in as columns), `snapshot()`; append
-returns AppendResult(added, duplicates); `retention_days=None` on open keeps the stored
-period; Evidence, Contact and Zone are named tuples now (same fields, positional and
-keyword construction and to_dict as before). Errors: tracing/errors.py. The first call
-of each kernel in a fresh checkout compiles it (~30 s in all, cached after that).
+returns AppendResult(added, duplicates), and with `rows=True` also `duplicate`, a bool per
+input row; `last_checkin(person, venue, at)` (the visit a check-out scan ends);
+`retention_days=None` on open keeps the stored period; Evidence, Contact and Zone are
+named tuples now (same fields, positional and keyword construction and to_dict as
+before). Errors: tracing/errors.py. The first call of each kernel in a fresh checkout
+compiles it (~30 s in all, cached after that).
 
 Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16
 per distinct person, both views and the id dictionaries counted):
@@ -21,7 +23,10 @@ per distinct person, both views and the id dictionaries counted):
     dwell.npy              per-venue dwell seconds, (2, n) uint64: venue ids, seconds
     LOCK                   flock'ed by the one process that has the index open
 Appended batches go to the last log (group commit: one fsync acknowledges every record
-written before it) and to an in-memory head. A query reads a snapshot: the base plus an
+written before it) and to an in-memory head: batches of distinct keys sorted by (person,
+venue, t_in), with a hash table of their keys (checkins.HeadKeys) that tells an append
+which rows are already stored; a merge freezes the head with its table, and appends go
+on into a new head and table until it installs. A query reads a snapshot: the base plus an
 overlay segment of the head's check-ins (each with the largest t_out of its key, base
 included); visit ends are computed at query time from both segments' person views, so
 they stay exact when a new check-in shortens an older visit, and dwell is applied at
@@ -68,9 +73,9 @@ from pathlib import Path
 import numpy as np
 
 from tracing import exposure, kernels
-from tracing.checkins import AppendResult, merge_batch, validate_batch
+from tracing.checkins import AppendResult, HeadKeys, group_batch, merge_batch, validate_batch
 from tracing.errors import InvalidQuery, StorageError
-from tracing.generations import DWELL, MANIFEST, GenerationsMixin, new_head_keys
+from tracing.generations import DWELL, MANIFEST, GenerationsMixin, latest_t_in
 from tracing.model import ContactRule, TraceResult
 from tracing.segments import Segment, empty_segment, load_segment
 from tracing.storage import fsync_dir, read_json, write_npy
@@ -95,15 +100,18 @@ class CheckinIndex(GenerationsMixin):
         self._lock_fd = -1
         self._generation = 0
         self._base: Segment = empty_segment()
+        self._base_t_max = -1  # the base's latest t_in
         self._wal: WriteAheadLog | None = None
         self._head: list[tuple[np.ndarray, ...]] = []
         self._head_rows = 0
-        self._head_keys = None  # a numba dict, made on the first append (costly to make)
-        self._head_new = 0
+        self._head_keys = HeadKeys()  # the head's keys; sized for a full head on open
+        self._head_new = 0  # head keys that the base lacks
         self._wals: list[str] = []  # log files in the manifest, oldest first
         self._wal_seq = 0
         # a background merge: the head batches it takes, the logs it retires
         self._frozen: list[tuple[np.ndarray, ...]] = []
+        self._frozen_keys: HeadKeys | None = None
+        self._frozen_new = 0
         self._old_wals: list[WriteAheadLog] = []
         self._merger: threading.Thread | None = None
         self._merge_error: BaseException | None = None
@@ -166,6 +174,8 @@ class CheckinIndex(GenerationsMixin):
             self._write_manifest()
         self._remove_strays()
         self._base = load_segment(self.folder, f"seg-{self._generation}")
+        self._base_t_max = latest_t_in(self._base)
+        self._head_keys = HeadKeys(self._compact_threshold())
         if (self.folder / DWELL).exists():
             table = np.load(self.folder / DWELL)
             self._dwell = (table[0].copy(), table[1].astype(np.int64))
@@ -173,7 +183,9 @@ class CheckinIndex(GenerationsMixin):
         for name in self._wals:
             wal, batches = WriteAheadLog.open(self.folder / name)
             for batch in batches:
-                self._apply(*merge_batch(*batch))
+                changes = self._record(merge_batch(*batch))[1]
+                if changes[0].shape[0]:
+                    self._add_to_head(changes)
             self._old_wals.append(wal)
         self._wal = self._old_wals.pop()
 
@@ -198,7 +210,7 @@ class CheckinIndex(GenerationsMixin):
 
     def __len__(self) -> int:
         """The number of distinct check-ins (duplicates counted once)."""
-        return len(self._base) + self._head_new
+        return len(self._base) + self._frozen_new + self._head_new
 
     # ---- writing ------------------------------------------------------------------
 
@@ -222,30 +234,29 @@ class CheckinIndex(GenerationsMixin):
                 self._dwell = (all_v, all_s)
                 self._snapshot = None
 
-    def append(self, person, venue, t_in, t_out=None) -> AppendResult:
+    def append(self, person, venue, t_in, t_out=None, *, rows: bool = False) -> AppendResult:
         """Append check-ins (columns: uint64 ids, int64 seconds; t_out <= 0 or None = no
         check-out). Durable when it returns. Returns counts of added and duplicate rows
-        (within the batch and against stored data). Raises InvalidCheckin naming the
-        first bad row; nothing of a bad batch is stored."""
+        (within the batch and against stored data) and, if `rows`, which input rows were
+        duplicates (AppendResult.duplicate). Raises InvalidCheckin naming the first bad
+        row; nothing of a bad batch is stored."""
         batch = validate_batch(person, venue, t_in, t_out)
         n = batch[0].shape[0]
         if n >= self._compact_threshold():
-            # a bulk load: one merge into a new segment, no log; the segment's dedupe
-            # counts what was new
-            before = len(self)
-            self._merge_now(extra=batch)
-            added = len(self) - before
-            return AppendResult(added=added, duplicates=n - added)
+            return self._bulk_append(batch, rows)
+        grouped = group_batch(*batch)
         with self._write_lock:
             if self._wal is None:
                 raise StorageError(f"{self.folder}: index is closed")
-            merged = merge_batch(*batch)
-            fresh, changed = self._classify(merged)
-            rows = tuple(col[changed] for col in merged)
+            fresh, changes = self._record(grouped.columns)
             wal, synced_to = self._wal, -1
-            if rows[0].shape[0]:
-                synced_to = wal.write(*rows)
-                self._apply(*rows)
+            if changes[0].shape[0]:
+                try:
+                    synced_to = wal.write(*changes)
+                except BaseException:
+                    self._recount_head()  # the key table took rows the head did not
+                    raise
+                self._add_to_head(changes)
                 if self._head_rows >= self._compact_threshold() and self._merger is None:
                     self._start_merge()
         if synced_to >= 0:
@@ -253,39 +264,36 @@ class CheckinIndex(GenerationsMixin):
             # query may see these rows a moment before they are durable
             wal.sync(synced_to)
         added = int(fresh.sum())
-        return AppendResult(added=added, duplicates=n - added)
+        return AppendResult(added, n - added, grouped.row_duplicates(~fresh) if rows else None)
 
-    def _classify(self, merged):
-        """Which unique batch keys are new, and which change the store (new or a larger
-        explicit t_out than stored)."""
-        person, venue, t_in, t_out = merged
-        base = self._base
-        stored = np.full(person.shape[0], -1, np.int64)  # -1: not stored at all
-        if len(base):
-            row = kernels.find_keys(base.venue_off, base.t_in, base.person,
-                                    base.venue_codes(venue), t_in, base.person_codes(person))
-            hit = row >= 0
-            stored[hit] = base.decode(row[hit])[3]
-        if self._head_keys is not None and len(self._head_keys):
-            kernels.head_stored_tout(self._head_keys, person, venue, t_in, stored)
-        fresh = stored < 0
-        return fresh, fresh | (t_out > stored)
+    def _bulk_append(self, batch, rows: bool) -> AppendResult:
+        """A batch as large as a merge: one merge into a new segment, no log."""
+        n = batch[0].shape[0]
+        grouped = group_batch(*batch) if rows else None
 
-    def _apply(self, person, venue, t_in, t_out) -> None:
-        """Add deduplicated rows that change the store to the head."""
-        base = self._base
-        in_base = np.zeros(person.shape[0], np.bool_)
-        if len(base):
-            in_base = kernels.find_keys(base.venue_off, base.t_in, base.person,
-                                        base.venue_codes(venue), t_in,
-                                        base.person_codes(person)) >= 0
-        if self._head_keys is None:
-            self._head_keys = new_head_keys()
-        self._head_new += kernels.head_record(self._head_keys, person, venue, t_in, t_out,
-                                              in_base)
+        def stored_before() -> np.ndarray | None:  # runs under the write lock
+            if grouped is None:
+                return None
+            return ~self._lookup(grouped.columns, write=False)[0]
+
+        added, stored = self._merge_now(extra=grouped.columns if rows else batch,
+                                        before_build=stored_before)
+        if stored is None:
+            return AppendResult(added, n - added)
+        added = int((~stored).sum())
+        return AppendResult(added, n - added, grouped.row_duplicates(stored))
+
+    def _record(self, columns):
+        """Enter a batch's distinct keys in the head's key table (caller holds the write
+        lock). Returns which keys are new to the index, and the rows that change the
+        store (new keys, longer explicit visits), for the log and the head."""
+        fresh, changed = self._lookup(columns, write=True)
+        return fresh, columns if changed.all() else tuple(c[changed] for c in columns)
+
+    def _add_to_head(self, rows) -> None:
         with self._state_lock:
-            self._head.append((person, venue, t_in, t_out))
-            self._head_rows += person.shape[0]
+            self._head.append(rows)
+            self._head_rows += rows[0].shape[0]
             self._snapshot = None
 
     # ---- reading ------------------------------------------------------------------
@@ -328,6 +336,32 @@ class CheckinIndex(GenerationsMixin):
                 out.append(exposure.trace(snap, case, lo, hi, rule))
         return out
 
+    def last_checkin(self, person: int, venue: int, at: int) -> tuple[int, int] | None:
+        """The person's latest check-in at `venue` with t_in <= `at` (for a check-out
+        scan), as (t_in, t_out or 0 when it has none), or None if there is none.
+        Raises InvalidQuery for a person or venue id outside uint64."""
+        person, venue, at = _check_id("person", person), _check_id("venue", venue), int(at)
+        if at < 0:
+            return None
+        at = min(at, 2**32 - 1)  # times are stored as uint32
+        with self._state_lock:
+            base, head = self._base, self._frozen + self._head
+        best = (-1, 0)
+        p = int(base.person_codes(np.array([person], np.uint64))[0])
+        v = int(base.venue_codes(np.array([venue], np.uint64))[0])
+        if p >= 0 and v >= 0:
+            t, exp = kernels.last_in_person_view(base.person_off, base.pv_venue, base.pv_t_in,
+                                                 base.venue_off, base.t_in, base.person,
+                                                 base.exp, p, v, at)
+            best = (int(t), int(t + exp) if exp else 0)
+        person, venue = np.uint64(person), np.uint64(venue)
+        for rows in head:  # each sorted by (person, venue, t_in)
+            if rows[0][0] <= person <= rows[0][-1]:
+                r = kernels.last_in_batch(rows[0], rows[1], rows[2], person, venue, at)
+                if r >= 0:  # the same key in base and head: the larger t_out is stored
+                    best = max(best, (int(rows[2][r]), int(rows[3][r])))
+        return None if best[0] < 0 else best
+
     def checkins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every distinct check-in as columns (person, venue, t_in, t_out; t_out 0 = none),
         in no particular order: for exports and checks."""
@@ -357,6 +391,13 @@ class CheckinIndex(GenerationsMixin):
             "bytes_per_checkin": seg_bytes / len(self._base) if len(self._base) else 0.0,
             "retention_days": self.retention_days,
         }
+
+
+def _check_id(name: str, value) -> int:
+    value = int(value)
+    if not 0 <= value < 2**64:
+        raise InvalidQuery(f"{name}: id must be in [0, 2**64), got {value}")
+    return value
 
 
 def _check_query(case, window_from, window_to) -> tuple[int, int, int]:

@@ -14,7 +14,10 @@ visit's venue code with bit 31 set when the visit has an explicit check-out.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 EXPLICIT = np.uint32(1 << 31)
 LOW_BITS = np.uint32((1 << 31) - 1)
@@ -91,31 +94,36 @@ def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
         lo[i] = np.uint32(k & lo_mask)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
     """Sort keys (uint64 below 2**bits) with their values, LSD radix, 11 bits a pass;
     the *_tmp arrays are scratch of the same sizes. Far faster than an argsort and a
-    gather for tens of millions of pairs."""
+    gather for tens of millions of pairs. One read counts the digits of every pass, and
+    a pass whose digit is the same for every key is skipped."""
     n = keys.shape[0]
+    passes = (bits + 10) // 11
+    count = np.zeros((max(passes, 1), 2049), np.int64)
+    for i in range(n):
+        k = keys[i]
+        for j in range(passes):
+            count[j, ((k >> np.uint64(11 * j)) & np.uint64(2047)) + 1] += 1
     src_k, src_v, dst_k, dst_v = keys, values, keys_tmp, values_tmp
-    shift = 0
-    passes = 0
-    while shift < bits:
-        count = np.zeros(2049, np.int64)
-        for i in range(n):
-            count[((src_k[i] >> np.uint64(shift)) & np.uint64(2047)) + 1] += 1
+    moved = 0
+    for j in range(passes):
+        if count[j].max() == n:
+            continue
         for d in range(2048):
-            count[d + 1] += count[d]
+            count[j, d + 1] += count[j, d]
+        shift = np.uint64(11 * j)
         for i in range(n):
-            d = (src_k[i] >> np.uint64(shift)) & np.uint64(2047)
-            pos = count[d]
+            d = (src_k[i] >> shift) & np.uint64(2047)
+            pos = count[j, d]
             dst_k[pos] = src_k[i]
             dst_v[pos] = src_v[i]
-            count[d] = pos + 1
+            count[j, d] = pos + 1
         src_k, src_v, dst_k, dst_v = dst_k, dst_v, src_k, src_v
-        shift += 11
-        passes += 1
-    if passes % 2:
+        moved += 1
+    if moved % 2:
         keys[:] = src_k
         values[:] = src_v
 
@@ -209,26 +217,225 @@ def lookup_codes(sorted_ids, ids):
     return out
 
 
-@njit(cache=True)
-def head_stored_tout(head_keys, person, venue, t_in, stored):
-    """Raise stored[i] to the head's t_out of key i where the head holds that key."""
-    for i in range(person.shape[0]):
-        key = (person[i], venue[i], t_in[i])
-        if key in head_keys:
-            stored[i] = max(stored[i], head_keys[key])
+# ---- appending -------------------------------------------------------------------------
+
+@njit(cache=True, nogil=True)
+def pack_word(order, c0, lo0, c1, lo1, shift1, c2, lo2, shift2, fields, out):
+    """out[i] = the first `fields` (1-3) uint64 columns of row order[i], each less its
+    minimum, packed: (c2 - lo2) << shift2 | (c1 - lo1) << shift1 | (c0 - lo0)."""
+    for i in range(order.shape[0]):
+        r = order[i]
+        k = c0[r] - lo0
+        if fields > 1:
+            k |= (c1[r] - lo1) << shift1
+        if fields > 2:
+            k |= (c2[r] - lo2) << shift2
+        out[i] = k
 
 
-@njit(cache=True)
-def head_record(head_keys, person, venue, t_in, t_out, in_base):
-    """Record keys in the head (largest t_out wins); returns how many were new to the
-    index (neither in the head nor, per in_base, in the base)."""
-    new = 0
-    for i in range(person.shape[0]):
-        key = (person[i], venue[i], t_in[i])
-        if key in head_keys:
-            head_keys[key] = max(head_keys[key], t_out[i])
+@njit(cache=True, nogil=True)
+def squeeze_sorted(order, person, venue, t_in, t_out, out_p, out_v, out_t, out_o, first):
+    """The rows taken in `order` (sorted by key) as distinct keys, each with its largest
+    t_out; first[i] tells whether position i of `order` starts a key. Returns the count."""
+    k = -1
+    for i in range(order.shape[0]):
+        r = order[i]
+        if k >= 0 and person[r] == out_p[k] and venue[r] == out_v[k] and t_in[r] == out_t[k]:
+            first[i] = False
+            out_o[k] = max(out_o[k], t_out[r])
         else:
-            head_keys[key] = t_out[i]
-            if not in_base[i]:
-                new += 1
-    return new
+            k += 1
+            out_p[k], out_v[k], out_t[k], out_o[k] = person[r], venue[r], t_in[r], t_out[r]
+            first[i] = True
+    return k + 1
+
+
+@njit(cache=True, inline="always")
+def _field(hi, lo, spec):
+    """One field out of a key's words: spec = (word: 1 high, 0 low; shift; bits; minimum)."""
+    word = hi if spec[0] else lo
+    mask = ~np.uint64(0) if spec[2] >= 64 else (np.uint64(1) << spec[2]) - np.uint64(1)
+    return ((word >> spec[1]) & mask) + spec[3]
+
+
+@njit(cache=True, nogil=True)
+def squeeze_words(hi, lo_by_row, order, t_out, explicit, t_spec, v_spec, p_spec, out_p,
+                  out_v, out_t, out_o, first):
+    """As squeeze_sorted, for keys of one or two words (pack_word): `hi` is sorted (the
+    high word, or the only one), `lo_by_row` the low word by input row (empty if one).
+    The fields come out of the words, so no id column is read through `order`, and
+    t_out only if any row has one (`explicit`). Specs: see _field (uint64 tuples)."""
+    two = lo_by_row.shape[0] > 0
+    k = -1
+    prev_lo = np.uint64(0)
+    for i in range(hi.shape[0]):
+        lo = lo_by_row[order[i]] if two else np.uint64(0)
+        if k >= 0 and hi[i] == hi[i - 1] and lo == prev_lo:
+            first[i] = False
+            if explicit:
+                out_o[k] = max(out_o[k], t_out[order[i]])
+        else:
+            k += 1
+            out_p[k] = _field(hi[i], lo, p_spec)
+            out_v[k] = _field(hi[i], lo, v_spec)
+            out_t[k] = np.int64(_field(hi[i], lo, t_spec))
+            out_o[k] = t_out[order[i]] if explicit else 0
+            first[i] = True
+        prev_lo = lo
+    return k + 1
+
+
+@njit(cache=True, nogil=True)
+def base_exp(venue_ids, venue_off, v_t_in, v_person, v_exp, person_ids, t_max,
+             person, venue, t_in, stored):
+    """stored[i] = the segment's explicit duration of key i (0: none), -1 where the
+    segment lacks it. Most new check-ins are later than anything stored: those cost a
+    comparison, and the person dictionary is searched only when the venue's time range
+    holds t_in[i]."""
+    for i in range(person.shape[0]):
+        stored[i] = -1
+        t = t_in[i]
+        if t > t_max:
+            continue
+        v = np.searchsorted(venue_ids, venue[i])
+        if v == venue_ids.shape[0] or venue_ids[v] != venue[i]:
+            continue
+        lo, hi = venue_off[v], venue_off[v + 1]
+        if t < np.int64(v_t_in[lo]) or t > np.int64(v_t_in[hi - 1]):
+            continue
+        p = np.searchsorted(person_ids, person[i])
+        if p == person_ids.shape[0] or person_ids[p] != person[i]:
+            continue
+        r = venue_row(venue_off, v_t_in, v_person, v, t, p)
+        if r >= 0:
+            stored[i] = v_exp[r]
+
+
+# The head's keys: open addressing with linear probing over rows of three uint64 words,
+# (person, venue, t_in << 32 | explicit duration + 1): one cache line or two per probe,
+# where a numba dict of tuples took several. The third word is never 0 in a used slot, so
+# a table of zeros is empty and costs no page until a key lands on it.
+_LOW = np.uint64(0xFFFFFFFF)
+_MIX1 = np.uint64(0x9E3779B97F4A7C15)
+_MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_MIX3 = np.uint64(0x165667B19E3779F9)
+
+
+@intrinsic
+def _prefetch(typingctx, table, row):
+    """Ask the CPU to fetch table[row, 0] into the cache (no effect on the result)."""
+    def codegen(context, builder, signature, args):
+        table_type = signature.args[0]
+        array = context.make_array(table_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, table_type, array,
+                                           [args[1], context.get_constant(types.intp, 0)],
+                                           wraparound=False)
+        if str(pointer.type) == "ptr":  # LLVM with opaque pointers
+            name = "llvm.prefetch.p0"
+        else:
+            pointer, name = builder.bitcast(pointer, ir.IntType(8).as_pointer()), \
+                "llvm.prefetch.p0i8"
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name)
+        # for writing, keep in all cache levels, data
+        builder.call(function, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(table, row), codegen
+
+
+PREFETCH_AHEAD = 16  # keys whose slots are on their way while one is probed
+
+
+@njit(cache=True, inline="always")
+def _slot(person, venue, t, shift):
+    h = person * _MIX1 ^ venue * _MIX2 ^ np.uint64(t) * _MIX3
+    h ^= h >> np.uint64(29)
+    return np.int64((h * _MIX1) >> shift)
+
+
+@njit(cache=True, nogil=True)
+def head_upsert(table, shift, person, venue, t_in, t_out, stored, changed, write):
+    """Look distinct keys up in a table of head keys and, if `write`, record those that
+    change the store. On entry stored[i] is key i's explicit duration as stored elsewhere
+    (-1: nowhere); on return the larger of that and the table's. changed[i]: the key is
+    new, or t_out[i] is a longer explicit visit than stored. Returns (keys added to the
+    table, keys new to the index). Each key costs a cache miss: the slots of the next
+    keys are prefetched meanwhile, which halves the time of a batch."""
+    mask = table.shape[0] - 1
+    added = new = 0
+    n = person.shape[0]
+    for i in range(min(PREFETCH_AHEAD, n)):
+        _prefetch(table, _slot(person[i], venue[i], np.uint64(t_in[i]), shift))
+    for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            k = i + PREFETCH_AHEAD
+            _prefetch(table, _slot(person[k], venue[k], np.uint64(t_in[k]), shift))
+        p, v, t = person[i], venue[i], np.uint64(t_in[i])
+        s = _slot(p, v, t, shift)
+        while table[s, 2] != 0 and not (table[s, 0] == p and table[s, 1] == v
+                                        and table[s, 2] >> np.uint64(32) == t):
+            s = (s + 1) & mask
+        found = table[s, 2] != 0
+        elsewhere = stored[i] >= 0
+        if found:
+            stored[i] = max(stored[i], np.int64(table[s, 2] & _LOW) - 1)
+        exp = t_out[i] - t_in[i] if t_out[i] > 0 else 0
+        changed[i] = stored[i] < 0 or exp > stored[i]
+        if write and changed[i]:
+            if not found:
+                table[s, 0], table[s, 1] = p, v
+                added += 1
+                if not elsewhere:
+                    new += 1
+            table[s, 2] = (t << np.uint64(32)) | np.uint64(exp + 1)
+    return added, new
+
+
+@njit(cache=True, nogil=True)
+def head_rehash(old, table, shift):
+    """Move every key of `old` into the empty `table`."""
+    mask = table.shape[0] - 1
+    for j in range(old.shape[0]):
+        if old[j, 2] != 0:
+            s = _slot(old[j, 0], old[j, 1], old[j, 2] >> np.uint64(32), shift)
+            while table[s, 2] != 0:
+                s = (s + 1) & mask
+            table[s, 0], table[s, 1], table[s, 2] = old[j, 0], old[j, 1], old[j, 2]
+
+
+# ---- a person's last check-in at a venue ---------------------------------------------------
+
+@njit(cache=True)
+def last_in_person_view(person_off, pv_venue, pv_t_in, venue_off, t_in, person, exp, p, v,
+                        at):
+    """(t_in, explicit duration) of person code p's latest check-in at venue code v with
+    t_in <= at; (-1, 0) if none."""
+    lo, hi = person_off[p], person_off[p + 1]
+    j = lo + np.searchsorted(pv_t_in[lo:hi], np.uint32(at), side="right")
+    while j > lo:
+        j -= 1
+        if pv_venue[j] & LOW_BITS == v:
+            t = np.int64(pv_t_in[j])
+            if pv_venue[j] & EXPLICIT:
+                return t, np.int64(exp[venue_row(venue_off, t_in, person, v, t, p)])
+            return t, np.int64(0)
+    return np.int64(-1), np.int64(0)
+
+
+@njit(cache=True)
+def last_in_batch(person, venue, t_in, p, v, at):
+    """In columns sorted by (person, venue, t_in): the row of the last key at or before
+    (p, v, at) if it is p's at v, else -1."""
+    lo, hi = 0, person.shape[0]
+    while lo < hi:  # the first row after (p, v, at)
+        mid = (lo + hi) // 2
+        if person[mid] < p or (person[mid] == p and (
+                venue[mid] < v or (venue[mid] == v and t_in[mid] <= at))):
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo > 0 and person[lo - 1] == p and venue[lo - 1] == v:
+        return lo - 1
+    return -1
