@@ -1,0 +1,293 @@
+"""The officials' page, driven in a real headless Chromium against a demo server.
+
+The browser is Debian's chromium (/usr/bin/chromium, from apt), driven through Playwright
+with `executable_path`; nothing here downloads a browser. Every step writes a screenshot
+to tests/.artifacts/web/ (not committed) so that a person can look at what the test saw.
+
+What the tests check is what an official would notice: visible text, rows, drawings and
+downloaded files, in Vietnamese by default and in English after the switch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.api.conftest import ROOT, demo_tokens
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / ".artifacts" / "web"
+VIETNAM = timedelta(hours=7)
+CONTACT_HEADER = ["person", "level", "exposed_at", "venue", "venue_name", "start", "end",
+                  "minutes"]
+VILLAGE_HEADER = ["village", "venues", "venues_with_qr_points", "silent_venues", "checkins",
+                  "checkins_per_venue_day"]
+
+
+def vi_number(n: int) -> str:
+    """A whole number as the page shows it in Vietnamese (1.458)."""
+    return f"{n:,}".replace(",", ".")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Debian chromium under Playwright (module-wide)."""
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is missing at /usr/bin/chromium. Install it with "
+                    "`sudo apt-get install -y chromium` (as root: `apt-get install -y "
+                    "chromium`); these tests drive that browser and never download one.")
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(demo_server):
+    """The demo server, its page checked to be served, and the demo officials' tokens."""
+    answer = requests.get(demo_server.url + "/", timeout=30)
+    if answer.status_code == 404:
+        pytest.fail("the officials' page is not served at /: api/app.py must include the "
+                    "router of api/routes/web.py (app.include_router(web.router))")
+    tokens = demo_tokens(demo_server)
+    assert "commune" in tokens, demo_server.output()
+    return demo_server, tokens
+
+
+class Screens:
+    """Numbered screenshots of one test's steps under tests/.artifacts/web/."""
+
+    def __init__(self, page, prefix: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page, self.prefix, self.n = page, prefix, 0
+
+    def __call__(self, name: str, full_page: bool = False, locator=None) -> None:
+        self.n += 1
+        path = ARTIFACTS / f"{self.prefix}-{self.n:02d}-{name}.png"
+        if locator is not None:
+            locator.screenshot(path=str(path))
+        else:
+            self.page.screenshot(path=str(path), full_page=full_page)
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh browser tab (its own storage) that records console errors."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900},
+                                   accept_downloads=True, locale="vi-VN")
+    context.set_default_timeout(60_000)
+    tab = context.new_page()
+    tab.problems = []
+    tab.on("pageerror", lambda exc: tab.problems.append(f"script error: {exc}"))
+    # the browser logs every refused request; the wrong tokens' 401 and 403 are expected
+    expected = re.compile(r"status of 40[13] ")
+    tab.on("console", lambda m: tab.problems.append(m.text)
+           if m.type == "error" and not expected.search(m.text) else None)
+    yield tab
+    context.close()
+
+
+def read_download(download) -> str:
+    return Path(download.path()).read_text(encoding="utf-8")
+
+
+def test_page_headers_keep_it_to_itself(site):
+    server, _ = site
+    page = requests.get(server.url + "/", timeout=30)
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "unsafe-eval" not in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    # nothing comes from another origin: no external script, style or font
+    assert not re.search(r'(src|href)="(https?:)?//', page.text)
+    assert "<script>" not in page.text and " style=" not in page.text
+    script = requests.get(server.url + "/static/app.js", timeout=30)
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert script.headers["x-content-type-options"] == "nosniff"
+    for name in ("nothing.js", "..%2Fapp.py", "index.html"):
+        assert requests.get(f"{server.url}/static/{name}", timeout=30).status_code == 404
+    assert "/" not in requests.get(server.url + "/openapi.json", timeout=30).json()["paths"]
+
+
+def test_both_languages_have_every_label(site, page):
+    server, _ = site
+    page.goto(server.url + "/")
+    keys = page.evaluate("""() => {
+        const d = window.QRTRACE_I18N;
+        const used = [...document.querySelectorAll('[data-i18n]')].map(e => e.dataset.i18n);
+        return {vi: Object.keys(d.vi).sort(), en: Object.keys(d.en).sort(), used};
+    }""")
+    assert keys["vi"] == keys["en"]
+    assert set(keys["used"]) <= set(keys["vi"])
+    assert page.locator("html").get_attribute("lang") == "vi"
+    assert not page.problems
+
+
+def test_an_official_signs_in_traces_a_case_and_reads_the_adoption_report(site, page):
+    server, tokens = site
+    token = tokens["commune"]
+    cases = server.get("/v1/cases", token=token).json()
+    demo = next(c for c in cases if c["purpose"].startswith("Ca dương tính (demo)"))
+    exposure = server.get(f"/v1/cases/{demo['id']}/exposure", token=token).json()
+    counts = exposure["counts"]
+    shot = Screens(page, "journey")
+
+    # Sign in: a wrong token first, then the commune official's.
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill("qrt_official_not-a-real-token")
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    error = page.locator("#signin-error")
+    error.get_by_text("Mã đăng nhập không đúng").wait_for()
+    shot("wrong-token")
+    page.get_by_label("Mã đăng nhập").fill(server.admin_token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    error.get_by_text("không phải mã của cán bộ y tế").wait_for()
+    page.get_by_label("Mã đăng nhập").fill(token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("heading", name="Các ca bệnh trong địa bàn").wait_for()
+    link = page.get_by_role("link", name=f"Xem ca #{demo['id']}")
+    link.wait_for()
+    assert token not in page.url
+    assert page.evaluate("sessionStorage.getItem('qrtrace.token')") == token
+    shot("cases")
+
+    # The demo case: counts, F1 rows with evidence, zones timeline, graph, comparison.
+    link.click()
+    page.get_by_role("heading", name=f"Ca #{demo['id']}", exact=True).wait_for()
+    page.locator("#f1 tbody tr").first.wait_for()
+    assert page.locator("#count-f1").inner_text() == vi_number(counts["f1"])
+    assert page.locator("#count-f2").inner_text() == vi_number(counts["f2"])
+    assert counts["f1"] > 0 and page.locator("#f1 tbody tr").count() == min(counts["f1"], 100)
+    first_f1 = page.locator("#f1 tbody tr").first
+    assert re.search(r"\d{2}/\d{2}/\d{4} \d{2}:\d{2} – .*phút", first_f1.inner_text())
+    venue_names = {v["name"] for v in exposure["venues"]}
+    assert any(name in first_f1.inner_text() for name in venue_names)
+    timeline = page.locator("#timeline svg.timeline")
+    assert timeline.is_visible() and page.locator("#timeline rect.bar.l0").count() > 0
+    graph = page.locator("#graph svg.contact-graph")
+    page.locator("#graph circle.person").first.wait_for()
+    assert graph.is_visible() and page.locator("#graph circle.person").count() > 1
+    assert page.locator("#graph circle.person.level-0").count() == 1
+    assert page.locator("#graph circle.person.level-1").count() > 0
+    comparison = page.locator("#comparison")
+    assert "Phong tỏa cả thôn" in comparison.inner_text()
+    village_persons = exposure["comparison"]["village"]["persons"]
+    assert vi_number(village_persons) in comparison.inner_text()
+    shot("case")
+    # Times in the chosen zone: UTC+7 by default, the same instants at UTC+0 after a switch.
+    meta = page.locator("#case-meta")
+    for hours in (7, 0):
+        page.get_by_label("Múi giờ hiển thị").select_option(str(hours))
+        local = datetime.fromtimestamp(demo["from"], UTC) + timedelta(hours=hours)
+        assert f"{local:%d/%m/%Y %H:%M} – " in meta.inner_text()
+        assert f"(UTC+{hours})" in meta.inner_text()
+    page.get_by_label("Múi giờ hiển thị").select_option("7")
+    shot("case-zones-timeline", locator=page.locator("#timeline"))
+    shot("case-graph", locator=page.locator("#graph"))
+
+    # Export the contacts as CSV: the download carries the token, the file has rows.
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Tải danh sách tiếp xúc (CSV)").click()
+    download = caught.value
+    assert download.suggested_filename == f"case-{demo['id']}-contacts.csv"
+    rows = list(csv.reader(io.StringIO(read_download(download))))
+    assert rows[0] == CONTACT_HEADER
+    assert len(rows) > 1 and {r[1] for r in rows[1:]} >= {"1"}
+    page.get_by_text(f"Đã tải case-{demo['id']}-contacts.csv").wait_for()
+
+    # The printable order: only the order, with its zones and signature lines.
+    page.emulate_media(media="print")
+    order = page.locator("#print-order")
+    assert order.is_visible() and not page.locator("#main").is_visible()
+    assert "DANH SÁCH VÙNG CẦN PHONG TỎA" in order.inner_text()
+    assert "Xã: Đức Thượng" in order.inner_text() and "Người lập" in order.inner_text()
+    assert order.locator("tbody tr").count() == counts["zones"]
+    shot("print-order", full_page=True)
+    page.emulate_media(media="screen")
+    assert not order.is_visible()
+    page.get_by_role("button", name="In danh sách vùng khoanh").click()  # the print dialog
+
+    # English and back.
+    page.get_by_role("button", name="Switch to English").click()
+    page.get_by_role("heading", name=f"Case #{demo['id']}", exact=True).wait_for()
+    assert page.get_by_role("heading", name="Contact graph").is_visible()
+    assert page.get_by_role("button", name="Download the contacts (CSV)").is_visible()
+    assert page.locator("html").get_attribute("lang") == "en"
+    shot("case-in-english")
+    page.get_by_role("button", name="Chuyển sang tiếng Việt").click()
+    page.get_by_role("heading", name="Sơ đồ tiếp xúc").wait_for()
+
+    # A phone: the page fits the screen's width (the drawings scroll inside their boxes).
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    shot("case-on-a-phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # Open a new case through the form: one of the demo case's F1 turns positive.
+    f1_person = next(c["person"] for c in exposure["contacts"] if c["level"] == 1)
+    page.get_by_role("link", name="Ca bệnh", exact=True).click()
+    page.get_by_role("heading", name="Mở ca bệnh mới").wait_for()
+    page.get_by_label("Mã QR cá nhân hoặc số định danh").fill(str(f1_person))
+    page.get_by_label("Mục đích").fill("Kiểm thử trang: F1 của ca demo dương tính")
+    shot("new-case-form", full_page=True)
+    page.get_by_role("button", name="Mở ca bệnh").click()
+    page.get_by_text(f"Người bệnh (F0): số {f1_person}").wait_for()
+    new_id = int(re.search(r"#/case/(\d+)", page.url).group(1))
+    assert new_id != demo["id"]
+    page.get_by_role("heading", name=f"Ca #{new_id}", exact=True).wait_for()
+    page.locator("#graph circle.person.level-0").wait_for()
+    assert int(page.locator("#count-f1").inner_text().replace(".", "")) > 0
+    shot("new-case")
+
+    # The adoption page: the last 14 days, silent venues first and highlighted, a chart.
+    page.get_by_role("link", name="Sử dụng mã QR").click()
+    page.locator("#ad-venues tbody tr").first.wait_for()
+    today = (datetime.now(UTC) + VIETNAM).date()
+    assert page.get_by_label("Đến ngày").input_value() == today.isoformat()
+    assert page.get_by_label("Từ ngày").input_value() == (today - timedelta(13)).isoformat()
+    first_venue = page.locator("#ad-venues tbody tr").first
+    assert "silent" in first_venue.get_attribute("class")
+    assert "Có mã QR, không ai quét" in first_venue.inner_text()
+    highlighted = page.locator("#ad-venues tbody tr.silent")
+    assert highlighted.count() > 0
+    colour = highlighted.first.locator("td").first.evaluate(
+        "td => getComputedStyle(td).backgroundColor")
+    plain = page.locator("#ad-venues tbody tr:not(.silent) td").first.evaluate(
+        "td => getComputedStyle(td).backgroundColor")
+    assert colour != plain
+    chart = page.locator("#ad-chart svg.adoption-chart")
+    assert chart.is_visible() and page.locator("#ad-chart polyline").count() >= 1
+    assert "Thôn" in chart.text_content()
+    shot("adoption", full_page=False)
+    shot("adoption-chart", locator=page.locator("#ad-chart"))
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Tải báo cáo theo thôn (CSV)").click()
+    villages = list(csv.reader(io.StringIO(read_download(caught.value))))
+    assert villages[0][:6] == VILLAGE_HEADER and len(villages) > 1
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Tải biểu đồ (ảnh SVG)").click()
+    assert caught.value.suggested_filename.endswith(".svg")
+    picture = read_download(caught.value)
+    assert picture.startswith("<?xml") and "<svg" in picture and "polyline" in picture
+
+    # Sign out: the token is gone from the tab.
+    page.get_by_role("button", name="Đăng xuất").click()
+    page.get_by_role("heading", name="Đăng nhập", exact=True).wait_for()
+    assert page.evaluate("sessionStorage.getItem('qrtrace.token')") is None
+    assert token not in page.url
+    shot("signed-out")
+    assert not page.problems, page.problems
