@@ -119,13 +119,8 @@ def group_batch(person, venue, t_in, t_out) -> GroupedBatch:
     if not n:
         return GroupedBatch(out, order, first)
     words = _key_words([("t_in", t_in.view(np.uint64)), ("venue", venue), ("person", person)])
-    tmp_key, tmp_order = np.empty(n, np.uint64), np.empty(n, np.int64)
-    low = _pack(order, words[0], np.empty(n, np.uint64))  # by input row
-    key = low.copy() if len(words) > 1 else low
-    kernels.radix_sort_pairs(key, order, _bits(words[0]), tmp_key, tmp_order)
-    for word in words[1:]:  # least significant first: each sort is stable
-        kernels.radix_sort_pairs(_pack(order, word, key), order, _bits(word), tmp_key,
-                                 tmp_order)
+    low = _pack(order, words[0], np.empty(n, np.uint64))  # the lowest word, by input row
+    key = _sort(order, words, low)
     if len(words) > 2:
         k = kernels.squeeze_sorted(order, person, venue, t_in, t_out, *out, first)
     else:
@@ -135,6 +130,31 @@ def group_batch(person, venue, t_in, t_out) -> GroupedBatch:
                                   order, t_out, bool(t_out.any()), spec["t_in"],
                                   spec["venue"], spec["person"], *out, first)
     return GroupedBatch(tuple(c[:k] for c in out), order, first)
+
+
+def _sort(order, words, low) -> np.ndarray:
+    """Sort the rows `order` (in place, stably) by their key words; returns the highest
+    word of each row in the new order."""
+    n = order.shape[0]
+    tmp_key, tmp_order = np.empty(n, np.uint64), np.empty(n, np.int64)
+    if len(words) == 1:
+        kernels.radix_sort_pairs(low, order, _bits(words[0]), tmp_key, tmp_order)
+        return low
+    key = np.empty(n, np.uint64)
+    if len(words) == 2:
+        # by the high word (the person), then each person's few rows by the low word:
+        # half the radix passes of sorting by both words
+        kernels.radix_sort_pairs(_pack(order, words[1], key), order, _bits(words[1]),
+                                 tmp_key, tmp_order)
+        if kernels.sort_runs(key, low, order, 64):
+            return key
+    # least significant word first: each sort is stable
+    kernels.radix_sort_pairs(np.take(low, order, out=key), order, _bits(words[0]), tmp_key,
+                             tmp_order)
+    for word in words[1:]:
+        kernels.radix_sort_pairs(_pack(order, word, key), order, _bits(word), tmp_key,
+                                 tmp_order)
+    return key
 
 
 def _key_words(fields):

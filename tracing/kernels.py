@@ -1,7 +1,11 @@
-"""Numba kernels of the co-location index: building segments and scanning them.
+"""Numba kernels of the co-location index: building segments, scanning them, and taking
+appended batches in.
 
-Only @njit(cache=True) functions over contiguous arrays and scalars live here; the callers
-(tracing/segments.py, tracing/exposure.py) check dtypes, prepare inputs and wrap results.
+Only @njit(cache=True) functions over contiguous arrays and scalars live here (and one
+intrinsic, a cache prefetch); the callers (tracing/segments.py, tracing/exposure.py,
+tracing/checkins.py, tracing/index.py) check dtypes, prepare inputs and wrap results.
+Every kernel releases the GIL (nogil): a merge building a segment in the background does
+not stop appends, and appenders group their batches in parallel.
 
 A segment's venue view stores each visit's explicit duration `exp` (t_out - t_in, 0 when
 there is no check-out). A visit without one ends at min(t_in + dwell(venue), the same
@@ -25,7 +29,7 @@ LOW_BITS = np.uint32((1 << 31) - 1)
 
 # ---- validating -------------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def check_times(t_in, t_out, max_time, max_duration):
     """(first bad row, its problem, whether any t_out is negative). Problems: 1 t_in out
     of range, 2 t_out not after t_in, 3 visit too long; (-1, 0, ...) when all are good."""
@@ -47,7 +51,7 @@ def check_times(t_in, t_out, max_time, max_duration):
 # Large outputs are allocated by the caller with numpy: numpy asks the kernel for huge
 # pages, and at 100M rows the page faults of numba-allocated arrays cost 3-4x the work.
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def dense_rank(ids, top, codes):
     """codes[i] = rank of ids[i] among the distinct ids (all < top); returns the sorted
     distinct ids. Linear: for ids that are small integers, no sort is needed."""
@@ -70,7 +74,7 @@ def dense_rank(ids, top, codes):
     return distinct
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pack_keys(hi, mid, lo, mid_sub, mid_shift, hi_shift, out):
     """out[i] = hi[i] << hi_shift | (mid[i] - mid_sub) << mid_shift | lo[i], as uint64."""
     for i in range(hi.shape[0]):
@@ -79,7 +83,7 @@ def pack_keys(hi, mid, lo, mid_sub, mid_shift, hi_shift, out):
                   | np.uint64(lo[i]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
     """The three fields of pack_keys' keys into uint32 arrays; mid_add is added to mid.
     An empty `hi` skips that field."""
@@ -128,7 +132,7 @@ def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
         values[:] = src_v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def distinct_in_place(keys):
     """Squeeze repeats out of a sorted key array, in place; returns the distinct count."""
     k = 0
@@ -139,7 +143,7 @@ def distinct_in_place(keys):
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def join_max(keys, sub_keys, sub_values, out):
     """out[i] = the largest sub_value whose sub_key equals keys[i] (sorted, distinct), 0
     where none; `sub_keys` is sorted and may repeat."""
@@ -154,7 +158,7 @@ def join_max(keys, sub_keys, sub_values, out):
         out[i] = best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flag_members(keys, members, codes):
     """codes[i] |= EXPLICIT where sorted keys[i] is in sorted `members`, in place."""
     j = 0
@@ -165,7 +169,7 @@ def flag_members(keys, members, codes):
             codes[i] |= EXPLICIT
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def venue_max_explicit(venue_off, exp):
     """Per venue, the longest explicit visit (0 if none): bounds how far back to scan."""
     out = np.zeros(venue_off.shape[0] - 1, np.uint32)
@@ -177,7 +181,7 @@ def venue_max_explicit(venue_off, exp):
 
 # ---- reading one visit -----------------------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def venue_row(venue_off, t_in, person, v, t, p):
     """The venue-view row of check-in (venue code v, t_in t, person code p), or -1."""
     lo, hi = venue_off[v], venue_off[v + 1]
@@ -189,7 +193,7 @@ def venue_row(venue_off, t_in, person, v, t, p):
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def next_later(person_off, pv_t_in, p, t):
     """Person p's first t_in strictly after t, or -1."""
     lo, hi = person_off[p], person_off[p + 1]
@@ -197,7 +201,7 @@ def next_later(person_off, pv_t_in, p, t):
     return np.int64(pv_t_in[j]) if j < hi else np.int64(-1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_keys(venue_off, t_in, person, vcodes, times, pcodes):
     """For each key (venue code, t_in, person code), its venue-view row or -1."""
     out = np.full(vcodes.shape[0], -1, np.int64)
@@ -207,7 +211,7 @@ def find_keys(venue_off, t_in, person, vcodes, times, pcodes):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def lookup_codes(sorted_ids, ids):
     """The position of each id in sorted_ids, or -1 where it is absent."""
     out = np.empty(ids.shape[0], np.int64)
@@ -231,6 +235,37 @@ def pack_word(order, c0, lo0, c1, lo1, shift1, c2, lo2, shift2, fields, out):
         if fields > 2:
             k |= (c2[r] - lo2) << shift2
         out[i] = k
+
+
+@njit(cache=True, nogil=True)
+def sort_runs(hi, lo_by_row, order, longest):
+    """Rows `order` sorted by their high key words `hi` only: sort each run of equal
+    `hi` by the low word of its rows (insertion sort, stable), which leaves them sorted
+    by both words. Returns False, having changed nothing, if a run is longer than
+    `longest` (many rows of one person: the caller sorts by both words instead)."""
+    n = hi.shape[0]
+    start = 0
+    while start < n:  # check first, so that a refusal leaves `order` as it was
+        end = start + 1
+        while end < n and hi[end] == hi[start]:
+            end += 1
+        if end - start > longest:
+            return False
+        start = end
+    start = 0
+    while start < n:
+        end = start + 1
+        while end < n and hi[end] == hi[start]:
+            end += 1
+        for i in range(start + 1, end):
+            row = order[i]
+            j = i
+            while j > start and lo_by_row[order[j - 1]] > lo_by_row[row]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = row
+        start = end
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -407,7 +442,7 @@ def head_rehash(old, table, shift):
 
 # ---- a person's last check-in at a venue ---------------------------------------------------
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def last_in_person_view(person_off, pv_venue, pv_t_in, venue_off, t_in, person, exp, p, v,
                         at):
     """(t_in, explicit duration) of person code p's latest check-in at venue code v with
@@ -424,7 +459,7 @@ def last_in_person_view(person_off, pv_venue, pv_t_in, venue_off, t_in, person, 
     return np.int64(-1), np.int64(0)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def last_in_batch(person, venue, t_in, p, v, at):
     """In columns sorted by (person, venue, t_in): the row of the last key at or before
     (p, v, at) if it is p's at v, else -1."""
