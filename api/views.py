@@ -46,9 +46,18 @@ def exposure_view(service, case: Case, result: TraceResult) -> dict:
     for contact in result.contacts:
         named.update(e.venue for e in contact.evidence)
     comparison = lockdown_comparison(service.index.snapshot(), service.venues, result)
-    return {"case": case_out(case), "rule": doc["rule"], "contacts": doc["contacts"],
+    shown = case_out(case)  # sent as is (no response model): use the API's field names
+    shown["from"], shown["to"] = shown.pop("window_from"), shown.pop("window_to")
+    return {"case": shown, "rule": doc["rule"], "contacts": doc["contacts"],
             "zones": doc["zones"], "venues": venues_out(service.venues, named),
             "counts": counts, "comparison": comparison}
+
+
+def exposure_json(service, case: Case, result: TraceResult) -> bytes:
+    """`exposure_view` serialised (orjson): what GET .../exposure sends."""
+    import orjson
+
+    return orjson.dumps(exposure_view(service, case, result))
 
 
 def graph_document(venues: VenueTable, result: TraceResult, format: str) -> bytes:

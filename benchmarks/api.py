@@ -1,0 +1,269 @@
+"""The HTTP API under load: batch and single scans, and officials' exposure queries,
+against the plain FastAPI-and-pydantic per-item path, in one run.
+
+    python -m benchmarks.api [--checkins 10000000] [--seconds 10] [--json]
+
+Prepares a data folder with a simulated commune of --checkins check-ins over the last two
+weeks, 1,000 open cases, a device and an official; starts `qrtrace serve --no-rate-limits`
+as its own process, and the peer (benchmarks/plain_api.py) as another; then loads them
+from this process over loopback:
+- packed batches (POST /v1/scans/packed, 50,000 scans each, two clients): check-ins/s;
+- JSON batches of 10,000 (POST /v1/scans) and, for the peer, /plain/scans;
+- single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in;
+- exposure queries (GET /v1/cases/{id}/exposure) at 1,000 requests/s, open loop, over
+  the 1,000 cases: p50/p99 on a quiet index, and while single scans flow (every scan
+  changes the index, so a case's trace cannot be reused and is computed afresh).
+Prints a table, or one flat JSON object with --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from benchmarks.environment import describe
+from benchmarks.loadgen import open_loop_get, wrk
+from ingest.events import ScanBatch
+from ingest.wire import encode_packed
+
+JURISDICTION = "Bench/Commune"
+PACKED_ROWS = 50_000
+
+
+def prepare(data: Path, checkins: int, cases: int) -> dict:
+    """Fill `data`: simulated check-ins, venues, a device, an official, open cases."""
+    from api.cases import CaseRequest
+    from api.ratelimit import ScanLimits
+    from api.service import Service
+    from api.settings import Settings
+    from tracing.simulate import checkins_for_count
+
+    today = int(time.time() // 86400)
+    sim, town = checkins_for_count(checkins, seed=1, days=14, start_day=today - 14)
+    service = Service(Settings(data=data, scan_limits=ScanLimits(enabled=False)))
+    try:
+        service.save_venues([replace(v, district="Bench", commune="Commune")
+                             for v in town.venues()])
+        future = sim.t_in < time.time()
+        service.index.append(sim.person[future], sim.venue[future], sim.t_in[future],
+                             sim.t_out[future])
+        _, device = service.registry.add_principal("bench device", "device", venue=1)
+        official, official_token = service.registry.add_principal(
+            "bench official", "official", jurisdiction=JURISDICTION)
+        now = int(time.time())
+        recent = np.unique(sim.person[sim.t_in > now - 5 * 86400])
+        chosen = np.random.default_rng(2).choice(recent, cases, replace=False)
+        case_ids = [service.cases.open(official, CaseRequest(
+            person=int(p), t_from=now - 5 * 86400, t_to=now, purpose="benchmark")).id
+            for p in chosen]
+        rows = len(service.index)
+    finally:
+        service.close()
+    return {"device": device, "official": official_token, "cases": case_ids, "rows": rows}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], url: str, env: dict) -> subprocess.Popen:
+    """Start a server process and wait for it to answer."""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            requests.get(url, timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{args} did not start")
+
+
+def scan_bodies(keyring, n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """n (token, time) pairs that are new check-ins at one venue: a pool of persons with
+    distinct times in the last day."""
+    from decoder import issue_token
+
+    rng = np.random.default_rng(seed)
+    pool = [issue_token("person", int(p), keyring)
+            for p in rng.integers(1, 2**40, min(n, 100_000))]
+    people = rng.integers(0, len(pool), n)
+    times = int(time.time()) - 86_000 + rng.permutation(86_000 * 20)[:n] // 20
+    return [pool[i] for i in people], times
+
+
+def post_all(url: str, token: str, bodies: list[bytes], content_type: str,
+             clients: int = 2) -> tuple[float, int]:
+    """POST every body (split over `clients` threads); (seconds, check-ins accepted)."""
+    accepted = [0] * clients
+    failures: list[str] = []
+
+    def client(k: int) -> None:
+        with requests.Session() as session:
+            for body in bodies[k::clients]:
+                r = session.post(url, data=body, timeout=600, headers={
+                    "Authorization": f"Bearer {token}", "Content-Type": content_type})
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:300]}")
+                    return
+                accepted[k] += r.json()["accepted"]
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RuntimeError(f"{url} refused a batch: {failures[0]}")
+    return time.perf_counter() - started, sum(accepted)
+
+
+def json_batches(tokens, times, size: int) -> list[bytes]:
+    """JSON scan batches of `size` items."""
+    out = []
+    for i in range(0, len(tokens), size):
+        pairs = zip(tokens[i:i + size], times[i:i + size].tolist(), strict=True)
+        scans = [{"token": tk, "time": t, "seq": i + j} for j, (tk, t) in enumerate(pairs)]
+        out.append(json.dumps({"scans": scans}).encode())
+    return out
+
+
+def run(args) -> dict:
+    from api.keystore import load_keyring
+
+    out: dict = describe("benchmarks.api", ("fastapi", "uvicorn", "pydantic", "numba"))
+    with tempfile.TemporaryDirectory(prefix="qrtrace-bench-api-") as folder:
+        ours, plain = Path(folder) / "ours", Path(folder) / "plain"
+        print(f"preparing {args.checkins:,} check-ins ...", file=sys.stderr)
+        t = time.perf_counter()
+        prep = prepare(ours, args.checkins, args.cases)
+        plain_prep = prepare(plain, 10_000, 10)
+        out["prepare_s"] = round(time.perf_counter() - t, 1)
+        out["index_checkins"] = prep["rows"]
+        env = {**os.environ, "QRTRACE_ADMIN_TOKEN": secrets.token_urlsafe(24)}
+        port, plain_port = _free_port(), _free_port()
+        url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
+        servers = [
+            start([sys.executable, "-m", "api.cli", "serve", "--data", str(ours), "--port",
+                   str(port), "--no-rate-limits"], url + "/healthz", env),
+            start([sys.executable, "-m", "benchmarks.plain_api", "--data", str(plain),
+                   "--port", str(plain_port)], plain_url + "/docs", env)]
+        try:
+            measure(out, args, url, plain_url, prep, plain_prep,
+                    load_keyring(ours), load_keyring(plain))
+        finally:
+            for server in servers:
+                server.terminate()
+                server.wait(timeout=30)
+    return out
+
+
+def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> None:
+    device, plain_device = prep["device"], plain_prep["device"]
+    seconds = args.seconds
+    # packed batches
+    n = args.packed_rows
+    tokens, times = scan_bodies(ring, n, 1)
+    bodies = []
+    for i in range(0, n, PACKED_ROWS):
+        k = min(PACKED_ROWS, n - i)
+        batch = ScanBatch(np.ones(k, np.uint64), np.ones(k, np.uint64),
+                          np.arange(i, i + k, dtype=np.uint64), times[i:i + k].astype(np.int64),
+                          np.zeros(k, np.int64), np.array(tokens[i:i + k], dtype="S43"))
+        bodies.append(encode_packed(batch))
+    print("packed batches ...", file=sys.stderr)
+    took, accepted = post_all(url + "/v1/scans/packed", device, bodies,
+                              "application/vnd.qrtrace.packed-v1")
+    out.update(packed_checkins_per_s=round(accepted / took), packed_accepted=accepted)
+    # JSON batches, ours and the peer's
+    tokens, times = scan_bodies(ring, 100_000, 2)
+    took, accepted = post_all(url + "/v1/scans", device, json_batches(tokens, times, 10_000),
+                              "application/json")
+    out["json_batch_checkins_per_s"] = round(accepted / took)
+    tokens, times = scan_bodies(plain_ring, 4_000, 3)
+    took, accepted = post_all(plain_url + "/plain/scans", plain_device,
+                              json_batches(tokens, times, 1_000), "application/json")
+    out["plain_batch_checkins_per_s"] = round(accepted / took)
+    # single scans with wrk
+    print("single scans ...", file=sys.stderr)
+    for name, target, token, keys in (("single", url + "/v1/scan", device, ring),
+                                      ("plain_single", plain_url + "/plain/scan",
+                                       plain_device, plain_ring)):
+        tokens, times = scan_bodies(keys, 120_000, 4)
+        bodies = [json.dumps({"token": tk, "time": int(t), "seq": i}).encode()
+                  for i, (tk, t) in enumerate(zip(tokens, times, strict=True))]
+        result = wrk(target, bodies, {"Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"}, seconds)
+        out.update({f"{name}_requests_per_s": result["requests_per_s"],
+                    f"{name}_p99": result["latency_p99"],
+                    f"{name}_non_2xx": result["non_2xx"]})
+    # exposure queries
+    print("exposure queries ...", file=sys.stderr)
+    paths = [f"/v1/cases/{c}/exposure" for c in prep["cases"]]
+    headers = {"Authorization": f"Bearer {prep['official']}"}
+    with requests.Session() as session:  # every case traced once: kernels compiled, warm
+        for path in paths:
+            session.get(url + path, headers=headers, timeout=600).raise_for_status()
+    quiet = open_loop_get(url, paths, headers, args.rate, seconds)
+    out.update({f"exposure_quiet_{k}": v for k, v in quiet.items() if k != "statuses"})
+    stop = threading.Event()
+    flow = threading.Thread(target=_trickle, args=(url, device, ring, stop), daemon=True)
+    flow.start()
+    busy = open_loop_get(url, paths, headers, args.rate, seconds)
+    stop.set()
+    flow.join()
+    out.update({f"exposure_ingesting_{k}": v for k, v in busy.items() if k != "statuses"})
+    out["exposure_non_200"] = sum(n for s, n in {**quiet["statuses"]}.items() if s != 200) + \
+        sum(n for s, n in busy["statuses"].items() if s != 200)
+
+
+def _trickle(url: str, device: str, ring, stop: threading.Event, rate: float = 200) -> None:
+    """Single scans at about `rate` a second until `stop`: the index changes all along."""
+    tokens, times = scan_bodies(ring, 20_000, 5)
+    with requests.Session() as session:
+        for i, (tk, t) in enumerate(zip(tokens, times, strict=True)):
+            if stop.is_set():
+                return
+            session.post(url + "/v1/scan", json={"token": tk, "time": int(t), "seq": i},
+                         headers={"Authorization": f"Bearer {device}"}, timeout=30)
+            time.sleep(1 / rate)
+
+
+def main() -> None:
+    """Parse the options, run, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkins", type=int, default=10_000_000)
+    parser.add_argument("--cases", type=int, default=1000)
+    parser.add_argument("--packed-rows", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=1000.0, help="exposure queries/s")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    out = run(args)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        for key, value in out.items():
+            print(f"{key:40} {value}")
+
+
+if __name__ == "__main__":
+    main()
