@@ -192,38 +192,47 @@ def merge_batch(person, venue, t_in, t_out):
 
 
 class HeadKeys:
-    """Keys (person, venue, t_in) of head rows and each one's longest explicit visit: a
-    hash table (kernels.head_upsert) kept at most half full.
+    """Keys (person, venue, t_in) of head rows and each one's longest explicit visit: hash
+    tables (kernels.head_upsert) kept at most half full.
 
-    Made for the rows that the head takes before it merges, so that it seldom grows (a
-    rehash of millions of keys stalls appends for most of a second); its pages are
-    zeros that cost nothing until a key lands on them.
+    A table is made for the rows that the head takes before it merges; if the head
+    outgrows it (appends go on while a slow merge runs), a new table takes the new keys
+    and lookups read every table, newest last. A table never grows: rehashing millions
+    of keys stalled appends for seconds. Its pages are zeros that cost nothing until a
+    key lands on them.
     """
 
     def __init__(self, rows: int = 0):
-        self._allocate(max(1 << 12, 1 << (2 * rows - 1).bit_length()))
+        self._rows = rows
+        self._tables: list[tuple[np.ndarray, np.uint64]] = []
+        self._in_last = 0
         self.count = 0
+        self._add_table(rows)
 
-    def _allocate(self, capacity: int) -> None:
-        self.table = np.zeros((capacity, 3), np.uint64)
-        self._shift = np.uint64(64 - (capacity.bit_length() - 1))
+    def _add_table(self, rows: int) -> None:
+        capacity = max(1 << 12, 1 << (2 * rows - 1).bit_length())
+        self._tables.append((np.zeros((capacity, 3), np.uint64),
+                             np.uint64(64 - (capacity.bit_length() - 1))))
+        self._in_last = 0
 
     def __len__(self) -> int:
         return self.count
 
     def upsert(self, person, venue, t_in, t_out, stored: np.ndarray, write: bool = True):
         """Look up distinct keys (`stored`: each one's explicit duration elsewhere, -1 =
-        not stored; raised to the table's, in place) and, if `write`, record those that
+        not stored; raised to the tables', in place) and, if `write`, record those that
         change the store. Returns (changed mask, how many keys are new to the index)."""
-        if write and 2 * (self.count + person.shape[0]) > self.table.shape[0]:
-            old, capacity = self.table, self.table.shape[0]
-            while 2 * (self.count + person.shape[0]) > capacity:
-                capacity *= 2
-            self._allocate(capacity)
-            kernels.head_rehash(old, self.table, self._shift)
-        changed = np.empty(person.shape[0], np.bool_)
-        added, new = kernels.head_upsert(self.table, self._shift, person, venue, t_in, t_out,
-                                         stored, changed, write)
+        n = person.shape[0]
+        if write and 2 * (self._in_last + n) > self._tables[-1][0].shape[0]:
+            self._add_table(max(self._rows, n))
+        changed = np.empty(n, np.bool_)
+        for table, shift in self._tables[:-1]:
+            kernels.head_upsert(table, shift, person, venue, t_in, t_out, stored, changed,
+                                False)
+        table, shift = self._tables[-1]
+        added, new = kernels.head_upsert(table, shift, person, venue, t_in, t_out, stored,
+                                         changed, write)
+        self._in_last += added
         self.count += added
         return changed, new
 

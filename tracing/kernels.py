@@ -428,18 +428,6 @@ def head_upsert(table, shift, person, venue, t_in, t_out, stored, changed, write
     return added, new
 
 
-@njit(cache=True, nogil=True)
-def head_rehash(old, table, shift):
-    """Move every key of `old` into the empty `table`."""
-    mask = table.shape[0] - 1
-    for j in range(old.shape[0]):
-        if old[j, 2] != 0:
-            s = _slot(old[j, 0], old[j, 1], old[j, 2] >> np.uint64(32), shift)
-            while table[s, 2] != 0:
-                s = (s + 1) & mask
-            table[s, 0], table[s, 1], table[s, 2] = old[j, 0], old[j, 1], old[j, 2]
-
-
 # ---- a person's last check-in at a venue ---------------------------------------------------
 
 @njit(cache=True, nogil=True)
