@@ -30,8 +30,8 @@ from starlette.routing import Match
 from api.cases import BadCase, CaseNotFound, OutOfJurisdiction
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
-from api.routes import admin, cases, health, reports, scans
-from api.schemas import Problem
+from api.routes import admin, cases, health, me, reports, scans, web
+from api.schemas import LARGE_BOUNDS, Problem
 from api.service import Service
 from api.settings import Settings
 
@@ -57,7 +57,8 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                               "and adoption reports; every official query is audited.")
     if service is not None:
         app.state.service = service
-    for router in (health.router, scans.router, cases.router, reports.router, admin.router):
+    for router in (health.router, me.router, scans.router, cases.router, reports.router,
+                   admin.router, web.router):
         app.include_router(router)
     _add_error_handlers(app)
     _document_common_responses(app)
@@ -140,6 +141,7 @@ def _document_common_responses(app: FastAPI) -> None:
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
             schemas.setdefault("Problem", Problem.model_json_schema(
                 ref_template="#/components/schemas/{model}"))
+            _exact_bounds(doc)
             for methods in doc["paths"].values():
                 for operation in methods.values():
                     responses = operation["responses"]
@@ -153,6 +155,25 @@ def _document_common_responses(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+_BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+_EXACT = {float(bound): bound for bound in LARGE_BOUNDS}
+
+
+def _exact_bounds(node: object) -> None:
+    """Integer bounds as integers again, in place: FastAPI's OpenAPI model turns them into
+    floats, and 2**64 - 1 as a float is 2**64, a bound the server does not accept."""
+    if isinstance(node, dict):
+        for key in _BOUND_KEYS:
+            value = node.get(key)
+            if isinstance(value, float) and value.is_integer():
+                node[key] = _EXACT.get(value, int(value))
+        for child in node.values():
+            _exact_bounds(child)
+    elif isinstance(node, list):
+        for child in node:
+            _exact_bounds(child)
 
 
 class RequestMetrics:

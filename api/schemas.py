@@ -1,37 +1,115 @@
 """Request and response bodies of the HTTP API (pydantic models).
 
 Every request model forbids unknown fields (no mass assignment) and bounds every
-string, number and list. Times are integer seconds since the Unix epoch (UTC) or ISO 8601
-text with an offset ("2026-11-25T08:30:00+07:00"); a time without an offset is refused.
-Ids of persons and venues are integers in [0, 2**64).
+string, number and list. The models accept exactly what their JSON Schema (in
+/openapi.json) describes, no more: an integer is a JSON integer (3 or 3.0, never true or
+"3"), a time is integer seconds since the Unix epoch (UTC) or RFC 3339 text with an offset
+("2026-11-25T08:30:00+07:00"; a time without an offset is refused). Ids of persons and
+venues are integers in [0, 2**64).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+)
 
-U64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
 MAX_TIME = 2**32 - 1
+U64_MAX = 2**64 - 1
+ROW_ID_MAX = 2**63 - 1  # ids of cases and principals are SQLite rowids
+# Bounds that a float (FastAPI's OpenAPI model keeps bounds as floats) cannot spell:
+# api.app writes them back exactly into /openapi.json.
+LARGE_BOUNDS = (U64_MAX, ROW_ID_MAX)
 
 
-def _seconds(value: int | datetime) -> int:
-    seconds = value if isinstance(value, int) else int(value.timestamp())
+def json_integer(value: object) -> int:
+    """`value` as a JSON integer: an int, or a float without a fraction (JSON Schema counts
+    3.0 as an integer). Raises ValueError for anything else, booleans and digit strings
+    included (pydantic's lax mode would take them)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"must be an integer, got {type(value).__name__}")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"must be an integer, got {value}")
+        return int(value)
+    return value
+
+
+def _int(low: int, high: int) -> object:
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(json_integer)]
+
+
+U64 = _int(0, U64_MAX)
+Minutes = _int(0, 1440)
+DwellMinutes = _int(1, 1440)
+Depth = _int(1, 3)
+ExpiresDay = _int(1, 1_048_575)
+
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def rfc3339_seconds(text: str) -> int:
+    """Seconds since the Unix epoch of an RFC 3339 date-time ("2026-11-25T08:30:00+07:00",
+    fraction dropped, a leap second :60 counts as the next second), for any year 0001-9999:
+    the caller judges whether the time is plausible. Raises ValueError naming the problem."""
+    found = _RFC3339.fullmatch(text)
+    if found is None:
+        raise ValueError("must be RFC 3339 date-time text with an offset, "
+                         "like 2026-11-25T08:30:00+07:00")
+    day, hour_minute, second, _, offset = found.groups()
+    leap = second == "60"
+    offset = "+00:00" if offset in "Zz" else offset
+    try:
+        moment = datetime.fromisoformat(f"{day}T{hour_minute}:{'59' if leap else second}"
+                                        f"{offset}")
+    except ValueError as exc:
+        raise ValueError(f"not a date-time: {exc}") from None
+    return int((moment - _EPOCH) // timedelta(seconds=1)) + leap
+
+
+_EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def _timestamp(value: object) -> int:
+    if isinstance(value, str):
+        return rfc3339_seconds(value)
+    seconds = json_integer(value)
     if not 0 <= seconds <= MAX_TIME:
-        raise ValueError(f"a time must lie between 1970 and 2106, got {seconds}")
+        raise ValueError(f"seconds must lie in [0, {MAX_TIME}], got {seconds}")
     return seconds
 
 
-Timestamp = Annotated[
-    Annotated[int, Field(ge=0, le=MAX_TIME)] | AwareDatetime,
-    AfterValidator(_seconds),
-    Field(description="seconds since the Unix epoch (UTC), or ISO 8601 with an offset"),
-]
+def _in_uint32(seconds: int) -> int:
+    if not 0 <= seconds <= MAX_TIME:
+        raise ValueError(f"the time must lie between 1970 and 2106, got {seconds} s")
+    return seconds
+
+
+# A time as the request gives it. Text may name any year: a scan at an impossible time is
+# rejected on its own, with its reason, and the rest of its batch goes on.
+Timestamp = Annotated[int, PlainValidator(_timestamp), WithJsonSchema({
+    "anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_TIME},
+              {"type": "string", "format": "date-time"}],
+    "description": "seconds since the Unix epoch (UTC), or RFC 3339 text with an offset"})]
+# A time that must be stored as it is (a case's window): 1970 to 2106, else 422.
+StoredTime = Annotated[Timestamp, AfterValidator(_in_uint32)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Place = Annotated[str, Field(max_length=200)]
 TokenText = Annotated[str, Field(min_length=1, max_length=64)]
+# "District" or "District/Commune": no empty part (an empty jurisdiction is the whole
+# country, which no official is given by accident).
+Jurisdiction = Annotated[str, Field(min_length=1, max_length=200,
+                                    pattern=r"^[^/]*[^/\s][^/]*(/[^/]*[^/\s][^/]*)?$")]
 
 
 class Strict(BaseModel):
@@ -124,13 +202,13 @@ class CaseIn(Strict):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     person: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
-    window_from: Timestamp = Field(alias="from")
-    window_to: Timestamp = Field(alias="to")
+    window_from: StoredTime = Field(alias="from")
+    window_to: StoredTime = Field(alias="to")
     purpose: Annotated[str, Field(min_length=3, max_length=500)]
     jurisdiction: Place | None = None
-    min_overlap_minutes: Annotated[int, Field(ge=0, le=1440)] = 10
-    linger_minutes: Annotated[int, Field(ge=0, le=1440)] = 0
-    depth: Annotated[int, Field(ge=1, le=3)] = 2
+    min_overlap_minutes: Minutes = 10
+    linger_minutes: Minutes = 0
+    depth: Depth = 2
 
 
 class RuleOut(BaseModel):
@@ -212,7 +290,7 @@ class VenueIn(Strict):
     commune: Place = ""
     district: Place = ""
     category: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")] = "other"
-    dwell_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None
+    dwell_minutes: DwellMinutes | None = None
 
 
 class VenuesIn(Strict):
@@ -226,7 +304,7 @@ class DeviceIn(Strict):
 
 class OfficialIn(Strict):
     name: Name
-    jurisdiction: Annotated[str, Field(min_length=1, max_length=200)]
+    jurisdiction: Jurisdiction
 
 
 class PrincipalOut(BaseModel):
@@ -249,7 +327,7 @@ class PrincipalCreated(BaseModel):
 class TokenIn(Strict):
     kind: Literal["person", "venue"]
     id: U64
-    expires_day: Annotated[int, Field(ge=1, le=1_048_575)] | None = None
+    expires_day: ExpiresDay | None = None
 
 
 class TokenOut(BaseModel):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, AdminCaller, ServiceDep
 from api.registry import NotFound
 from api.schemas import (
+    ROW_ID_MAX,
     AuditEntryOut,
     AuditVerifyOut,
     DeviceIn,
@@ -19,15 +20,21 @@ from api.schemas import (
     OfficialIn,
     PrincipalCreated,
     PrincipalOut,
+    Problem,
     RevokeIn,
     TokenIn,
     TokenOut,
     VenueOut,
     VenuesIn,
 )
+from decoder.tokens import MAX_KEY_ID
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
-NOT_FOUND = {**AUTH_RESPONSES, 404: {"description": "no such item"}}
+NOT_FOUND = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no such item"}}
+UNKNOWN_VENUE = {**AUTH_RESPONSES,
+                 409: {"model": Problem, "description": "the venue is not registered"}}
+# Principal ids are SQLite rowids.
+PrincipalId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 
 
 def _audit(service, admin, action: str, **detail) -> None:
@@ -59,18 +66,18 @@ def list_devices(admin: AdminCaller, service: ServiceDep) -> list[dict]:
 
 
 @router.post("/devices", status_code=201, response_model=PrincipalCreated,
-             responses={**AUTH_RESPONSES, 422: {"description": "unknown venue"}})
+             responses=UNKNOWN_VENUE)
 def add_device(body: DeviceIn, admin: AdminCaller, service: ServiceDep) -> dict:
     """Register a check-in point bound to one venue; its token is shown this once."""
     if body.venue not in service.venues:
-        raise HTTPException(422, f"venue {body.venue} is not registered; add it first")
+        raise HTTPException(409, f"venue {body.venue} is not registered; add it first")
     principal, token = service.registry.add_principal(body.name, "device", venue=body.venue)
     _audit(service, admin, "add_device", device=principal.id, venue=body.venue)
     return {"principal": principal.to_dict(), "token": token}
 
 
 @router.delete("/devices/{device_id}", response_model=PrincipalOut, responses=NOT_FOUND)
-def revoke_device(device_id: int, admin: AdminCaller, service: ServiceDep) -> dict:
+def revoke_device(device_id: PrincipalId, admin: AdminCaller, service: ServiceDep) -> dict:
     """Revoke a device's token at once."""
     return _revoke(service, admin, device_id, "device")
 
@@ -86,14 +93,14 @@ def list_officials(admin: AdminCaller, service: ServiceDep) -> list[dict]:
 def add_official(body: OfficialIn, admin: AdminCaller, service: ServiceDep) -> dict:
     """Register an official of a jurisdiction ("District" or "District/Commune")."""
     principal, token = service.registry.add_principal(
-        body.name, "official", jurisdiction=body.jurisdiction.strip("/"))
+        body.name, "official", jurisdiction=body.jurisdiction)
     _audit(service, admin, "add_official", official=principal.id,
            jurisdiction=principal.jurisdiction)
     return {"principal": principal.to_dict(), "token": token}
 
 
 @router.delete("/officials/{official_id}", response_model=PrincipalOut, responses=NOT_FOUND)
-def revoke_official(official_id: int, admin: AdminCaller, service: ServiceDep) -> dict:
+def revoke_official(official_id: PrincipalId, admin: AdminCaller, service: ServiceDep) -> dict:
     """Revoke an official's token at once."""
     return _revoke(service, admin, official_id, "official")
 
@@ -108,7 +115,7 @@ def _revoke(service, admin, principal_id: int, role: str) -> dict:
 
 
 @router.post("/tokens", status_code=201, response_model=TokenOut,
-             responses={**AUTH_RESPONSES, 422: {"description": "unknown venue"}})
+             responses=UNKNOWN_VENUE)
 def issue(body: TokenIn, admin: AdminCaller, service: ServiceDep) -> dict:
     """Issue a personal or venue token under the active key; a venue token counts as a
     QR point posted at the venue (the adoption report)."""
@@ -116,7 +123,7 @@ def issue(body: TokenIn, admin: AdminCaller, service: ServiceDep) -> dict:
 
     ring = service.keyring()
     if body.kind == "venue" and body.id not in service.venues:
-        raise HTTPException(422, f"venue {body.id} is not registered; add it first")
+        raise HTTPException(409, f"venue {body.id} is not registered; add it first")
     token = issue_token(body.kind, body.id, ring, expires_day=body.expires_day)
     if body.kind == "venue":
         service.registry.add_qr_point(body.id, ring.active)
@@ -144,7 +151,8 @@ def qr_image(admin: AdminCaller,
              responses=AUTH_RESPONSES)
 def revoke_token(body: RevokeIn, admin: AdminCaller, service: ServiceDep) -> Response:
     """Stop every token of this person or venue id from checking in."""
-    service.registry.revoke_token_id("P" if body.kind == "person" else "V", body.id)
+    # stored by kind name, which the revocation list (decoder.RevocationList) reads
+    service.registry.revoke_token_id(body.kind, body.id)
     service.reload_revoked()
     _audit(service, admin, "revoke_token", kind=body.kind, id=body.id)
     return Response(status_code=204)
@@ -169,8 +177,10 @@ def rotate(admin: AdminCaller, service: ServiceDep) -> dict:
 
 
 @router.post("/keys/{key_id}/retire", response_model=KeysOut,
-             responses={**NOT_FOUND, 409: {"description": "the active key cannot retire"}})
-def retire(key_id: int, admin: AdminCaller, service: ServiceDep) -> dict:
+             responses={**NOT_FOUND, 409: {"model": Problem,
+                                           "description": "the active key cannot retire"}})
+def retire(key_id: Annotated[int, Path(ge=0, le=MAX_KEY_ID)], admin: AdminCaller,
+           service: ServiceDep) -> dict:
     """Retire a key: its tokens are refused from now on."""
     from api.keystore import KeystoreError, retire_key
 

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.cases import CaseRequest
 from api.deps import AUTH_RESPONSES, OfficialCaller, ServiceDep
-from api.schemas import CaseIn, CaseOut, ExposureOut, ZonesOut
+from api.schemas import ROW_ID_MAX, CaseIn, CaseOut, ExposureOut, Problem, ZonesOut
 from api.views import case_out, exposure_view, graph_document, venues_out
 
 router = APIRouter(prefix="/v1/cases", tags=["officials"])
-CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"description": "no case with this id"}}
+CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"}}
+# Case ids are SQLite rowids.
+CaseId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 
 
 @router.post("", status_code=201, response_model=CaseOut,
-             responses={**AUTH_RESPONSES, 422: {"description": "the request names a bad field"}},
+             responses={**AUTH_RESPONSES, 422: {
+                 "model": Problem, "description": "the request names a bad field: its value "
+                 "breaks the schema, or the person, window or jurisdiction cannot be used"}},
              response_model_by_alias=True, summary="open a case")
 def open_case(body: CaseIn, official: OfficialCaller, service: ServiceDep) -> CaseOut:
     """Open a case for a confirmed person (F0) with an infectious window and a purpose."""
@@ -43,14 +47,14 @@ def list_cases(official: OfficialCaller, service: ServiceDep) -> list[CaseOut]:
 
 @router.get("/{case_id}", response_model=CaseOut, responses=CASE_RESPONSES,
             response_model_by_alias=True, summary="one case")
-def get_case(case_id: int, official: OfficialCaller, service: ServiceDep) -> CaseOut:
+def get_case(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> CaseOut:
     """The case as opened."""
     return case_out(service.cases.get(official, case_id))
 
 
 @router.get("/{case_id}/exposure", response_model=ExposureOut, responses=CASE_RESPONSES,
             response_model_by_alias=True, summary="F1 and F2 with evidence, and zones")
-async def exposure(case_id: int, official: OfficialCaller, service: ServiceDep) -> ExposureOut:
+async def exposure(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> ExposureOut:
     """Who was exposed (F1), who was exposed by them afterwards (F2), with the evidence,
     the zones, the rule used, and the narrow zones compared with village lockdowns."""
     case, result = await run_in_threadpool(service.cases.trace, official, case_id, "exposure")
@@ -59,7 +63,7 @@ async def exposure(case_id: int, official: OfficialCaller, service: ServiceDep) 
 
 @router.get("/{case_id}/zones", response_model=ZonesOut, responses=CASE_RESPONSES,
             response_model_by_alias=True, summary="the narrow zones")
-async def zones(case_id: int, official: OfficialCaller, service: ServiceDep) -> ZonesOut:
+async def zones(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> ZonesOut:
     """The venues and hours of the case's presence (level 0) and of F1's (level 1)."""
     case, result = await run_in_threadpool(service.cases.trace, official, case_id, "zones")
     rule = result.rule.to_dict()
@@ -75,7 +79,7 @@ GRAPH_TYPES = {"json": "application/json", "graphml": "application/graphml+xml",
 @router.get("/{case_id}/graph", responses={**CASE_RESPONSES, 200: {"content": {
     t: {} for t in GRAPH_TYPES.values()}, "description": "the contact graph"}},
     response_class=Response, summary="the contact graph (JSON, GraphML or SVG)")
-async def graph(case_id: int, official: OfficialCaller, service: ServiceDep,
+async def graph(case_id: CaseId, official: OfficialCaller, service: ServiceDep,
                 format: Annotated[Literal["json", "graphml", "svg"], Query()] = "json"
                 ) -> Response:
     """Persons and venues from F0 to F2, edges with overlap minutes."""
@@ -92,7 +96,7 @@ async def graph(case_id: int, official: OfficialCaller, service: ServiceDep,
             responses={**CASE_RESPONSES, 200: {"content": {"text/csv": {}},
                                                "description": "the export"}},
             summary="contacts or zones as CSV")
-async def export_csv(case_id: int, official: OfficialCaller, service: ServiceDep,
+async def export_csv(case_id: CaseId, official: OfficialCaller, service: ServiceDep,
                      part: Annotated[Literal["contacts", "zones"], Query()] = "contacts"
                      ) -> Response:
     """One row per piece of evidence (contacts) or per zone; cells that a spreadsheet

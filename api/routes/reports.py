@@ -12,13 +12,14 @@ from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, ReaderCaller, ServiceDep
 from api.reports import adoption_chart_svg, adoption_for
+from api.schemas import Problem
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MAX_DAYS = 366
 
 
 @router.get("/adoption", responses={
-    **AUTH_RESPONSES, 422: {"description": "a bad date range"},
+    **AUTH_RESPONSES, 422: {"model": Problem, "description": "a bad date range"},
     200: {"content": {"application/json": {}, "text/csv": {}, "image/svg+xml": {}},
           "description": "the report"}},
     response_class=Response, summary="QR adoption by venue, village and day")
