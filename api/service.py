@@ -52,6 +52,7 @@ class Service:
         self._revoked: RevocationList | None = None
         self._closers: list = []
         self._closing = False
+        self._kafka_log = None
         self.index = CheckinIndex.open(index_path(data), retention_days=settings.retention_days)
         self._closers.append(self.index.close)
         self.registry = Registry(data)
@@ -90,7 +91,10 @@ class Service:
         ensure_topics(bootstrap, self.settings.topic)
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
                                  max_request_size=32 * 1024 * 1024)
-        log = KafkaLog(bootstrap, offsets_path(self.settings.data), topic=self.settings.topic)
+        log = KafkaLog(bootstrap, offsets_path(self.settings.data), topic=self.settings.topic,
+                       group=self.settings.group)
+        producer.partitions_for(self.settings.topic)  # metadata now: fail fast, not later
+        self._kafka_log = log
         worker = Worker(log, self.index, self.keyring())
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), name="qrtrace-worker",
@@ -153,7 +157,7 @@ class Service:
         problems = []
         if self._closing:
             problems.append("the service is shutting down")
-        sink = self.intake.sink
-        if hasattr(sink, "producer") and not sink.producer.bootstrap_connected():
-            problems.append("not connected to the Kafka bootstrap server")
+        log = self._kafka_log
+        if log is not None and not log.ready():
+            problems.append("the Kafka consumer has not been given its partitions yet")
         return problems

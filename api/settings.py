@@ -52,3 +52,4 @@ class Settings:
     scan_limits: ScanLimits = field(default_factory=ScanLimits)
     limits: Limits = field(default_factory=Limits)
     topic: str = "qrtrace.scans"
+    group: str = "qrtrace-index"

@@ -26,6 +26,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kafka", metavar="HOST:PORT",
                    help="produce scans to Kafka (topic qrtrace.scans) instead of the "
                         "embedded index; an in-process worker indexes them")
+    p.add_argument("--topic", default="qrtrace.scans",
+                   help="with --kafka: the scans topic (default qrtrace.scans)")
+    p.add_argument("--group", default="qrtrace-index",
+                   help="with --kafka: the indexing consumer group (default qrtrace-index)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
@@ -65,7 +69,7 @@ def settings_from(args: argparse.Namespace):
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if not 1 <= args.retention_days <= 3650:
         raise UsageError(f"--retention-days must be from 1 to 3650, got {args.retention_days}")
-    return Settings(data=args.data, kafka=args.kafka,
+    return Settings(data=args.data, kafka=args.kafka, topic=args.topic, group=args.group,
                     admin_token=Secret(token) if token else None,
                     retention_days=args.retention_days,
                     scan_limits=ScanLimits(

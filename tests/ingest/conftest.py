@@ -1,9 +1,7 @@
-"""A real Kafka broker for the ingest tests: the one in QRTRACE_KAFKA, else one started
-with scripts/kafka for this session (and stopped at its end)."""
+"""Kafka helpers for the ingest tests (the broker itself: tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -12,22 +10,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_LIBS = ROOT / ".cache" / "kafka" / "libs"
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """HOST:PORT of a running broker."""
-    if os.environ.get("QRTRACE_KAFKA"):
-        yield os.environ["QRTRACE_KAFKA"]
-        return
-    started = subprocess.run([ROOT / "scripts" / "kafka", "start"], capture_output=True,
-                             text=True, timeout=600)
-    if started.returncode != 0:
-        pytest.fail(f"scripts/kafka start failed:\n{started.stderr[-3000:]}")
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([ROOT / "scripts" / "kafka", "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture
