@@ -185,10 +185,26 @@ def _pack(order, word, out) -> np.ndarray:
     return out
 
 
-def merge_batch(person, venue, t_in, t_out):
-    """A batch's distinct keys' columns, sorted by (person, venue, t_in); the largest
-    t_out of each key wins."""
-    return group_batch(person, venue, t_in, t_out).columns
+def coalesce(runs: list, rows, small: int):
+    """A new batch `rows` merged with the last `runs` while each is at most twice its
+    size and the sum stays under `small` rows: however small the appends, the head stays
+    a few runs (last_checkin searches each), and every row is copied about
+    log2(small / batch) times. Runs and result: distinct keys sorted by (person, venue,
+    t_in); a key in two keeps the larger t_out. Returns (merged rows, how many of the
+    last runs they replace, how many rows those held)."""
+    taken = removed = 0
+    while taken < len(runs):
+        run = runs[-1 - taken]
+        if run[0].shape[0] > 2 * rows[0].shape[0] or run[0].shape[0] + rows[0].shape[0] > small:
+            break
+        n = run[0].shape[0] + rows[0].shape[0]
+        out = (np.empty(n, np.uint64), np.empty(n, np.uint64), np.empty(n, np.int64),
+               np.empty(n, np.int64))
+        k = kernels.merge_runs(*run, *rows, *out)
+        rows = tuple(c[:k] for c in out)
+        removed += run[0].shape[0]
+        taken += 1
+    return rows, taken, removed
 
 
 class HeadKeys:

@@ -197,7 +197,7 @@ class GenerationsMixin:
             self._generation, self._base, self._base_t_max, self._wals = g, base, t_max, live
             self._old_wals, self._frozen = [], []
             self._frozen_keys, self._frozen_new = None, 0
-            self._snapshot = None
+            self._snapshot, self._changes = None, self._changes + 1
 
     def _lookup(self, columns, write: bool):
         """Distinct keys against base and head: (which are new to the index, which change

@@ -73,7 +73,7 @@ from pathlib import Path
 import numpy as np
 
 from tracing import exposure, kernels
-from tracing.checkins import AppendResult, HeadKeys, group_batch, merge_batch, validate_batch
+from tracing.checkins import AppendResult, HeadKeys, coalesce, group_batch, validate_batch
 from tracing.errors import InvalidQuery, StorageError
 from tracing.generations import DWELL, MANIFEST, GenerationsMixin, latest_t_in
 from tracing.model import ContactRule, TraceResult
@@ -82,6 +82,7 @@ from tracing.storage import fsync_dir, read_json, write_npy
 from tracing.wal import WriteAheadLog
 
 DEFAULT_RETENTION_DAYS = 21
+SMALL_RUN = 8192  # head batches that merge while they are smaller than this
 DEFAULT_RULE = ContactRule()
 
 
@@ -116,6 +117,7 @@ class CheckinIndex(GenerationsMixin):
         self._merger: threading.Thread | None = None
         self._merge_error: BaseException | None = None
         self._snapshot: exposure.Snapshot | None = None
+        self._changes = 0  # counts what makes a snapshot stale
         self._dwell = (np.empty(0, np.uint64), np.empty(0, np.int64))
 
     # ---- opening and closing -------------------------------------------------------
@@ -183,7 +185,7 @@ class CheckinIndex(GenerationsMixin):
         for name in self._wals:
             wal, batches = WriteAheadLog.open(self.folder / name)
             for batch in batches:
-                changes = self._record(merge_batch(*batch))[1]
+                changes = self._record(group_batch(*batch).columns)[1]
                 if changes[0].shape[0]:
                     self._add_to_head(changes)
             self._old_wals.append(wal)
@@ -232,7 +234,7 @@ class CheckinIndex(GenerationsMixin):
             fsync_dir(self.folder)
             with self._state_lock:
                 self._dwell = (all_v, all_s)
-                self._snapshot = None
+                self._snapshot, self._changes = None, self._changes + 1
 
     def append(self, person, venue, t_in, t_out=None, *, rows: bool = False) -> AppendResult:
         """Append check-ins (columns: uint64 ids, int64 seconds; t_out <= 0 or None = no
@@ -291,10 +293,13 @@ class CheckinIndex(GenerationsMixin):
         return fresh, columns if changed.all() else tuple(c[changed] for c in columns)
 
     def _add_to_head(self, rows) -> None:
+        """Add a batch of distinct keys to the head (caller holds the write lock); small
+        batches merge with the small ones before them (checkins.coalesce)."""
+        rows, taken, removed = coalesce(self._head, rows, SMALL_RUN)
         with self._state_lock:
-            self._head.append(rows)
-            self._head_rows += rows[0].shape[0]
-            self._snapshot = None
+            self._head[len(self._head) - taken:] = [rows]
+            self._head_rows += rows[0].shape[0] - removed
+            self._snapshot, self._changes = None, self._changes + 1
 
     # ---- reading ------------------------------------------------------------------
 
@@ -304,11 +309,11 @@ class CheckinIndex(GenerationsMixin):
             if self._snapshot is not None:
                 return self._snapshot
             base, head = self._base, self._frozen + self._head
-            dwell = self._dwell
+            dwell, changes = self._dwell, self._changes
         overlay, mask = exposure.build_overlay(base, head)
         snap = exposure.Snapshot(base, mask, overlay, *dwell)
         with self._state_lock:
-            if self._base is base and len(self._frozen) + len(self._head) == len(head):
+            if self._changes == changes:
                 self._snapshot = snap
         return snap
 

@@ -428,6 +428,37 @@ def head_upsert(table, shift, person, venue, t_in, t_out, stored, changed, write
     return added, new
 
 
+@njit(cache=True, nogil=True)
+def merge_runs(a_p, a_v, a_t, a_o, b_p, b_v, b_t, b_o, out_p, out_v, out_t, out_o):
+    """Two runs of distinct keys sorted by (person, venue, t_in) as one (a key in both
+    keeps the larger t_out); returns its length."""
+    i = j = k = 0
+    while i < a_p.shape[0] or j < b_p.shape[0]:
+        if j == b_p.shape[0]:
+            take = -1
+        elif i == a_p.shape[0]:
+            take = 1
+        elif a_p[i] != b_p[j]:
+            take = -1 if a_p[i] < b_p[j] else 1
+        elif a_v[i] != b_v[j]:
+            take = -1 if a_v[i] < b_v[j] else 1
+        elif a_t[i] != b_t[j]:
+            take = -1 if a_t[i] < b_t[j] else 1
+        else:
+            take = 0
+        if take <= 0:
+            out_p[k], out_v[k], out_t[k], out_o[k] = a_p[i], a_v[i], a_t[i], a_o[i]
+            if take == 0:
+                out_o[k] = max(a_o[i], b_o[j])
+                j += 1
+            i += 1
+        else:
+            out_p[k], out_v[k], out_t[k], out_o[k] = b_p[j], b_v[j], b_t[j], b_o[j]
+            j += 1
+        k += 1
+    return k
+
+
 # ---- a person's last check-in at a venue ---------------------------------------------------
 
 @njit(cache=True, nogil=True)
