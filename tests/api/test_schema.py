@@ -40,6 +40,7 @@ MAX_EXAMPLES = 25
 
 # The role whose token each protected path needs, by prefix.
 ROLE_BY_PREFIX = {
+    "/v1/me": "official",  # any role
     "/v1/scan": "device",  # /v1/scan and /v1/scans...
     "/v1/frames": "device",
     "/v1/checkouts": "device",
