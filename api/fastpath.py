@@ -70,7 +70,8 @@ class ScanFastPath:
         try:
             scan = ScanIn.model_validate_json(body)
         except ValidationError as exc:
-            return 422, {"detail": jsonable_encoder(exc.errors(include_url=False))}, []
+            errors = exc.errors(include_url=False, include_input=False)
+            return 422, {"detail": jsonable_encoder(errors)}, []
         token = scan.token.encode("ascii") if len(scan.token) == 43 and scan.token.isascii() \
             else b""
         result = await service.batcher.submit(device.id, device.venue, token, scan.time,

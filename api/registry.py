@@ -9,7 +9,8 @@ Tables::
                  parameters, opened_by, opened_at
     qr_points    one row per venue QR code issued (a poster at the venue): venue, key id,
                  issued_at
-    revocations  personal or venue token ids that no longer check in
+    revocations  personal or venue token ids (kind "person" or "venue") that no longer
+                 check in
 
 Bearer tokens are stored hashed only; a token is shown once, when it is created. Ids of
 persons and venues are uint64, which SQLite's signed INTEGER cannot hold: they are stored
@@ -297,7 +298,8 @@ class Registry:
         return out
 
     def revoke_token_id(self, kind: str, token_id: int) -> None:
-        """Stop personal (kind "P") or venue ("V") tokens of this id from checking in."""
+        """Stop personal (kind "person") or venue ("venue") tokens of this id from
+        checking in."""
         self._write("INSERT OR IGNORE INTO revocations (kind, id, revoked_at) VALUES (?, ?, ?)",
                     (kind, str(token_id), self._now()))
 

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from api.cases import CaseRequest
 from api.deps import AUTH_RESPONSES, OfficialCaller, ServiceDep
 from api.schemas import ROW_ID_MAX, CaseIn, CaseOut, ExposureOut, Problem, ZonesOut
-from api.views import case_out, exposure_view, graph_document, venues_out
+from api.views import case_out, exposure_json, graph_document, venues_out
 
 router = APIRouter(prefix="/v1/cases", tags=["officials"])
 CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"}}
@@ -54,11 +54,16 @@ def get_case(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> 
 
 @router.get("/{case_id}/exposure", response_model=ExposureOut, responses=CASE_RESPONSES,
             response_model_by_alias=True, summary="F1 and F2 with evidence, and zones")
-async def exposure(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> ExposureOut:
+async def exposure(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> Response:
     """Who was exposed (F1), who was exposed by them afterwards (F2), with the evidence,
     the zones, the rule used, and the narrow zones compared with village lockdowns."""
-    case, result = await run_in_threadpool(service.cases.trace, official, case_id, "exposure")
-    return exposure_view(service, case, result)
+    # shaped and serialised once per index snapshot (api.cases.CaseService.rendered),
+    # then sent as bytes: FastAPI's response_model validation of thousands of contacts
+    # cost more than the trace; the model above still documents the shape
+    body = await run_in_threadpool(
+        service.cases.rendered, official, case_id, "exposure", "exposure",
+        lambda case, result: exposure_json(service, case, result))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{case_id}/zones", response_model=ZonesOut, responses=CASE_RESPONSES,

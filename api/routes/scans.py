@@ -88,7 +88,8 @@ async def post_scan(body: ScanIn, device: DeviceCaller, service: ServiceDep) -> 
     responses={**SCAN_RESPONSES, 400: {"description": "the body is not a packed-v1 batch"}},
     summary="post a packed binary batch of scans",
     openapi_extra={"requestBody": {"required": True, "content": {
-        PACKED_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        PACKED_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": "packed-v1 (see the README): venue and device columns are ignored "
                        "(the device token's binding is used)"}})
 async def post_packed(request: Request, device: DeviceCaller,
