@@ -1,6 +1,8 @@
 """Officials' cases: opening one, reading its exposure, zones and graph, each audited.
 
-An official sees only the cases inside their jurisdiction (a commune, or a district and
+Queries read an index snapshot at most a second old (CaseService.snapshot), so that a
+flow of scans does not force every query to trace afresh. An official sees only the
+cases inside their jurisdiction (a commune, or a district and
 its communes); every read of a case writes an audit entry (who, which case, purpose,
 when) before the answer leaves. A case's trace is computed over the index's current
 snapshot and kept until the index changes, so that an official paging through the
@@ -17,13 +19,14 @@ Errors::
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from api.audit import AuditLog
 from api.registry import Case, Principal, Registry, in_jurisdiction
 from decoder import KeyRing, Kind, Status, verify_token
-from tracing.errors import InvalidQuery
+from tracing import exposure
 from tracing.model import ContactRule, TraceResult
 
 MAX_WINDOW_S = 60 * 86400
@@ -63,7 +66,8 @@ class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
-                 default_dwell: int = 3600, cache_size: int = 256) -> None:
+                 default_dwell: int = 3600, cache_size: int = 256,
+                 max_staleness_s: float = 1.0) -> None:
         self.registry = registry
         self.index = index
         self.audit = audit
@@ -72,6 +76,8 @@ class CaseService:
         # case id -> (snapshot, trace, {kind: rendered bytes}); valid while the snapshot is
         self._cache: OrderedDict[int, tuple[object, TraceResult, dict]] = OrderedDict()
         self._cache_size = cache_size
+        self.max_staleness_s = max_staleness_s
+        self._snapshot: tuple[object, float] = (None, 0.0)
         self._lock = threading.Lock()
 
     def open(self, official: Principal, request: CaseRequest) -> Case:
@@ -132,9 +138,24 @@ class CaseService:
             body = rendered[kind] = render(case, result)
         return body
 
+    def snapshot(self):
+        """The index snapshot that queries read: a fresh one at most every
+        `max_staleness_s` seconds. While scans flow, every append makes the index's
+        snapshot stale; re-tracing and re-rendering every case on every query would then
+        cost the full trace each time, so queries share one snapshot for up to a second."""
+        now = time.monotonic()
+        with self._lock:
+            held, taken = self._snapshot
+            if held is not None and now - taken < self.max_staleness_s:
+                return held
+        fresh = self.index.snapshot()
+        with self._lock:
+            self._snapshot = (fresh, now)
+        return fresh
+
     def _traced(self, official: Principal, case_id: int, action: str):
         case = self.get(official, case_id, action)
-        snapshot = self.index.snapshot()
+        snapshot = self.snapshot()
         with self._lock:
             cached = self._cache.get(case.id)
             if cached is not None and cached[0] is snapshot:
@@ -142,10 +163,8 @@ class CaseService:
                 return case, cached
         rule = ContactRule(min_overlap=case.min_overlap, linger=case.linger, depth=case.depth,
                            default_dwell=case.default_dwell)
-        try:
-            result = self.index.trace(case.person, case.t_from, case.t_to, rule)
-        except InvalidQuery as exc:  # stored cases were checked when opened
-            raise BadCase(str(exc)) from None
+        with exposure.gc_paused():
+            result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
         entry = (snapshot, result, {})
         with self._lock:
             self._cache[case.id] = entry

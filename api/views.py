@@ -45,7 +45,7 @@ def exposure_view(service, case: Case, result: TraceResult) -> dict:
     named = {z.venue for z in result.zones}
     for contact in result.contacts:
         named.update(e.venue for e in contact.evidence)
-    comparison = lockdown_comparison(service.index.snapshot(), service.venues, result)
+    comparison = lockdown_comparison(service.cases.snapshot(), service.venues, result)
     shown = case_out(case)  # sent as is (no response model): use the API's field names
     shown["from"], shown["to"] = shown.pop("window_from"), shown.pop("window_to")
     return {"case": shown, "rule": doc["rule"], "contacts": doc["contacts"],

@@ -242,8 +242,11 @@ def _trickle(url: str, device: str, ring, stop: threading.Event, rate: float = 2
         for i, (tk, t) in enumerate(zip(tokens, times, strict=True)):
             if stop.is_set():
                 return
-            session.post(url + "/v1/scan", json={"token": tk, "time": int(t), "seq": i},
-                         headers={"Authorization": f"Bearer {device}"}, timeout=30)
+            try:
+                session.post(url + "/v1/scan", json={"token": tk, "time": int(t), "seq": i},
+                             headers={"Authorization": f"Bearer {device}"}, timeout=60)
+            except requests.RequestException as exc:
+                print(f"trickle: {exc}", file=sys.stderr)
             time.sleep(1 / rate)
 
 
