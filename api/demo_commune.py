@@ -25,7 +25,7 @@ from tracing.simulate import build_town, iter_checkins
 DISTRICT = "Hoài Đức"
 COMMUNE = "Đức Thượng"
 JURISDICTION = f"{DISTRICT}/{COMMUNE}"
-PEOPLE, VENUES, DAYS = 3000, 240, 20
+PEOPLE, VENUES, DAYS = 6000, 300, 20  # four villages (one per 1,500 people)
 SILENT_SHARE = 0.15      # venues with a QR point that nobody scans
 NO_QR_SHARE = 0.10       # venues that never posted a QR point
 COMMUNE_OFFICIAL = "Cán bộ y tế xã Đức Thượng (demo)"
