@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 from api.audit import AuditLog
@@ -69,6 +70,11 @@ class Service:
             future_skew_s=settings.limits.future_skew_s)
         self.batcher = ScanBatcher(self.intake, on_outcome=self.metrics.count_scans)
         self._closers.insert(0, self.batcher.close)
+        self._retention_stop = threading.Event()
+        self._retention = threading.Thread(target=self._retention_loop, daemon=True,
+                                           name="qrtrace-retention")
+        self._retention.start()
+        self._closers.insert(0, self._stop_retention)
         self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
 
     def _ensure_admin(self) -> str | None:
@@ -151,6 +157,23 @@ class Service:
                 close()
             except Exception:  # closing the rest matters more than one failure
                 logger.exception("error while closing the service")
+
+    def _retention_loop(self) -> None:
+        """Delete expired check-ins from every file: a minute after start, then every
+        settings.purge_every_s (the purge rewrites the base segment and holds appends
+        for that long, so it is not run more often than needed)."""
+        wait = min(60.0, self.settings.purge_every_s)
+        while not self._retention_stop.wait(wait):
+            wait = self.settings.purge_every_s
+            try:
+                removed = self.index.purge(int(time.time()))
+                logger.info("retention purge", extra={"fields": {"removed": removed}})
+            except Exception:  # keep serving; the next round tries again
+                logger.exception("retention purge failed")
+
+    def _stop_retention(self) -> None:
+        self._retention_stop.set()
+        self._retention.join(timeout=60)
 
     def readiness_problems(self) -> list[str]:
         """What keeps the service from taking scans and queries ([] when ready)."""

@@ -51,5 +51,6 @@ class Settings:
     tz_offset_s: int = VIETNAM_OFFSET_S
     scan_limits: ScanLimits = field(default_factory=ScanLimits)
     limits: Limits = field(default_factory=Limits)
+    purge_every_s: float = 6 * 3600          # how often expired check-ins are deleted
     topic: str = "qrtrace.scans"
     group: str = "qrtrace-index"
