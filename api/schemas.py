@@ -268,6 +268,8 @@ class ExposureOut(BaseModel):
     case: CaseOut
     rule: RuleOut
     contacts: list[ContactOut]
+    contacts_total: int
+    offset: int
     zones: list[ZoneOut]
     venues: list[VenueOut]
     counts: dict[str, int]

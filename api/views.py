@@ -32,32 +32,38 @@ def venues_out(venues: VenueTable, ids) -> list[dict]:
     return out
 
 
-def exposure_view(service, case: Case, result: TraceResult) -> dict:
-    """ExposureOut: the trace, the venues it names, counts per level, and the narrow
-    zones compared with locking down the villages they lie in."""
+def exposure_view(service, case: Case, result: TraceResult, offset: int = 0,
+                  limit: int | None = None) -> dict:
+    """ExposureOut: the trace (contacts[offset:offset + limit]), the venues it names,
+    counts per level, and the narrow zones compared with locking down the villages they
+    lie in."""
     from tracing.adoption import lockdown_comparison
 
-    doc = result.to_dict()
+    page = result.contacts[offset:None if limit is None else offset + limit]
     counts: dict[str, int] = {"f1": 0, "f2": 0, "zones": len(result.zones)}
     for contact in result.contacts:
         key = f"f{contact.level}"
         counts[key] = counts.get(key, 0) + 1
     named = {z.venue for z in result.zones}
-    for contact in result.contacts:
+    for contact in page:
         named.update(e.venue for e in contact.evidence)
     comparison = lockdown_comparison(service.cases.snapshot(), service.venues, result)
     shown = case_out(case)  # sent as is (no response model): use the API's field names
     shown["from"], shown["to"] = shown.pop("window_from"), shown.pop("window_to")
-    return {"case": shown, "rule": doc["rule"], "contacts": doc["contacts"],
-            "zones": doc["zones"], "venues": venues_out(service.venues, named),
-            "counts": counts, "comparison": comparison}
+    return {"case": shown, "rule": result.rule.to_dict(),
+            "contacts": [c.to_dict() for c in page],
+            "contacts_total": len(result.contacts), "offset": offset,
+            "zones": [z.to_dict() for z in result.zones],
+            "venues": venues_out(service.venues, named), "counts": counts,
+            "comparison": comparison}
 
 
-def exposure_json(service, case: Case, result: TraceResult) -> bytes:
+def exposure_json(service, case: Case, result: TraceResult, offset: int = 0,
+                  limit: int | None = None) -> bytes:
     """`exposure_view` serialised (orjson): what GET .../exposure sends."""
     import orjson
 
-    return orjson.dumps(exposure_view(service, case, result))
+    return orjson.dumps(exposure_view(service, case, result, offset, limit))
 
 
 def graph_document(venues: VenueTable, result: TraceResult, format: str) -> bytes:

@@ -18,6 +18,7 @@ from api.schemas import ROW_ID_MAX, CaseIn, CaseOut, ExposureOut, Problem, Zones
 from api.views import case_out, exposure_json, graph_document, venues_out
 
 router = APIRouter(prefix="/v1/cases", tags=["officials"])
+DEFAULT_PAGE, MAX_PAGE = 500, 50_000
 CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"}}
 # Case ids are SQLite rowids.
 CaseId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
@@ -54,15 +55,21 @@ def get_case(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> 
 
 @router.get("/{case_id}/exposure", response_model=ExposureOut, responses=CASE_RESPONSES,
             response_model_by_alias=True, summary="F1 and F2 with evidence, and zones")
-async def exposure(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> Response:
+async def exposure(case_id: CaseId, official: OfficialCaller, service: ServiceDep,
+                   offset: Annotated[int, Query(ge=0, le=100_000_000)] = 0,
+                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE
+                   ) -> Response:
     """Who was exposed (F1), who was exposed by them afterwards (F2), with the evidence,
-    the zones, the rule used, and the narrow zones compared with village lockdowns."""
-    # shaped and serialised once per index snapshot (api.cases.CaseService.rendered),
+    the zones, the rule used, and the narrow zones compared with village lockdowns.
+    Contacts come a page at a time (`offset`, `limit`; ordered by level, exposed_at,
+    person); `counts` and `contacts_total` count them all. In a town, a case's F2 runs
+    to tens of thousands: the CSV export has them all at once."""
+    # shaped and serialised once per index snapshot and page (CaseService.rendered),
     # then sent as bytes: FastAPI's response_model validation of thousands of contacts
     # cost more than the trace; the model above still documents the shape
     body = await run_in_threadpool(
-        service.cases.rendered, official, case_id, "exposure", "exposure",
-        lambda case, result: exposure_json(service, case, result))
+        service.cases.rendered, official, case_id, "exposure", f"exposure:{offset}:{limit}",
+        lambda case, result: exposure_json(service, case, result, offset, limit))
     return Response(body, media_type="application/json")
 
 

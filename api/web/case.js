@@ -35,7 +35,7 @@
     }
     App.setStatus("loading");
     try {
-      const exposure = await App.getJson(`/v1/cases/${id}/exposure`);
+      const exposure = await App.getJson(`/v1/cases/${id}/exposure?limit=50000`);
       if (view.id !== id) return;
       view.exposure = exposure;
       view.venues = new Map(exposure.venues.map((v) => [v.venue, v]));

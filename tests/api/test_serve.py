@@ -155,14 +155,19 @@ def test_official_traces_a_case_and_every_query_is_audited(server):
     assert exposure["counts"]["f1"] == 1 and exposure["counts"]["f2"] == 1
     assert exposure["rule"]["min_overlap"] == 600
     assert {v["venue"] for v in exposure["venues"]} == {1, 2}
+    assert exposure["contacts_total"] == 2
+    second = server.get(f"/v1/cases/{case['id']}/exposure?offset=1&limit=1",
+                        token=official).json()
+    assert [c["person"] for c in second["contacts"]] == [13]
+    assert second["contacts_total"] == 2 and second["counts"] == exposure["counts"]
     graphml = server.get(f"/v1/cases/{case['id']}/graph?format=graphml", token=official)
     assert graphml.status_code == 200 and "<graphml" in graphml.text
     csv_text = server.get(f"/v1/cases/{case['id']}/export.csv", token=official).text
     assert csv_text.splitlines()[0].startswith("person")
     entries = server.get("/v1/admin/audit?limit=1000").json()
     reads = [e for e in entries if e["case"] == case["id"]]
-    assert [e["action"] for e in reads] == ["open_case", "exposure", "graph_graphml",
-                                            "export_contacts"]
+    assert [e["action"] for e in reads] == ["open_case", "exposure", "exposure",
+                                            "graph_graphml", "export_contacts"]
     assert all(e["purpose"] == "positive PCR test" and e["actor"] == "official"
                for e in reads)
     verified = server.get("/v1/admin/audit/verify").json()
