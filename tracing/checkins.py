@@ -212,14 +212,13 @@ class HeadKeys:
     tables (kernels.head_upsert) kept at most half full.
 
     A table is made for the rows that the head takes before it merges; if the head
-    outgrows it (appends go on while a slow merge runs), a new table takes the new keys
-    and lookups read every table, newest last. A table never grows: rehashing millions
+    outgrows it (appends go on while a slow merge runs), a new table twice as large takes
+    the new keys, and lookups read every table. A table never grows: rehashing millions
     of keys stalled appends for seconds. Its pages are zeros that cost nothing until a
     key lands on them.
     """
 
     def __init__(self, rows: int = 0):
-        self._rows = rows
         self._tables: list[tuple[np.ndarray, np.uint64]] = []
         self._in_last = 0
         self.count = 0
@@ -240,7 +239,7 @@ class HeadKeys:
         change the store. Returns (changed mask, how many keys are new to the index)."""
         n = person.shape[0]
         if write and 2 * (self._in_last + n) > self._tables[-1][0].shape[0]:
-            self._add_table(max(self._rows, n))
+            self._add_table(max(self._tables[-1][0].shape[0], n))  # twice the rows
         changed = np.empty(n, np.bool_)
         for table, shift in self._tables[:-1]:
             kernels.head_upsert(table, shift, person, venue, t_in, t_out, stored, changed,
