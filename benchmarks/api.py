@@ -10,9 +10,11 @@ from this process over loopback:
 - packed batches (POST /v1/scans/packed, 50,000 scans each, two clients): check-ins/s;
 - JSON batches of 10,000 (POST /v1/scans) and, for the peer, /plain/scans;
 - single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in;
-- exposure queries (GET /v1/cases/{id}/exposure) at 1,000 requests/s, open loop, over
-  the 1,000 cases: p50/p99 on a quiet index, and while single scans flow (every scan
-  changes the index, so a case's trace cannot be reused and is computed afresh).
+- exposure queries (GET /v1/cases/{id}/exposure, the first page of 500 contacts) at
+  1,000 requests/s, open loop: over the 1,000 cases on a quiet index (each traced once
+  before, in the warm-up), then over --active-cases of them while single scans flow at
+  200/s (the index changes all along; queries read a snapshot at most a second old, so
+  every active case is traced and rendered afresh each second).
 Prints a table, or one flat JSON object with --json.
 """
 
@@ -193,6 +195,7 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
     took, accepted = post_all(url + "/v1/scans/packed", device, bodies,
                               "application/vnd.qrtrace.packed-v1")
     out.update(packed_checkins_per_s=round(accepted / took), packed_accepted=accepted)
+    _progress(out, "packed_")
     # JSON batches, ours and the peer's
     tokens, times = scan_bodies(ring, 100_000, 2)
     took, accepted = post_all(url + "/v1/scans", device, json_batches(tokens, times, 10_000),
@@ -202,6 +205,7 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
     took, accepted = post_all(plain_url + "/plain/scans", plain_device,
                               json_batches(tokens, times, 1_000), "application/json")
     out["plain_batch_checkins_per_s"] = round(accepted / took)
+    _progress(out, "json_batch", "plain_batch")
     # single scans with wrk
     print("single scans ...", file=sys.stderr)
     for name, target, token, keys in (("single", url + "/v1/scan", device, ring),
@@ -215,6 +219,7 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
         out.update({f"{name}_requests_per_s": result["requests_per_s"],
                     f"{name}_p99": result["latency_p99"],
                     f"{name}_non_2xx": result["non_2xx"]})
+        _progress(out, name)
     # exposure queries
     print("exposure queries ...", file=sys.stderr)
     paths = [f"/v1/cases/{c}/exposure" for c in prep["cases"]]
@@ -224,6 +229,8 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
             session.get(url + path, headers=headers, timeout=600).raise_for_status()
     quiet = open_loop_get(url, paths, headers, args.rate, seconds)
     out.update({f"exposure_quiet_{k}": v for k, v in quiet.items() if k != "statuses"})
+    _progress(out, "exposure_quiet")
+    paths = paths[:args.active_cases]
     stop = threading.Event()
     flow = threading.Thread(target=_trickle, args=(url, device, ring, stop), daemon=True)
     flow.start()
@@ -233,6 +240,12 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
     out.update({f"exposure_ingesting_{k}": v for k, v in busy.items() if k != "statuses"})
     out["exposure_non_200"] = sum(n for s, n in {**quiet["statuses"]}.items() if s != 200) + \
         sum(n for s, n in busy["statuses"].items() if s != 200)
+
+
+def _progress(out: dict, *prefixes: str) -> None:
+    """The figures measured so far, on stderr (a long run shows what it has)."""
+    found = {k: v for k, v in out.items() if k.startswith(prefixes)}
+    print("  " + json.dumps(found), file=sys.stderr, flush=True)
 
 
 def _trickle(url: str, device: str, ring, stop: threading.Event, rate: float = 200) -> None:
@@ -258,6 +271,8 @@ def main() -> None:
     parser.add_argument("--packed-rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=1000.0, help="exposure queries/s")
+    parser.add_argument("--active-cases", type=int, default=50,
+                        help="cases queried while scans flow (default 50)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out = run(args)
