@@ -9,7 +9,7 @@ Every integer that meets a uint64 is a uint64: numba turns `uint64 op int64` int
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _IV = np.array(
     [
@@ -268,7 +268,7 @@ def _bswap(x):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def verify_rows(
     rows, digit, layout, key_slot, key_states, today, status, kind, ids, key_ids, expires
 ):
@@ -347,3 +347,21 @@ def verify_rows(
         key_ids[i] = key_id
         expires[i] = exp
         status[i] = s_expired if (exp != 0 and today >= np.int64(exp)) else s_ok
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def verify_rows_parallel(
+    rows, digit, layout, key_slot, key_states, today, status, kind, ids, key_ids, expires,
+    chunks
+):
+    """`verify_rows` over `chunks` slices of the rows on numba's threads (each slice with
+    its own scratch buffers, the outputs disjoint)."""
+    n = rows.shape[0]
+    step = (n + chunks - 1) // chunks
+    for c in prange(chunks):
+        lo = c * step
+        hi = min(n, lo + step)
+        if lo < hi:
+            verify_rows(rows[lo:hi], digit, layout, key_slot, key_states, today,
+                        status[lo:hi], kind[lo:hi], ids[lo:hi], key_ids[lo:hi],
+                        expires[lo:hi])

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from decoder import _token_kernels as kernels
@@ -49,6 +50,7 @@ MAX_KEY_ID = 32**KEY_CHARS - 1
 MAX_EXPIRY_DAY = 32**EXPIRY_CHARS - 1
 MIN_KEY_BYTES, MAX_KEY_BYTES = 16, 64
 _DIGEST_SIZE = 16
+PARALLEL_ROWS = 20_000  # from here a batch is verified on all of numba's threads
 
 
 class DecoderError(ValueError):
@@ -396,7 +398,12 @@ def verify_tokens(
     m = len(rows)
     cols = (np.empty(m, np.uint8), np.zeros(m, np.uint8), np.zeros(m, np.uint64),
             np.zeros(m, np.uint16), np.zeros(m, np.uint32))  # fmt: skip
-    kernels.verify_rows(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states, day, *cols)
+    if m >= PARALLEL_ROWS:  # BLAKE2b is most of the cost: share large batches out
+        kernels.verify_rows_parallel(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states,
+                                     day, *cols, numba.get_num_threads() * 4)
+    else:
+        kernels.verify_rows(rows, _DIGIT, _LAYOUT, keyring._slots, keyring._states, day,
+                            *cols)
     if fits is not None:  # put the rows back among the items that were not token-sized
         full = tuple(np.zeros(len(fits), col.dtype) for col in cols)
         for out, col in zip(full, cols, strict=True):
