@@ -66,16 +66,20 @@ class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
-                 default_dwell: int = 3600, cache_size: int = 256,
-                 max_staleness_s: float = 1.0) -> None:
+                 default_dwell: int = 3600, cache_size: int = 64,
+                 page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0) -> None:
         self.registry = registry
         self.index = index
         self.audit = audit
         self._keyring = keyring
         self.default_dwell = default_dwell
-        # case id -> (snapshot, trace, {kind: rendered bytes}); valid while the snapshot is
-        self._cache: OrderedDict[int, tuple[object, TraceResult, dict]] = OrderedDict()
+        # case id -> (snapshot, trace): a few, a town's F2 trace holds many contacts
+        self._cache: OrderedDict[int, tuple[object, TraceResult]] = OrderedDict()
         self._cache_size = cache_size
+        # (case id, kind) -> (snapshot, rendered bytes), up to page_bytes in all: what
+        # officials re-read, kept for many more cases than their traces
+        self._pages: OrderedDict[tuple[int, str], tuple[object, bytes]] = OrderedDict()
+        self._page_bytes, self._page_budget = 0, page_bytes
         self.max_staleness_s = max_staleness_s
         self._snapshot: tuple[object, float] = (None, 0.0)
         self._lock = threading.Lock()
@@ -124,18 +128,30 @@ class CaseService:
 
     def trace(self, official: Principal, case_id: int, action: str) -> tuple[Case, TraceResult]:
         """The case and its trace over the current index; audited as `action`."""
-        case, (_, result, _) = self._traced(official, case_id, action)
-        return case, result
+        case = self.get(official, case_id, action)
+        return case, self._trace(case, self.snapshot())
 
     def rendered(self, official: Principal, case_id: int, action: str, kind: str,
                  render) -> bytes:
         """`render(case, result) -> bytes` of the case's trace, made once per index
         snapshot and kind (officials re-read a case; a 1,500-contact exposure takes
         20-40 ms to shape and serialise, the trace itself 1 ms); audited as `action`."""
-        case, (_, result, rendered) = self._traced(official, case_id, action)
-        body = rendered.get(kind)
-        if body is None:
-            body = rendered[kind] = render(case, result)
+        case = self.get(official, case_id, action)
+        snapshot = self.snapshot()
+        key = (case.id, kind)
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None and page[0] is snapshot:
+                self._pages.move_to_end(key)
+                return page[1]
+        body = render(case, self._trace(case, snapshot))
+        with self._lock:
+            old = self._pages.pop(key, None)
+            self._page_bytes += len(body) - (len(old[1]) if old else 0)
+            self._pages[key] = (snapshot, body)
+            while self._page_bytes > self._page_budget and len(self._pages) > 1:
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._page_bytes -= len(dropped)
         return body
 
     def snapshot(self):
@@ -153,24 +169,22 @@ class CaseService:
             self._snapshot = (fresh, now)
         return fresh
 
-    def _traced(self, official: Principal, case_id: int, action: str):
-        case = self.get(official, case_id, action)
-        snapshot = self.snapshot()
+    def _trace(self, case: Case, snapshot):
+        """The trace of `case` over `snapshot`, from the cache when made on it."""
         with self._lock:
             cached = self._cache.get(case.id)
             if cached is not None and cached[0] is snapshot:
                 self._cache.move_to_end(case.id)
-                return case, cached
+                return cached[1]
         rule = ContactRule(min_overlap=case.min_overlap, linger=case.linger, depth=case.depth,
                            default_dwell=case.default_dwell)
         with exposure.gc_paused():
             result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
-        entry = (snapshot, result, {})
         with self._lock:
-            self._cache[case.id] = entry
+            self._cache[case.id] = (snapshot, result)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
-        return case, entry
+        return result
 
     def _person(self, ref: str | int, keyring: KeyRing) -> int:
         if isinstance(ref, int):

@@ -328,15 +328,27 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
     village_of = {vid: getattr(venues.get(vid), "village", "") for vid in zone_venues}
     named = {name for name in village_of.values() if name}
     own = [vid for vid, name in village_of.items() if not name]
-    locked = sorted({x.venue for x in venues if x.village in named} | set(own))
+    locked = sorted(set(venues.in_villages(named)) | set(own))
     persons = [np.empty(0, np.uint64)]
     for segment in (snapshot.base, snapshot.overlay):
         codes = segment.venue_codes(np.array(locked, np.uint64))
         found = ak.window_persons(segment.venue_off, segment.t_in, segment.person,
                                   codes[codes >= 0], _clip(result.window_from),
                                   _clip(result.window_to))
-        persons.append(segment.person_ids[np.unique(found)])
+        persons.append(segment.person_ids[_distinct(found)])
     village = {"villages": sorted(named) + [f"venue {vid}" for vid in own],
-               "persons": int(np.unique(np.concatenate(persons)).shape[0]),
+               "persons": int(_distinct(np.concatenate(persons)).shape[0]),
                "venues": len(locked)}
     return {"narrow": narrow, "village": village}
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted. np.unique's hash path (numpy 2.3+) took ~30 ms on
+    50,000 person codes here; a sort and a comparison take well under one."""
+    if values.shape[0] == 0:
+        return values
+    ordered = np.sort(values)
+    keep = np.empty(ordered.shape[0], np.bool_)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]

@@ -111,12 +111,24 @@ class VenueTable:
 
     def __init__(self, venues: Iterable[Venue] = ()) -> None:
         self._by_id: dict[int, Venue] = {}
+        self._by_village: dict[str, list[int]] | None = None
         self.update(venues)
 
     def update(self, venues: Iterable[Venue]) -> None:
         """Add or replace venues."""
         for venue in venues:
             self._by_id[venue.venue] = venue
+        self._by_village = None
+
+    def in_villages(self, names: Iterable[str]) -> list[int]:
+        """Ids of the venues in any of the villages `names` (an index built once per
+        change of the table: a city has tens of thousands of venues)."""
+        if self._by_village is None:
+            by_village: dict[str, list[int]] = {}
+            for venue in self._by_id.values():
+                by_village.setdefault(venue.village, []).append(venue.venue)
+            self._by_village = by_village
+        return [vid for name in names for vid in self._by_village.get(name, ())]
 
     def get(self, venue: int) -> Venue | None:
         """The venue with this id, or None."""
