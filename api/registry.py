@@ -151,6 +151,7 @@ class Registry:
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open the registry {self.path}: {exc}") from exc
         self._by_hash: dict[str, Principal] = {}
+        self._cases: dict[int, Case] = {}
         self._version = -1
         self._checked = -RECHECK_S
         self._stale = True
@@ -241,18 +242,22 @@ class Registry:
         within RECHECK_S seconds (checking SQLite's data_version on every call cost a
         fifth of a single-scan request)."""
         now = time.monotonic()
-        with self._lock:
-            if self._stale or now - self._checked >= RECHECK_S:
-                version = self._db.execute("PRAGMA data_version").fetchone()[0]
-                if self._stale or version != self._version:
-                    rows = self._db.execute(
-                        f"SELECT {_P_COLS}, token_hash FROM principals WHERE revoked IS NULL"
-                    ).fetchall()
-                    self._by_hash = {r[-1]: _principal(r[:-1]) for r in rows}
-                    self._version = version
-                    self._stale = False
-                self._checked = now
-            return self._by_hash.get(hash_token(token))
+        # The event loop calls this for every request: without a reload due, it reads the
+        # dict without the lock, which threads hold during SQLite queries (waiting for it
+        # stalled the loop under load).
+        if self._stale or now - self._checked >= RECHECK_S:
+            with self._lock:
+                if self._stale or now - self._checked >= RECHECK_S:
+                    version = self._db.execute("PRAGMA data_version").fetchone()[0]
+                    if self._stale or version != self._version:
+                        rows = self._db.execute(
+                            f"SELECT {_P_COLS}, token_hash FROM principals"
+                            " WHERE revoked IS NULL").fetchall()
+                        self._by_hash = {r[-1]: _principal(r[:-1]) for r in rows}
+                        self._version = version
+                        self._stale = False
+                    self._checked = now
+        return self._by_hash.get(hash_token(token))
 
     # ---- cases --------------------------------------------------------------------
 
@@ -270,9 +275,15 @@ class Registry:
         return self.get_case(cur.lastrowid)
 
     def get_case(self, case_id: int) -> Case | None:
-        """The case with this id, or None."""
-        rows = self._read(f"SELECT {_C_COLS} FROM cases WHERE id = ?", (case_id,))
-        return _case(rows[0]) if rows else None
+        """The case with this id, or None. A case never changes once opened: found ones
+        are kept in memory."""
+        found = self._cases.get(case_id)
+        if found is None:
+            rows = self._read(f"SELECT {_C_COLS} FROM cases WHERE id = ?", (case_id,))
+            if not rows:
+                return None
+            found = self._cases[case_id] = _case(rows[0])
+        return found
 
     def cases(self, jurisdiction: str = "") -> list[Case]:
         """Cases inside `jurisdiction` ("" = all), newest first."""

@@ -10,6 +10,8 @@ from this process over loopback:
 - packed batches (POST /v1/scans/packed, 50,000 scans each, two clients): check-ins/s;
 - JSON batches of 10,000 (POST /v1/scans) and, for the peer, /plain/scans;
 - single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in;
+Exposure queries come first, on the index as prepared (all in its base segment); the
+scan loads after them grow the index and start background merges.
 - exposure queries (GET /v1/cases/{id}/exposure, the first page of 500 contacts) at
   1,000 requests/s, open loop: over the 1,000 cases on a quiet index (each traced once
   before, in the warm-up), then over --active-cases of them while single scans flow at
@@ -84,6 +86,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _prepared(ours: Path, args) -> dict:
+    """prepare() into `ours`; with --keep DIR, prepared once into DIR and copied from it
+    on later runs (a 10M-check-in commune takes minutes to simulate and load)."""
+    import shutil
+
+    if args.keep is None:
+        return prepare(ours, args.checkins, args.cases)
+    keep = Path(args.keep)
+    done = keep / "prepared.json"
+    if not done.exists():
+        shutil.rmtree(keep, ignore_errors=True)
+        info = prepare(keep / "data", args.checkins, args.cases)
+        done.write_text(json.dumps({**info, "checkins": args.checkins}))
+    info = json.loads(done.read_text())
+    if info.pop("checkins") != args.checkins:
+        raise SystemExit(f"{keep} holds another size; remove it or choose another folder")
+    shutil.copytree(keep / "data", ours)
+    return info
+
+
 def start(args: list[str], url: str, env: dict) -> subprocess.Popen:
     """Start a server process and wait for it to answer."""
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
@@ -156,7 +178,7 @@ def run(args) -> dict:
         ours, plain = Path(folder) / "ours", Path(folder) / "plain"
         print(f"preparing {args.checkins:,} check-ins ...", file=sys.stderr)
         t = time.perf_counter()
-        prep = prepare(ours, args.checkins, args.cases)
+        prep = _prepared(ours, args)
         plain_prep = prepare(plain, 10_000, 10)
         out["prepare_s"] = round(time.perf_counter() - t, 1)
         out["index_checkins"] = prep["rows"]
@@ -181,6 +203,26 @@ def run(args) -> dict:
 def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> None:
     device, plain_device = prep["device"], plain_prep["device"]
     seconds = args.seconds
+    # exposure queries
+    print("exposure queries ...", file=sys.stderr)
+    paths = [f"/v1/cases/{c}/exposure" for c in prep["cases"]]
+    headers = {"Authorization": f"Bearer {prep['official']}"}
+    with requests.Session() as session:  # every case traced once: kernels compiled, warm
+        for path in paths:
+            session.get(url + path, headers=headers, timeout=600).raise_for_status()
+    quiet = open_loop_get(url, paths, headers, args.rate, seconds)
+    out.update({f"exposure_quiet_{k}": v for k, v in quiet.items() if k != "statuses"})
+    _progress(out, "exposure_quiet")
+    paths = paths[:args.active_cases]
+    stop = threading.Event()
+    flow = threading.Thread(target=_trickle, args=(url, device, ring, stop), daemon=True)
+    flow.start()
+    busy = open_loop_get(url, paths, headers, args.rate, seconds)
+    stop.set()
+    flow.join()
+    out.update({f"exposure_ingesting_{k}": v for k, v in busy.items() if k != "statuses"})
+    out["exposure_non_200"] = sum(n for s, n in {**quiet["statuses"]}.items() if s != 200) + \
+        sum(n for s, n in busy["statuses"].items() if s != 200)
     # packed batches
     n = args.packed_rows
     tokens, times = scan_bodies(ring, n, 1)
@@ -220,26 +262,6 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
                     f"{name}_p99": result["latency_p99"],
                     f"{name}_non_2xx": result["non_2xx"]})
         _progress(out, name)
-    # exposure queries
-    print("exposure queries ...", file=sys.stderr)
-    paths = [f"/v1/cases/{c}/exposure" for c in prep["cases"]]
-    headers = {"Authorization": f"Bearer {prep['official']}"}
-    with requests.Session() as session:  # every case traced once: kernels compiled, warm
-        for path in paths:
-            session.get(url + path, headers=headers, timeout=600).raise_for_status()
-    quiet = open_loop_get(url, paths, headers, args.rate, seconds)
-    out.update({f"exposure_quiet_{k}": v for k, v in quiet.items() if k != "statuses"})
-    _progress(out, "exposure_quiet")
-    paths = paths[:args.active_cases]
-    stop = threading.Event()
-    flow = threading.Thread(target=_trickle, args=(url, device, ring, stop), daemon=True)
-    flow.start()
-    busy = open_loop_get(url, paths, headers, args.rate, seconds)
-    stop.set()
-    flow.join()
-    out.update({f"exposure_ingesting_{k}": v for k, v in busy.items() if k != "statuses"})
-    out["exposure_non_200"] = sum(n for s, n in {**quiet["statuses"]}.items() if s != 200) + \
-        sum(n for s, n in busy["statuses"].items() if s != 200)
 
 
 def _progress(out: dict, *prefixes: str) -> None:
@@ -273,6 +295,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="exposure queries/s")
     parser.add_argument("--active-cases", type=int, default=50,
                         help="cases queried while scans flow (default 50)")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="prepare the commune once into DIR and reuse it on later runs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out = run(args)

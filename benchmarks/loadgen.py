@@ -120,7 +120,7 @@ def wrk(url: str, bodies: list[bytes], headers: dict[str, str], duration: float,
                              check=True).stdout
     rate = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
-    pct = dict(re.findall(r"\s(50|90|99)\.000%\s+([\d.]+\w+)", out))
+    pct = dict(re.findall(r"(?m)^\s+(50|90|99)%\s+([\d.]+\w+)", out))
     return {"requests_per_s": rate, "non_2xx": int(errors.group(1)) if errors else 0,
             "latency_p50": pct.get("50"), "latency_p99": pct.get("99"),
             "connections": connections}
