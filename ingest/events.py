@@ -92,8 +92,10 @@ class ScanBatch:
     def take(self, rows: np.ndarray) -> ScanBatch:
         """The rows selected by an index array or a boolean mask, in order."""
         idx = np.flatnonzero(rows) if rows.dtype == bool else rows
-        back = {int(r): j for j, r in enumerate(idx.tolist())}
-        frames = {back[r]: f for r, f in self.frames.items() if r in back}
+        frames = {}
+        if self.frames:  # most batches carry tokens only: no map of rows to build
+            back = {int(r): j for j, r in enumerate(idx.tolist())}
+            frames = {back[r]: f for r, f in self.frames.items() if r in back}
         return ScanBatch(self.venue[idx], self.device[idx], self.seq[idx], self.t_in[idx],
                          self.t_out[idx], self.token[idx], frames)
 
