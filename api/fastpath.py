@@ -28,7 +28,7 @@ from fastapi import HTTPException
 from fastapi.encoders import jsonable_encoder
 from pydantic import ValidationError
 
-from api.cases import CaseError, CaseNotFound, OutOfJurisdiction
+from api.cases import CaseError
 from api.deps import bearer_principal
 from api.ratelimit import RateLimited
 from api.routes.cases import DEFAULT_PAGE, MAX_PAGE
@@ -71,9 +71,9 @@ class ScanFastPath:
             status, body = 429, {"detail": str(exc)}
             headers = [(b"retry-after", str(exc.retry_after).encode())]
         except CaseError as exc:
-            status = 404 if isinstance(exc, CaseNotFound) else (
-                403 if isinstance(exc, OutOfJurisdiction) else 422)
-            body, headers = {"detail": str(exc)}, []
+            from api.app import error_status
+
+            status, body, headers = error_status(exc), {"detail": str(exc)}, []
         payload = body if isinstance(body, bytes) else orjson.dumps(body)
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_JSON_HEADERS, *headers,
