@@ -85,18 +85,25 @@ class IndexSink:
 
 
 class KafkaSink:
-    """The scale-out backend: one packed-v1 record per batch to `topic`, keyed by venue."""
+    """The scale-out backend: packed-v1 records to `topic`, one per venue, keyed by it."""
 
     def __init__(self, producer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
 
     def write(self, persons, venue, t_in, t_out, batch: ScanBatch) -> np.ndarray:
-        """Produce and wait for the acknowledgement; nothing is known to be a duplicate."""
-        key = str(int(batch.venue[0])).encode() if len(batch) else None
-        future = self.producer.send(self.topic, value=encode_packed(batch), key=key,
-                                    headers=[(FORMAT_HEADER, PACKED_V1.encode())])
-        future.get(timeout=30)
+        """Produce one record per venue (the topic is keyed by venue: a venue's scans
+        stay in one partition, so one worker's shard) and wait for every
+        acknowledgement; nothing is known to be a duplicate."""
+        futures = []
+        venues = np.unique(batch.venue).tolist()
+        for v in venues:
+            part = batch if len(venues) == 1 else batch.take(np.flatnonzero(batch.venue == v))
+            futures.append(self.producer.send(
+                self.topic, value=encode_packed(part), key=str(v).encode(),
+                headers=[(FORMAT_HEADER, PACKED_V1.encode())]))
+        for future in futures:
+            future.get(timeout=30)
         return np.zeros(len(batch), np.bool_)
 
 

@@ -117,8 +117,8 @@ def _demo(service) -> None:
         print("loading the demo commune (first start only)...", file=sys.stderr, flush=True)
         demo_commune.load(service, progress=lambda text: print(text, file=sys.stderr))
     tokens = demo_commune.sign_in_tokens(service)
-    print("compiling the tracing kernels (first start of a fresh install only)...",
-          file=sys.stderr, flush=True)
+    print("warming the tracing kernels (slow only on a fresh install: numba compiles them "
+          "once)...", file=sys.stderr, flush=True)
     demo_commune.warm_up(service, tokens.case_id)
     print("Sign in to the officials' page with one of these tokens (new at each start):\n"
           f"  commune official ({demo_commune.JURISDICTION}): {tokens.commune_official}\n"

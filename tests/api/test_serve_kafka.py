@@ -22,6 +22,9 @@ def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap):
     assert r.status_code == 200, r.text
     # produced and acknowledged by the broker: accepted; the forged one never leaves
     assert [x["status"] for x in r.json()["results"]] == ["accepted", "accepted", "rejected"]
+    one = server.post("/v1/scan", token=c["devices"][2], json={"token": t[14],
+                                                               "time": NOW - 3600})
+    assert one.json()["status"] == "accepted", one.text
     r = server.post("/v1/cases", token=c["official"], json={
         "person": t[11], "from": NOW - 86400, "to": NOW, "purpose": "positive test"})
     case_id = r.json()["id"]
@@ -32,4 +35,13 @@ def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap):
         contacts = [x["person"] for x in exposure["contacts"]]
         time.sleep(0.5)
     assert contacts == [12]
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": t[14], "from": NOW - 86400, "to": NOW, "purpose": "positive test"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the single scan went through Kafka too
+        zones = server.get(f"/v1/cases/{r.json()['id']}/zones", token=c["official"]).json()
+        if zones["zones"]:
+            break
+        time.sleep(0.5)
+    assert [z["venue"] for z in zones["zones"]] == [2]
     assert server.get("/readyz", token=None).json()["status"] == "ready"
