@@ -60,7 +60,7 @@ def settings_from(args: argparse.Namespace):
     from api.ratelimit import ScanLimits
     from api.settings import Secret, Settings
 
-    token = os.environ.get("QRTRACE_ADMIN_TOKEN")
+    token = os.environ.get("QRTRACE_ADMIN_TOKEN") or None  # set but empty: as unset
     if token is not None and len(token) < 24:
         raise UsageError("QRTRACE_ADMIN_TOKEN must be at least 24 characters long")
     for name in ("device_burst", "device_per_hour", "venue_burst", "venue_per_hour",
