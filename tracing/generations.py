@@ -74,8 +74,23 @@ class GenerationsMixin:
 
     def purge(self, now: int) -> int:
         """Delete check-ins with t_in before now - retention_days days from every file
-        (segments and logs); returns how many distinct check-ins were removed."""
-        return -self._merge_now(cutoff=int(now) - self.retention_days * DAY)[0]
+        (segments and logs); returns how many distinct check-ins were removed. With
+        nothing expired it returns 0 at once: no merge, and snapshots (and what readers
+        cached on them) stay valid."""
+        cutoff = int(now) - self.retention_days * DAY
+        if self._oldest_t_in() >= cutoff:
+            return 0
+        return -self._merge_now(cutoff=cutoff)[0]
+
+    def _oldest_t_in(self) -> int:
+        """The earliest t_in held anywhere (base, merging and head batches); 2**63 if none."""
+        with self._state_lock:
+            base, head = self._base, self._frozen + self._head
+        oldest = int(base.t_in.min()) if len(base) else 2**63
+        for batch in head:
+            if batch[2].shape[0]:
+                oldest = min(oldest, int(batch[2].min()))
+        return oldest
 
     def _wait_merge(self, raise_error: bool = True) -> None:
         merger = self._merger

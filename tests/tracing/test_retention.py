@@ -50,3 +50,20 @@ def test_retention_days_is_kept_across_opens(tmp_path):
         assert index.retention_days == 7
     with CheckinIndex.open(tmp_path / "new") as index:
         assert index.retention_days == 21
+
+
+def test_purge_with_nothing_expired_leaves_the_index_alone(tmp_path):
+    """A service purges on a timer: when nothing has expired, no merge runs and the
+    snapshot (which readers cache their answers on) stays the same object."""
+    now = 2_000_000_000
+    with CheckinIndex.open(tmp_path / "index", retention_days=21) as index:
+        t_in = np.array([now - 20 * 86400, now - 3600], np.int64)
+        index.append(np.array([1, 2], np.uint64), np.array([5, 5], np.uint64), t_in)
+        index.compact()
+        index.append(np.array([3], np.uint64), np.array([5], np.uint64),
+                     np.array([now - 60], np.int64))
+        before = index.snapshot()
+        assert index.purge(now) == 0
+        assert index.snapshot() is before
+        assert index.purge(now + 2 * 86400) == 1  # the 20-day-old check-in expires
+        assert sorted(index.checkins()[0].tolist()) == [2, 3]
