@@ -54,6 +54,7 @@ class Service:
         self._closers: list = []
         self._closing = False
         self._kafka_log = None
+        self._kafka_worker = None
         self.index = CheckinIndex.open(index_path(data), retention_days=settings.retention_days)
         self._closers.append(self.index.close)
         self.registry = Registry(data)
@@ -101,7 +102,7 @@ class Service:
                        group=self.settings.group)
         producer.partitions_for(self.settings.topic)  # metadata now: fail fast, not later
         self._kafka_log = log
-        worker = Worker(log, self.index, self.keyring())
+        worker = self._kafka_worker = Worker(log, self.index, self.keyring())
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), name="qrtrace-worker",
                                   daemon=True)
@@ -126,9 +127,12 @@ class Service:
             return self._keyring
 
     def reload_keyring(self) -> None:
-        """Forget the cached key ring (after a rotation or retirement)."""
+        """Read the key ring again (after a rotation or retirement), for the intake and
+        for the Kafka worker, which holds its own reference."""
         with self._lock:
             self._keyring = None
+        if self._kafka_worker is not None:
+            self._kafka_worker.keyring = self.keyring()
 
     def revoked(self) -> RevocationList:
         """Revoked personal and venue token ids."""

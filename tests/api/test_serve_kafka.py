@@ -44,4 +44,20 @@ def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap):
             break
         time.sleep(0.5)
     assert [z["venue"] for z in zones["zones"]] == [2]
+    # after a key rotation, tokens of the new key reach the index through the worker too
+    assert server.post("/v1/admin/keys/rotate").status_code == 200
+    fresh = server.post("/v1/admin/tokens", json={"kind": "person", "id": 15}).json()["token"]
+    one = server.post("/v1/scan", token=c["devices"][2], json={"token": fresh,
+                                                               "time": NOW - 3500})
+    assert one.json()["status"] == "accepted", one.text
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": "15", "from": NOW - 86400, "to": NOW, "purpose": "positive test"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        exposure = server.get(f"/v1/cases/{r.json()['id']}/exposure",
+                              token=c["official"]).json()
+        if exposure["contacts"]:
+            break
+        time.sleep(0.5)
+    assert [x["person"] for x in exposure["contacts"]] == [14]
     assert server.get("/readyz", token=None).json()["status"] == "ready"
