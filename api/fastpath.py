@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from api.cases import CaseError
 from api.deps import bearer_principal
+from api.intake import token_bytes
 from api.ratelimit import RateLimited
 from api.routes.cases import DEFAULT_PAGE, MAX_PAGE
 from api.schemas import ROW_ID_MAX, ScanIn
@@ -111,9 +112,8 @@ class ScanFastPath:
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False)
             return 422, {"detail": jsonable_encoder(errors)}, []
-        token = scan.token.encode("ascii") if len(scan.token) == 43 and scan.token.isascii() \
-            else b""
-        result = await service.batcher.submit(device.id, device.venue, token, scan.time,
+        result = await service.batcher.submit(device.id, device.venue,
+                                              token_bytes(scan.token), scan.time,
                                               scan.check_out or 0, scan.seq)
         return 200, result, []
 

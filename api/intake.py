@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from api.ratelimit import RateLimited, ScanLimiter
-from decoder import KeyRing, Kind, RevocationList, Status, verify_tokens
+from decoder import TOKEN_LEN, KeyRing, Kind, RevocationList, Status, verify_tokens
 from ingest.events import ScanBatch
 from ingest.wire import FORMAT_HEADER, PACKED_V1, encode_packed
 
@@ -44,6 +44,12 @@ REASONS = np.array(
 _FUTURE_IN, _TOO_OLD, _OUT_BEFORE_IN, _FUTURE_OUT, _NOT_PERSON = 1, 2, 3, 4, 5
 _LIMITED = {"device": 6, "venue": 7, "person": 8}
 _TOKEN_CODE = np.arange(9, 9 + len(Status), dtype=np.uint8)
+
+
+def token_bytes(text: str) -> bytes:
+    """A scanned text as a token slot: its bytes when it has the token's shape (43 ASCII
+    characters), else b"", an empty slot that the verifier calls malformed."""
+    return text.encode("ascii") if len(text) == TOKEN_LEN and text.isascii() else b""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Pure functions over numpy arrays and bytes: no I/O, no network, nothing of ours imported.
 """
 
-from decoder.frames import FrameDecoder, FrameResult, FrameStatus, decode_frames
+from decoder.frames import FrameDecoder, FrameResult, FrameStatus, decode_frames, read_tokens
 from decoder.tokens import (
     TOKEN_LEN,
     DecoderError,
@@ -32,6 +32,7 @@ __all__ = [
     "TokenResult",
     "decode_frames",
     "issue_token",
+    "read_tokens",
     "verify_token",
     "verify_tokens",
 ]

@@ -246,3 +246,21 @@ def decode_frames(frames: object) -> list[FrameResult]:
     the problem; raises TypeError only if `frames` is not a batch at all.
     """
     return _default_decoder().decode(frames)
+
+
+def read_tokens(frames: object) -> list[tuple[str | None, str | None]]:
+    """For each frame of a batch (as `decode_frames` takes it), the first text it shows
+    that has the token's shape (43 ASCII characters) and None, or None and why not:
+    "frame: no token found" (codes, but none a token) or "frame: <status>". The text is
+    not verified: that is `verify_tokens`' work."""
+    from decoder.tokens import TOKEN_LEN
+
+    out: list[tuple[str | None, str | None]] = []
+    for result in decode_frames(frames):
+        found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
+        if found:
+            out.append((found[0], None))
+        else:
+            status = str(getattr(result.status, "value", result.status))
+            out.append((None, "frame: no token found" if status == "ok" else f"frame: {status}"))
+    return out

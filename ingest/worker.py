@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from decoder import TOKEN_LEN, KeyRing, Kind, Status, verify_tokens
+from decoder import KeyRing, Kind, Status, verify_tokens
 from ingest.events import TOKEN_DTYPE, ScanBatch, concat
 from ingest.log import Record, ScanLog
 from ingest.wire import JSON, decode_record, encode_packed, parse_json, record_format
@@ -183,17 +183,16 @@ class Worker:
         """The token column with the frames' codes filled in (reasons for unreadable ones)."""
         if not batch.frames:
             return batch.token
-        from decoder import decode_frames
+        from decoder import read_tokens
 
         tokens = batch.token.copy()
         rows = sorted(batch.frames)
-        for row, result in zip(rows, decode_frames([batch.frames[r] for r in rows]), strict=True):
-            found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
-            if found:
-                tokens[row] = found[0].encode("ascii")
+        for row, (text, reason) in zip(rows, read_tokens([batch.frames[r] for r in rows]),
+                                       strict=True):
+            if text is not None:
+                tokens[row] = text.encode("ascii")
             else:
-                status = str(getattr(result.status, "value", result.status))
-                reasons[row] = "frame: no token" if status == "ok" else f"frame: {status}"
+                reasons[row] = reason
         return np.asarray(tokens, dtype=TOKEN_DTYPE)
 
     def _append(self, batch: ScanBatch, persons: np.ndarray, ok: np.ndarray,

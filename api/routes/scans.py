@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api.deps import AUTH_RESPONSES, DeviceCaller, ServiceDep
-from api.intake import ACCEPTED, IntakeOutcome
+from api.intake import IntakeOutcome, token_bytes
 from api.schemas import (
     CheckoutIn,
     FramesIn,
@@ -39,12 +39,10 @@ SCAN_RESPONSES = {
 }
 
 
-def _batch(tokens: list[str], t_in: list[int], t_out: list[int], seq: list[int],
-           reasons: list[str | None] | None = None) -> ScanBatch:
+def _batch(tokens: list[str], t_in: list[int], t_out: list[int], seq: list[int]
+           ) -> ScanBatch:
     n = len(tokens)
-    # a text that is no 43-character ASCII token is kept as an empty slot, which the
-    # verifier calls malformed
-    raw = [t.encode("ascii") if len(t) == 43 and t.isascii() else b"" for t in tokens]
+    raw = [token_bytes(t) for t in tokens]
     return ScanBatch(np.zeros(n, np.uint64), np.zeros(n, np.uint64),
                      np.array(seq, np.uint64), np.array(t_in, np.int64),
                      np.array(t_out, np.int64), np.array(raw, dtype=TOKEN_DTYPE))
@@ -76,9 +74,8 @@ async def post_scans(body: ScanBatchIn, device: DeviceCaller,
 async def post_scan(body: ScanIn, device: DeviceCaller, service: ServiceDep) -> ScanResult:
     """Store one scan; durable when the answer comes. Concurrent scans are stored together
     (api/batcher.py): one verification, one append and one fsync for all of them."""
-    token = body.token.encode("ascii") if len(body.token) == 43 and body.token.isascii() \
-        else b""
-    result = await service.batcher.submit(device.id, device.venue, token, body.time,
+    result = await service.batcher.submit(device.id, device.venue, token_bytes(body.token),
+                                          body.time,
                                           body.check_out or 0, body.seq)
     return ScanResult(**result)
 
@@ -143,17 +140,13 @@ async def post_frames(body: FramesIn, device: DeviceCaller,
 
 
 def _read_tokens(images: list[bytes], reasons: list[str | None]) -> list[str]:
-    from decoder import TOKEN_LEN, decode_frames
+    """The token text of each image ("" where none), filling in `reasons`."""
+    from decoder import read_tokens
 
     texts = [""] * len(images)
     todo = [i for i, r in enumerate(reasons) if r is None]
-    for i, result in zip(todo, decode_frames([images[i] for i in todo]), strict=True):
-        found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
-        if found:
-            texts[i] = found[0]
-        else:
-            status = str(getattr(result.status, "value", result.status))
-            reasons[i] = "frame: no token found" if status == "ok" else f"frame: {status}"
+    for i, (text, reason) in zip(todo, read_tokens([images[i] for i in todo]), strict=True):
+        texts[i], reasons[i] = text or "", reason
     return texts
 
 
@@ -180,6 +173,6 @@ async def post_checkout(body: CheckoutIn, device: DeviceCaller,
     batch = _batch([body.token], [t_in], [body.time], [body.seq])
     outcome: IntakeOutcome = await run_in_threadpool(_submit, service, device, batch)
     item = outcome.items(batch.seq)[0]
-    if outcome.status[0] != ACCEPTED and item["status"] == "duplicate":
+    if item["status"] == "duplicate":
         item["status"] = "accepted"  # the visit existed; its check-out is now stored
     return ScanResult(**item)
