@@ -164,9 +164,12 @@ class Registry:
     def _now(self) -> int:
         return int(self._clock())
 
-    def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def _write(self, sql: str, args: tuple = (), *, principals: bool = False
+               ) -> sqlite3.Cursor:
+        """Run a change; `principals` when it changes who may call (the next
+        authentication then reloads them)."""
         with self._lock:
-            self._stale = True
+            self._stale = self._stale or principals
             try:
                 return self._db.execute(sql, args)
             except sqlite3.IntegrityError as exc:
@@ -194,7 +197,7 @@ class Registry:
             "INSERT INTO principals (name, role, jurisdiction, venue, token_hash, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (name, role, jurisdiction, None if venue is None else str(venue),
-             hash_token(token), now))
+             hash_token(token), now), principals=True)
         return Principal(cur.lastrowid, name, role, jurisdiction, venue, now), token
 
     def ensure_admin_token(self, token: str, name: str = "admin (QRTRACE_ADMIN_TOKEN)") -> None:
@@ -204,7 +207,8 @@ class Registry:
         rows = self._read("SELECT id FROM principals WHERE token_hash = ?", (digest,))
         if rows:
             return
-        self._write("DELETE FROM principals WHERE name = ? AND role = 'admin'", (name,))
+        self._write("DELETE FROM principals WHERE name = ? AND role = 'admin'", (name,),
+                    principals=True)
         self.add_principal(name, "admin", token=token)
 
     def has_admin(self) -> bool:
@@ -219,7 +223,7 @@ class Registry:
             raise NotFound(f"no {role or 'principal'} with id {principal_id}")
         if found.revoked is None:
             self._write("UPDATE principals SET revoked = ? WHERE id = ?",
-                        (self._now(), principal_id))
+                        (self._now(), principal_id), principals=True)
         return self.get_principal(principal_id)
 
     def get_principal(self, principal_id: int) -> Principal | None:

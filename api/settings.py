@@ -26,15 +26,13 @@ class Secret:
 
 @dataclass(frozen=True)
 class Limits:
-    """Input limits of the HTTP API (requests beyond them are refused with 413 or 422)."""
+    """Input limits of the HTTP API that are settings (requests beyond them are refused
+    with 413 or 422); the sizes of JSON bodies (items, frames, field lengths) are bounds
+    of the models in api/schemas.py."""
 
     max_body_bytes: int = 32 * 1024 * 1024   # a packed batch of 200,000 scans is 16.6 MB
-    max_json_items: int = 10_000             # items in one JSON scans batch
     max_packed_rows: int = 400_000           # rows in one packed-v1 body
-    max_frames: int = 32                     # camera frames in one request
-    max_frame_bytes: int = 4 * 1024 * 1024   # one encoded frame
     future_skew_s: int = 300                 # a scan may be this far ahead of our clock
-    max_cases_per_query: int = 1
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import io
 
 from api.registry import Case
 from tracing.model import TraceResult
-from tracing.venues import VenueTable
+from tracing.venues import Venue, VenueTable
 
 
 def case_out(case: Case) -> dict:
@@ -22,14 +22,8 @@ def case_out(case: Case) -> dict:
 
 def venues_out(venues: VenueTable, ids) -> list[dict]:
     """The named venues among `ids`, by id (unknown ones with empty names)."""
-    out = []
-    for venue in sorted(int(v) for v in ids):
-        found = venues.get(venue)
-        row = found.to_dict() if found is not None else {
-            "venue": venue, "name": "", "village": "", "category": "other",
-            "dwell_minutes": None, "commune": "", "district": ""}
-        out.append(row)
-    return out
+    return [(venues.get(venue) or Venue(venue)).to_dict()
+            for venue in sorted(int(v) for v in ids)]
 
 
 def exposure_view(service, case: Case, result: TraceResult, offset: int = 0,

@@ -6,17 +6,18 @@ against the plain FastAPI-and-pydantic per-item path, in one run.
 Prepares a data folder with a simulated commune of --checkins check-ins over the last two
 weeks, 1,000 open cases, a device and an official; starts `qrtrace serve --no-rate-limits`
 as its own process, and the peer (benchmarks/plain_api.py) as another; then loads them
-from this process over loopback:
+from this process over loopback, in this order:
+- exposure queries (GET /v1/cases/{id}/exposure, a page of --page contacts) at 1,000
+  requests/s, open loop: over the 1,000 cases on the index as prepared (all in its base
+  segment; each case traced once before, in the warm-up), then over --active-cases of
+  them while single scans flow at 200/s (the index changes all along; queries read a
+  snapshot at most a second old, so every active case is traced and rendered afresh
+  each second);
 - packed batches (POST /v1/scans/packed, 50,000 scans each, two clients): check-ins/s;
 - JSON batches of 10,000 (POST /v1/scans) and, for the peer, /plain/scans;
-- single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in;
-Exposure queries come first, on the index as prepared (all in its base segment); the
-scan loads after them grow the index and start background merges.
-- exposure queries (GET /v1/cases/{id}/exposure, the first page of 500 contacts) at
-  1,000 requests/s, open loop: over the 1,000 cases on a quiet index (each traced once
-  before, in the warm-up), then over --active-cases of them while single scans flow at
-  200/s (the index changes all along; queries read a snapshot at most a second old, so
-  every active case is traced and rendered afresh each second).
+- single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in.
+The scan loads come after the queries because they grow the index and start background
+merges.
 Prints a table, or one flat JSON object with --json.
 """
 
