@@ -111,13 +111,22 @@ class CaseService:
     def get(self, official: Principal, case_id: int, action: str = "read_case") -> Case:
         """The case, if the official may see it; audited as `action`.
         Raises CaseNotFound or OutOfJurisdiction."""
-        case = self.registry.get_case(case_id)
+        case = self.visible(official, self.registry.get_case(case_id), case_id)
+        self._audit(official, action, case)
+        return case
+
+    def visible(self, official: Principal, case: Case | None, case_id: int) -> Case:
+        """`case` (the registry's answer for `case_id`) if the official may see it; not
+        audited. Raises CaseNotFound or OutOfJurisdiction."""
         if case is None:
             raise CaseNotFound(f"no case with id {case_id}")
         if not in_jurisdiction(case.jurisdiction, official.jurisdiction):
             raise OutOfJurisdiction(f"case {case_id} is outside your jurisdiction")
-        self._audit(official, action, case)
         return case
+
+    async def audit_async(self, official: Principal, action: str, case: Case) -> None:
+        """The audit entry of `action` on `case`, from an event loop (api/fastpath.py)."""
+        await self.audit.record_async(**self._audit_fields(official, action, case))
 
     def list(self, official: Principal) -> list[Case]:
         """The cases the official may see, newest first; audited."""
@@ -136,7 +145,10 @@ class CaseService:
         """`render(case, result) -> bytes` of the case's trace, made once per index
         snapshot and kind (officials re-read a case; at 10M check-ins a case's trace
         takes ~7.5 ms and its exposure page ~15 ms more to shape); audited as `action`."""
-        case = self.get(official, case_id, action)
+        return self.page(self.get(official, case_id, action), kind, render)
+
+    def page(self, case: Case, kind: str, render) -> bytes:
+        """`rendered` for a case already checked and audited."""
         snapshot = self.snapshot()
         key = (case.id, kind)
         with self._lock:
@@ -153,6 +165,21 @@ class CaseService:
                 _, (_, dropped) = self._pages.popitem(last=False)
                 self._page_bytes -= len(dropped)
         return body
+
+    def page_if_ready(self, case: Case, kind: str) -> bytes | None:
+        """The page `page` would return, if it is already made on the snapshot that
+        queries read now; else None (and no snapshot or trace is made). Cheap and never
+        blocks on the index, so an event loop may call it."""
+        now = time.monotonic()
+        with self._lock:
+            held, taken = self._snapshot
+            if held is None or now - taken >= self.max_staleness_s:
+                return None
+            page = self._pages.get((case.id, kind))
+            if page is None or page[0] is not held:
+                return None
+            self._pages.move_to_end((case.id, kind))
+            return page[1]
 
     def snapshot(self):
         """The index snapshot that queries read: a fresh one at most every
@@ -203,7 +230,11 @@ class CaseService:
         return checked.id
 
     def _audit(self, official: Principal, action: str, case: Case) -> None:
-        self.audit.record(actor=official.name, role=official.role, action=action,
-                          case=case.id, purpose=case.purpose,
-                          detail={"principal": official.id, "person": case.person,
-                                  "jurisdiction": case.jurisdiction})
+        self.audit.record(**self._audit_fields(official, action, case))
+
+    @staticmethod
+    def _audit_fields(official: Principal, action: str, case: Case) -> dict:
+        return dict(actor=official.name, role=official.role, action=action, case=case.id,
+                    purpose=case.purpose,
+                    detail={"principal": official.id, "person": case.person,
+                            "jurisdiction": case.jurisdiction})

@@ -289,6 +289,10 @@ class Registry:
             found = self._cases[case_id] = _case(rows[0])
         return found
 
+    def case_in_memory(self, case_id: int) -> Case | None:
+        """The case if `get_case` found it before (no database read), else None."""
+        return self._cases.get(case_id)
+
     def cases(self, jurisdiction: str = "") -> list[Case]:
         """Cases inside `jurisdiction` ("" = all), newest first."""
         rows = self._read(f"SELECT {_C_COLS} FROM cases ORDER BY id DESC")

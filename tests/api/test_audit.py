@@ -3,6 +3,7 @@ threads and processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -97,6 +98,10 @@ def test_bad_arguments_are_refused_and_nothing_is_written(tmp_path):
         log.record(actor="a", role="official", action="x", case="17")
     with pytest.raises(ValueError, match="not JSON"):
         log.record(actor="a", role="official", action="x", purpose="\udc80")
+    with pytest.raises(ValueError, match="not JSON"):
+        log.record(actor="a", role="official", action="x", detail={"who": "\udc80"})
+    with pytest.raises(ValueError, match="not JSON"):
+        log.record(actor="a", role="official", action="x", detail={"\udc80": 1})
     assert log.head() == (0, GENESIS)
 
 
@@ -257,6 +262,72 @@ def test_writers_waiting_on_one_fsync_share_the_next_one(tmp_path, monkeypatch):
     for worker in workers:
         worker.join()
     assert len(fsyncs) == 2 and log.verify().entries == 8
+
+
+def test_coroutines_and_threads_give_one_chain_with_every_entry_once(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def coroutines():
+        await asyncio.gather(*(log.record_async(actor="loop", role="official",
+                                                action="case.f1", case=i, detail={"i": i})
+                               for i in range(200)))
+
+    threads = [threading.Thread(target=lambda t=t: [record(log, i, f"t{t}") for i in range(50)])
+               for t in range(4)]
+    for thread in threads:
+        thread.start()
+    asyncio.run(coroutines())
+    for thread in threads:
+        thread.join()
+    assert_one_chain_holding(log, {("loop", i) for i in range(200)}
+                             | {(f"t{t}", i) for t in range(4) for i in range(50)})
+
+
+def test_coroutines_return_only_after_an_fsync_and_share_it(tmp_path, monkeypatch):
+    disk_ready, fsyncs = threading.Event(), []
+
+    def slow_disk(fd):  # the first fsync lasts until every coroutine has written
+        fsyncs.append(fd)
+        disk_ready.wait()
+
+    monkeypatch.setattr(audit, "_fsync", slow_disk)
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def main():
+        returned = []
+
+        async def one(i):
+            await log.record_async(actor="a", role="official", action="x", case=i)
+            returned.append(i)
+
+        tasks = [asyncio.create_task(one(i)) for i in range(50)]
+        while not fsyncs or log.head()[0] < 50:
+            await asyncio.sleep(0.001)
+        assert returned == []  # written, not yet synced: nobody has its answer
+        disk_ready.set()
+        await asyncio.gather(*tasks)
+        return returned
+
+    assert sorted(asyncio.run(main())) == list(range(50))
+    assert len(fsyncs) <= 2 and log.verify().entries == 50
+
+
+def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path, monkeypatch):
+    def broken_disk(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(audit, "_fsync", broken_disk)
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def main():
+        return await asyncio.gather(
+            *(log.record_async(actor="a", role="official", action="x", case=i)
+              for i in range(5)), return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, AuditError) and "fsync failed" in str(o) for o in outcomes)
+    with pytest.raises(AuditError, match="fsync failed"):
+        record(log, 99)
 
 
 def test_two_logs_on_one_file_keep_one_chain(tmp_path):
