@@ -6,7 +6,10 @@ cases inside their jurisdiction (a commune, or a district and
 its communes); every read of a case writes an audit entry (who, which case, purpose,
 when) before the answer leaves. A case's trace is computed over the index's current
 snapshot and kept until the index changes, so that an official paging through the
-exposure, zones and graph of one case pays for one trace.
+exposure, zones and graph of one case pays for one trace. Exposure pages are kept as
+rendered bytes; while scans flow, a page may be answered up to a few seconds behind the
+newest scans while a background thread makes it again (CaseService._serve_page has the
+bounds), and a retention purge drops them all.
 
 Errors::
 
@@ -18,6 +21,7 @@ Errors::
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -30,6 +34,7 @@ from tracing import exposure
 from tracing.model import ContactRule, TraceResult
 
 MAX_WINDOW_S = 60 * 86400
+logger = logging.getLogger(__name__)
 
 
 class CaseError(Exception):
@@ -62,12 +67,23 @@ class CaseRequest:
     depth: int = 2
 
 
+@dataclass
+class _Page:
+    """A rendered page: the snapshot it was made on, and when it was last known to be
+    made on the snapshot that queries read (time.monotonic())."""
+
+    snapshot: object
+    body: bytes
+    checked: float
+
+
 class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
                  default_dwell: int = 3600, cache_size: int = 64,
-                 page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0) -> None:
+                 page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0,
+                 page_refresh_s: float = 5.0, page_max_age_s: float = 60.0) -> None:
         self.registry = registry
         self.index = index
         self.audit = audit
@@ -76,13 +92,20 @@ class CaseService:
         # case id -> (snapshot, trace): a few, a town's F2 trace holds many contacts
         self._cache: OrderedDict[int, tuple[object, TraceResult]] = OrderedDict()
         self._cache_size = cache_size
-        # (case id, kind) -> (snapshot, rendered bytes), up to page_bytes in all: what
-        # officials re-read, kept for many more cases than their traces
-        self._pages: OrderedDict[tuple[int, str], tuple[object, bytes]] = OrderedDict()
+        # (case id, kind) -> _Page, up to page_bytes in all: what officials re-read, kept
+        # for many more cases than their traces
+        self._pages: OrderedDict[tuple[int, str], _Page] = OrderedDict()
         self._page_bytes, self._page_budget = 0, page_bytes
         self.max_staleness_s = max_staleness_s
+        self.page_refresh_s, self.page_max_age_s = page_refresh_s, page_max_age_s
         self._snapshot: tuple[object, float] = (None, 0.0)
         self._lock = threading.Lock()
+        # pages to make again in the background: key -> (case, render), in order
+        self._due: OrderedDict[tuple[int, str], tuple[Case, object]] = OrderedDict()
+        self._wake = threading.Condition(self._lock)
+        self._refresher: threading.Thread | None = None
+        self._closed = False
+        self._generation = 0  # counts forget_pages(): what was made before is not kept
 
     def open(self, official: Principal, request: CaseRequest) -> Case:
         """Open a case; audited. Raises BadCase or OutOfJurisdiction."""
@@ -148,38 +171,110 @@ class CaseService:
         return self.page(self.get(official, case_id, action), kind, render)
 
     def page(self, case: Case, kind: str, render) -> bytes:
-        """`rendered` for a case already checked and audited."""
+        """`rendered` for a case already checked and audited. A page made on an older
+        snapshot is still answered while it is younger than page_max_age_s, and made
+        again in the background once older than page_refresh_s (see `_serve_page`)."""
         snapshot = self.snapshot()
-        key = (case.id, kind)
         with self._lock:
-            page = self._pages.get(key)
-            if page is not None and page[0] is snapshot:
-                self._pages.move_to_end(key)
-                return page[1]
-        body = render(case, self._trace(case, snapshot))
-        with self._lock:
-            old = self._pages.pop(key, None)
-            self._page_bytes += len(body) - (len(old[1]) if old else 0)
-            self._pages[key] = (snapshot, body)
-            while self._page_bytes > self._page_budget and len(self._pages) > 1:
-                _, (_, dropped) = self._pages.popitem(last=False)
-                self._page_bytes -= len(dropped)
-        return body
+            body = self._serve_page(case, kind, render, snapshot)
+        return body if body is not None else self._make_page(case, kind, render, snapshot)
 
-    def page_if_ready(self, case: Case, kind: str) -> bytes | None:
-        """The page `page` would return, if it is already made on the snapshot that
-        queries read now; else None (and no snapshot or trace is made). Cheap and never
-        blocks on the index, so an event loop may call it."""
-        now = time.monotonic()
+    def page_if_ready(self, case: Case, kind: str, render) -> bytes | None:
+        """The page `page` would answer without making one, or None (and then no
+        snapshot or trace is made either). Cheap, never blocks on the index: an event
+        loop may call it."""
         with self._lock:
             held, taken = self._snapshot
-            if held is None or now - taken >= self.max_staleness_s:
+            if held is not None and time.monotonic() - taken >= self.max_staleness_s:
+                held = None  # too old to count as current; a page may still be young
+            return self._serve_page(case, kind, render, held)
+
+    def _serve_page(self, case: Case, kind: str, render, snapshot) -> bytes | None:
+        """(lock held) The page of (case, kind) if it may be answered: made on
+        `snapshot`, or made (or last found current) less than page_max_age_s ago.
+        While scans flow, every second brings a new snapshot, and making every page
+        afresh on each (a trace and a rendering, ~25 ms at 10M check-ins) would cost
+        more CPU than the server has: so a page younger than page_refresh_s is answered
+        as it is, and an older one is answered and queued to be made again by one
+        background thread, at most once at a time. A page is thus at most about
+        page_refresh_s behind the scans while the refresher keeps up, and never more
+        than page_max_age_s: past that it is made before the answer."""
+        key = (case.id, kind)
+        page = self._pages.get(key)
+        if page is None:
+            return None
+        if page.snapshot is snapshot:
+            page.checked = time.monotonic()
+        else:
+            age = time.monotonic() - page.checked
+            if age >= self.page_max_age_s:
                 return None
-            page = self._pages.get((case.id, kind))
-            if page is None or page[0] is not held:
-                return None
-            self._pages.move_to_end((case.id, kind))
-            return page[1]
+            if age >= self.page_refresh_s and key not in self._due:
+                self._due[key] = (case, render)
+                self._start_refresher()
+                self._wake.notify()
+        self._pages.move_to_end(key)
+        return page.body
+
+    def _make_page(self, case: Case, kind: str, render, snapshot) -> bytes:
+        generation = self._generation
+        body = render(case, self._trace(case, snapshot))
+        with self._lock:
+            if generation != self._generation:  # made on data a purge has since removed
+                return body
+            old = self._pages.pop((case.id, kind), None)
+            self._page_bytes += len(body) - (len(old.body) if old else 0)
+            self._pages[case.id, kind] = _Page(snapshot, body, time.monotonic())
+            while self._page_bytes > self._page_budget and len(self._pages) > 1:
+                _, dropped = self._pages.popitem(last=False)
+                self._page_bytes -= len(dropped.body)
+        return body
+
+    def _start_refresher(self) -> None:  # (lock held)
+        if self._refresher is None and not self._closed:
+            self._refresher = threading.Thread(target=self._refresh_loop, daemon=True,
+                                               name="qrtrace-pages")
+            self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        """Make the queued pages again, oldest request first, one at a time."""
+        while True:
+            with self._lock:
+                while not self._due and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                (case_id, kind), (case, render) = self._due.popitem(last=False)
+            snapshot = self.snapshot()
+            with self._lock:
+                page = self._pages.get((case_id, kind))
+                if page is not None and page.snapshot is snapshot:
+                    page.checked = time.monotonic()
+                    continue
+            try:
+                self._make_page(case, kind, render, snapshot)
+            except Exception:  # the page stays as it was; a later request retries
+                logger.exception("making case %d's %s page again failed", case_id, kind)
+
+    def forget_pages(self) -> None:
+        """Drop every page and trace made (after a retention purge: no answer may show
+        a check-in that is gone)."""
+        with self._lock:
+            self._generation += 1
+            self._pages.clear()
+            self._page_bytes = 0
+            self._cache.clear()
+            self._due.clear()
+            self._snapshot = (None, 0.0)
+
+    def close(self) -> None:
+        """Stop the background refresher (pending refreshes are dropped)."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+            refresher = self._refresher
+        if refresher is not None:
+            refresher.join(timeout=30)
 
     def snapshot(self):
         """The index snapshot that queries read: a fresh one at most every
@@ -191,9 +286,11 @@ class CaseService:
             held, taken = self._snapshot
             if held is not None and now - taken < self.max_staleness_s:
                 return held
+            generation = self._generation
         fresh = self.index.snapshot()
         with self._lock:
-            self._snapshot = (fresh, now)
+            if generation == self._generation:  # else taken before a purge ended
+                self._snapshot = (fresh, now)
         return fresh
 
     def _trace(self, case: Case, snapshot):

@@ -114,11 +114,13 @@ class ScanFastPath:
         # the page made on the current snapshot answers from the loop; only a new page
         # (a trace and its rendering) goes to a thread
         kind = f"exposure:{offset}:{limit}"
-        body = cases.page_if_ready(case, kind)
+
+        def render(case, result):
+            return exposure_json(service, case, result, offset, limit)
+
+        body = cases.page_if_ready(case, kind, render)
         if body is None:
-            body = await loop.run_in_executor(None, partial(
-                cases.page, case, kind,
-                lambda case, result: exposure_json(service, case, result, offset, limit)))
+            body = await loop.run_in_executor(None, cases.page, case, kind, render)
         return 200, body, []
 
     async def _scan(self, service, scope, receive):

@@ -77,6 +77,7 @@ class Service:
         self._retention.start()
         self._closers.insert(0, self._stop_retention)
         self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
+        self._closers.insert(0, self.cases.close)
 
     def _ensure_admin(self) -> str | None:
         token = self.settings.admin_token
@@ -171,6 +172,8 @@ class Service:
             wait = self.settings.purge_every_s
             try:
                 removed = self.index.purge(int(time.time()))
+                if removed:
+                    self.cases.forget_pages()
                 logger.info("retention purge", extra={"fields": {"removed": removed}})
             except Exception:  # keep serving; the next round tries again
                 logger.exception("retention purge failed")
