@@ -10,9 +10,9 @@ from this process over loopback, in this order:
 - exposure queries (GET /v1/cases/{id}/exposure, a page of --page contacts) at 1,000
   requests/s, open loop: over the 1,000 cases on the index as prepared (all in its base
   segment; each case traced once before, in the warm-up), then over --active-cases of
-  them while single scans flow at 200/s (the index changes all along; queries read a
-  snapshot at most a second old, so every active case is traced and rendered afresh
-  each second);
+  them while single scans flow at 200/s (the index changes every second; each page is
+  answered as made for 5 s, then made again by the server's background thread: see
+  api/cases.py);
 - packed batches (POST /v1/scans/packed, 50,000 scans each, two clients): check-ins/s;
 - JSON batches of 10,000 (POST /v1/scans) and, for the peer, /plain/scans;
 - single scans (POST /v1/scan, and /plain/scan) with wrk, every body a new check-in.
