@@ -81,15 +81,17 @@ class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
-                 default_dwell: int = 3600, cache_size: int = 64,
+                 default_dwell: int = 3600, cache_size: int = 16,
                  page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0,
-                 page_refresh_s: float = 5.0, page_max_age_s: float = 60.0) -> None:
+                 page_refresh_s: float = 5.0, page_max_age_s: float = 60.0,
+                 refresh_rest: float = 3.0) -> None:
         self.registry = registry
         self.index = index
         self.audit = audit
         self._keyring = keyring
         self.default_dwell = default_dwell
-        # case id -> (snapshot, trace): a few, a town's F2 trace holds many contacts
+        # case id -> (snapshot, trace): a few (an official paging through one case's
+        # exposure, zones and graph); a town's F2 trace is thousands of GC-tracked tuples
         self._cache: OrderedDict[int, tuple[object, TraceResult]] = OrderedDict()
         self._cache_size = cache_size
         # (case id, kind) -> _Page, up to page_bytes in all: what officials re-read, kept
@@ -98,6 +100,7 @@ class CaseService:
         self._page_bytes, self._page_budget = 0, page_bytes
         self.max_staleness_s = max_staleness_s
         self.page_refresh_s, self.page_max_age_s = page_refresh_s, page_max_age_s
+        self.refresh_rest = refresh_rest  # background refreshes take <= 1/(1+rest) of a core
         self._snapshot: tuple[object, float] = (None, 0.0)
         self._lock = threading.Lock()
         # pages to make again in the background: key -> (case, render), in order
@@ -216,9 +219,14 @@ class CaseService:
         self._pages.move_to_end(key)
         return page.body
 
-    def _make_page(self, case: Case, kind: str, render, snapshot) -> bytes:
+    def _make_page(self, case: Case, kind: str, render, snapshot,
+                   keep_trace: bool = True) -> bytes:
         generation = self._generation
-        body = render(case, self._trace(case, snapshot))
+        # a trace is thousands of tuples that the cyclic GC tracks (named tuples are never
+        # untracked): made, rendered and, unless kept, freed with the GC held off, they
+        # never reach a collection that would stop the event loop to scan them
+        with exposure.gc_paused():
+            body = render(case, self._trace(case, snapshot, keep=keep_trace))
         with self._lock:
             if generation != self._generation:  # made on data a purge has since removed
                 return body
@@ -237,7 +245,10 @@ class CaseService:
             self._refresher.start()
 
     def _refresh_loop(self) -> None:
-        """Make the queued pages again, oldest request first, one at a time."""
+        """Make the queued pages again, oldest request first, one at a time, resting
+        `refresh_rest` times as long as each took: a page is Python work that holds the
+        GIL, and the event loop answering queries must get it back quickly (a refresher
+        running flat out held 1,000 queries/s down to 240/s)."""
         while True:
             with self._lock:
                 while not self._due and not self._closed:
@@ -251,10 +262,14 @@ class CaseService:
                 if page is not None and page.snapshot is snapshot:
                     page.checked = time.monotonic()
                     continue
+            started = time.monotonic()
             try:
-                self._make_page(case, kind, render, snapshot)
+                self._make_page(case, kind, render, snapshot, keep_trace=False)
             except Exception:  # the page stays as it was; a later request retries
                 logger.exception("making case %d's %s page again failed", case_id, kind)
+            rest = (time.monotonic() - started) * self.refresh_rest
+            with self._lock:
+                self._wake.wait_for(lambda: self._closed, timeout=rest)
 
     def forget_pages(self) -> None:
         """Drop every page and trace made (after a retention purge: no answer may show
@@ -293,8 +308,9 @@ class CaseService:
                 self._snapshot = (fresh, now)
         return fresh
 
-    def _trace(self, case: Case, snapshot):
-        """The trace of `case` over `snapshot`, from the cache when made on it."""
+    def _trace(self, case: Case, snapshot, keep: bool = True):
+        """The trace of `case` over `snapshot`, from the cache when made on it; kept
+        there if `keep`."""
         with self._lock:
             cached = self._cache.get(case.id)
             if cached is not None and cached[0] is snapshot:
@@ -304,6 +320,8 @@ class CaseService:
                            default_dwell=case.default_dwell)
         with exposure.gc_paused():
             result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
+        if not keep:
+            return result
         with self._lock:
             self._cache[case.id] = (snapshot, result)
             while len(self._cache) > self._cache_size:

@@ -88,8 +88,9 @@ class Zone(NamedTuple):
     """A venue and merged interval of level-`level` presence, with `exposed` persons.
 
     `exposed` counts distinct level-(level+1) persons whose evidence falls in it. A named
-    tuple like Evidence: tuples of ints drop out of the cyclic GC's work, dataclasses
-    with slots never do, and a service keeps many results alive.
+    tuple like Evidence (cheaper to make than a dataclass; note that the cyclic GC still
+    tracks named tuples, unlike plain tuples of ints, so a service that keeps results
+    alive should keep few: see api/cases.py).
     """
 
     venue: int
