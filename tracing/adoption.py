@@ -329,17 +329,29 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
     named = {name for name in village_of.values() if name}
     own = [vid for vid, name in village_of.items() if not name]
     locked = sorted(set(venues.in_villages(named)) | set(own))
-    persons = [np.empty(0, np.uint64)]
+    found = []
     for segment in (snapshot.base, snapshot.overlay):
         codes = segment.venue_codes(np.array(locked, np.uint64))
-        found = ak.window_persons(segment.venue_off, segment.t_in, segment.person,
-                                  codes[codes >= 0], _clip(result.window_from),
-                                  _clip(result.window_to))
-        persons.append(segment.person_ids[_distinct(found)])
+        found.append(ak.window_persons(segment.venue_off, segment.t_in, segment.person,
+                                       codes[codes >= 0], _clip(result.window_from),
+                                       _clip(result.window_to)))
     village = {"villages": sorted(named) + [f"venue {vid}" for vid in own],
-               "persons": int(_distinct(np.concatenate(persons)).shape[0]),
-               "venues": len(locked)}
+               "persons": _count_persons(snapshot, *found), "venues": len(locked)}
     return {"narrow": narrow, "village": village}
+
+
+def _count_persons(snapshot: Snapshot, base_codes: np.ndarray, overlay_codes: np.ndarray
+                   ) -> int:
+    """Distinct persons among person codes of the base and of the overlay segment.
+    A village's window holds up to a million check-ins: marking a flag per base person
+    code costs a few ms where sorting them cost ~20."""
+    base = snapshot.base
+    seen = np.zeros(base.person_ids.shape[0], np.bool_)
+    seen[base_codes] = True
+    ids = snapshot.overlay.person_ids[_distinct(overlay_codes)]
+    in_base = base.person_codes(ids) if len(base) else np.full(ids.shape[0], -1, np.int64)
+    seen[in_base[in_base >= 0]] = True
+    return int(np.count_nonzero(seen)) + int(np.count_nonzero(in_base < 0))
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
