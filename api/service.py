@@ -153,6 +153,7 @@ class Service:
             self.venues.update(venues)
             self.venues.save(self.settings.data)
         self.index.set_venue_dwell(*self.venues.resolved_dwell())
+        self.cases.forget_pages()  # names and visit ends may have changed
 
     def close(self) -> None:
         """Stop the Kafka worker (if any) and close every part."""

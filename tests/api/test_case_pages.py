@@ -4,16 +4,21 @@ answer, and a retention purge leaves no page showing what it deleted."""
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from api.cases import CaseRequest
+from api.cases import CaseRequest, CaseService
+from api.registry import Case
 from api.service import Service
 from api.settings import Settings
 from api.views import exposure_json
+from tracing import CheckinIndex, ContactRule, exposure
 
 H = 3600
 CASE, VENUE = 1, 9
@@ -99,3 +104,69 @@ def test_after_a_purge_no_page_shows_a_deleted_checkin(service):
     cases.forget_pages()  # ... followed by this
     assert cases.page_if_ready(wide, "exposure", None) is None
     assert exposed(page(service, wide)) == {2}
+
+
+def test_a_scan_after_the_window_leaves_the_page_as_made(service):
+    now = int(time.time())
+    _, case = opened(service, now)
+    cases = service.cases
+    cases.max_staleness_s, cases.page_refresh_s, cases.page_max_age_s = 0.0, 0.0, 3600.0
+    first = page(service, case)
+    visit(service, 3, now + 60)  # after the window's end (+ linger 0): no trace reads it
+    visit(service, 2, now + 120)  # also ends F1's last visit, past every presence
+    snapshot = service.index.snapshot()
+    deadline = time.monotonic() + 30
+    while cases._pages[case.id, "exposure"].snapshot is not snapshot:  # refreshed ...
+        assert time.monotonic() < deadline, "the page was never found current"
+        page(service, case)
+        time.sleep(0.01)
+    assert page(service, case) is first  # ... without being made again
+
+
+# ---- the shortcut's soundness, against the tracer ------------------------------------------
+
+CHECKIN = st.tuples(st.integers(1, 6), st.integers(10, 12), st.integers(0, 48),
+                    st.one_of(st.none(), st.integers(1, 12)))
+
+
+def columns(rows):
+    p, v, t, o = zip(*rows, strict=True)
+    t_in = np.array(t, np.int64) * 600
+    t_out = np.array([0 if k is None else k * 600 for k in o], np.int64)
+    return (np.array(p, np.uint64), np.array(v, np.uint64), t_in,
+            np.where(t_out > 0, t_in + t_out, 0))
+
+
+def near(to):  # later scans: some in the window, most at or just after its end
+    return st.lists(st.tuples(st.integers(1, 3), st.integers(10, 11),
+                              st.integers(max(to - 3, 0), to + 4),
+                              st.one_of(st.none(), st.integers(1, 6))), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.lists(CHECKIN, min_size=1, max_size=30),
+       to_later=st.integers(1, 48).flatmap(lambda to: st.tuples(st.just(to), near(to))),
+       linger=st.sampled_from([0, 600, 1800]), compact=st.booleans())
+def test_the_answer_is_the_same_whenever_the_shortcut_says_so(first, to_later, linger,
+                                                               compact):
+    to, later = to_later
+    rule = ContactRule(min_overlap=600, linger=linger, depth=2)
+    to *= 600
+    with tempfile.TemporaryDirectory() as folder:
+        index = CheckinIndex.open(folder)
+        index.append(*columns(first))
+        if compact:
+            index.compact()
+        old = index.snapshot()
+        index.append(*columns(later))
+        new = index.snapshot()
+        cases = CaseService(None, index, None, None)
+        case = Case(id=1, person=1, t_from=0, t_to=to, purpose="", jurisdiction="",
+                    min_overlap=600, linger=linger, depth=2, default_dwell=3600,
+                    opened_by=1, opened_at=0)
+        same = cases._same_answer(case, old, new)
+        if all(t * 600 >= to + linger for _, _, t, _ in later):
+            assert same  # what scans at the present time look like
+        if same:
+            assert exposure.trace(old, 1, 0, to, rule) == exposure.trace(new, 1, 0, to, rule)
+        index.close()
