@@ -43,6 +43,8 @@ EXPOSURE = re.compile(r"/v1/cases/([0-9]{1,19})/exposure")
 EXPOSURE_ROUTE = "/v1/cases/{case_id}/exposure"
 MAX_SCAN_BODY = 4096
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_VARY_HEADERS = [(b"vary", b"accept-encoding")]
+_GZIP_HEADERS = [(b"content-encoding", b"gzip"), *_VARY_HEADERS]
 
 
 class ScanFastPath:
@@ -118,10 +120,11 @@ class ScanFastPath:
         def render(case, result):
             return exposure_json(service, case, result, offset, limit)
 
-        body = cases.page_if_ready(case, kind, render)
+        gzipped = _accepts_gzip(_header(scope, b"accept-encoding"))
+        body = cases.page_if_ready(case, kind, render, gzipped)
         if body is None:
-            body = await loop.run_in_executor(None, cases.page, case, kind, render)
-        return 200, body, []
+            body = await loop.run_in_executor(None, cases.page, case, kind, render, gzipped)
+        return 200, body, _GZIP_HEADERS if gzipped else _VARY_HEADERS
 
     async def _scan(self, service, scope, receive):
         device = bearer_principal(service, _header(scope, b"authorization"), "device")
@@ -142,6 +145,18 @@ def _header(scope, name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header value accepts gzip (RFC 9110: "gzip", "*", not
+    with q=0)."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            q = params.strip().lower()
+            return not (q.startswith("q=") and q[2:].strip().rstrip("0").rstrip(".") in
+                        ("", "0"))
+    return False
 
 
 def _query(raw: bytes) -> dict[str, list[str]]:

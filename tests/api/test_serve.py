@@ -4,6 +4,8 @@ on loopback, called over HTTP."""
 from __future__ import annotations
 
 import base64
+import gzip
+import json
 import time
 
 import numpy as np
@@ -172,6 +174,33 @@ def test_official_traces_a_case_and_every_query_is_audited(server):
                for e in reads)
     verified = server.get("/v1/admin/audit/verify").json()
     assert verified["ok"] and verified["entries"] == len(entries)
+
+
+def test_an_exposure_page_comes_gzipped_to_who_asks_and_plain_to_the_rest(server):
+    c = setup_commune(server)
+    device, t = c["devices"][1], c["tokens"]
+    for person in range(20, 48):
+        t[person] = server.post("/v1/admin/tokens", json={"kind": "person", "id": person}
+                                ).json()["token"]
+    server.post("/v1/scans", token=device, json={"scans": [
+        {"token": t[p], "time": NOW - 7200 + p} for p in [11, *range(20, 48)]]})
+    case = server.post("/v1/cases", token=c["official"], json={
+        "person": t[11], "from": NOW - 86400, "to": NOW, "purpose": "test"}).json()
+    path = f"/v1/cases/{case['id']}/exposure"
+    plain = server.get(path, token=c["official"], headers={"Accept-Encoding": "identity"},
+                       stream=True)
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"].lower() == "accept-encoding"
+    raw_plain = plain.raw.read()
+    packed = server.get(path, token=c["official"], headers={"Accept-Encoding": "gzip"},
+                        stream=True)
+    assert packed.headers["content-encoding"] == "gzip"
+    raw_packed = packed.raw.read()  # as sent, not decoded
+    assert len(raw_packed) < len(raw_plain) / 2
+    assert gzip.decompress(raw_packed) == raw_plain
+    assert len(json.loads(raw_plain)["contacts"]) == 28
+    refused = server.get(path, token=c["official"], headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
 
 
 def test_refusals_no_token_wrong_role_other_jurisdiction(server):
