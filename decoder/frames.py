@@ -23,6 +23,7 @@ import numpy as np
 import zxingcpp
 
 from decoder.images import MAX_PIXELS, BadInput, to_gray
+from decoder.locate import CodeRegion, locate
 from decoder.passes import CASCADE, DecodePass
 
 
@@ -109,13 +110,26 @@ class FrameDecoder:
         read: list[zxingcpp.Barcode] = []
         first_stage = -1
         unread: list[Box] = []  # regions of codes located but not read so far
+        # regions of three finder patterns in which zxing-cpp found no code: worth the
+        # rescues, but not evidence of an unreadable code
+        likely: list[Box] = []
+        unsure = True  # until a finder scan says the frame holds nothing more to read
         for stage, decode_pass in enumerate(self.cascade):
+            if decode_pass.on_finders:
+                found, unread, likely, unsure = _read_located(decode_pass, gray)
+                if found:
+                    read.extend(found)
+                    first_stage = stage if first_stage < 0 else first_stage
+                continue
+            if decode_pass.if_unsure and not unsure:
+                continue
             if decode_pass.on_located:
-                if not unread:
+                if not unread and not likely:
                     continue
                 rescued, unread = _rescue(decode_pass, gray, unread)
-                if rescued:
-                    read.extend(rescued)
+                rescued_likely, likely = _rescue(decode_pass, gray, likely)
+                if rescued or rescued_likely:
+                    read.extend(rescued + rescued_likely)
                     first_stage = stage if first_stage < 0 else first_stage
                 continue
             found, scale = decode_pass.run(gray)
@@ -173,6 +187,60 @@ def _merge(boxes: list[Box], more: list[Box]) -> list[Box]:
         if not any(_overlap(box, seen) for seen in merged):
             merged.append(box)
     return merged
+
+
+# A crop whose code was not read is read again this much larger on each side: under a
+# steep perspective the fourth corner lies beyond where the three finders put it.
+REGROW = 0.25
+# A frame in which nothing was read goes on to the whole-frame pass when it shows more
+# loose finder patterns than this.
+UNSURE_LOOSE = 0
+
+
+def _read_located(decode_pass: DecodePass, gray: np.ndarray
+                  ) -> tuple[list[zxingcpp.Barcode], list[Box], list[Box], bool]:
+    """Locate the codes of `gray` and run `decode_pass` on a crop around each. Returns
+    the codes read; the regions of codes that zxing-cpp located and could not read; the
+    regions of three finder patterns in which it found no code; and whether the frame
+    is unsure (nothing read, and loose finder patterns seen)."""
+    located = locate(gray)
+    read: list[zxingcpp.Barcode] = []
+    unread: list[Box] = []
+    likely: list[Box] = []
+    for region in located.codes:
+        found, seen = _read_region(decode_pass, gray, region, 0.0)
+        if not found:
+            found, seen = _read_region(decode_pass, gray, region, REGROW)
+        read.extend(found)
+        if not found:
+            (unread if seen else likely).append(region.box)
+    if read:
+        return read, unread, likely, False
+    for region in located.guesses:
+        found, seen = _read_region(decode_pass, gray, region, 0.0)
+        read.extend(found)
+        unread.extend(seen)
+    return read, unread, likely, not read and located.loose > UNSURE_LOOSE
+
+
+def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
+                 grow: float) -> tuple[list[zxingcpp.Barcode], list[Box]]:
+    """The codes `decode_pass` reads in a crop around `region` (grown by `grow` of its
+    size on each side), and the boxes (in frame pixels) of those it located but could
+    not read."""
+    x0, y0, x1, y1 = region.box
+    dx, dy = int(grow * (x1 - x0)), int(grow * (y1 - y0))
+    height, width = gray.shape
+    x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
+    crop = gray[y0:min(height, y1 + dy), x0:min(width, x1 + dx)]
+    crop = 255 - crop if region.inverted else np.ascontiguousarray(crop)
+    found, scale = decode_pass.run(crop)
+    seen = []
+    for barcode in found:
+        if not barcode.valid:
+            bx0, by0, bx1, by1 = _box(barcode, scale, crop.shape)
+            seen.append((bx0 + x0, by0 + y0, bx1 + x0, by1 + y0))
+    return [b for b in found if b.valid], seen
 
 
 def _rescue(decode_pass: DecodePass, gray: np.ndarray,

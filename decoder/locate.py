@@ -1,0 +1,170 @@
+"""Where the QR codes of a frame are, before anything tries to read them.
+
+zxing-cpp's own search costs about as much as the rest of its work on a cluttered camera
+frame, and a frame without a code pays it in full. `locate` finds finder patterns with
+a cheap scan (decoder._locate_kernels), groups them in threes as a code's corners, and
+returns the regions worth decoding, so that zxing-cpp only reads small crops.
+
+`locate(gray)` returns a `Located`: `codes`, regions around three finder patterns that
+fit together, and `loose`, the number of finder patterns left over (a code whose third
+pattern hides under glare or blur, or a false alarm). The caller decides what a frame
+with loose patterns deserves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from decoder import _locate_kernels as kernels
+
+# Tiles of the local threshold, in pixels of the scanned image.
+BLOCK = 24
+# Tiles whose neighbourhood varies less than this (grey levels) hold no pattern.
+MIN_CONTRAST = 24
+# Every ROW_STEP-th row is scanned: a finder of the smallest readable code (two pixels a
+# module, 14 pixels tall) still meets several.
+ROW_STEP = 3
+# The threshold of a tile is the mean of a sample, every SAMPLE_STEP pixels each way.
+SAMPLE_STEP = 4
+# Images whose short side is over this are scanned at a reduced size.
+SCAN_MAX_SIDE = 800
+# A finder's light rings are this much brighter than its dark parts (grey levels).
+MIN_EDGE = 20
+MAX_HITS = 4096
+MAX_CLUSTERS = 256
+MAX_TRIPLES = 512
+MIN_HITS = 2
+# A loose finder pattern alone is worth a look when this many scanned rows crossed it,
+# in a square reaching this many modules from it (a version 4 code and its quiet zone).
+SINGLE_MIN_HITS = 3
+SINGLE_REACH = 34
+MAX_GUESSES = 3
+MAX_FINDERS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRegion:
+    """A likely code: the box x0, y0, x1, y1 (pixels of the frame, end exclusive) that
+    holds it with its quiet zone, its module size in pixels, and whether it is inverted
+    (light modules on dark)."""
+
+    box: tuple[int, int, int, int]
+    module: float
+    inverted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """What `locate` found: regions of likely codes, and the count of finder patterns
+    that belong to none."""
+
+    codes: list[CodeRegion]
+    loose: int
+    finders: np.ndarray  # (k, 5): x, y, size, polarity, hits; in frame pixels
+    guesses: list[CodeRegion]  # wider regions around loose patterns: pairs, then singles
+
+
+def locate(gray: np.ndarray) -> Located:
+    """Find QR codes in a 2-D uint8 array by their finder patterns.
+
+    Returns a Located; raises ValueError if `gray` is not a 2-D uint8 array.
+    """
+    if gray.ndim != 2 or gray.dtype != np.uint8:
+        raise ValueError(f"locate takes a 2-D uint8 array, got {gray.dtype} {gray.shape}")
+    scale = 1
+    image = gray
+    while min(image.shape) > SCAN_MAX_SIDE:
+        scale *= 2
+        image = _halve(image)
+    image = np.ascontiguousarray(image)
+    thresholds = kernels.block_thresholds(image, BLOCK, SAMPLE_STEP, MIN_CONTRAST)
+    hits = np.empty((MAX_HITS, kernels.HIT_FIELDS), np.int64)
+    n = kernels.scan_finders(image, thresholds, BLOCK, ROW_STEP, MIN_EDGE, hits)
+    clusters = np.empty((MAX_CLUSTERS, 5), np.float64)
+    k = kernels.cluster_hits(hits, n, clusters)
+    clusters = clusters[:k]
+    # A finder pattern is crossed by several scanned rows; one hit alone is mostly noise.
+    clusters = clusters[clusters[:, 4] >= MIN_HITS]
+    clusters = clusters[np.argsort(-clusters[:, 4], kind="stable")[:MAX_FINDERS]]
+    k = len(clusters)
+    triples = np.empty((MAX_TRIPLES, 4), np.float64)
+    m = kernels.find_triples(clusters, k, triples)
+    codes, used = _regions(clusters, triples[:m], gray.shape, scale)
+    finders = clusters.copy()
+    finders[:, :3] *= scale
+    loose = [i for i in range(k) if i not in used]
+    guesses = _guesses(finders, loose, gray.shape)
+    return Located(codes, len(loose), finders, guesses)
+
+
+def _guesses(finders: np.ndarray, loose: list[int],
+             shape: tuple[int, int]) -> list[CodeRegion]:
+    """Regions that would hold a code of which only some finder patterns were seen: around
+    each pair of loose patterns that could be two corners of one code (the code lies on
+    either side of them, or they are opposite corners), then around each loose pattern
+    crossed by at least SINGLE_MIN_HITS rows that is in no pair."""
+    regions: list[CodeRegion] = []
+    paired: set[int] = set()
+    for n, i in enumerate(loose):
+        for j in loose[n + 1:]:
+            a, b = finders[i], finders[j]
+            if a[3] != b[3] or max(a[2], b[2]) > 2 * min(a[2], b[2]):
+                continue
+            module = (a[2] + b[2]) / 14
+            distance = float(np.hypot(a[0] - b[0], a[1] - b[1]))
+            if not 10 * module <= distance <= 90 * module:
+                continue
+            reach = 1.15 * distance + 8 * module
+            regions.append(_square((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, reach, module,
+                                   a[3] == 0, shape))
+            paired.update((i, j))
+    for i in loose:
+        if i not in paired and finders[i, 4] >= SINGLE_MIN_HITS:
+            module = finders[i, 2] / 7
+            regions.append(_square(finders[i, 0], finders[i, 1], SINGLE_REACH * module,
+                                   module, finders[i, 3] == 0, shape))
+    return regions[:MAX_GUESSES]
+
+
+def _square(x: float, y: float, reach: float, module: float, inverted: bool,
+            shape: tuple[int, int]) -> CodeRegion:
+    height, width = shape
+    box = (max(0, int(x - reach)), max(0, int(y - reach)),
+           min(width, int(x + reach) + 1), min(height, int(y + reach) + 1))
+    return CodeRegion(box, float(module), bool(inverted))
+
+
+def _halve(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape
+    h, w = h - h % 2, w - w % 2
+    view = image[:h, :w].astype(np.uint16)
+    return ((view[0::2, 0::2] + view[0::2, 1::2] + view[1::2, 0::2] + view[1::2, 1::2] + 2)
+            // 4).astype(np.uint8)
+
+
+def _regions(clusters: np.ndarray, triples: np.ndarray, shape: tuple[int, int],
+             scale: int) -> tuple[list[CodeRegion], set[int]]:
+    """Regions for the best-fitting triples, each finder pattern in one code at most."""
+    order = np.argsort(triples[:, 3], kind="stable")
+    used: set[int] = set()
+    codes = []
+    height, width = shape
+    for row in triples[order]:
+        members = (int(row[0]), int(row[1]), int(row[2]))
+        if used.intersection(members):
+            continue
+        used.update(members)
+        corner, a, b = (clusters[i, :2] * scale for i in members)
+        module = float(clusters[list(members), 2].mean()) * scale / 7
+        fourth = a + b - corner
+        points = np.stack([corner, a, b, fourth])
+        leg = max(np.hypot(*(a - corner)), np.hypot(*(b - corner)))
+        margin = 6 * module + 0.2 * leg
+        lo = points.min(axis=0) - margin
+        hi = points.max(axis=0) + margin
+        box = (max(0, int(lo[0])), max(0, int(lo[1])),
+               min(width, int(hi[0]) + 1), min(height, int(hi[1]) + 1))
+        codes.append(CodeRegion(box, module, inverted=clusters[members[0], 3] == 0))
+    return codes, used
