@@ -167,6 +167,7 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
     binary = np.zeros(w + 1, np.uint8)
     ends = np.zeros(w + 2, np.int64)  # ends[j + 1]: where run j of the row ends
     widths = np.zeros(w + 1, np.int64)
+    middles = np.zeros(w + 1, np.int32)  # the grey level in the middle of each run
     flags = np.zeros(w + 1, np.uint8)
     row_thresholds = np.zeros(w, np.uint8)
     tile_of_row = np.arange(h) // block
@@ -194,9 +195,16 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
         runs = k - 1
         for j in range(runs):
             widths[j] = ends[j + 1] - ends[j]
+            middles[j] = row[(ends[j] + ends[j + 1] - 1) // 2]
         for j in range(4, runs):
-            flags[j] = np.uint8(1) if _is_finder(widths[j - 4], widths[j - 3], widths[j - 2],
-                                                 widths[j - 1], widths[j]) else np.uint8(0)
+            # the shape, and the contrast of the runs' middles in either polarity
+            a, b, c = middles[j - 4], middles[j - 3], middles[j - 2]
+            d, e = middles[j - 1], middles[j]
+            dark = min(b, d) - max(a, max(c, e)) >= min_edge
+            light = min(a, min(c, e)) - max(b, d) >= min_edge
+            flags[j] = np.uint8(1) if (dark | light) & _is_finder(
+                widths[j - 4], widths[j - 3], widths[j - 2], widths[j - 1], widths[j]) \
+                else np.uint8(0)
         for j in range(4, runs):
             if flags[j] == 0:
                 continue

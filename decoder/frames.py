@@ -21,6 +21,7 @@ from functools import cache
 
 import numpy as np
 import zxingcpp
+from PIL import Image
 
 from decoder.images import MAX_PIXELS, BadInput, to_gray
 from decoder.locate import CodeRegion, locate
@@ -110,7 +111,7 @@ class FrameDecoder:
         read: list[zxingcpp.Barcode] = []
         first_stage = -1
         unread: list[Box] = []  # regions of codes located but not read so far
-        # regions of three finder patterns in which zxing-cpp found no code: worth the
+        # regions of three finder patterns in which zxing-cpp found no code: worth some
         # rescues, but not evidence of an unreadable code
         likely: list[Box] = []
         unsure = True  # until a finder scan says the frame holds nothing more to read
@@ -124,12 +125,15 @@ class FrameDecoder:
             if decode_pass.if_unsure and not unsure:
                 continue
             if decode_pass.on_located:
-                if not unread and not likely:
+                if likely and decode_pass.name in LIKELY_RESCUES:
+                    rescued, likely = _rescue(decode_pass, gray, likely)
+                    read.extend(rescued)
+                    first_stage = stage if rescued and first_stage < 0 else first_stage
+                if not unread:
                     continue
                 rescued, unread = _rescue(decode_pass, gray, unread)
-                rescued_likely, likely = _rescue(decode_pass, gray, likely)
-                if rescued or rescued_likely:
-                    read.extend(rescued + rescued_likely)
+                if rescued:
+                    read.extend(rescued)
                     first_stage = stage if first_stage < 0 else first_stage
                 continue
             found, scale = decode_pass.run(gray)
@@ -195,6 +199,14 @@ REGROW = 0.25
 # A frame in which nothing was read goes on to the whole-frame pass when it shows more
 # loose finder patterns than this.
 UNSURE_LOOSE = 0
+# The rescues that also try regions of three finder patterns where no code was seen.
+LIKELY_RESCUES = frozenset({"double"})
+# ... when their modules are smaller than this (pixels): a small code is what the
+# detector misses and an upscaled copy rescues.
+LIKELY_MAX_MODULE = 5.0
+# Crops of codes with larger modules than this (pixels) are read at a reduced size: the
+# detector's cost grows with pixels, and three pixels a module read well.
+CROP_MODULE_PX = 3.0
 
 
 def _read_located(decode_pass: DecodePass, gray: np.ndarray
@@ -212,11 +224,13 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
         if not found:
             found, seen = _read_region(decode_pass, gray, region, REGROW)
         read.extend(found)
-        if not found:
-            (unread if seen else likely).append(region.box)
+        if seen and not found:
+            unread.append(region.box)
+        elif not found and region.module < LIKELY_MAX_MODULE:
+            likely.append(region.box)
     if read:
         return read, unread, likely, False
-    for region in located.guesses:
+    for region in located.guesses():
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         read.extend(found)
         unread.extend(seen)
@@ -234,11 +248,16 @@ def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
     x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
     crop = gray[y0:min(height, y1 + dy), x0:min(width, x1 + dx)]
     crop = 255 - crop if region.inverted else np.ascontiguousarray(crop)
+    shrink = int(region.module // CROP_MODULE_PX)
+    full_shape = crop.shape
+    if shrink >= 2 and min(crop.shape) >= 42 * shrink:
+        crop = np.asarray(Image.fromarray(crop).reduce(shrink))
     found, scale = decode_pass.run(crop)
+    scale *= full_shape[1] / crop.shape[1]
     seen = []
     for barcode in found:
         if not barcode.valid:
-            bx0, by0, bx1, by1 = _box(barcode, scale, crop.shape)
+            bx0, by0, bx1, by1 = _box(barcode, scale, full_shape)
             seen.append((bx0 + x0, by0 + y0, bx1 + x0, by1 + y0))
     return [b for b in found if b.valid], seen
 

@@ -41,6 +41,8 @@ MIN_HITS = 2
 SINGLE_MIN_HITS = 3
 SINGLE_REACH = 34
 MAX_GUESSES = 3
+# Only the loose patterns crossed by the most rows are paired.
+MAX_LOOSE = 10
 MAX_FINDERS = 40
 
 
@@ -63,7 +65,13 @@ class Located:
     codes: list[CodeRegion]
     loose: int
     finders: np.ndarray  # (k, 5): x, y, size, polarity, hits; in frame pixels
-    guesses: list[CodeRegion]  # wider regions around loose patterns: pairs, then singles
+    loose_indices: list[int]  # rows of `finders` in no code region, most hits first
+    shape: tuple[int, int]
+
+    def guesses(self) -> list[CodeRegion]:
+        """Wider regions around the loose finder patterns that could belong to a code
+        whose other patterns were not seen: pairs first, then singles."""
+        return _guesses(self.finders, self.loose_indices[:MAX_LOOSE], self.shape)
 
 
 def locate(gray: np.ndarray) -> Located:
@@ -95,8 +103,7 @@ def locate(gray: np.ndarray) -> Located:
     finders = clusters.copy()
     finders[:, :3] *= scale
     loose = [i for i in range(k) if i not in used]
-    guesses = _guesses(finders, loose, gray.shape)
-    return Located(codes, len(loose), finders, guesses)
+    return Located(codes, len(loose), finders, loose, gray.shape)
 
 
 def _guesses(finders: np.ndarray, loose: list[int],
