@@ -324,6 +324,10 @@ def find_triples(clusters, k, triples):
                         best = c
                 if best < 0 or m >= len(triples):
                     continue
+                # Real finder patterns are crossed by several rows and match in size;
+                # patterns that happen to appear in a code's data or in clutter seldom do.
+                fewest = min(clusters[i, 4], min(clusters[j, 4], clusters[q, 4]))
+                best_err += 0.5 * (smax / smin - 1.0) + 1.0 / fewest
                 if best == 0:
                     triples[m, 0], triples[m, 1], triples[m, 2] = i, j, q
                 elif best == 1:

@@ -156,16 +156,17 @@ def _regions(clusters: np.ndarray, triples: np.ndarray, shape: tuple[int, int],
     """Regions for the best-fitting triples, each finder pattern in one code at most."""
     order = np.argsort(triples[:, 3], kind="stable")
     used: set[int] = set()
-    codes = []
+    codes: list[CodeRegion] = []
+    centres: list[np.ndarray] = []
     height, width = shape
     for row in triples[order]:
         members = (int(row[0]), int(row[1]), int(row[2]))
         if used.intersection(members):
             continue
-        used.update(members)
         corner, a, b = (clusters[i, :2] * scale for i in members)
         module = float(clusters[list(members), 2].mean()) * scale / 7
         fourth = a + b - corner
+        middle = (a + b) / 2
         points = np.stack([corner, a, b, fourth])
         leg = max(np.hypot(*(a - corner)), np.hypot(*(b - corner)))
         margin = 6 * module + 0.2 * leg
@@ -173,5 +174,16 @@ def _regions(clusters: np.ndarray, triples: np.ndarray, shape: tuple[int, int],
         hi = points.max(axis=0) + margin
         box = (max(0, int(lo[0])), max(0, int(lo[1])),
                min(width, int(hi[0]) + 1), min(height, int(hi[1]) + 1))
-        codes.append(CodeRegion(box, module, inverted=clusters[members[0], 3] == 0))
+        # A better triple's code inside this one, or this one inside it: patterns in a
+        # code's data or in the clutter around it that happen to fit.
+        if any(_inside(code.box, middle) or _inside(box, centre)
+               for code, centre in zip(codes, centres, strict=True)):
+            continue
+        centres.append(middle)
+        codes.append(CodeRegion(box, module, inverted=bool(clusters[members[0], 3] == 0)))
+        used.update(members)
     return codes, used
+
+
+def _inside(box: tuple[int, int, int, int], point: np.ndarray) -> bool:
+    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
