@@ -93,6 +93,22 @@ def _is_finder(a, b, c, d, e):
             & (10 * abs(7 * e - total) <= limit) & (5 * abs(7 * c - 3 * total) <= limit))
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _flag(widths, middles, j, min_edge, flags):
+    """flags[j] >= 0 when runs j..j+4 go 1:1:3:1:1 (as `_is_finder` says) and their
+    middles alternate by `min_edge` grey levels in either polarity. Arithmetic only
+    (min, max, abs), so that the loop over a row's runs vectorises."""
+    a, b, c, d, e = middles[j], middles[j + 1], middles[j + 2], middles[j + 3], middles[j + 4]
+    contrast = max(min(b, d) - max(a, max(c, e)), min(a, min(c, e)) - max(b, d)) - min_edge
+    w0, w1, w2, w3, w4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], widths[j + 4]
+    total = w0 + w1 + w2 + w3 + w4
+    limit = 7 * total + 20  # in tenths of a seventh: 0.7 module and 2/7 pixel
+    margin = min(limit - 10 * abs(7 * w0 - total), limit - 10 * abs(7 * w1 - total))
+    margin = min(margin, min(limit - 10 * abs(7 * w3 - total), limit - 10 * abs(7 * w4 - total)))
+    margin = min(margin, min(limit - 5 * abs(7 * w2 - 3 * total), total - 7))
+    flags[j] = min(margin, contrast)
+
+
 @njit(nogil=True, cache=True)
 def _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
     """Whether the light runs of a candidate (sampled at their middles) are brighter
@@ -166,9 +182,9 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
     vertical = np.zeros(6, np.int64)
     binary = np.zeros(w + 1, np.uint8)
     ends = np.zeros(w + 2, np.int64)  # ends[j + 1]: where run j of the row ends
-    widths = np.zeros(w + 1, np.int64)
+    widths = np.zeros(w + 1, np.int32)
     middles = np.zeros(w + 1, np.int32)  # the grey level in the middle of each run
-    flags = np.zeros(w + 1, np.uint8)
+    flags = np.zeros(w + 1, np.int32)  # >= 0 where runs j..j+4 make a candidate
     row_thresholds = np.zeros(w, np.uint8)
     tile_of_row = np.arange(h) // block
     # thresholds column-major, so that a vertical walk reads one contiguous column
@@ -188,29 +204,24 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
         for x in range(w):
             binary[x] = np.uint8(1) if row[x] < row_thresholds[x] else np.uint8(0)
         binary[w] = np.uint8(1) - binary[w - 1]  # an edge after the last pixel
+        # Indices only ever go up from a loop variable that starts at 0: numba wraps
+        # negative indices, and the check for them (x - 1) keeps LLVM from vectorising.
         k = 1
-        for x in range(1, w + 1):
-            ends[k] = x
-            k += binary[x] ^ binary[x - 1]
+        for x in range(w):
+            ends[k] = x + 1
+            k += binary[x + 1] ^ binary[x]
         runs = k - 1
         for j in range(runs):
             widths[j] = ends[j + 1] - ends[j]
-            middles[j] = row[(ends[j] + ends[j + 1] - 1) // 2]
-        for j in range(4, runs):
-            # the shape, and the contrast of the runs' middles in either polarity
-            a, b, c = middles[j - 4], middles[j - 3], middles[j - 2]
-            d, e = middles[j - 1], middles[j]
-            dark = min(b, d) - max(a, max(c, e)) >= min_edge
-            light = min(a, min(c, e)) - max(b, d) >= min_edge
-            flags[j] = np.uint8(1) if (dark | light) & _is_finder(
-                widths[j - 4], widths[j - 3], widths[j - 2], widths[j - 1], widths[j]) \
-                else np.uint8(0)
-        for j in range(4, runs):
-            if flags[j] == 0:
+            middles[j] = row[(ends[j] + ends[j + 1] - 1) >> 1]
+        for j in range(runs - 4):
+            _flag(widths, middles, j, min_edge, flags)
+        for j in range(runs - 4):
+            if flags[j] < 0:
                 continue
-            end = ends[j + 1]
-            r0, r1, r2, r3, r4 = widths[j - 4], widths[j - 3], widths[j - 2], \
-                widths[j - 1], widths[j]
+            end = ends[j + 5]
+            r0, r1, r2, r3, r4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], \
+                widths[j + 4]
             colour = binary[end - 1] == 1
             if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
                 continue
