@@ -1,9 +1,12 @@
 """Batch QR decoding of camera frames: a cascade of zxing-cpp passes over all cores.
 
-Most frames at a check-in point hold one clear code, and a cheap pass reads them. Only
-the frames that pass misses get the robust settings, and only those still missed get
-the costly extra attempts (rescaled and filtered copies). zxing-cpp releases the GIL, so
-frames spread over a thread pool use every core.
+The default cascade (decoder.passes.LOCATE_FIRST) finds the codes first with a cheap
+finder-pattern scan (decoder.locate) and lets zxing-cpp read only crops around them, so
+that a cluttered frame, or one without a code, costs a fraction of zxing-cpp's own
+search. Only a frame in which nothing was read and loose finder patterns were seen gets
+the robust settings on the whole frame, and only codes located and still not read get
+the costly extra attempts (rescaled and filtered copies of their crops). zxing-cpp and
+the scan release the GIL, so frames spread over a thread pool use every core.
 
 `decode_frames(frames)` returns one `FrameResult` per frame, in order. Bad input (an
 empty or wrongly typed array, truncated or non-image bytes, an image over the size cap)
