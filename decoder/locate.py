@@ -13,6 +13,7 @@ with loose patterns deserves.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,37 +154,38 @@ def _halve(image: np.ndarray) -> np.ndarray:
 
 def _regions(clusters: np.ndarray, triples: np.ndarray, shape: tuple[int, int],
              scale: int) -> tuple[list[CodeRegion], set[int]]:
-    """Regions for the best-fitting triples, each finder pattern in one code at most."""
+    """Regions for the best-fitting triples, each finder pattern in one code at most.
+    Plain floats: a frame has a handful of triples, and numpy per triple costs more."""
     order = np.argsort(triples[:, 3], kind="stable")
+    rows = clusters.tolist()
     used: set[int] = set()
     codes: list[CodeRegion] = []
-    centres: list[np.ndarray] = []
+    centres: list[tuple[float, float]] = []
     height, width = shape
-    for row in triples[order]:
+    for row in triples[order].tolist():
         members = (int(row[0]), int(row[1]), int(row[2]))
         if used.intersection(members):
             continue
-        corner, a, b = (clusters[i, :2] * scale for i in members)
-        module = float(clusters[list(members), 2].mean()) * scale / 7
-        fourth = a + b - corner
-        middle = (a + b) / 2
-        points = np.stack([corner, a, b, fourth])
-        leg = max(np.hypot(*(a - corner)), np.hypot(*(b - corner)))
+        (cx, cy), (ax, ay), (bx, by) = ((rows[i][0] * scale, rows[i][1] * scale)
+                                        for i in members)
+        module = sum(rows[i][2] for i in members) * scale / 21
+        middle = ((ax + bx) / 2, (ay + by) / 2)
+        xs = (cx, ax, bx, ax + bx - cx)  # the fourth corner completes a parallelogram
+        ys = (cy, ay, by, ay + by - cy)
+        leg = max(math.hypot(ax - cx, ay - cy), math.hypot(bx - cx, by - cy))
         margin = 6 * module + 0.2 * leg
-        lo = points.min(axis=0) - margin
-        hi = points.max(axis=0) + margin
-        box = (max(0, int(lo[0])), max(0, int(lo[1])),
-               min(width, int(hi[0]) + 1), min(height, int(hi[1]) + 1))
+        box = (max(0, int(min(xs) - margin)), max(0, int(min(ys) - margin)),
+               min(width, int(max(xs) + margin) + 1), min(height, int(max(ys) + margin) + 1))
         # A better triple's code inside this one, or this one inside it: patterns in a
         # code's data or in the clutter around it that happen to fit.
         if any(_inside(code.box, middle) or _inside(box, centre)
                for code, centre in zip(codes, centres, strict=True)):
             continue
         centres.append(middle)
-        codes.append(CodeRegion(box, module, inverted=bool(clusters[members[0], 3] == 0)))
+        codes.append(CodeRegion(box, module, inverted=rows[members[0]][3] == 0))
         used.update(members)
     return codes, used
 
 
-def _inside(box: tuple[int, int, int, int], point: np.ndarray) -> bool:
+def _inside(box: tuple[int, int, int, int], point: tuple[float, float]) -> bool:
     return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
