@@ -1,9 +1,12 @@
 """Batch QR decoding of camera frames: a cascade of zxing-cpp passes over all cores.
 
-Most frames at a check-in point hold one clear code, and a cheap pass reads them. Only
-the frames that pass misses get the robust settings, and only those still missed get
-the costly extra attempts (rescaled and filtered copies). zxing-cpp releases the GIL, so
-frames spread over a thread pool use every core.
+The default cascade (decoder.passes.LOCATE_FIRST) finds the codes first with a cheap
+finder-pattern scan (decoder.locate) and lets zxing-cpp read only crops around them, so
+that a cluttered frame, or one without a code, costs a fraction of zxing-cpp's own
+search. Only a frame in which nothing was read and loose finder patterns were seen gets
+the robust settings on the whole frame, and only codes located and still not read get
+the costly extra attempts (rescaled and filtered copies of their crops). zxing-cpp and
+the scan release the GIL, so frames spread over a thread pool use every core.
 
 `decode_frames(frames)` returns one `FrameResult` per frame, in order. Bad input (an
 empty or wrongly typed array, truncated or non-image bytes, an image over the size cap)
@@ -21,8 +24,10 @@ from functools import cache
 
 import numpy as np
 import zxingcpp
+from PIL import Image
 
 from decoder.images import MAX_PIXELS, BadInput, to_gray
+from decoder.locate import CodeRegion, locate
 from decoder.passes import CASCADE, DecodePass
 
 
@@ -109,8 +114,24 @@ class FrameDecoder:
         read: list[zxingcpp.Barcode] = []
         first_stage = -1
         unread: list[Box] = []  # regions of codes located but not read so far
+        # regions of three finder patterns in which zxing-cpp found no code: worth some
+        # rescues, but not evidence of an unreadable code
+        likely: list[Box] = []
+        unsure = True  # until a finder scan says the frame holds nothing more to read
         for stage, decode_pass in enumerate(self.cascade):
+            if decode_pass.on_finders:
+                found, unread, likely, unsure = _read_located(decode_pass, gray)
+                if found:
+                    read.extend(found)
+                    first_stage = stage if first_stage < 0 else first_stage
+                continue
+            if decode_pass.if_unsure and not unsure:
+                continue
             if decode_pass.on_located:
+                if likely and decode_pass.name in LIKELY_RESCUES:
+                    rescued, likely = _rescue(decode_pass, gray, likely)
+                    read.extend(rescued)
+                    first_stage = stage if rescued and first_stage < 0 else first_stage
                 if not unread:
                     continue
                 rescued, unread = _rescue(decode_pass, gray, unread)
@@ -173,6 +194,75 @@ def _merge(boxes: list[Box], more: list[Box]) -> list[Box]:
         if not any(_overlap(box, seen) for seen in merged):
             merged.append(box)
     return merged
+
+
+# A crop whose code was not read is read again this much larger on each side: under a
+# steep perspective the fourth corner lies beyond where the three finders put it.
+REGROW = 0.25
+# A frame in which nothing was read goes on to the whole-frame pass when it shows more
+# loose finder patterns than this.
+UNSURE_LOOSE = 0
+# The rescues that also try regions of three finder patterns where no code was seen.
+LIKELY_RESCUES = frozenset({"double"})
+# ... when their modules are smaller than this (pixels): a small code is what the
+# detector misses and an upscaled copy rescues.
+LIKELY_MAX_MODULE = 5.0
+# Crops of codes with larger modules than this (pixels) are read at a reduced size: the
+# detector's cost grows with pixels, and three pixels a module read well.
+CROP_MODULE_PX = 3.0
+
+
+def _read_located(decode_pass: DecodePass, gray: np.ndarray
+                  ) -> tuple[list[zxingcpp.Barcode], list[Box], list[Box], bool]:
+    """Locate the codes of `gray` and run `decode_pass` on a crop around each. Returns
+    the codes read; the regions of codes that zxing-cpp located and could not read; the
+    regions of three finder patterns in which it found no code; and whether the frame
+    is unsure (nothing read, and loose finder patterns seen)."""
+    located = locate(gray)
+    read: list[zxingcpp.Barcode] = []
+    unread: list[Box] = []
+    likely: list[Box] = []
+    for region in located.codes:
+        found, seen = _read_region(decode_pass, gray, region, 0.0)
+        if not found:
+            found, seen = _read_region(decode_pass, gray, region, REGROW)
+        read.extend(found)
+        if seen and not found:
+            unread.append(region.box)
+        elif not found and region.module < LIKELY_MAX_MODULE:
+            likely.append(region.box)
+    if read:
+        return read, unread, likely, False
+    for region in located.guesses():
+        found, seen = _read_region(decode_pass, gray, region, 0.0)
+        read.extend(found)
+        unread.extend(seen)
+    return read, unread, likely, not read and located.loose > UNSURE_LOOSE
+
+
+def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
+                 grow: float) -> tuple[list[zxingcpp.Barcode], list[Box]]:
+    """The codes `decode_pass` reads in a crop around `region` (grown by `grow` of its
+    size on each side), and the boxes (in frame pixels) of those it located but could
+    not read."""
+    x0, y0, x1, y1 = region.box
+    dx, dy = int(grow * (x1 - x0)), int(grow * (y1 - y0))
+    height, width = gray.shape
+    x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
+    crop = gray[y0:min(height, y1 + dy), x0:min(width, x1 + dx)]
+    crop = 255 - crop if region.inverted else np.ascontiguousarray(crop)
+    shrink = int(region.module // CROP_MODULE_PX)
+    full_shape = crop.shape
+    if shrink >= 2 and min(crop.shape) >= 42 * shrink:
+        crop = np.asarray(Image.fromarray(crop).reduce(shrink))
+    found, scale = decode_pass.run(crop)
+    scale *= full_shape[1] / crop.shape[1]
+    seen = []
+    for barcode in found:
+        if not barcode.valid:
+            bx0, by0, bx1, by1 = _box(barcode, scale, full_shape)
+            seen.append((bx0 + x0, by0 + y0, bx1 + x0, by1 + y0))
+    return [b for b in found if b.valid], seen
 
 
 def _rescue(decode_pass: DecodePass, gray: np.ndarray,

@@ -73,6 +73,11 @@ class DecodePass:
         earlier pass located and could not read (zxing-cpp reports those, with their
         corners, under return_errors=True). Costly rescues use it: they then cost a
         fraction of a frame, and frames without any code never pay for them.
+    on_finders: find the codes first (decoder.locate: finder patterns, grouped in
+        threes) and run this pass on a crop around each, turned dark-on-light.
+    if_unsure: a whole-frame pass that runs only when an earlier on_finders pass read
+        nothing and saw finder patterns that it could not group into a code (or no
+        on_finders pass ran).
     """
 
     name: str
@@ -81,6 +86,8 @@ class DecodePass:
     try_downscale: bool = True
     transform: Transform = identity
     on_located: bool = False
+    on_finders: bool = False
+    if_unsure: bool = False
 
     def run(self, gray: np.ndarray) -> tuple[list[zxingcpp.Barcode], float]:
         """The QR codes this pass finds in `gray`, unreadable ones included, and the
@@ -128,4 +135,13 @@ FAST: tuple[DecodePass, ...] = (
     *RESCUES,
 )
 
-CASCADE = THOROUGH
+# Locate first: zxing-cpp reads only crops around the codes that the finder-pattern
+# scan found (its own search over a cluttered frame costs most of its time); the whole
+# frame gets the robust pass only when the scan saw finder patterns but no code.
+LOCATE_FIRST: tuple[DecodePass, ...] = (
+    DecodePass("located", try_invert=False, on_finders=True),
+    DecodePass("robust", if_unsure=True),
+    *RESCUES,
+)
+
+CASCADE = LOCATE_FIRST

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from decoder import FrameDecoder, FrameStatus, decode_frames
-from decoder.passes import FAST, THOROUGH
+from decoder.passes import FAST, LOCATE_FIRST, THOROUGH
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
@@ -55,7 +55,8 @@ def sample_corpus() -> list[tuple[Path, str]]:
 
 
 @needs_samples
-@pytest.mark.parametrize("cascade", [THOROUGH, FAST], ids=["thorough", "fast"])
+@pytest.mark.parametrize("cascade", [LOCATE_FIRST, THOROUGH, FAST],
+                         ids=["locate_first", "thorough", "fast"])
 def test_real_photos_read_at_least_what_zxing_defaults_read_and_never_a_wrong_text(cascade):
     corpus = sample_corpus()
     assert len(corpus) == 137

@@ -1,0 +1,366 @@
+"""Numba kernels of the QR locator: a local threshold, a finder-pattern scan, clustering.
+
+Nothing but `@njit(nogil=True, cache=True)` functions over contiguous arrays and scalars;
+`decoder.locate` checks the input, calls them and turns their output into regions. They
+release the GIL, so frames on several threads locate in parallel.
+
+A QR finder pattern crossed through its centre in any direction shows five runs whose
+widths go 1:1:3:1:1 (dark, light, dark, light, dark; the other way round on an inverted
+phone screen). The scan looks for that on every `row_step`-th row, confirms each hit on
+the column through the middle of its centre run, and clusters the confirmed hits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# A hit: x, y (centre of the pattern), horizontal width, vertical height (both 7 modules),
+# polarity (1: dark pattern on light, 0: light on dark).
+HIT_FIELDS = 5
+
+
+@njit(nogil=True, cache=True)
+def block_thresholds(gray, block, step, min_contrast):
+    """The threshold of every `block` x `block` tile: the mean of the tiles around it
+    (3x3), from every `step`-th row; 0 (all light) where those tiles vary by less than
+    `min_contrast` grey levels. Rows are summed into per-column accumulators first, a
+    loop that LLVM vectorises."""
+    h, w = gray.shape
+    bh = (h + block - 1) // block
+    bw = (w + block - 1) // block
+    sums = np.zeros((bh, bw), np.int64)
+    counts = np.zeros((bh, bw), np.int64)
+    lows = np.full((bh, bw), 255, np.int64)
+    highs = np.zeros((bh, bw), np.int64)
+    column_sums = np.zeros(w, np.int32)
+    column_lows = np.zeros(w, np.uint8)
+    column_highs = np.zeros(w, np.uint8)
+    for by in range(bh):
+        column_sums[:] = 0
+        column_lows[:] = 255
+        column_highs[:] = 0
+        rows = 0
+        for y in range(by * block + step // 2, min(h, by * block + block), step):
+            for x in range(w):
+                v = gray[y, x]
+                column_sums[x] += v
+                column_lows[x] = min(column_lows[x], v)
+                column_highs[x] = max(column_highs[x], v)
+            rows += 1
+        for bx in range(bw):
+            total = 0
+            low = 255
+            high = 0
+            x1 = min(w, bx * block + block)
+            for x in range(bx * block, x1):
+                total += column_sums[x]
+                low = min(low, np.int64(column_lows[x]))
+                high = max(high, np.int64(column_highs[x]))
+            sums[by, bx] = total
+            counts[by, bx] = rows * (x1 - bx * block)
+            lows[by, bx] = low
+            highs[by, bx] = high
+    thresholds = np.zeros((bh, bw), np.uint8)
+    for by in range(bh):
+        for bx in range(bw):
+            total = 0
+            n = 0
+            low = 255
+            high = 0
+            for yy in range(max(0, by - 1), min(bh, by + 2)):
+                for xx in range(max(0, bx - 1), min(bw, bx + 2)):
+                    total += sums[yy, xx]
+                    n += counts[yy, xx]
+                    low = min(low, lows[yy, xx])
+                    high = max(high, highs[yy, xx])
+            if n > 0 and high - low >= min_contrast:
+                thresholds[by, bx] = (total + n // 2) // n
+    return thresholds
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _is_finder(a, b, c, d, e):
+    """Whether five run widths go 1:1:3:1:1 within a tolerance that blur and a module
+    of two pixels need: each side run within 0.7 module (plus rounding) of one
+    module, the centre within 1.4 modules of three. Branch-free: grain and noise
+    make an edge every few pixels, and mispredicted branches would cost more than the
+    arithmetic."""
+    total = a + b + c + d + e
+    limit = 7 * total + 20  # in tenths of a seventh: 0.7 module and 2/7 pixel
+    return ((total >= 7) & (10 * abs(7 * a - total) <= limit)
+            & (10 * abs(7 * b - total) <= limit) & (10 * abs(7 * d - total) <= limit)
+            & (10 * abs(7 * e - total) <= limit) & (5 * abs(7 * c - 3 * total) <= limit))
+
+
+# int32 constants keep the arithmetic of `_flag` in 32-bit lanes: an int64 literal
+# would promote every product to int64 and halve what a vector instruction holds.
+_I3, _I5, _I7, _I10, _I20 = np.int32(3), np.int32(5), np.int32(7), np.int32(10), np.int32(20)
+
+
+@njit(nogil=True, cache=True)
+def _flag(widths, middles, j, min_edge, flags):
+    """flags[j] >= 0 when runs j..j+4 go 1:1:3:1:1 (as `_is_finder` says) and their
+    middles alternate by `min_edge` (int32) grey levels in either polarity. Arithmetic
+    only (min, max, abs on int32; no tuples, which cost 3x here), so that the loop over
+    a row's runs vectorises."""
+    a = middles[j]
+    b = middles[j + 1]
+    c = middles[j + 2]
+    d = middles[j + 3]
+    e = middles[j + 4]
+    contrast = max(min(b, d) - max(a, max(c, e)), min(a, min(c, e)) - max(b, d)) - min_edge
+    w0 = widths[j]
+    w1 = widths[j + 1]
+    w2 = widths[j + 2]
+    w3 = widths[j + 3]
+    w4 = widths[j + 4]
+    total = w0 + w1 + w2 + w3 + w4
+    limit = _I7 * total + _I20  # in tenths of a seventh: 0.7 module and 2/7 pixel
+    margin = min(limit - _I10 * abs(_I7 * w0 - total), limit - _I10 * abs(_I7 * w1 - total))
+    margin = min(margin, min(limit - _I10 * abs(_I7 * w3 - total),
+                             limit - _I10 * abs(_I7 * w4 - total)))
+    margin = min(margin, min(limit - _I5 * abs(_I7 * w2 - _I3 * total), total - _I7))
+    flags[j] = min(margin, contrast)
+
+
+@njit(nogil=True, cache=True)
+def _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
+    """Whether the light runs of a candidate (sampled at their middles) are brighter
+    than its dark runs by `min_edge` grey levels: grain and JPEG noise around the
+    threshold make 1:1:3:1:1 runs too, but faintly."""
+    e4 = end - r4 // 2 - 1
+    e3 = end - r4 - r3 // 2 - 1
+    e2 = end - r4 - r3 - r2 // 2 - 1
+    e1 = end - r4 - r3 - r2 - r1 // 2 - 1
+    e0 = end - r4 - r3 - r2 - r1 - r0 // 2 - 1
+    outer_a = max(np.int64(row[e0]), max(np.int64(row[e2]), np.int64(row[e4])))
+    outer_b = min(np.int64(row[e0]), min(np.int64(row[e2]), np.int64(row[e4])))
+    inner_a = min(np.int64(row[e1]), np.int64(row[e3]))
+    inner_b = max(np.int64(row[e1]), np.int64(row[e3]))
+    if colour:  # dark pattern: rings light
+        return inner_a - outer_a >= min_edge
+    return outer_b - inner_b >= min_edge
+
+
+@njit(nogil=True, cache=True)
+def _vertical_runs(gray, column_thresholds, tile_of_row, x, y, colour, limit, runs):
+    """Widths of the centre run through (x, y) and of the two runs above and below it,
+    into runs[0..4] (top to bottom), and the centre's row into runs[5]; False if a run
+    is missing or longer than `limit`. `column_thresholds` are the thresholds of the
+    tiles of column x, `tile_of_row[y]` the tile row of y."""
+    h = gray.shape[0]
+    yy = y
+    n = 0
+    while yy >= 0 and n <= limit and \
+            (gray[yy, x] < column_thresholds[tile_of_row[yy]]) == colour:
+        yy -= 1
+        n += 1
+    up_centre = n
+    for k in range(2):
+        want = colour if k == 1 else not colour
+        n = 0
+        while yy >= 0 and n <= limit and \
+                (gray[yy, x] < column_thresholds[tile_of_row[yy]]) == want:
+            yy -= 1
+            n += 1
+        if n == 0 or n > limit:
+            return False
+        runs[1 - k] = n
+    yy = y + 1
+    n = 0
+    while yy < h and n <= limit and \
+            (gray[yy, x] < column_thresholds[tile_of_row[yy]]) == colour:
+        yy += 1
+        n += 1
+    runs[2] = up_centre + n
+    runs[5] = y - up_centre + (up_centre + n) // 2
+    for k in range(2):
+        want = colour if k == 1 else not colour
+        n = 0
+        while yy < h and n <= limit and \
+                (gray[yy, x] < column_thresholds[tile_of_row[yy]]) == want:
+            yy += 1
+            n += 1
+        if n == 0 or n > limit:
+            return False
+        runs[3 + k] = n
+    return runs[2] <= limit
+
+
+@njit(nogil=True, cache=True)
+def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
+    """Scan every `row_step`-th row for 1:1:3:1:1 runs in both polarities, confirm each
+    on its centre column, and write the hits (HIT_FIELDS columns) into `hits`. Returns
+    how many were written (at most len(hits))."""
+    h, w = gray.shape
+    vertical = np.zeros(6, np.int64)
+    binary = np.zeros(w + 1, np.uint8)
+    ends = np.zeros(w + 2, np.int64)  # ends[j + 1]: where run j of the row ends
+    widths = np.zeros(w + 1, np.int32)
+    middles = np.zeros(w + 1, np.int32)  # the grey level in the middle of each run
+    flags = np.zeros(w + 1, np.int32)  # >= 0 where runs j..j+4 make a candidate
+    row_thresholds = np.zeros(w, np.uint8)
+    tile_of_row = np.arange(h) // block
+    edge32 = np.int32(min_edge)
+    # thresholds column-major, so that a vertical walk reads one contiguous column
+    tile_columns = np.ascontiguousarray(thresholds.T)
+    found = 0
+    tile_row = -1
+    # Every loop over a whole row is branch-free, so that LLVM vectorises it and no
+    # noise edge costs a mispredicted branch; only the rare candidates branch.
+    for y in range(row_step // 2, h, row_step):
+        row = gray[y]
+        if y // block != tile_row:
+            tile_row = y // block
+            for bx in range(thresholds.shape[1]):
+                t = thresholds[tile_row, bx]
+                for x in range(bx * block, min(w, bx * block + block)):
+                    row_thresholds[x] = t
+        for x in range(w):
+            binary[x] = np.uint8(1) if row[x] < row_thresholds[x] else np.uint8(0)
+        binary[w] = np.uint8(1) - binary[w - 1]  # an edge after the last pixel
+        # Indices only ever go up from a loop variable that starts at 0: numba wraps
+        # negative indices, and the check for them (x - 1) keeps LLVM from vectorising.
+        k = 1
+        for x in range(w):
+            ends[k] = x + 1
+            k += binary[x + 1] ^ binary[x]
+        runs = k - 1
+        for j in range(runs):
+            widths[j] = ends[j + 1] - ends[j]
+            middles[j] = row[(ends[j] + ends[j + 1] - 1) >> 1]
+        for j in range(runs - 4):
+            _flag(widths, middles, j, edge32, flags)
+        for j in range(runs - 4):
+            if flags[j] < 0:
+                continue
+            end = ends[j + 5]
+            r0, r1, r2, r3, r4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], \
+                widths[j + 4]
+            colour = binary[end - 1] == 1
+            if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
+                continue
+            total = r0 + r1 + r2 + r3 + r4
+            cx = end - r4 - r3 - (r2 + 1) // 2
+            if not _vertical_runs(gray, tile_columns[cx // block], tile_of_row, cx, y,
+                                  colour, 2 * total, vertical):
+                continue
+            vt = vertical[0] + vertical[1] + vertical[2] + vertical[3] + vertical[4]
+            if _is_finder(vertical[0], vertical[1], vertical[2], vertical[3], vertical[4]) \
+                    and 2 * vt >= total and vt <= 2 * total and found < len(hits):
+                hits[found, 0] = cx
+                hits[found, 1] = vertical[5]
+                hits[found, 2] = total
+                hits[found, 3] = vt
+                hits[found, 4] = 1 if colour else 0
+                found += 1
+    return found
+
+
+@njit(nogil=True, cache=True)
+def cluster_hits(hits, n, clusters):
+    """Merge the hits of one finder pattern (same polarity, centres within a module and
+    a half, similar size) into clusters: x, y, size (7 modules), polarity, hit count.
+    Returns the number of clusters."""
+    k = 0
+    for i in range(n):
+        x = hits[i, 0]
+        y = hits[i, 1]
+        size = (hits[i, 2] + hits[i, 3]) / 2.0
+        pol = hits[i, 4]
+        merged = False
+        for j in range(k):
+            if clusters[j, 3] != pol:
+                continue
+            cs = clusters[j, 2]
+            if size > 2 * cs or cs > 2 * size:
+                continue
+            reach = 0.3 * max(cs, size) + 1.0
+            dx = clusters[j, 0] - x
+            dy = clusters[j, 1] - y
+            if dx * dx + dy * dy <= reach * reach:
+                c = clusters[j, 4]
+                clusters[j, 0] = (clusters[j, 0] * c + x) / (c + 1)
+                clusters[j, 1] = (clusters[j, 1] * c + y) / (c + 1)
+                clusters[j, 2] = (cs * c + size) / (c + 1)
+                clusters[j, 4] = c + 1
+                merged = True
+                break
+        if not merged and k < len(clusters):
+            clusters[k, 0] = x
+            clusters[k, 1] = y
+            clusters[k, 2] = size
+            clusters[k, 3] = pol
+            clusters[k, 4] = 1
+            k += 1
+    return k
+
+
+@njit(nogil=True, cache=True)
+def find_triples(clusters, k, triples):
+    """Triples of clusters that could be the three finder patterns of one code: same
+    polarity, sizes within 2x, the two legs from the corner pattern of similar length
+    (14 to 80 modules) and roughly at a right angle. Writes (corner, a, b, score) rows,
+    best score (smallest) first is the caller's job. Returns the number written."""
+    m = 0
+    for i in range(k):
+        for j in range(i + 1, k):
+            if clusters[i, 3] != clusters[j, 3]:
+                continue
+            for q in range(j + 1, k):
+                if clusters[q, 3] != clusters[i, 3]:
+                    continue
+                s0 = clusters[i, 2]
+                s1 = clusters[j, 2]
+                s2 = clusters[q, 2]
+                smax = max(s0, max(s1, s2))
+                smin = min(s0, min(s1, s2))
+                if smax > 2.0 * smin:
+                    continue
+                module = (s0 + s1 + s2) / 21.0
+                # the corner is the pattern opposite the longest side
+                best = -1
+                best_err = 1e9
+                for c in range(3):
+                    if c == 0:
+                        p, a, b = i, j, q
+                    elif c == 1:
+                        p, a, b = j, i, q
+                    else:
+                        p, a, b = q, i, j
+                    ax = clusters[a, 0] - clusters[p, 0]
+                    ay = clusters[a, 1] - clusters[p, 1]
+                    bx = clusters[b, 0] - clusters[p, 0]
+                    by = clusters[b, 1] - clusters[p, 1]
+                    la = np.sqrt(ax * ax + ay * ay)
+                    lb = np.sqrt(bx * bx + by * by)
+                    if la < 1 or lb < 1:
+                        continue
+                    cos = (ax * bx + ay * by) / (la * lb)
+                    if abs(cos) > 0.5:  # within about 30 degrees of a right angle
+                        continue
+                    if la > 1.8 * lb or lb > 1.8 * la:
+                        continue
+                    legs = (la + lb) / 2 / module
+                    if legs < 10 or legs > 90:
+                        continue
+                    err = abs(cos) + abs(la - lb) / (la + lb)
+                    if err < best_err:
+                        best_err = err
+                        best = c
+                if best < 0 or m >= len(triples):
+                    continue
+                # Real finder patterns are crossed by several rows and match in size;
+                # patterns that happen to appear in a code's data or in clutter seldom do.
+                fewest = min(clusters[i, 4], min(clusters[j, 4], clusters[q, 4]))
+                best_err += 0.5 * (smax / smin - 1.0) + 1.0 / fewest
+                if best == 0:
+                    triples[m, 0], triples[m, 1], triples[m, 2] = i, j, q
+                elif best == 1:
+                    triples[m, 0], triples[m, 1], triples[m, 2] = j, i, q
+                else:
+                    triples[m, 0], triples[m, 1], triples[m, 2] = q, i, j
+                triples[m, 3] = best_err
+                m += 1
+    return m

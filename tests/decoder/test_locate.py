@@ -1,0 +1,160 @@
+"""The finder-pattern locator: codes found at any rotation and polarity, nothing found
+where there is nothing, and the located reads never give a wrong text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zxingcpp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageFilter
+
+from decoder import FrameDecoder, FrameStatus
+from decoder.locate import locate
+from decoder.passes import LOCATE_FIRST
+
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
+TOKEN = "QT1PABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$%*+-"  # the shape of a check-in token
+
+needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
+
+
+def scene(angle: float, inverted: bool = False, module: int = 4, seed: int = 0,
+          shape: tuple[int, int] = (480, 640)) -> tuple[np.ndarray, tuple[float, float]]:
+    """A token's code turned by `angle` degrees on a textured background, and where
+    its centre is."""
+    code = np.asarray(zxingcpp.create_barcode(TOKEN, zxingcpp.BarcodeFormat.QRCode,
+                                              ec_level="M").to_image(scale=module))
+    if inverted:
+        code = 255 - code  # a phone screen in dark mode
+    turned = np.asarray(Image.fromarray(code).rotate(angle, Image.BILINEAR, expand=True,
+                                                     fillcolor=int(code[0, 0])))
+    rng = np.random.default_rng(seed)
+    height, width = shape
+    frame = rng.normal(128, 30, (height // 8 + 1, width // 8 + 1)).clip(0, 255)
+    frame = np.asarray(Image.fromarray(frame.astype(np.uint8)).resize((width, height)))
+    frame = frame.copy()
+    h, w = turned.shape
+    y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
+    frame[y:y + h, x:x + w] = turned
+    return frame, (x + w / 2, y + h / 2)
+
+
+def contains(box: tuple[int, int, int, int], point: tuple[float, float]) -> bool:
+    x0, y0, x1, y1 = box
+    return x0 <= point[0] < x1 and y0 <= point[1] < y1
+
+
+@pytest.mark.parametrize("inverted", [False, True], ids=["printed", "screen"])
+@pytest.mark.parametrize("angle", range(0, 360, 30))
+def test_a_code_is_located_and_read_from_its_crop_at_any_rotation(angle, inverted):
+    frame, centre = scene(angle, inverted, seed=angle)
+    located = locate(frame)
+    assert located.codes, "no code located"
+    assert contains(located.codes[0].box, centre)  # the best-fitting triple is the code
+    assert located.codes[0].inverted is inverted
+    with FrameDecoder(workers=1, cascade=LOCATE_FIRST) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts == [TOKEN]
+    assert result.stage == 0  # read from the crop, not by a whole-frame pass
+
+
+@pytest.mark.parametrize("module", [4, 6, 12])
+def test_codes_of_any_size_are_located_with_their_module_size(module):
+    frame, centre = scene(20, module=module, shape=(720, 1280))
+    found = [region for region in locate(frame).codes if contains(region.box, centre)]
+    assert found, "no region holds the code"
+    smallest = min(found, key=lambda r: (r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
+    assert smallest.module == pytest.approx(module, rel=0.35)
+
+
+@pytest.mark.parametrize("module", [2, 3])
+def test_small_codes_in_an_hd_frame_are_read(module):
+    frame, _ = scene(20, module=module, shape=(720, 1280))
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts == [TOKEN]
+
+
+def test_two_codes_give_two_regions():
+    left, left_centre = scene(10, shape=(480, 320), seed=1)
+    right, right_centre = scene(300, inverted=True, shape=(480, 320), seed=2)
+    frame = np.hstack([left, right])
+    regions = locate(frame).codes
+    assert len(regions) == 2
+    right_centre = (right_centre[0] + 320, right_centre[1])
+    assert {contains(r.box, left_centre) for r in regions} == {True, False}
+    assert {contains(r.box, right_centre) for r in regions} == {True, False}
+
+
+@pytest.mark.parametrize("kind", ["flat", "noise", "gradient", "stripes", "checkerboard"])
+def test_frames_without_a_code_give_no_code_region(kind):
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[0:480, 0:640]
+    frame = {
+        "flat": np.full((480, 640), 128.0),
+        "noise": rng.normal(128, 40, (480, 640)),
+        "gradient": xx / 640 * 255,
+        "stripes": np.where((xx // 6) % 2 == 0, 30, 220),
+        "checkerboard": np.where(((xx // 9) + (yy // 9)) % 2 == 0, 30, 220),
+    }[kind]
+    frame = frame.clip(0, 255).astype(np.uint8)
+    if kind != "noise":  # strong pixel noise makes tiny 1:1:3:1:1 runs by chance
+        assert locate(frame).codes == []
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.status is FrameStatus.NO_CODE and result.texts == []
+
+
+def test_locate_refuses_what_is_not_a_grey_image():
+    with pytest.raises(ValueError, match="2-D uint8"):
+        locate(np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match="2-D uint8"):
+        locate(np.zeros((100, 100), np.float32))
+
+
+def sample_photos() -> list[tuple[Path, str]]:
+    corpus = []
+    for folder in sorted(SAMPLES.glob("qrcode-*")):
+        for image in sorted(folder.iterdir()):
+            expected = image.with_suffix(".txt")
+            if image.suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif") and expected.exists():
+                corpus.append((image, expected.read_bytes().decode("utf-8")))
+    return corpus
+
+
+@needs_samples
+@pytest.mark.parametrize("turns", [1, 2, 3], ids=["90", "180", "270"])
+def test_turned_sample_photos_read_as_well_as_zxing_defaults_and_never_wrongly(turns):
+    corpus = sample_photos()
+    photos = [np.ascontiguousarray(np.rot90(np.asarray(Image.open(p).convert("L")), turns))
+              for p, _ in corpus]
+    with FrameDecoder(cascade=LOCATE_FIRST) as decoder:
+        results = decoder.decode(photos)
+    ours = baseline = 0
+    for (image, expected), pixels, result in zip(corpus, photos, results, strict=True):
+        reference = {b.text for b in zxingcpp.read_barcodes(
+            pixels, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)}
+        ours += expected in result.texts
+        baseline += expected in reference
+        wrong = set(result.texts) - {expected} - reference
+        assert not wrong, f"{image.name}: wrong text {wrong}"
+    assert ours >= baseline, f"read {ours} of {len(corpus)}, zxing-cpp defaults read {baseline}"
+
+
+@settings(max_examples=25, deadline=None)
+@given(angle=st.floats(0, 360), seed=st.integers(0, 2**16), cut=st.floats(0.0, 0.6),
+       blur=st.floats(0.0, 2.5))
+def test_damaged_or_cut_codes_never_read_as_another_text(angle, seed, cut, blur):
+    frame, _ = scene(angle, seed=seed)
+    frame = frame.copy()
+    width = frame.shape[1]
+    frame[:, int(width * (1 - cut)):] = 128  # part of the frame, maybe of the code, lost
+    if blur:
+        frame = np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(blur)))
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts in ([], [TOKEN])
