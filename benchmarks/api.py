@@ -9,7 +9,8 @@ as its own process, and the peer (benchmarks/plain_api.py) as another; then load
 from this process over loopback, in this order:
 - exposure queries (GET /v1/cases/{id}/exposure, a page of --page contacts) at 1,000
   requests/s, open loop: over the 1,000 cases on the index as prepared (all in its base
-  segment; each case traced once before, in the warm-up), then over --active-cases of
+  segment; each case traced once before, in the warm-up), plain and then asking for
+  gzip as browsers do, then over --active-cases of
   them while single scans flow at 200/s (the index changes every second; each page is
   answered as made for 5 s, then made again by the server's background thread: see
   api/cases.py);
@@ -193,7 +194,7 @@ def run(args) -> dict:
                    "--port", str(plain_port)], plain_url + "/docs", env)]
         try:
             measure(out, args, url, plain_url, prep, plain_prep,
-                    load_keyring(ours), load_keyring(plain))
+                    load_keyring(ours), load_keyring(plain), servers[0].pid)
         finally:
             for server in servers:
                 server.terminate()
@@ -201,7 +202,26 @@ def run(args) -> dict:
     return out
 
 
-def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _exposure_run(out, name, server_pid, url, paths, headers, rate, seconds) -> dict:
+    """One open-loop exposure run: its latencies, and the server's CPU per query."""
+    before = _cpu_seconds(server_pid)
+    result = open_loop_get(url, paths, headers, rate, seconds)
+    cpu = _cpu_seconds(server_pid) - before
+    out.update({f"exposure_{name}_{k}": v for k, v in result.items() if k != "statuses"})
+    out[f"exposure_{name}_server_cpu_ms_per_query"] = round(
+        cpu * 1000 / max(result["answered"], 1), 3)
+    _progress(out, f"exposure_{name}")
+    return result
+
+
+def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
+            server_pid) -> None:
     device, plain_device = prep["device"], plain_prep["device"]
     seconds = args.seconds
     # exposure queries
@@ -211,20 +231,21 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring) -> No
     with requests.Session() as session:  # every case traced once: kernels compiled, warm
         for path in paths:
             session.get(url + path, headers=headers, timeout=600).raise_for_status()
-    quiet = open_loop_get(url, paths, headers, args.rate, seconds)
-    out.update({f"exposure_quiet_{k}": v for k, v in quiet.items() if k != "statuses"})
-    _progress(out, "exposure_quiet")
+    quiet = _exposure_run(out, "quiet", server_pid, url, paths, headers, args.rate, seconds)
+    # the same, asking for gzip as a browser does (the page's gzip form is made with it)
+    zipped = _exposure_run(out, "gzip", server_pid, url, paths,
+                           {**headers, "Accept-Encoding": "gzip"}, args.rate, seconds)
     paths = paths[:args.active_cases]
     stop = threading.Event()
     flow = threading.Thread(target=_trickle, args=(url, device, ring, stop), daemon=True)
     flow.start()
-    busy = open_loop_get(url, paths, headers, args.rate, seconds)
+    busy = _exposure_run(out, "ingesting", server_pid, url, paths, headers, args.rate,
+                         seconds)
     stop.set()
     flow.join()
-    out.update({f"exposure_ingesting_{k}": v for k, v in busy.items() if k != "statuses"})
     out["exposure_page"] = args.page
-    out["exposure_non_200"] = sum(n for s, n in {**quiet["statuses"]}.items() if s != 200) + \
-        sum(n for s, n in busy["statuses"].items() if s != 200)
+    out["exposure_non_200"] = sum(n for run in (quiet, zipped, busy)
+                                  for s, n in run["statuses"].items() if s != 200)
     # packed batches
     n = args.packed_rows
     tokens, times = scan_bodies(ring, n, 1)
