@@ -13,7 +13,9 @@ Where a worker's durable state ends, per partition, is kept in two places:
 - the group's committed offsets in Kafka, committed synchronously right after the file
   (retried through a broker restart, up to `commit_timeout_s`), and always before the next
   poll. kafka-python rebalances only inside `poll`, so when a partition is revoked from a
-  live worker its committed offset is exactly where that worker's index ends.
+  live worker its committed offset is exactly where that worker's index ends. A poll that
+  fails for a reason that may pass (the broker is restarting) returns nothing and is
+  tried again.
 
 A partition given to a worker is paused until the worker has positioned it at
 max(its offsets file, the group's committed offset): its own index holds everything
@@ -46,6 +48,8 @@ import contextlib
 import json
 import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 from ingest.log import LogError, Record
@@ -221,7 +225,13 @@ class KafkaLog:
             if self._to_position:  # this poll brought an assignment: none of its records
                 self._position()
         except _kafka_errors() as exc:
-            raise LogError(f"polling {self.topic} failed: {exc}") from exc
+            if not exc.retriable:
+                raise LogError(f"polling {self.topic} failed: {exc}") from exc
+            # the broker is away (restarting, say): nothing polled, try again later
+            logger.warning("poll failed", extra={"fields": {
+                "topic": self.topic, "error": f"{type(exc).__name__}: {exc}"}})
+            time.sleep(min(timeout_s, 1.0))
+            return []
         out = []
         for tp, messages in polled.items():
             out.extend(Record(m.value, list(m.headers or []), m.key, tp.partition, m.offset,
@@ -255,20 +265,27 @@ class KafkaLog:
         return TopicPartition(self.topic, partition)
 
     def _commit(self, offsets: dict) -> None:
-        from kafka.errors import KafkaTimeoutError
-
-        try:
-            self._consumer.commit(offsets, timeout_ms=int(self.commit_timeout_s * 1000))
-        except KafkaTimeoutError as exc:
-            raise LogError(f"committing offsets of {self.topic} timed out after "
-                           f"{self.commit_timeout_s:g} s: {exc}") from exc
-        except _kafka_errors() as exc:
-            # the group went on without us (our session expired): our partitions are
-            # someone else's now, and they start from the committed offset
-            logger.error("commit refused", extra={"fields": {
-                "topic": self.topic, "partitions": sorted(tp.partition for tp in offsets),
-                "error": f"{type(exc).__name__}: {exc}"}})
-            return
+        """Commit `offsets` to the group, retrying what may pass later (the broker is
+        restarting) for up to commit_timeout_s; raises LogError after that."""
+        deadline = time.monotonic() + self.commit_timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            try:
+                self._consumer.commit(offsets, timeout_ms=max(left_ms, 1))
+                break
+            except _kafka_errors() as exc:
+                if not exc.retriable:
+                    # the group went on without us (our session expired): our partitions
+                    # are someone else's now, and they start from the committed offset
+                    logger.error("commit refused", extra={"fields": {
+                        "topic": self.topic,
+                        "partitions": sorted(tp.partition for tp in offsets),
+                        "error": f"{type(exc).__name__}: {exc}"}})
+                    return
+                if time.monotonic() >= deadline:
+                    raise LogError(f"committing offsets of {self.topic} failed for "
+                                   f"{self.commit_timeout_s:g} s: {exc}") from exc
+                time.sleep(0.2)
         self._uncommitted.difference_update(tp.partition for tp in offsets)
 
     def dead_letter(self, record: Record, reason: str, value: bytes | None = None) -> None:
@@ -310,23 +327,35 @@ class KafkaLog:
             leave_group(self.bootstrap, self.group, self.instance_id)
 
 
-def leave_group(bootstrap: str, group: str, instance_id: str) -> None:
+def leave_group(bootstrap: str, group: str, instance_id: str, timeout_s: float = 15.0) -> None:
     """Remove the static member `instance_id` from `group` (its partitions move at once).
-    Logs, and does not raise, if that fails: the session timeout removes it later."""
-    from kafka.admin import KafkaAdminClient, MemberToRemove
+    Gives up after timeout_s and logs it, without raising: the session timeout removes
+    the member later."""
+    def remove():
+        from kafka.admin import KafkaAdminClient, MemberToRemove
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qrtrace-admin")
         try:
-            admin.remove_group_members(group, [MemberToRemove(group_instance_id=instance_id)])
-        finally:
-            admin.close()
-    except Exception as exc:  # the session timeout will remove it instead
-        logger.warning("could not leave the group", extra={"fields": {
-            "group": group, "instance_id": instance_id, "error": str(exc)}})
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qrtrace-admin",
+                                     bootstrap_timeout_ms=int(timeout_s * 1000),
+                                     request_timeout_ms=int(timeout_s * 1000))
+            try:
+                admin.remove_group_members(group, [MemberToRemove(group_instance_id=instance_id)])
+            finally:
+                admin.close()
+        except Exception as exc:
+            failed.append(exc)
+
+    failed: list[Exception] = []
+    # a daemon thread: a broker that does not answer must not keep a stopping worker alive
+    leaving = threading.Thread(target=remove, name="qrtrace-leave", daemon=True)
+    leaving.start()
+    leaving.join(timeout_s)
+    fields = {"group": group, "instance_id": instance_id}
+    if leaving.is_alive() or failed:
+        error = str(failed[0]) if failed else f"no answer within {timeout_s:g} s"
+        logger.warning("could not leave the group", extra={"fields": {**fields, "error": error}})
     else:
-        logger.info("left the group", extra={"fields": {"group": group,
-                                                          "instance_id": instance_id}})
+        logger.info("left the group", extra={"fields": fields})
 
 
 def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1) -> None:

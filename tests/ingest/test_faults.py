@@ -42,6 +42,7 @@ import time
 import uuid
 
 import numpy as np
+import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from decoder import verify_tokens
@@ -164,13 +165,28 @@ class Flow:
         self.producer.close()
 
 
+STARTED: list[subprocess.Popen] = []
+
+
 def _worker(bootstrap, topic, data, log_name, *extra):
     """A worker process; its JSON log lines go to DATA/../LOG_NAME.log (kept on failure)."""
     with open(data.parent / f"{log_name}.log", "ab") as log:
-        return subprocess.Popen(
+        STARTED.append(subprocess.Popen(
             [sys.executable, "-m", "api.cli", "worker", "--kafka", bootstrap, "--data",
              str(data), "--topic", topic, "--group", f"{topic}-group", "--max-records", "50",
-             "--report", "60", *extra], stdout=subprocess.DEVNULL, stderr=log)
+             "--report", "60", *extra], stdout=subprocess.DEVNULL, stderr=log))
+        return STARTED[-1]
+
+
+@pytest.fixture
+def reaper():
+    """Kill whatever worker the test leaves running (a failed assertion mid-test)."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def _stored(data) -> list:
@@ -195,7 +211,7 @@ def _dead_letters(bootstrap, topic):
 
 
 def test_killed_workers_a_rebalance_and_a_broker_restart_lose_and_double_nothing(
-        own_broker, tmp_path):
+        own_broker, tmp_path, reaper):
     began = time.monotonic()
     bootstrap = own_broker.bootstrap
     topic = f"qrtrace.scans.faults-{uuid.uuid4().hex[:8]}"
@@ -240,6 +256,7 @@ def test_killed_workers_a_rebalance_and_a_broker_restart_lose_and_double_nothing
             restart.join()
             progress(data_a, "A after the broker restart")
         time.sleep(rng.uniform(0, 0.4))
+        assert worker_a.poll() is None, f"worker A stopped by itself in life {k}: see a-{k}.log"
         worker_a.send_signal(signal.SIGKILL)
         worker_a.wait()
     flow.close()  # sends what is left
