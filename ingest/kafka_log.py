@@ -234,8 +234,9 @@ class KafkaLog:
             return []
         out = []
         for tp, messages in polled.items():
-            out.extend(Record(m.value, list(m.headers or []), m.key, tp.partition, m.offset,
-                              tp.topic) for m in messages)
+            partition, topic = tp.partition, tp.topic
+            out.extend([Record(m.value, m.headers or (), m.key, partition, m.offset, topic)
+                        for m in messages])
         return out
 
     def checkpoint(self, records: list[Record]) -> None:
