@@ -67,8 +67,8 @@ def own_broker() -> OwnBroker:
     """A fresh broker for one test alone (its own port and data): restarting it disturbs
     no other test. Stopped, and its data deleted, when the test ends."""
     broker = OwnBroker(f"test-{uuid.uuid4().hex[:8]}")
-    broker.start()
     try:
+        broker.start()
         yield broker
     finally:
         broker.stop()
