@@ -22,6 +22,8 @@ What holds, and why (ingest/kafka_log.py has the whole reasoning):
   before its commit whose partition is given to another worker before it is back (down
   longer than the session timeout, or B joining while it is down) has that last batch
   indexed by both. The test therefore starts B only while A is running.
+- Not exercised either: a broker restart while two workers share the group (B has left
+  by then), and B killed (it leaves cleanly, with --leave).
 - The dead-letter topic is at least once: a worker killed after delivering a batch's dead
   letters and before its offsets file sends them again. The test counts the copies.
 
