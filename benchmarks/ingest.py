@@ -9,7 +9,13 @@ the first submit until the worker has acknowledged the last (verified, appended,
 kafka: the records are first produced to a fresh topic (kafka-python, acks=all; timed on
 its own as `produce_per_s`), then a worker in this process consumes them into the index;
 `checkins_per_s` is the consuming side (log -> decoded -> verified -> durable index),
-`end_to_end_per_s` is events over produce time plus consume time. Kernels are warmed on a
+`end_to_end_per_s` is events over produce time plus consume time. With --concurrent a
+producer process sends while the worker consumes, and one clock runs from the first send
+until the last event is durable: `checkins_per_s` and `end_to_end_per_s` are both that.
+`consume_cpu_us_per_event` is this process's CPU time (the worker, kafka-python's IO
+thread; not the broker's, nor the producer's) over the consuming clock, per event: a
+figure less bent by other work on the machine than the wall clock. The index is opened
+as `qrtrace worker` opens it (--head-limit to change that). Kernels are warmed on a
 throwaway index first; each run ends with one trace to show the index answers. Prints
 one flat JSON object with --json.
 """
@@ -83,34 +89,68 @@ def run_embedded(index, keyring, records, max_records) -> tuple[float, Worker]:
     return seconds, worker
 
 
-def run_kafka(index, keyring, records, max_records, bootstrap, offsets
-              ) -> tuple[float, float, Worker]:
+def _produce(bootstrap: str, topic: str, records, done=None, go=None) -> float:
+    """Produce `records` (kafka-python, acks=all) and flush; returns the seconds taken.
+    In a process of its own: waits for the `go` event first (its start-up is off the
+    clock) and puts the seconds in the `done` queue."""
     from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                             batch_size=1 << 20, max_request_size=16 << 20)
+    if go is not None:
+        done.put("ready")
+        go.wait()
+    began = time.perf_counter()
+    for i, (value, headers) in enumerate(records):
+        producer.send(topic, value, key=str(i % VENUES).encode(), headers=headers)
+    producer.flush()
+    seconds = time.perf_counter() - began
+    producer.close()
+    if done is not None:
+        done.put(seconds)
+    return seconds
+
+
+def run_kafka(index, keyring, records, max_records, bootstrap, offsets, concurrent=False
+              ) -> dict:
+    """Produce `records` to a fresh topic and consume them into `index`: one after the
+    other (the clock of each on its own), or at once (`concurrent`: the producer in a
+    process of its own, as check-in points are; one clock from its first send until the
+    worker has made the last event durable). Returns the figures and the worker."""
+    import multiprocessing
 
     from ingest.kafka_log import KafkaLog, ensure_topics
 
     topic = f"qrtrace.scans.bench-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, topic, partitions=1)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             batch_size=1 << 20, max_request_size=16 << 20)
-    began = time.perf_counter()
-    for i, (value, headers) in enumerate(records):
-        producer.send(topic, value, key=str(i % VENUES).encode(), headers=headers)
-    producer.flush()
-    produce_s = time.perf_counter() - began
-    producer.close()
+    out = {}
+    if not concurrent:
+        out["produce_s"] = _produce(bootstrap, topic, records)
     log = KafkaLog(bootstrap, offsets, topic=topic, group=topic + "-bench")
     worker = Worker(log, index, keyring, max_records=max_records, poll_timeout_s=0.5)
     while not log.ready():
-        log.poll(1, 0.2)  # join the group first: the clock measures consuming
+        log.poll(1, 0.2)  # join the group first: the clock measures moving records
         if log.ready():
             break
-    began = time.perf_counter()
+    if concurrent:  # spawned, not forked: this process runs threads (kafka-python's IO)
+        context = multiprocessing.get_context("spawn")
+        done, go = context.Queue(), context.Event()
+        producer = context.Process(target=_produce, args=(bootstrap, topic, records, done, go))
+        producer.start()
+        assert done.get() == "ready"
+    began, cpu = time.perf_counter(), time.process_time()
+    if concurrent:
+        go.set()
     while worker.metrics.records_in < len(records):
         worker.run_once()
-    consume_s = time.perf_counter() - began
+    out["consume_s"] = time.perf_counter() - began
+    out["consume_cpu_s"] = time.process_time() - cpu
+    if concurrent:
+        out["produce_s"] = done.get()
+        producer.join()
     log.close()
-    return produce_s, consume_s, worker
+    out["worker"] = worker
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", default=os.environ.get("QRTRACE_KAFKA"))
     p.add_argument("--events", type=int, help="default: 2,000,000 packed, 100,000 JSON")
     p.add_argument("--per-record", type=int, default=10_000, help="events per packed record")
+    p.add_argument("--concurrent", action="store_true",
+                   help="kafka: produce (in another process) while the worker consumes, one "
+                        "clock for both; default: produce everything, then consume")
+    p.add_argument("--head-limit", type=int, default=1 << 20,
+                   help="rows in the index's head before it merges (default: the index's "
+                        "default, as `qrtrace worker` runs it)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.backend == "kafka" and not args.bootstrap:
@@ -134,19 +180,27 @@ def main(argv: list[str] | None = None) -> int:
         with CheckinIndex.open(f"{tmp}/warm") as warm:  # compile the kernels off the clock
             run_embedded(warm, keyring, make_records(batch.take(np.arange(min(n, 2000))),
                                                      args.format, 1000), max_records)
-        with CheckinIndex.open(f"{tmp}/index", head_limit=1 << 24) as index:
+        with CheckinIndex.open(f"{tmp}/index", head_limit=args.head_limit) as index:
             result = {"backend": args.backend, "format": args.format, "events": n,
                       "records": len(records)}
             if args.backend == "embedded":
                 seconds, worker = run_embedded(index, keyring, records, max_records)
                 result.update(seconds=round(seconds, 3), checkins_per_s=round(n / seconds))
             else:
-                produce_s, consume_s, worker = run_kafka(index, keyring, records, max_records,
-                                                         args.bootstrap, f"{tmp}/offsets.json")
-                result.update(produce_s=round(produce_s, 3), consume_s=round(consume_s, 3),
+                got = run_kafka(index, keyring, records, max_records, args.bootstrap,
+                                f"{tmp}/offsets.json", concurrent=args.concurrent)
+                worker = got["worker"]
+                produce_s, consume_s = got["produce_s"], got["consume_s"]
+                result.update(mode="concurrent" if args.concurrent else "produce-then-consume",
+                              produce_s=round(produce_s, 3), consume_s=round(consume_s, 3),
                               produce_per_s=round(n / produce_s),
-                              checkins_per_s=round(n / consume_s),
-                              end_to_end_per_s=round(n / (produce_s + consume_s)))
+                              consume_cpu_us_per_event=round(got["consume_cpu_s"] / n * 1e6, 2))
+                if args.concurrent:  # one clock: first send -> last event durable
+                    result.update(checkins_per_s=round(n / consume_s),
+                                  end_to_end_per_s=round(n / consume_s))
+                else:
+                    result.update(checkins_per_s=round(n / consume_s),
+                                  end_to_end_per_s=round(n / (produce_s + consume_s)))
             m = worker.metrics
             began = time.perf_counter()
             index.trace(1, T0, T0 + 14 * 86_400)

@@ -1,15 +1,41 @@
 """The Kafka log: topic `qrtrace.scans` (keyed by venue), consumer group `qrtrace-index`.
 
-A thin layer over kafka-python. The consumed offsets live in a file beside the index
-(DATA/ingest/kafka-offsets.json, written to a temporary name, fsynced, renamed, the folder
-fsynced) right after the index append returns; the group's committed offsets follow, for
-tools and for other workers. When the worker is given a partition it seeks to the file's
-offset (what this index holds); a partition it never had starts at the group's committed
-offset, else at the beginning. (A partition that moves between workers with their own
-data folders may thus be read twice across shards; the query merge dedupes by
-(person, venue, t_in).) A worker killed between the
-index append and the offsets file replays that batch on restart; the index's
-exact-duplicate rule (person, venue, t_in) absorbs it, so nothing is lost or doubled.
+A thin layer over kafka-python. Workers are static group members (KIP-345): a restarted
+worker takes its partitions back without a rebalance, as long as it is back within the
+session timeout.
+
+Where a worker's durable state ends, per partition, is kept in two places:
+
+- the offsets file beside the index (DATA/ingest/kafka-offsets.json: written to a
+  temporary name, fsynced, renamed, the folder fsynced), saved right after the index
+  append returns (durable: the index's write-ahead log) and the batch's dead letters are
+  delivered;
+- the group's committed offsets in Kafka, committed synchronously right after the file
+  (retried through a broker restart, up to `commit_timeout_s`), and always before the next
+  poll. kafka-python rebalances only inside `poll`, so when a partition is revoked from a
+  live worker its committed offset is exactly where that worker's index ends. A poll that
+  fails for a reason that may pass (the broker is restarting) returns nothing and is
+  tried again.
+
+A partition given to a worker is paused until the worker has positioned it at
+max(its offsets file, the group's committed offset): its own index holds everything
+before the first, and the index of the worker that had it before holds everything before
+the second. Where the file is ahead (its predecessor in this folder was killed between
+the file and the commit) the file's offset is committed at once.
+
+What a kill -9 at any moment does:
+
+- between the index append and the offsets file: the restarted worker reads the batch
+  again; the index's exact-duplicate rule (person, venue, t_in) absorbs it, so nothing is
+  lost or doubled; its dead letters may be sent twice (the DLQ is at least once; the
+  `qrtrace-source` header names the record, so copies are recognisable);
+- between the offsets file and the commit: the restarted worker starts from its file;
+- in either window, if the partition is given to ANOTHER worker (with another data
+  folder) before the killed one is back (it stays down beyond the session timeout, or a
+  worker joins the group while it is down), the other worker starts from the committed
+  offset and indexes that last batch again: those check-ins are then in both shards.
+  Nothing is lost; nothing in qrtrace merges shards yet. This window cannot be closed
+  without one store for both the index and the offsets.
 
 Records that can never be processed go to `qrtrace.scans.dlq` with headers
 `qrtrace-reason` and `qrtrace-source` (topic/partition/offset); `checkpoint` flushes them
@@ -20,7 +46,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import threading
+import time
 from pathlib import Path
 
 from ingest.log import LogError, Record
@@ -31,6 +60,8 @@ DLQ_SUFFIX = ".dlq"
 GROUP = "qrtrace-index"
 SOURCE_HEADER = "qrtrace-source"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+logger = logging.getLogger("qrtrace.ingest")
 
 
 def _kafka_errors():
@@ -79,38 +110,55 @@ class KafkaLog:
 
     def __init__(self, bootstrap: str, offsets_path: str | os.PathLike, *, topic: str = TOPIC,
                  group: str = GROUP, dlq_topic: str | None = None,
-                 client_id: str = "qrtrace-worker", instance_id: str | None = None):
+                 client_id: str = "qrtrace-worker", instance_id: str | None = None,
+                 session_timeout_s: float = 30.0, commit_timeout_s: float = 120.0,
+                 fetch_max_bytes: int = 4 * MAX_RECORD_BYTES):
         """Connect to `bootstrap` (HOST:PORT) and subscribe to `topic` in `group`.
 
         instance_id: a static group member id (KIP-345), the same across restarts of one
         worker, so that a restarted worker takes its partitions back at once instead of
         waiting for the session of its killed predecessor to time out.
+        commit_timeout_s: how long `checkpoint` keeps trying to commit (the broker may be
+        restarting) before it raises LogError.
 
         Raises LogError if the broker cannot be reached or the offsets file is unusable.
         """
         from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 
+        self.bootstrap = bootstrap
         self.topic = topic
+        self.group = group
+        self.instance_id = instance_id
         self.dlq_topic = dlq_topic or topic + DLQ_SUFFIX
         self.offsets = OffsetsFile(Path(offsets_path), topic)
+        self.commit_timeout_s = commit_timeout_s
+        # partitions given to us and not yet positioned (paused until then)
+        self._to_position: set = set()
+        # partitions whose offsets file is ahead of the group's committed offset
+        self._uncommitted: set[int] = set()
         log = self
 
-        class _Seek(ConsumerRebalanceListener):
+        class _Listener(ConsumerRebalanceListener):
+            # runs on the client's IO thread, inside the worker's poll (between batches):
+            # no blocking client calls here
             def on_partitions_revoked(self, revoked):
-                pass  # every polled batch is checkpointed before the next poll
+                log._revoked(revoked, lost=False)
+
+            def on_partitions_lost(self, lost):
+                log._revoked(lost, lost=True)
 
             def on_partitions_assigned(self, assigned):
-                log._seek(assigned)
+                log._assigned(assigned)
 
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
-                group_instance_id=instance_id, session_timeout_ms=30000,
+                group_instance_id=instance_id, session_timeout_ms=int(session_timeout_s * 1000),
                 enable_auto_commit=False, auto_offset_reset="earliest",
-                max_partition_fetch_bytes=MAX_RECORD_BYTES, fetch_max_bytes=4 * MAX_RECORD_BYTES,
+                max_partition_fetch_bytes=MAX_RECORD_BYTES, fetch_max_bytes=fetch_max_bytes,
                 fetch_max_wait_ms=100,
             )
-            self._consumer.subscribe([topic], listener=_Seek())
+            self._consumer.subscribe([topic], listener=_Listener())
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, client_id=client_id + "-dlq", acks="all",
                 max_request_size=MAX_RECORD_BYTES,
@@ -119,28 +167,83 @@ class KafkaLog:
             raise LogError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
         self._dlq_pending = 0
 
-    def _seek(self, assigned) -> None:
-        # runs on the client's IO thread: no blocking client calls here
-        for tp in assigned:
+    # ---- the group's calls (IO thread) ---------------------------------------------
+
+    def _assigned(self, assigned) -> None:
+        self._consumer.pause(*assigned)
+        self._to_position = set(assigned)
+        logger.info("assigned", extra={"fields": {
+            "topic": self.topic, "partitions": sorted(tp.partition for tp in assigned)}})
+
+    def _revoked(self, revoked, lost: bool) -> None:
+        self._to_position -= set(revoked)
+        behind = sorted(tp.partition for tp in revoked if tp.partition in self._uncommitted)
+        fields = {"topic": self.topic, "partitions": sorted(tp.partition for tp in revoked)}
+        if behind:
+            # the next owner starts from the committed offset: it will index our last
+            # batch of these partitions again
+            logger.error("revoked before the commit of a durable batch",
+                         extra={"fields": {**fields, "uncommitted": behind}})
+        else:
+            logger.info("lost" if lost else "revoked", extra={"fields": fields})
+        self._uncommitted.difference_update(tp.partition for tp in revoked)
+
+    # ---- the worker's calls --------------------------------------------------------
+
+    def _position(self) -> None:
+        """Start each newly given partition at max(offsets file, committed) and resume it."""
+        from kafka.structs import OffsetAndMetadata
+
+        todo = self._to_position & self._consumer.assignment()
+        self._to_position = set(todo)
+        heal = {}
+        for tp in sorted(todo):
+            try:
+                committed = self._consumer.committed(tp, timeout_ms=10_000)
+            except _kafka_errors() as exc:
+                logger.warning("committed offset unknown", extra={"fields": {
+                    "partition": tp.partition, "error": str(exc)}})
+                return  # stays paused; tried again at the next poll
             stored = self.offsets.offsets.get(tp.partition)
-            if stored is not None:
-                self._consumer.seek(tp, stored)
+            starts = [o for o in (stored, committed) if o is not None]
+            if starts:
+                self._consumer.seek(tp, max(starts))
+            if stored is not None and (committed is None or stored > committed):
+                heal[tp] = OffsetAndMetadata(stored, "", -1)
+                self._uncommitted.add(tp.partition)
+        if heal:
+            self._commit(heal)
+        self._consumer.resume(*todo)
+        self._to_position.clear()
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to `max_records` records of the assigned partitions."""
         try:
+            if self._to_position:
+                self._position()
             polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            if self._to_position:  # this poll brought an assignment: none of its records
+                self._position()
         except _kafka_errors() as exc:
-            raise LogError(f"polling {self.topic} failed: {exc}") from exc
+            if not exc.retriable:
+                raise LogError(f"polling {self.topic} failed: {exc}") from exc
+            # the broker is away (restarting, say): nothing polled, try again later
+            logger.warning("poll failed", extra={"fields": {
+                "topic": self.topic, "error": f"{type(exc).__name__}: {exc}"}})
+            time.sleep(min(timeout_s, 1.0))
+            return []
         out = []
         for tp, messages in polled.items():
-            out.extend(Record(m.value, list(m.headers or []), m.key, tp.partition, m.offset,
-                              tp.topic) for m in messages)
+            partition, topic = tp.partition, tp.topic
+            out.extend([Record(m.value, m.headers or (), m.key, partition, m.offset, topic)
+                        for m in messages])
         return out
 
     def checkpoint(self, records: list[Record]) -> None:
-        """Deliver the dead letters, then save the next offsets (file, then the group)."""
-        from kafka import TopicPartition
+        """Deliver the dead letters, then save the next offsets: the file, then the group.
+
+        Raises LogError if the group's offsets cannot be committed within
+        commit_timeout_s."""
         from kafka.structs import OffsetAndMetadata
 
         if self._dlq_pending:
@@ -152,10 +255,39 @@ class KafkaLog:
         if not nxt:
             return
         self.offsets.save(nxt)
-        commit = {TopicPartition(self.topic, p): OffsetAndMetadata(o, "", -1)
-                  for p, o in nxt.items()}
-        with contextlib.suppress(Exception):  # the file is the truth; this is a courtesy
-            self._consumer.commit_async(commit)
+        # with any earlier commit that the group refused, of the partitions still ours
+        owned = {tp.partition for tp in self._consumer.assignment()}
+        self._uncommitted = (self._uncommitted & owned) | set(nxt)
+        self._commit({self._tp(p): OffsetAndMetadata(self.offsets.offsets[p], "", -1)
+                      for p in sorted(self._uncommitted)})
+
+    def _tp(self, partition: int):
+        from kafka import TopicPartition
+        return TopicPartition(self.topic, partition)
+
+    def _commit(self, offsets: dict) -> None:
+        """Commit `offsets` to the group, retrying what may pass later (the broker is
+        restarting) for up to commit_timeout_s; raises LogError after that."""
+        deadline = time.monotonic() + self.commit_timeout_s
+        while True:
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            try:
+                self._consumer.commit(offsets, timeout_ms=max(left_ms, 1))
+                break
+            except _kafka_errors() as exc:
+                if not exc.retriable:
+                    # the group went on without us (our session expired): our partitions
+                    # are someone else's now, and they start from the committed offset
+                    logger.error("commit refused", extra={"fields": {
+                        "topic": self.topic,
+                        "partitions": sorted(tp.partition for tp in offsets),
+                        "error": f"{type(exc).__name__}: {exc}"}})
+                    return
+                if time.monotonic() >= deadline:
+                    raise LogError(f"committing offsets of {self.topic} failed for "
+                                   f"{self.commit_timeout_s:g} s: {exc}") from exc
+                time.sleep(0.2)
+        self._uncommitted.difference_update(tp.partition for tp in offsets)
 
     def dead_letter(self, record: Record, reason: str, value: bytes | None = None) -> None:
         """Send the record (or `value` in its place) to the DLQ topic with its reason."""
@@ -167,8 +299,8 @@ class KafkaLog:
         self._dlq_pending += 1
 
     def ready(self) -> bool:
-        """True once the group has given this worker partitions."""
-        return bool(self._consumer.assignment())
+        """True once the group has given this worker partitions and they are positioned."""
+        return bool(self._consumer.assignment()) and not self._to_position
 
     def lag(self) -> int:
         """Records in the assigned partitions past this worker's position."""
@@ -183,13 +315,48 @@ class KafkaLog:
                 return -1
         return total
 
-    def close(self) -> None:
-        """Flush dead letters and leave the group."""
+    def close(self, leave: bool = False) -> None:
+        """Flush dead letters and close. A static member keeps its partitions for the
+        session timeout (a restart takes them back without a rebalance); with `leave`,
+        it is removed from the group at once, so that its partitions move now."""
         with contextlib.suppress(Exception):
             self._producer.flush(timeout=10)
             self._producer.close(timeout=10)
         with contextlib.suppress(Exception):
             self._consumer.close(autocommit=False)
+        if leave and self.instance_id:
+            leave_group(self.bootstrap, self.group, self.instance_id)
+
+
+def leave_group(bootstrap: str, group: str, instance_id: str, timeout_s: float = 15.0) -> None:
+    """Remove the static member `instance_id` from `group` (its partitions move at once).
+    Gives up after timeout_s and logs it, without raising: the session timeout removes
+    the member later."""
+    def remove():
+        from kafka.admin import KafkaAdminClient, MemberToRemove
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qrtrace-admin",
+                                     bootstrap_timeout_ms=int(timeout_s * 1000),
+                                     request_timeout_ms=int(timeout_s * 1000))
+            try:
+                admin.remove_group_members(group, [MemberToRemove(group_instance_id=instance_id)])
+            finally:
+                admin.close()
+        except Exception as exc:
+            failed.append(exc)
+
+    failed: list[Exception] = []
+    # a daemon thread: a broker that does not answer must not keep a stopping worker alive
+    leaving = threading.Thread(target=remove, name="qrtrace-leave", daemon=True)
+    leaving.start()
+    leaving.join(timeout_s)
+    fields = {"group": group, "instance_id": instance_id}
+    if leaving.is_alive() or failed:
+        error = str(failed[0]) if failed else f"no answer within {timeout_s:g} s"
+        logger.warning("could not leave the group", extra={"fields": {**fields, "error": error}})
+    else:
+        logger.info("left the group", extra={"fields": fields})
 
 
 def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1) -> None:

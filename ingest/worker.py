@@ -27,7 +27,14 @@ import numpy as np
 from decoder import KeyRing, Kind, Status, verify_tokens
 from ingest.events import TOKEN_DTYPE, ScanBatch, concat
 from ingest.log import Record, ScanLog
-from ingest.wire import JSON, decode_record, encode_packed, parse_json, record_format
+from ingest.wire import (
+    FORMAT_HEADER,
+    JSON,
+    decode_record,
+    encode_packed,
+    parse_json_many,
+    record_format,
+)
 from tracing.checkins import MAX_DURATION, MAX_TIME
 from tracing.errors import InvalidCheckin
 
@@ -131,25 +138,29 @@ class Worker:
         """Decode, verify, append and checkpoint `records`; returns what it did."""
         rejected: Counter = Counter()
         batches, sources = [], []
-        events, event_sources = [], []  # JSON events: one batch for all, not one each
+        json_values, json_records = [], []  # JSON events: decoded together, not one by one
         for i, record in enumerate(records):
-            if record.value is not None and record_format(record.value, record.headers) == _JSON:
-                event = parse_json(record.value)
-                if isinstance(event, str):
-                    self._reject_record(record, event, rejected)
-                else:
-                    events.append(event)
-                    event_sources.append(i)
+            value, headers = record.value, record.headers
+            if headers and headers[0][0] == FORMAT_HEADER:  # the usual place: no search
+                fmt = headers[0][1]
+            else:
+                fmt = None if value is None else record_format(value, headers)
+            if value is not None and fmt == _JSON:
+                json_values.append(value)
+                json_records.append(i)
                 continue
-            decoded = decode_record(record.value, record.headers)
+            decoded = decode_record(value, headers)
             if decoded.ok:
                 batches.append(decoded.batch)
                 sources.append(np.full(len(decoded.batch), i, np.int64))
             else:
                 self._reject_record(record, decoded.reason, rejected)
-        if events:
-            batches.append(ScanBatch.of(events))
-            sources.append(np.array(event_sources, np.int64))
+        if json_values:
+            events, rows, refused = parse_json_many(json_values)
+            for j, reason in refused:
+                self._reject_record(records[json_records[j]], reason, rejected)
+            batches.append(events)
+            sources.append(np.asarray(json_records, np.int64)[np.asarray(rows, np.int64)])
         batch = concat(batches)
         source = np.concatenate(sources) if sources else np.empty(0, np.int64)
         n = len(batch)

@@ -2,6 +2,10 @@
 the data folder's index, in consumer group `qrtrace-index`; runs until interrupted.
 
 Logs are JSON lines on stderr (a metrics line every --report seconds).
+
+A worker is a static member of the group (its --instance-id, by default from the host and
+the data folder): restarted within the session timeout, it takes its partitions back
+without a rebalance. --leave makes a stopped worker leave the group at once instead.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="exit after S seconds without records (default: run until stopped)")
     p.add_argument("--report", type=float, default=10.0, metavar="S",
                    help="seconds between metrics lines (default 10)")
+    p.add_argument("--leave", action="store_true",
+                   help="on SIGINT/SIGTERM, leave the group so that its partitions move to "
+                        "the other workers at once (scaling down); without it they wait "
+                        "for this worker's restart up to the session timeout (30 s)")
     p.set_defaults(func=run)
 
 
@@ -70,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     except LogError as exc:
         raise UsageError(str(exc)) from None
     finally:
-        log.close()
+        log.close(leave=args.leave)
         index.close()
     return 0

@@ -31,3 +31,44 @@ def console_produce(bootstrap: str, topic: str, lines: list[str]) -> None:
     done = subprocess.run(cmd, input="\n".join(lines) + "\n", capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+class OwnBroker:
+    """A broker of one test's own (scripts/kafka start NAME), which it may restart."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.bootstrap = ""
+
+    def _run(self, command: str) -> str:
+        done = subprocess.run([ROOT / "scripts" / "kafka", command, self.name],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, f"scripts/kafka {command} {self.name}:\n{done.stderr[-3000:]}"
+        return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+    def start(self) -> str:
+        """Start it; returns HOST:PORT."""
+        self.bootstrap = self._run("start")
+        return self.bootstrap
+
+    def restart(self) -> str:
+        """Stop it cleanly and start it again, its data and port kept; returns HOST:PORT."""
+        address = self._run("restart")
+        assert address == self.bootstrap, f"restarted on {address}, not {self.bootstrap}"
+        return address
+
+    def stop(self) -> None:
+        """Stop it and delete its data."""
+        self._run("stop")
+
+
+@pytest.fixture
+def own_broker() -> OwnBroker:
+    """A fresh broker for one test alone (its own port and data): restarting it disturbs
+    no other test. Stopped, and its data deleted, when the test ends."""
+    broker = OwnBroker(f"test-{uuid.uuid4().hex[:8]}")
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()

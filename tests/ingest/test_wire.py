@@ -19,6 +19,9 @@ from ingest.wire import (
     decode_record,
     encode_json,
     encode_packed,
+    event_to_json,
+    parse_json,
+    parse_json_many,
 )
 
 u64 = st.integers(0, 2**64 - 1)
@@ -103,3 +106,27 @@ def test_packed_columns_are_little_endian_at_documented_offsets():
     assert value[16:24] == (0x0102).to_bytes(8, "little")
     assert np.frombuffer(value, "<i8", 1, 16 + 32)[0] == 200
     assert value[16 + 40:] == b"A" * 43
+
+
+# values for each field of a JSON event, most of them wrong in some way
+_field_values = st.one_of(
+    u64, i64, st.integers(-(2**70), 2**70), st.booleans(), st.none(),
+    st.floats(allow_nan=False), token, st.text(max_size=45),
+    st.sampled_from(["2026-11-25T22:00:00+07:00", "2026-11-25T22:00:00", "é" * 43]))
+_docs = st.one_of(
+    st.builds(lambda e: json.dumps(event_to_json(e)), st.one_of(token_events, frame_events)),
+    st.dictionaries(st.sampled_from(["venue", "device", "seq", "t_in", "t_out", "token",
+                                     "frame", "note"]), _field_values).map(json.dumps),
+    st.just("[1, 2]"), st.just("{not json"), st.just('"text"'))
+
+
+@given(st.lists(_docs, max_size=12))
+def test_many_json_records_decode_as_each_alone(texts):
+    values = [t.encode() for t in texts]
+    batch, rows, refused = parse_json_many(values)
+    alone = [parse_json(v) for v in values]
+    assert dict(refused) == {i: r for i, r in enumerate(alone) if isinstance(r, str)}
+    assert sorted(rows) == [i for i, r in enumerate(alone) if not isinstance(r, str)]
+    assert len(batch) == len(rows)
+    assert dict(zip(rows, batch.events(), strict=True)) == {
+        i: r for i, r in enumerate(alone) if not isinstance(r, str)}
