@@ -433,3 +433,15 @@ def last_in_batch(person, venue, t_in, p, v, at):
         return lo - 1
     return -1
 
+
+@njit(cache=True, nogil=True)
+def head_rehash(old, new, shift):
+    """Every key of the head table `old` into the empty, larger table `new`."""
+    mask = new.shape[0] - 1
+    for r in range(old.shape[0]):
+        if old[r, 2] == 0:
+            continue
+        s = _slot(old[r, 0], old[r, 1], old[r, 2] >> np.uint64(32), shift)
+        while new[s, 2] != 0:
+            s = (s + 1) & mask
+        new[s, 0], new[s, 1], new[s, 2] = old[r, 0], old[r, 1], old[r, 2]
