@@ -38,35 +38,62 @@ def coarse_shift(groups: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts, shift, tmp_code, tmp_key,
-                     tmp_dur, keys, durs):
-    """Rows grouped by venue code (stably: input order within a venue): keys[pos] =
-    (t_in - t0) << pb | person code, durs[pos] = explicit duration (0: no check-out);
-    starts: group_starts of the venue codes.
-
-    Two passes, as a radix sort does: first into the tmp_* arrays by coarse group (code
-    >> shift: consecutive venues, so each coarse group's rows end in one contiguous
-    range), then each coarse group, now in the cache, by venue. One pass straight to
-    hundreds of thousands of venues missed the cache on every row."""
-    pb_shift = np.uint64(pb)
+def _coarse_starts(starts, shift):
+    """The first row of each coarse group (codes >> shift) and, last, the row count."""
     groups = starts.shape[0] - 1
     coarse = np.empty(((groups - 1) >> shift) + 2 if groups else 1, np.int64)
     for c in range(coarse.shape[0]):
         coarse[c] = starts[min(c << shift, groups)]
+    return coarse
+
+
+@njit(cache=True, nogil=True)
+def _regroup(starts, shift, coarse, codes, keys, vals):
+    """Rows grouped by coarse group (codes >> shift), each coarse group's rows
+    regrouped by code in place, stably, through a scratch copy of one coarse group:
+    small enough to stay in the cache. vals may be empty (keys only)."""
+    pairs = vals.shape[0] > 0
+    widest = 0
+    for c in range(coarse.shape[0] - 1):
+        widest = max(widest, coarse[c + 1] - coarse[c])
+    s_code, s_key = np.empty(widest, codes.dtype), np.empty(widest, keys.dtype)
+    s_val = np.empty(widest if pairs else 0, vals.dtype)
+    fill = starts[:-1].copy()
+    for c in range(coarse.shape[0] - 1):
+        lo, n = coarse[c], coarse[c + 1] - coarse[c]
+        s_code[:n], s_key[:n] = codes[lo:lo + n], keys[lo:lo + n]
+        if pairs:
+            s_val[:n] = vals[lo:lo + n]
+        for r in range(n):
+            pos = fill[s_code[r]]
+            fill[s_code[r]] = pos + 1
+            keys[pos] = s_key[r]
+            if pairs:
+                vals[pos] = s_val[r]
+
+
+@njit(cache=True, nogil=True)
+def scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts, shift, tmp_code, keys,
+                     durs):
+    """Rows grouped by venue code (stably: input order within a venue): keys[pos] =
+    (t_in - t0) << pb | person code, durs[pos] = explicit duration (0: no check-out);
+    starts: group_starts of the venue codes; tmp_code: scratch as long as the rows.
+
+    Two passes, as a radix sort does: first by coarse group (code >> shift: consecutive
+    venues, so each coarse group's rows end in one contiguous range), then each coarse
+    group, in the cache, by venue. One pass straight to hundreds of thousands of
+    venues missed the cache on every row."""
+    pb_shift = np.uint64(pb)
+    coarse = _coarse_starts(starts, shift)
+    fill = coarse.copy()
     for i in range(vcode.shape[0]):
         c = vcode[i] >> shift
-        pos = coarse[c]
-        coarse[c] = pos + 1
+        pos = fill[c]
+        fill[c] = pos + 1
         tmp_code[pos] = vcode[i]
-        tmp_key[pos] = (np.uint64(t_in[i] - t0) << pb_shift) | np.uint64(pcode[i])
-        tmp_dur[pos] = np.uint32(t_out[i] - t_in[i]) if t_out[i] > 0 else np.uint32(0)
-    fill = starts[:-1].copy()
-    for r in range(vcode.shape[0]):
-        v = tmp_code[r]
-        pos = fill[v]
-        fill[v] = pos + 1
-        keys[pos] = tmp_key[r]
-        durs[pos] = tmp_dur[r]
+        keys[pos] = (np.uint64(t_in[i] - t0) << pb_shift) | np.uint64(pcode[i])
+        durs[pos] = np.uint32(t_out[i] - t_in[i]) if t_out[i] > 0 else np.uint32(0)
+    _regroup(starts, shift, coarse, tmp_code, keys, durs)
 
 
 @njit(cache=True, nogil=True)
@@ -135,31 +162,23 @@ def finish_venue_view(starts, keys, durs, pb, t0, venue_off, person, t_in, exp):
 
 
 @njit(cache=True, nogil=True)
-def scatter_by_person(venue_off, person, t_in, exp, t0, vb, starts, shift, tmp_code,
-                      tmp_key, keys):
+def scatter_by_person(venue_off, person, t_in, exp, t0, vb, starts, shift, tmp_code, keys):
     """The venue view's rows grouped by person code (starts: group_starts of `person`):
     keys[pos] = (t_in - t0) << (vb + 1) | venue code << 1 | (1 if the visit has an
     explicit check-out). Two passes, as in scatter_by_venue."""
     t_shift = np.uint64(vb + 1)
-    groups = starts.shape[0] - 1
-    coarse = np.empty(((groups - 1) >> shift) + 2 if groups else 1, np.int64)
-    for c in range(coarse.shape[0]):
-        coarse[c] = starts[min(c << shift, groups)]
+    coarse = _coarse_starts(starts, shift)
+    fill = coarse.copy()
     for v in range(venue_off.shape[0] - 1):
         code = np.uint64(v) << np.uint64(1)
         for r in range(venue_off[v], venue_off[v + 1]):
             c = person[r] >> shift
-            pos = coarse[c]
-            coarse[c] = pos + 1
+            pos = fill[c]
+            fill[c] = pos + 1
             tmp_code[pos] = person[r]
-            tmp_key[pos] = ((np.uint64(t_in[r]) - np.uint64(t0)) << t_shift) | code \
+            keys[pos] = ((np.uint64(t_in[r]) - np.uint64(t0)) << t_shift) | code \
                 | np.uint64(exp[r] > 0)
-    fill = starts[:-1].copy()
-    for r in range(person.shape[0]):
-        p = tmp_code[r]
-        pos = fill[p]
-        fill[p] = pos + 1
-        keys[pos] = tmp_key[r]
+    _regroup(starts, shift, coarse, tmp_code, keys, np.empty(0, np.uint32))
 
 
 @njit(cache=True, nogil=True)
@@ -207,7 +226,10 @@ def union_ids(a, b, a_code, b_code):
 
 @njit(cache=True, nogil=True)
 def _old_codes(groups, new_code):
-    """For each new code below `groups`, the old code that maps to it, or -1."""
+    """For each new code below `groups`, the old code that maps to it, or -1 (an empty
+    new_code: the codes stay)."""
+    if new_code.shape[0] == 0:
+        return np.arange(groups)
     old = np.full(groups, -1, np.int64)
     for i in range(new_code.shape[0]):
         old[new_code[i]] = i
@@ -218,9 +240,12 @@ def _old_codes(groups, new_code):
 def merge_venue_views(a_off, a_person, a_t, a_exp, a_vcode, a_pcode, b_off, b_person, b_t,
                       b_exp, b_vcode, b_pcode, off, person, t_in, exp):
     """The venue views of segments a and b as one, in the union's codes (a_vcode maps
-    a's venue codes to the union's, and so on; off has a union venue count + 1 entries):
-    each venue's two runs merged by (t_in, person), a check-in in both once with the
-    longer explicit visit. Returns the rows written."""
+    a's venue codes to the union's, and so on; an empty a_pcode or b_pcode means the
+    codes stay; off has a union venue count + 1 entries): each venue's two runs merged
+    by (t_in, person), a check-in in both once with the longer explicit visit. Returns
+    the rows written. Mapping every row's person code missed the cache on each row;
+    once a population is settled, the base's codes do not change."""
+    a_map, b_map = a_pcode.shape[0] > 0, b_pcode.shape[0] > 0
     a_of = _old_codes(off.shape[0] - 1, a_vcode)
     b_of = _old_codes(off.shape[0] - 1, b_vcode)
     k = 0
@@ -234,9 +259,11 @@ def merge_venue_views(a_off, a_person, a_t, a_exp, a_vcode, a_pcode, b_off, b_pe
         while i < ie or j < je:
             ka = kb = np.uint64(0xFFFFFFFFFFFFFFFF)
             if i < ie:
-                ka = (np.uint64(a_t[i]) << np.uint64(32)) | np.uint64(a_pcode[a_person[i]])
+                p = a_pcode[a_person[i]] if a_map else a_person[i]
+                ka = (np.uint64(a_t[i]) << np.uint64(32)) | np.uint64(p)
             if j < je:
-                kb = (np.uint64(b_t[j]) << np.uint64(32)) | np.uint64(b_pcode[b_person[j]])
+                p = b_pcode[b_person[j]] if b_map else b_person[j]
+                kb = (np.uint64(b_t[j]) << np.uint64(32)) | np.uint64(p)
             if ka <= kb:
                 key, e = ka, a_exp[i]
                 i += 1
@@ -260,6 +287,7 @@ def merge_person_views(a_off, a_venue, a_t, a_vcode, a_pcode, b_off, b_venue, b_
     """The person views of segments a and b as one, in the union's codes (as
     merge_venue_views): each person's runs merged by (t_in, venue); a check-in in both
     once, explicit if either has a check-out."""
+    a_map, b_map = a_vcode.shape[0] > 0, b_vcode.shape[0] > 0
     a_of = _old_codes(off.shape[0] - 1, a_pcode)
     b_of = _old_codes(off.shape[0] - 1, b_pcode)
     k = 0
@@ -273,11 +301,11 @@ def merge_person_views(a_off, a_venue, a_t, a_vcode, a_pcode, b_off, b_venue, b_
         while i < ie or j < je:
             ka = kb = np.uint64(0xFFFFFFFFFFFFFFFF)
             if i < ie:
-                ka = (np.uint64(a_t[i]) << np.uint64(32)) \
-                    | np.uint64(a_vcode[a_venue[i] & ~EXPLICIT])
+                v = a_venue[i] & ~EXPLICIT
+                ka = (np.uint64(a_t[i]) << np.uint64(32)) | np.uint64(a_vcode[v] if a_map else v)
             if j < je:
-                kb = (np.uint64(b_t[j]) << np.uint64(32)) \
-                    | np.uint64(b_vcode[b_venue[j] & ~EXPLICIT])
+                v = b_venue[j] & ~EXPLICIT
+                kb = (np.uint64(b_t[j]) << np.uint64(32)) | np.uint64(b_vcode[v] if b_map else v)
             if ka <= kb:
                 key, flag = ka, a_venue[i] & EXPLICIT
                 i += 1

@@ -151,13 +151,11 @@ def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, p
     n, venues, persons = vcode.shape[0], venue_ids.shape[0], person_ids.shape[0]
     starts = np.empty(venues + 1, np.int64)
     build_kernels.group_starts(vcode, venues, starts)
-    tmp_code, tmp_key, tmp_dur = np.empty(n, np.uint32), np.empty(n, np.uint64), \
+    tmp_code, keys, durs = np.empty(n, np.uint32), np.empty(n, np.uint64), \
         np.empty(n, np.uint32)
-    keys, durs = np.empty(n, np.uint64), np.empty(n, np.uint32)
     build_kernels.scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts,
-                                   build_kernels.coarse_shift(venues), tmp_code, tmp_key,
-                                   tmp_dur, keys, durs)
-    person, times, exp = tmp_code, tmp_dur, durs
+                                   build_kernels.coarse_shift(venues), tmp_code, keys, durs)
+    person, times, exp = vcode, pcode, durs  # the codes are spent
     venue_off = np.empty(venues + 1, np.int64)
     m = build_kernels.finish_venue_view(starts, keys, durs, pb, t0, venue_off, person,
                                         times, exp)
@@ -166,9 +164,8 @@ def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, p
     build_kernels.group_starts(person, persons, person_off)
     pkeys = keys[:m]
     build_kernels.scatter_by_person(venue_off, person, times, exp, t0, vb, person_off,
-                                    build_kernels.coarse_shift(persons), vcode[:m],
-                                    tmp_key[:m], pkeys)
-    pv_venue, pv_t_in = pcode[:m], vcode[:m]
+                                    build_kernels.coarse_shift(persons), tmp_code[:m], pkeys)
+    pv_venue, pv_t_in = tmp_code[:m], np.empty(m, np.uint32)
     build_kernels.finish_person_view(person_off, pkeys, vb, t0, pv_venue, pv_t_in)
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
                    person, times, exp, person_ids, person_off, pv_venue, pv_t_in)
@@ -184,6 +181,10 @@ def merge_segments(a: Segment, b: Segment) -> Segment:
         return b
     venue_ids, a_v, b_v = _union(a.venue_ids, b.venue_ids)
     person_ids, a_p, b_p = _union(a.person_ids, b.person_ids)
+    # the kernels take the maps, and the venue and person codes: an empty map where
+    # the codes stay
+    vb, pb = _old_codes_kept(a_v, b_v, venue_ids), _old_codes_kept(a_p, b_p, person_ids)
+    a_v, b_v, a_p, b_p = vb[0], vb[1], pb[0], pb[1]
     n = len(a) + len(b)
     venue_off, person, t_in, exp = (np.empty(venue_ids.shape[0] + 1, np.int64),
                                     np.empty(n, np.uint32), np.empty(n, np.uint32),
@@ -200,6 +201,13 @@ def merge_segments(a: Segment, b: Segment) -> Segment:
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
                    person[:m], t_in[:m], exp, person_ids, person_off, pv_venue[:m],
                    pv_t_in[:m])
+
+
+def _old_codes_kept(a_code, b_code, union):
+    """(a_code, b_code), each replaced by an empty map when it is the identity."""
+    keep = np.empty(0, np.uint32)
+    return (keep if a_code.shape[0] == union.shape[0] else a_code,
+            keep if b_code.shape[0] == union.shape[0] else b_code)
 
 
 def _union(a: np.ndarray, b: np.ndarray):
