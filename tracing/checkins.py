@@ -211,7 +211,7 @@ class HeadKeys:
     """Keys (person, venue, t_in) of head rows and each one's longest explicit visit: hash
     tables (kernels.head_upsert) kept at most half full.
 
-    A table starts small and doubles (its keys rehashed) up to REHASH_SLOTS; past that,
+    A table starts small and grows (its keys rehashed) up to REHASH_SLOTS; past that,
     a new table takes the new keys and lookups read every table, since rehashing more
     keys would stall an append. A table sized for a whole head up front (32M slots,
     768 MB, for a head of 16M rows) was touched all over by the first million random
@@ -233,13 +233,15 @@ class HeadKeys:
 
     def _make_room(self, n: int) -> None:
         """Grow so that n more keys keep the last table at most half full: the last
-        table doubles while it stays within REHASH_SLOTS, else a new one starts."""
+        table grows while it stays within REHASH_SLOTS, else a new one starts."""
         table = self._tables[-1][0]
         want = self._in_last + n
         if 2 * want <= table.shape[0]:
             return
         if 2 * want <= REHASH_SLOTS:
-            bigger, shift = _table(want)
+            # room for four times the keys: a batch of a million random keys then
+            # rehashes once, not at every doubling
+            bigger, shift = _table(max(want, min(4 * want, REHASH_SLOTS // 2)))
             kernels.head_rehash(table, bigger, shift)
             self._tables[-1] = (bigger, shift)
         else:
