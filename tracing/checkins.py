@@ -211,35 +211,49 @@ class HeadKeys:
     """Keys (person, venue, t_in) of head rows and each one's longest explicit visit: hash
     tables (kernels.head_upsert) kept at most half full.
 
-    A table is made for the rows that the head takes before it merges; if the head
-    outgrows it (appends go on while a slow merge runs), a new table twice as large takes
-    the new keys, and lookups read every table. A table never grows: rehashing millions
-    of keys stalled appends for seconds. Its pages are zeros that cost nothing until a
-    key lands on them.
+    A table starts small and grows (its keys rehashed) up to REHASH_SLOTS; past that,
+    a new table takes the new keys and lookups read every table, since rehashing more
+    keys would stall an append. A table sized for a whole head up front (32M slots,
+    768 MB, for a head of 16M rows) was touched all over by the first million random
+    keys: on a virtual machine the first touch of a page cost more than the probes.
     """
 
     def __init__(self, rows: int = 0):
         self._tables: list[tuple[np.ndarray, np.uint64]] = []
         self._in_last = 0
         self.count = 0
-        self._add_table(rows)
+        self._add_table(min(rows, FIRST_ROWS))
 
     def _add_table(self, rows: int) -> None:
-        capacity = max(1 << 12, 1 << (2 * rows - 1).bit_length())
-        self._tables.append((np.zeros((capacity, 3), np.uint64),
-                             np.uint64(64 - (capacity.bit_length() - 1))))
+        self._tables.append(_table(rows))
         self._in_last = 0
 
     def __len__(self) -> int:
         return self.count
+
+    def _make_room(self, n: int) -> None:
+        """Grow so that n more keys keep the last table at most half full: the last
+        table grows while it stays within REHASH_SLOTS, else a new one starts."""
+        table = self._tables[-1][0]
+        want = self._in_last + n
+        if 2 * want <= table.shape[0]:
+            return
+        if 2 * want <= REHASH_SLOTS:
+            # room for four times the keys: a batch of a million random keys then
+            # rehashes once, not at every doubling
+            bigger, shift = _table(max(want, min(4 * want, REHASH_SLOTS // 2)))
+            kernels.head_rehash(table, bigger, shift)
+            self._tables[-1] = (bigger, shift)
+        else:
+            self._add_table(n)
 
     def upsert(self, person, venue, t_in, t_out, stored: np.ndarray, write: bool = True):
         """Look up distinct keys (`stored`: each one's explicit duration elsewhere, -1 =
         not stored; raised to the tables', in place) and, if `write`, record those that
         change the store. Returns (changed mask, how many keys are new to the index)."""
         n = person.shape[0]
-        if write and 2 * (self._in_last + n) > self._tables[-1][0].shape[0]:
-            self._add_table(max(self._tables[-1][0].shape[0], n))  # twice the rows
+        if write:
+            self._make_room(n)
         changed = np.empty(n, np.bool_)
         for table, shift in self._tables[:-1]:
             kernels.head_upsert(table, shift, person, venue, t_in, t_out, stored, changed,
@@ -250,6 +264,16 @@ class HeadKeys:
         self._in_last += added
         self.count += added
         return changed, new
+
+
+FIRST_ROWS = 1 << 15       # keys that a new head's first table holds
+REHASH_SLOTS = 1 << 22     # a table doubles by rehashing up to this size (96 MB)
+
+
+def _table(rows: int) -> tuple[np.ndarray, np.uint64]:
+    """An empty table with room for `rows` keys at most half full, and its hash shift."""
+    capacity = max(1 << 12, 1 << (2 * rows - 1).bit_length())
+    return np.zeros((capacity, 3), np.uint64), np.uint64(64 - (capacity.bit_length() - 1))
 
 
 def validate_dwell(venues, dwell_seconds) -> tuple[np.ndarray, np.ndarray]:

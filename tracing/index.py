@@ -105,7 +105,7 @@ class CheckinIndex(GenerationsMixin):
         self._wal: WriteAheadLog | None = None
         self._head: list[tuple[np.ndarray, ...]] = []
         self._head_rows = 0
-        self._head_keys = HeadKeys()  # the head's keys; sized for a full head on open
+        self._head_keys = HeadKeys()  # the head's keys (grows with them)
         self._head_new = 0  # head keys that the base lacks
         self._wals: list[str] = []  # log files in the manifest, oldest first
         self._wal_seq = 0

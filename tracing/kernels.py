@@ -75,30 +75,6 @@ def dense_rank(ids, top, codes):
 
 
 @njit(cache=True, nogil=True)
-def pack_keys(hi, mid, lo, mid_sub, mid_shift, hi_shift, out):
-    """out[i] = hi[i] << hi_shift | (mid[i] - mid_sub) << mid_shift | lo[i], as uint64."""
-    for i in range(hi.shape[0]):
-        out[i] = ((np.uint64(hi[i]) << np.uint64(hi_shift))
-                  | (np.uint64(np.int64(mid[i]) - mid_sub) << np.uint64(mid_shift))
-                  | np.uint64(lo[i]))
-
-
-@njit(cache=True, nogil=True)
-def unpack_keys(keys, mid_shift, hi_shift, mid_add, hi, mid, lo):
-    """The three fields of pack_keys' keys into uint32 arrays; mid_add is added to mid.
-    An empty `hi` skips that field."""
-    mid_mask = (np.uint64(1) << np.uint64(hi_shift - mid_shift)) - np.uint64(1)
-    lo_mask = (np.uint64(1) << np.uint64(mid_shift)) - np.uint64(1)
-    want_hi = hi.shape[0] > 0
-    for i in range(keys.shape[0]):
-        k = keys[i]
-        if want_hi:
-            hi[i] = np.uint32(k >> np.uint64(hi_shift))
-        mid[i] = np.uint32(((k >> np.uint64(mid_shift)) & mid_mask) + np.uint64(mid_add))
-        lo[i] = np.uint32(k & lo_mask)
-
-
-@njit(cache=True, nogil=True)
 def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
     """Sort keys (uint64 below 2**bits) with their values, LSD radix, 11 bits a pass;
     the *_tmp arrays are scratch of the same sizes. Far faster than an argsort and a
@@ -130,43 +106,6 @@ def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
     if moved % 2:
         keys[:] = src_k
         values[:] = src_v
-
-
-@njit(cache=True, nogil=True)
-def distinct_in_place(keys):
-    """Squeeze repeats out of a sorted key array, in place; returns the distinct count."""
-    k = 0
-    for i in range(keys.shape[0]):
-        if i == 0 or keys[i] != keys[k - 1]:
-            keys[k] = keys[i]
-            k += 1
-    return k
-
-
-@njit(cache=True, nogil=True)
-def join_max(keys, sub_keys, sub_values, out):
-    """out[i] = the largest sub_value whose sub_key equals keys[i] (sorted, distinct), 0
-    where none; `sub_keys` is sorted and may repeat."""
-    j = 0
-    for i in range(keys.shape[0]):
-        best = np.uint32(0)
-        while j < sub_keys.shape[0] and sub_keys[j] < keys[i]:
-            j += 1
-        while j < sub_keys.shape[0] and sub_keys[j] == keys[i]:
-            best = max(best, sub_values[j])
-            j += 1
-        out[i] = best
-
-
-@njit(cache=True, nogil=True)
-def flag_members(keys, members, codes):
-    """codes[i] |= EXPLICIT where sorted keys[i] is in sorted `members`, in place."""
-    j = 0
-    for i in range(keys.shape[0]):
-        while j < members.shape[0] and members[j] < keys[i]:
-            j += 1
-        if j < members.shape[0] and members[j] == keys[i]:
-            codes[i] |= EXPLICIT
 
 
 @njit(cache=True, nogil=True)
@@ -493,3 +432,16 @@ def last_in_batch(person, venue, t_in, p, v, at):
     if lo > 0 and person[lo - 1] == p and venue[lo - 1] == v:
         return lo - 1
     return -1
+
+
+@njit(cache=True, nogil=True)
+def head_rehash(old, new, shift):
+    """Every key of the head table `old` into the empty, larger table `new`."""
+    mask = new.shape[0] - 1
+    for r in range(old.shape[0]):
+        if old[r, 2] == 0:
+            continue
+        s = _slot(old[r, 0], old[r, 1], old[r, 2] >> np.uint64(32), shift)
+        while new[s, 2] != 0:
+            s = (s + 1) & mask
+        new[s, 0], new[s, 1], new[s, 2] = old[r, 0], old[r, 1], old[r, 2]

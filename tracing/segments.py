@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tracing import kernels
+from tracing import build_kernels, kernels
 from tracing.storage import fsync_dir, write_npy
 
-PACK_BITS = 64  # keys of venue, time and person codes wider than this take a lexsort
+PACK_BITS = 64  # packed keys wider than this (ids of 2**31 venues or more) take a lexsort
 COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "exp",
            "person_ids", "person_off", "pv_venue", "pv_t_in")
 
@@ -129,51 +129,96 @@ def build_segment(person, venue, t_in, t_out) -> Segment:
     t0 = int(t_in.min()) if t_in.shape[0] else 0
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
     tb = _bits(int(t_in.max()) - t0 + 1) if t_in.shape[0] else 1
-    packed = vb + tb + pb <= PACK_BITS
-    if packed:
-        cols = _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb)
-    else:
-        cols = _venue_order_lexsort(vcode, t_in, pcode, t_out)
-    v_sorted, t_sorted, p_sorted, exp = cols
-    del vcode, pcode, cols
+    if tb + pb <= PACK_BITS and tb + vb + 1 <= PACK_BITS:
+        return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb)
+    v_sorted, t_sorted, p_sorted, exp = _venue_order_lexsort(vcode, t_in, pcode, t_out)
+    del vcode, pcode
     venue_off = np.zeros(venue_ids.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(v_sorted, minlength=venue_ids.shape[0]), out=venue_off[1:])
     person_off = np.zeros(person_ids.shape[0] + 1, np.int64)
     np.cumsum(np.bincount(p_sorted, minlength=person_ids.shape[0]), out=person_off[1:])
-    if packed:
-        pv_venue, pv_t_in = _person_order_packed(v_sorted, t_sorted, p_sorted, exp, t0, vb, tb)
-    else:
-        pv_venue, pv_t_in = _person_order_lexsort(v_sorted, t_sorted, p_sorted, exp)
+    pv_venue, pv_t_in = _person_order_lexsort(v_sorted, t_sorted, p_sorted, exp)
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
                    p_sorted, t_sorted, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
-def _venue_order_packed(vcode, t_in, pcode, t_out, t0, tb, pb):
-    """Distinct (venue, t_in, person) in order, by sorting one packed uint64 key: far
-    faster than a permutation at 100M rows. Returns uint32 venue code, t_in, person code
-    and explicit duration columns."""
-    key = np.empty(vcode.shape[0], np.uint64)
-    kernels.pack_keys(vcode, t_in, pcode, t0, pb, tb + pb, key)
-    explicit = np.flatnonzero(t_out > 0)
-    exp_keys, exp_dur = key[explicit], (t_out[explicit] - t_in[explicit]).astype(np.uint32)
-    key.sort()
-    key = key[:kernels.distinct_in_place(key)]
-    kernels.radix_sort_pairs(exp_keys, exp_dur, tb + pb + _bits(int(vcode.max(initial=0)) + 1),
-                             np.empty_like(exp_keys), np.empty_like(exp_dur))
-    exp = np.empty(key.shape[0], np.uint32)
-    kernels.join_max(key, exp_keys, exp_dur, exp)
-    return (*_unpack(key, pb, tb + pb, t0), exp)
+def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb):
+    """build_segment by counting sorts (tracing/build_kernels.py): rows grouped by venue
+    and each venue's few rows sorted by (t_in, person) as one packed key; then the
+    distinct rows grouped by person and sorted by (t_in, venue, explicit). Buffers are
+    reused once their contents are spent: at 100M rows the kernel's zeroing of fresh
+    pages cost as much as the work."""
+    n, venues, persons = vcode.shape[0], venue_ids.shape[0], person_ids.shape[0]
+    starts = np.empty(venues + 1, np.int64)
+    build_kernels.group_starts(vcode, venues, starts)
+    tmp_code, keys, durs = np.empty(n, np.uint32), np.empty(n, np.uint64), \
+        np.empty(n, np.uint32)
+    build_kernels.scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts,
+                                   build_kernels.coarse_shift(venues), tmp_code, keys, durs)
+    person, times, exp = vcode, pcode, durs  # the codes are spent
+    venue_off = np.empty(venues + 1, np.int64)
+    m = build_kernels.finish_venue_view(starts, keys, durs, pb, t0, venue_off, person,
+                                        times, exp)
+    person, times, exp = person[:m], times[:m], exp[:m]
+    person_off = np.empty(persons + 1, np.int64)
+    build_kernels.group_starts(person, persons, person_off)
+    pkeys = keys[:m]
+    build_kernels.scatter_by_person(venue_off, person, times, exp, t0, vb, person_off,
+                                    build_kernels.coarse_shift(persons), tmp_code[:m], pkeys)
+    pv_venue, pv_t_in = tmp_code[:m], np.empty(m, np.uint32)
+    build_kernels.finish_person_view(person_off, pkeys, vb, t0, pv_venue, pv_t_in)
+    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
+                   person, times, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
-def _unpack(key, mid_shift, hi_shift, mid_add, want_hi=True):
-    hi = np.empty(key.shape[0] if want_hi else 0, np.uint32)
-    mid, lo = np.empty(key.shape[0], np.uint32), np.empty(key.shape[0], np.uint32)
-    kernels.unpack_keys(key, mid_shift, hi_shift, mid_add, hi, mid, lo)
-    return hi, mid, lo
+def merge_segments(a: Segment, b: Segment) -> Segment:
+    """One segment holding the check-ins of both (a check-in in both once, with the
+    longer explicit visit), as build_segment would build it from both segments' rows;
+    but linear: each view's runs merge, nothing is sorted again."""
+    if not len(b):
+        return a
+    if not len(a):
+        return b
+    venue_ids, a_v, b_v = _union(a.venue_ids, b.venue_ids)
+    person_ids, a_p, b_p = _union(a.person_ids, b.person_ids)
+    # the kernels take the maps, and the venue and person codes: an empty map where
+    # the codes stay
+    vb, pb = _old_codes_kept(a_v, b_v, venue_ids), _old_codes_kept(a_p, b_p, person_ids)
+    a_v, b_v, a_p, b_p = vb[0], vb[1], pb[0], pb[1]
+    n = len(a) + len(b)
+    venue_off, person, t_in, exp = (np.empty(venue_ids.shape[0] + 1, np.int64),
+                                    np.empty(n, np.uint32), np.empty(n, np.uint32),
+                                    np.empty(n, np.uint32))
+    m = build_kernels.merge_venue_views(a.venue_off, a.person, a.t_in, a.exp, a_v, a_p,
+                                        b.venue_off, b.person, b.t_in, b.exp, b_v, b_p,
+                                        venue_off, person, t_in, exp)
+    person_off, pv_venue, pv_t_in = (np.empty(person_ids.shape[0] + 1, np.int64),
+                                     np.empty(n, np.uint32), np.empty(n, np.uint32))
+    build_kernels.merge_person_views(a.person_off, a.pv_venue, a.pv_t_in, a_v, a_p,
+                                     b.person_off, b.pv_venue, b.pv_t_in, b_v, b_p,
+                                     person_off, pv_venue, pv_t_in)
+    exp = exp[:m]
+    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
+                   person[:m], t_in[:m], exp, person_ids, person_off, pv_venue[:m],
+                   pv_t_in[:m])
+
+
+def _old_codes_kept(a_code, b_code, union):
+    """(a_code, b_code), each replaced by an empty map when it is the identity."""
+    keep = np.empty(0, np.uint32)
+    return (keep if a_code.shape[0] == union.shape[0] else a_code,
+            keep if b_code.shape[0] == union.shape[0] else b_code)
+
+
+def _union(a: np.ndarray, b: np.ndarray):
+    """(sorted union of two sorted id arrays, the union's code of each a, of each b)."""
+    a_code, b_code = np.empty(a.shape[0], np.uint32), np.empty(b.shape[0], np.uint32)
+    return build_kernels.union_ids(a, b, a_code, b_code), a_code, b_code
 
 
 def _venue_order_lexsort(vcode, t_in, pcode, t_out):
-    """As _venue_order_packed, for keys too wide to pack into 64 bits."""
+    """Distinct (venue, t_in, person) in order by a lexsort, for keys too wide to pack:
+    uint32 venue code, t_in, person code and explicit duration columns."""
     order = np.lexsort((pcode, t_in, vcode))
     vcode, t_in, pcode, t_out = vcode[order], t_in[order], pcode[order], t_out[order]
     first = np.r_[True, (vcode[1:] != vcode[:-1]) | (t_in[1:] != t_in[:-1])
@@ -185,20 +230,9 @@ def _venue_order_lexsort(vcode, t_in, pcode, t_out):
             pcode[starts].astype(np.uint32), exp)
 
 
-def _person_order_packed(vcode, t_in, pcode, exp, t0, vb, tb):
-    """The person view's columns, sorted by (person, t_in, venue): venue code with bit 31
-    set for an explicit check-out, and t_in."""
-    key = np.empty(vcode.shape[0], np.uint64)
-    kernels.pack_keys(pcode, t_in, vcode, t0, vb, tb + vb, key)
-    members = np.sort(key[exp > 0])
-    key.sort()
-    _, pv_t_in, pv_venue = _unpack(key, vb, tb + vb, t0, want_hi=False)
-    kernels.flag_members(key, members, pv_venue)
-    return pv_venue, pv_t_in
-
-
 def _person_order_lexsort(vcode, t_in, pcode, exp):
-    """As _person_order_packed, for keys too wide to pack into 64 bits."""
+    """The person view's columns by a lexsort (see _build_by_groups): venue code with
+    bit 31 set for an explicit check-out, and t_in."""
     order = np.lexsort((vcode, t_in, pcode))
     flags = np.where(exp[order] > 0, kernels.EXPLICIT, 0).astype(np.uint32)
     return vcode[order] | flags, t_in[order]
