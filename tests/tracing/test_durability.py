@@ -121,7 +121,9 @@ def test_acknowledged_batches_survive_kill_9(tmp_path):
         for _ in range(200):
             one_round(kill_after=rng.random() * 0.03)
         one_round(kill_after=0)  # checks what the 200th kill left behind
-        assert len(acked) > 200  # the writers did real work between kills
+        # the writers did real work between kills (about 1,000 acknowledged batches on
+        # a quiet machine; 156 were seen at load 8: the bound is not about speed)
+        assert len(acked) > 50
     finally:
         zygote.kill()
         zygote.wait()
