@@ -89,7 +89,7 @@ class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
-                 default_dwell: int = 3600, cache_size: int = 16,
+                 default_dwell: int = 3600, cache_size: int = 8,
                  page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0,
                  page_refresh_s: float = 5.0, page_max_age_s: float = 60.0,
                  refresh_rest: float = 3.0) -> None:
@@ -235,14 +235,15 @@ class CaseService:
         self._pages.move_to_end(key)
         return page
 
-    def _make_page(self, case: Case, kind: str, render, snapshot,
-                   keep_trace: bool = True) -> _Page:
+    def _make_page(self, case: Case, kind: str, render, snapshot) -> _Page:
         generation = self._generation
         # a trace is thousands of tuples that the cyclic GC tracks (named tuples are never
-        # untracked): made, rendered and, unless kept, freed with the GC held off, they
-        # never reach a collection that would stop the event loop to scan them
+        # untracked): made, rendered and freed with the GC held off, they never reach a
+        # collection. Kept traces did: at 10M check-ins, each first collection after a
+        # burst of pages scanned the traces kept and stopped the event loop for 50-200 ms.
+        # A trace already kept (zones, graph, exports of the case) is used, not kept anew.
         with exposure.gc_paused():
-            body = render(case, self._trace(case, snapshot, keep=keep_trace))
+            body = render(case, self._trace(case, snapshot, keep=False))
         # browsers ask for gzip: an exposure page shrinks about sevenfold (130 KB for 500
         # contacts), compressed once here instead of on every answer
         page = _Page(snapshot, body, gzip.compress(body, compresslevel=5, mtime=0),
@@ -286,7 +287,7 @@ class CaseService:
                 continue
             started = time.monotonic()
             try:
-                self._make_page(case, kind, render, snapshot, keep_trace=False)
+                self._make_page(case, kind, render, snapshot)
             except Exception:  # the page stays as it was; a later request retries
                 logger.exception("making case %d's %s page again failed", case_id, kind)
             rest = (time.monotonic() - started) * self.refresh_rest
