@@ -199,11 +199,16 @@ class CaseService:
         """The page `page` would answer without making one, or None (and then no
         snapshot or trace is made either). Cheap, never blocks on the index: an event
         loop may call it."""
+        # current: the index's snapshot if nothing changed since it was built (a quiet
+        # index: its pages stay current with no refresh queued), else the one queries
+        # share if it is young enough, else none (a page may still be young)
+        current = self.index.built_snapshot()
         with self._lock:
-            held, taken = self._snapshot
-            if held is not None and time.monotonic() - taken >= self.max_staleness_s:
-                held = None  # too old to count as current; a page may still be young
-            page = self._serve_page(case, kind, render, held)
+            if current is None:
+                held, taken = self._snapshot
+                if held is not None and time.monotonic() - taken < self.max_staleness_s:
+                    current = held
+            page = self._serve_page(case, kind, render, current)
         if page is None:
             return None
         return page.gzipped if gzipped else page.body

@@ -317,6 +317,12 @@ class CheckinIndex(GenerationsMixin):
                 self._snapshot = snap
         return snap
 
+    def built_snapshot(self) -> exposure.Snapshot | None:
+        """The snapshot `snapshot()` would return, if it is already built (nothing was
+        appended, merged or purged since); None otherwise. Never builds: cheap enough to
+        ask on every query."""
+        return self._snapshot
+
     def trace(self, case: int, window_from: int, window_to: int,
               rule: ContactRule = DEFAULT_RULE) -> TraceResult:
         """Contacts and zones of `case` infectious in [window_from, window_to) by `rule`.
