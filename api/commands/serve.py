@@ -107,10 +107,6 @@ def run(args: argparse.Namespace) -> int:
         # out of the cyclic GC's generations, full collections stop rescanning it
         gc.collect()
         gc.freeze()
-        # the event loop answers in well under a millisecond, but a thread computing
-        # (a page made again, a merge) holds the GIL for the switch interval before the
-        # loop gets it back, at every wake-up: 5 ms by default, 1 ms here
-        sys.setswitchinterval(0.001)
         uvicorn.run(create_asgi(settings, service), host=args.host, port=args.port,
                     log_level=args.log_level, access_log=False, proxy_headers=False)
     finally:
