@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,13 +13,17 @@ from PIL import Image
 
 from decoder import FrameDecoder, FrameStatus, decode_frames
 from decoder.passes import FAST, LOCATE_FIRST, THOROUGH
+from tests.decoder.samples import (
+    IMAGE_SUFFIXES,
+    SAMPLES,
+    needs_samples,
+    sample_corpus,
+    zxing_default_texts,
+)
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 BAD_INPUT = {FrameStatus.UNREADABLE_INPUT, FrameStatus.EMPTY, FrameStatus.TOO_SMALL,
              FrameStatus.TOO_LARGE}
 
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
 
 
 def qr_image(text: str | bytes, scale: int = 4, ec_level: str = "M") -> np.ndarray:
@@ -44,16 +47,6 @@ def png_bytes(gray: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def sample_corpus() -> list[tuple[Path, str]]:
-    corpus = []
-    for folder in sorted(SAMPLES.glob("qrcode-*")):
-        for image in sorted(folder.iterdir()):
-            expected = image.with_suffix(".txt")
-            if image.suffix in IMAGE_SUFFIXES and expected.exists():
-                corpus.append((image, expected.read_bytes().decode("utf-8")))
-    return corpus
-
-
 @needs_samples
 @pytest.mark.parametrize("cascade", [LOCATE_FIRST, THOROUGH, FAST],
                          ids=["locate_first", "thorough", "fast"])
@@ -66,8 +59,7 @@ def test_real_photos_read_at_least_what_zxing_defaults_read_and_never_a_wrong_te
     ours = baseline = 0
     for (image, expected), result in zip(corpus, results, strict=True):
         pixels = np.asarray(Image.open(image).convert("L"))
-        reference = {b.text for b in zxingcpp.read_barcodes(
-            pixels, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)}
+        reference = zxing_default_texts(pixels)
         ours += expected in result.texts
         baseline += expected in reference
         # A text that is neither the expected one nor one zxing-cpp reads with its own

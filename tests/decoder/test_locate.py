@@ -3,8 +3,6 @@ where there is nothing, and the located reads never give a wrong text."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import zxingcpp
@@ -15,11 +13,10 @@ from PIL import Image, ImageFilter
 from decoder import FrameDecoder, FrameStatus
 from decoder.locate import locate
 from decoder.passes import LOCATE_FIRST
+from tests.decoder.samples import needs_samples, sample_corpus, zxing_default_texts
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "zxing-cpp"
 TOKEN = "QT1PABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789$%*+-"  # the shape of a check-in token
 
-needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason=f"no samples at {SAMPLES}")
 
 
 def scene(angle: float, inverted: bool = False, module: int = 4, seed: int = 0,
@@ -116,28 +113,17 @@ def test_locate_refuses_what_is_not_a_grey_image():
         locate(np.zeros((100, 100), np.float32))
 
 
-def sample_photos() -> list[tuple[Path, str]]:
-    corpus = []
-    for folder in sorted(SAMPLES.glob("qrcode-*")):
-        for image in sorted(folder.iterdir()):
-            expected = image.with_suffix(".txt")
-            if image.suffix in (".png", ".jpg", ".jpeg", ".webp", ".gif") and expected.exists():
-                corpus.append((image, expected.read_bytes().decode("utf-8")))
-    return corpus
-
-
 @needs_samples
 @pytest.mark.parametrize("turns", [1, 2, 3], ids=["90", "180", "270"])
 def test_turned_sample_photos_read_as_well_as_zxing_defaults_and_never_wrongly(turns):
-    corpus = sample_photos()
+    corpus = sample_corpus()
     photos = [np.ascontiguousarray(np.rot90(np.asarray(Image.open(p).convert("L")), turns))
               for p, _ in corpus]
     with FrameDecoder(cascade=LOCATE_FIRST) as decoder:
         results = decoder.decode(photos)
     ours = baseline = 0
     for (image, expected), pixels, result in zip(corpus, photos, results, strict=True):
-        reference = {b.text for b in zxingcpp.read_barcodes(
-            pixels, formats=zxingcpp.BarcodeFormat.QRCode, text_mode=zxingcpp.TextMode.Plain)}
+        reference = zxing_default_texts(pixels)
         ours += expected in result.texts
         baseline += expected in reference
         wrong = set(result.texts) - {expected} - reference
