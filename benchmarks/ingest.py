@@ -53,6 +53,7 @@ from benchmarks.ingest_producers import (
 from decoder import issue_token
 from ingest.embedded import EmbeddedLog
 from ingest.events import ScanBatch, ScanEvent
+from ingest.kafka_records import warm_up
 from ingest.wire import FORMAT_HEADER, encode_json, encode_packed
 from ingest.worker import Worker
 from tracing.index import CheckinIndex
@@ -210,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         batch = make_events(keyring, n)
         records = make_records(batch, args.format, args.per_record)
         max_records = args.max_records or (64 if args.format == "packed" else 20_000)
-        with CheckinIndex.open(f"{tmp}/warm") as warm:  # compile the kernels off the clock
-            run_embedded(warm, keyring, make_records(batch.take(np.arange(min(n, 2000))),
-                                                     args.format, 1000), max_records)
+        with CheckinIndex.open(f"{tmp}/warm") as warm:  # load the kernels off the clock
+            # a few batches as large as the run's: the head's key table grows, as it will
+            warm_n = min(n, 200_000 if args.format == "packed" else 20_000)
+            run_embedded(warm, keyring, make_records(batch.take(np.arange(warm_n)),
+                                                     args.format, args.per_record), max_records)
+        warm_up()
         with CheckinIndex.open(f"{tmp}/index", head_limit=args.head_limit) as index:
             result = {"backend": args.backend, "format": args.format, "events": n,
                       "records": len(records)}

@@ -102,6 +102,12 @@ def _unpack_records(self, tp, records, key_deserializer, value_deserializer):
         raise RuntimeError("StopIteration raised unpacking messageset") from None
 
 
+def warm_up() -> None:
+    """Load (or compile, on a first run) the kernel, so that the first fetch does not."""
+    raw = np.zeros(0, np.uint8)
+    split_records(raw, 0, 0, *(np.empty(0, np.int64) for _ in range(7)))
+
+
 _HEADERS: dict[bytes, tuple] = {}  # the bytes of a record's headers -> parsed (shared)
 
 
