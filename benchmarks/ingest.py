@@ -1,21 +1,31 @@
-"""Ingestion throughput: scan events from a log into a queryable index.
+"""Ingestion throughput: scan events from producers into a durable, queryable index.
 
     python -m benchmarks.ingest --backend kafka|embedded --format packed|json
                                 [--bootstrap HOST:PORT] [--events N] [--json]
 
-Events carry valid signed person tokens (a pool of persons, random venues and times).
-embedded: every record is submitted to the in-process log at once; the clock runs from
-the first submit until the worker has acknowledged the last (verified, appended, fsynced).
-kafka: the records are first produced to a fresh topic (kafka-python, acks=all; timed on
-its own as `produce_per_s`), then a worker in this process consumes them into the index;
-`checkins_per_s` is the consuming side (log -> decoded -> verified -> durable index),
-`end_to_end_per_s` is events over produce time plus consume time. With --concurrent a
-producer process sends while the worker consumes, and one clock runs from the first send
-until the last event is durable: `checkins_per_s` and `end_to_end_per_s` are both that.
-`consume_cpu_us_per_event` is this process's CPU time (the worker, kafka-python's IO
-thread; not the broker's, nor the producer's) over the consuming clock, per event: a
-figure less bent by other work on the machine than the wall clock. The index is opened
-as `qrtrace worker` opens it (--head-limit to change that). Kernels are warmed on a
+Events carry valid signed person tokens (a pool of persons, random venues and times over
+two weeks). What the clock covers:
+
+- embedded: every record is submitted to the in-process log at once; the clock runs from
+  the first submit until the worker has acknowledged the last (decoded, verified,
+  appended, fsynced).
+- kafka (default, `--mode concurrent`): producer processes (`--producers N` of
+  `--producer java|python`; default: Kafka's own Java console producer for JSON,
+  kafka-python for packed batches) send to a fresh topic while a worker in this process
+  consumes it into the index. The producers are started and connected off the clock;
+  one clock runs from the moment they are told to send until the worker has made the
+  last event durable (verified, appended, fsynced, offsets saved and committed).
+  `checkins_per_s` is events over that clock: producer to durable index, end to end.
+- kafka `--mode sequential`: everything is produced first (timed on its own,
+  `produce_per_s`), then consumed (`checkins_per_s` is the consuming side alone).
+
+CPU per event (user + system, from the kernel's accounting over the clock), less bent by
+the other work on this 2-core machine than the wall clock: `worker_cpu_us_per_event`
+(this process: the worker, kafka-python's IO thread, numba's threads),
+`producer_cpu_us_per_event` (the producer processes), `broker_cpu_us_per_event` (the
+process listening on the bootstrap port, when it can be found), and `machine_busy_cores`
+(every process's CPU over the clock: 2.0 is both cores busy). The index is opened as
+`qrtrace worker` opens it (--head-limit to change that). Kernels are warmed on a
 throwaway index first; each run ends with one trace to show the index answers. Prints
 one flat JSON object with --json.
 """
@@ -23,6 +33,7 @@ one flat JSON object with --json.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import platform
@@ -34,9 +45,16 @@ import uuid
 import numpy as np
 
 from api.keystore import load_keyring
+from benchmarks.ingest_producers import (
+    Fleet,
+    listener_pid,
+    machine_busy_s,
+    process_cpu_s,
+)
 from decoder import issue_token
 from ingest.embedded import EmbeddedLog
 from ingest.events import ScanBatch, ScanEvent
+from ingest.kafka_records import warm_up
 from ingest.wire import FORMAT_HEADER, encode_json, encode_packed
 from ingest.worker import Worker
 from tracing.index import CheckinIndex
@@ -58,99 +76,110 @@ def make_events(keyring, n: int, seed: int = 1) -> ScanBatch:
                      np.zeros(n, np.int64), tokens[person])
 
 
-def make_records(batch: ScanBatch, fmt: str, per_record: int) -> list[tuple[bytes, list]]:
-    """(value, headers) records: packed batches of `per_record`, or one JSON per event."""
+def make_records(batch: ScanBatch, fmt: str, per_record: int) -> list[tuple[bytes, list, bytes]]:
+    """(value, headers, key) records: packed batches of `per_record`, or one JSON per event
+    keyed by its venue."""
     n = len(batch)
     if fmt == "packed":
         headers = [(FORMAT_HEADER, b"packed-v1")]
-        return [(encode_packed(batch.take(np.arange(i, min(i + per_record, n)))), headers)
-                for i in range(0, n, per_record)]
+        return [(encode_packed(batch.take(np.arange(i, min(i + per_record, n)))), headers,
+                 str(i // per_record % VENUES).encode()) for i in range(0, n, per_record)]
     headers = [(FORMAT_HEADER, b"json")]
-    return [(encode_json(ScanEvent(int(v), 1, int(s), int(t), tok.decode())), headers)
+    return [(encode_json(ScanEvent(int(v), 1, int(s), int(t), tok.decode())), headers,
+             str(v).encode())
             for v, s, t, tok in zip(batch.venue.tolist(), batch.seq.tolist(),
                                     batch.t_in.tolist(), batch.token.tolist(), strict=True)]
 
 
-def run_embedded(index, keyring, records, max_records) -> tuple[float, Worker]:
+class Meter:
+    """CPU of this process, of the broker and of the whole machine over one clock."""
+
+    def __init__(self, broker_pid: int | None = None):
+        self.broker_pid = broker_pid
+
+    def start(self) -> None:
+        """Start the clock."""
+        self.began, self.cpu = time.perf_counter(), time.process_time()
+        self.busy = machine_busy_s()
+        self.broker = process_cpu_s(self.broker_pid) if self.broker_pid else 0.0
+
+    def stop(self, n: int) -> dict:
+        """Stop the clock; the figures for `n` events."""
+        seconds = time.perf_counter() - self.began
+        out = {"seconds": round(seconds, 3), "checkins_per_s": round(n / seconds),
+               "worker_cpu_us_per_event": round((time.process_time() - self.cpu) / n * 1e6, 3),
+               "machine_busy_cores": round((machine_busy_s() - self.busy) / seconds, 2)}
+        if self.broker_pid:
+            broker = process_cpu_s(self.broker_pid) - self.broker
+            out["broker_cpu_us_per_event"] = round(broker / n * 1e6, 3)
+        return out
+
+
+def run_embedded(index, keyring, records, max_records) -> tuple[dict, Worker]:
+    """Submit every record to an embedded log and wait until the worker acknowledged all."""
     log = EmbeddedLog()
     worker = Worker(log, index, keyring, max_records=max_records, poll_timeout_s=0.05)
     import threading
     stop = threading.Event()
     runner = threading.Thread(target=worker.run, args=(stop,), kwargs={"report_every_s": 3600})
     runner.start()
-    began = time.perf_counter()
-    futures = [log.submit(value, headers) for value, headers in records]
+    meter = Meter()
+    meter.start()
+    futures = [log.submit(value, headers, key) for value, headers, key in records]
     for future in futures:
         future.result()
-    seconds = time.perf_counter() - began
+    figures = meter.stop(sum(_events(value) for value, _, _ in records))
     stop.set()
     runner.join()
     log.close()
-    return seconds, worker
+    return figures, worker
 
 
-def _produce(bootstrap: str, topic: str, records, done=None, go=None) -> float:
-    """Produce `records` (kafka-python, acks=all) and flush; returns the seconds taken.
-    In a process of its own: waits for the `go` event first (its start-up is off the
-    clock) and puts the seconds in the `done` queue."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                             batch_size=1 << 20, max_request_size=16 << 20)
-    if go is not None:
-        done.put("ready")
-        go.wait()
-    began = time.perf_counter()
-    for i, (value, headers) in enumerate(records):
-        producer.send(topic, value, key=str(i % VENUES).encode(), headers=headers)
-    producer.flush()
-    seconds = time.perf_counter() - began
-    producer.close()
-    if done is not None:
-        done.put(seconds)
-    return seconds
+def _events(value: bytes) -> int:
+    return int.from_bytes(value[8:12], "little") if value[:4] == b"QRTP" else 1
 
 
-def run_kafka(index, keyring, records, max_records, bootstrap, offsets, concurrent=False
-              ) -> dict:
-    """Produce `records` to a fresh topic and consume them into `index`: one after the
-    other (the clock of each on its own), or at once (`concurrent`: the producer in a
-    process of its own, as check-in points are; one clock from its first send until the
-    worker has made the last event durable). Returns the figures and the worker."""
-    import multiprocessing
-
+def run_kafka(index, keyring, records, max_records, bootstrap, offsets, *, mode: str,
+              producer: str, producers: int) -> tuple[dict, Worker]:
+    """Produce `records` to a fresh topic and consume them into `index`, at once (`mode`
+    concurrent: one clock from the producers' start until the last event is durable) or
+    one after the other (sequential: a clock for each). Returns the figures and the
+    worker."""
     from ingest.kafka_log import KafkaLog, ensure_topics
 
+    n = sum(_events(value) for value, _, _ in records)
     topic = f"qrtrace.scans.bench-{uuid.uuid4().hex[:8]}"
     ensure_topics(bootstrap, topic, partitions=1)
-    out = {}
-    if not concurrent:
-        out["produce_s"] = _produce(bootstrap, topic, records)
+    out: dict = {"mode": mode, "producer": producer, "producers": producers}
+    fleet = Fleet(producer, producers, bootstrap, topic, records)
+    if mode == "sequential":
+        fleet.go()
+        produce_s, produce_cpu = fleet.finish()
     log = KafkaLog(bootstrap, offsets, topic=topic, group=topic + "-bench")
     worker = Worker(log, index, keyring, max_records=max_records, poll_timeout_s=0.5)
+    # join the group first (no records before the producers go). kafka-python 3.0.12's
+    # poll spun inside ensure_coordinator_ready twice in ~40 runs here (manual commits
+    # and a coordinator connection it thinks is coming: dpkp/kafka-python#2695): end the
+    # run with its stacks rather than hang
+    faulthandler.dump_traceback_later(120, exit=True)
     while not log.ready():
-        log.poll(1, 0.2)  # join the group first: the clock measures moving records
-        if log.ready():
-            break
-    if concurrent:  # spawned, not forked: this process runs threads (kafka-python's IO)
-        context = multiprocessing.get_context("spawn")
-        done, go = context.Queue(), context.Event()
-        producer = context.Process(target=_produce, args=(bootstrap, topic, records, done, go))
-        producer.start()
-        assert done.get() == "ready"
-    began, cpu = time.perf_counter(), time.process_time()
-    if concurrent:
-        go.set()
+        log.poll(1, 0.2)
+    faulthandler.cancel_dump_traceback_later()
+    meter = Meter(listener_pid(int(bootstrap.rsplit(":", 1)[1])))
+    meter.start()
+    if mode == "concurrent":
+        fleet.go()
     while worker.metrics.records_in < len(records):
         worker.run_once()
-    out["consume_s"] = time.perf_counter() - began
-    out["consume_cpu_s"] = time.process_time() - cpu
-    if concurrent:
-        out["produce_s"] = done.get()
-        producer.join()
+    out.update(meter.stop(n))
+    if mode == "concurrent":
+        produce_s, produce_cpu = fleet.finish()
     log.close()
-    out["worker"] = worker
-    return out
+    out.update(produce_s=round(produce_s, 3), produce_per_s=round(n / produce_s),
+               producer_cpu_us_per_event=round(produce_cpu / n * 1e6, 3))
+    if mode == "sequential":
+        out["end_to_end_per_s"] = round(n / (produce_s + out["seconds"]))
+    return out, worker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,11 +188,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend", choices=("embedded", "kafka"), default="embedded")
     p.add_argument("--format", choices=("packed", "json"), default="packed")
     p.add_argument("--bootstrap", default=os.environ.get("QRTRACE_KAFKA"))
-    p.add_argument("--events", type=int, help="default: 2,000,000 packed, 100,000 JSON")
+    p.add_argument("--events", type=int, help="default: 2,000,000 packed, 200,000 JSON")
     p.add_argument("--per-record", type=int, default=10_000, help="events per packed record")
-    p.add_argument("--concurrent", action="store_true",
-                   help="kafka: produce (in another process) while the worker consumes, one "
-                        "clock for both; default: produce everything, then consume")
+    p.add_argument("--mode", choices=("concurrent", "sequential"), default="concurrent",
+                   help="kafka: producers send while the worker consumes, one clock for "
+                        "both (default); or produce everything, then consume")
+    p.add_argument("--producer", choices=("java", "python"),
+                   help="kafka: Kafka's Java console producer (JSON only) or kafka-python "
+                        "(default: java for JSON, python for packed)")
+    p.add_argument("--producers", type=int, default=1, help="kafka: producer processes")
+    p.add_argument("--max-records", type=int, help="records per worker batch (default: 64 "
+                   "packed, 20,000 JSON)")
     p.add_argument("--head-limit", type=int, default=1 << 20,
                    help="rows in the index's head before it merges (default: the index's "
                         "default, as `qrtrace worker` runs it)")
@@ -171,36 +206,32 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.backend == "kafka" and not args.bootstrap:
         p.error("--backend kafka needs --bootstrap HOST:PORT (or QRTRACE_KAFKA)")
-    n = args.events or (2_000_000 if args.format == "packed" else 100_000)
+    producer = args.producer or ("java" if args.format == "json" else "python")
+    if producer == "java" and args.format == "packed":
+        p.error("the console producer sends text lines: packed batches need --producer python")
+    n = args.events or (2_000_000 if args.format == "packed" else 200_000)
     with tempfile.TemporaryDirectory(prefix="qrtrace-bench-") as tmp:
         keyring = load_keyring(tmp)
         batch = make_events(keyring, n)
         records = make_records(batch, args.format, args.per_record)
-        max_records = 64 if args.format == "packed" else 20_000
-        with CheckinIndex.open(f"{tmp}/warm") as warm:  # compile the kernels off the clock
-            run_embedded(warm, keyring, make_records(batch.take(np.arange(min(n, 2000))),
-                                                     args.format, 1000), max_records)
+        max_records = args.max_records or (64 if args.format == "packed" else 20_000)
+        with CheckinIndex.open(f"{tmp}/warm") as warm:  # load the kernels off the clock
+            # a few batches as large as the run's: the head's key table grows, as it will
+            warm_n = min(n, 200_000 if args.format == "packed" else 20_000)
+            run_embedded(warm, keyring, make_records(batch.take(np.arange(warm_n)),
+                                                     args.format, args.per_record), max_records)
+        warm_up()
         with CheckinIndex.open(f"{tmp}/index", head_limit=args.head_limit) as index:
             result = {"backend": args.backend, "format": args.format, "events": n,
                       "records": len(records)}
             if args.backend == "embedded":
-                seconds, worker = run_embedded(index, keyring, records, max_records)
-                result.update(seconds=round(seconds, 3), checkins_per_s=round(n / seconds))
+                figures, worker = run_embedded(index, keyring, records, max_records)
             else:
-                got = run_kafka(index, keyring, records, max_records, args.bootstrap,
-                                f"{tmp}/offsets.json", concurrent=args.concurrent)
-                worker = got["worker"]
-                produce_s, consume_s = got["produce_s"], got["consume_s"]
-                result.update(mode="concurrent" if args.concurrent else "produce-then-consume",
-                              produce_s=round(produce_s, 3), consume_s=round(consume_s, 3),
-                              produce_per_s=round(n / produce_s),
-                              consume_cpu_us_per_event=round(got["consume_cpu_s"] / n * 1e6, 2))
-                if args.concurrent:  # one clock: first send -> last event durable
-                    result.update(checkins_per_s=round(n / consume_s),
-                                  end_to_end_per_s=round(n / consume_s))
-                else:
-                    result.update(checkins_per_s=round(n / consume_s),
-                                  end_to_end_per_s=round(n / (produce_s + consume_s)))
+                figures, worker = run_kafka(index, keyring, records, max_records,
+                                            args.bootstrap, f"{tmp}/offsets.json",
+                                            mode=args.mode, producer=producer,
+                                            producers=args.producers)
+            result.update(figures)
             m = worker.metrics
             began = time.perf_counter()
             index.trace(1, T0, T0 + 14 * 86_400)
@@ -212,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         for key, value in result.items():
-            print(f"{key:>18}: {value}")
+            print(f"{key:>26}: {value}")
     return 0
 
 

@@ -52,6 +52,7 @@ import threading
 import time
 from pathlib import Path
 
+from ingest.kafka_records import install
 from ingest.log import LogError, Record
 from ingest.wire import REASON_HEADER
 
@@ -159,6 +160,8 @@ class KafkaLog:
                 fetch_max_wait_ms=100,
             )
             self._consumer.subscribe([topic], listener=_Listener())
+            # fetched record batches split in one call each, not a record at a time
+            self._batched = install(self._consumer)
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, client_id=client_id + "-dlq", acks="all",
                 max_request_size=MAX_RECORD_BYTES,
@@ -234,6 +237,9 @@ class KafkaLog:
             return []
         out = []
         for tp, messages in polled.items():
+            if self._batched:  # already Records
+                out.extend(messages)
+                continue
             partition, topic = tp.partition, tp.topic
             out.extend([Record(m.value, m.headers or (), m.key, partition, m.offset, topic)
                         for m in messages])

@@ -91,28 +91,48 @@ def encode_packed(batch: ScanBatch) -> bytes:
     return b"".join(parts)
 
 
-def decode_packed(value: bytes) -> Decoded:
-    """The events of a packed-v1 record, or the reason it is not one."""
+def packed_count(value: bytes) -> tuple[int, str | None]:
+    """The number of events in a packed-v1 record, or (0, the reason it is not one)."""
     if len(value) < HEADER_SIZE:
-        return Decoded(None, f"packed: {len(value)} bytes is shorter than the header")
+        return 0, f"packed: {len(value)} bytes is shorter than the header"
     magic, version, flags, n, reserved = _HEAD.unpack_from(value)
     if magic != MAGIC:
-        return Decoded(None, "packed: bad magic")
+        return 0, "packed: bad magic"
     if version != 1:
-        return Decoded(None, f"packed: unknown version {version}")
+        return 0, f"packed: unknown version {version}"
     if flags or reserved:
-        return Decoded(None, "packed: flags and reserved must be 0")
+        return 0, "packed: flags and reserved must be 0"
     if len(value) != HEADER_SIZE + ROW_SIZE * n:
-        return Decoded(None, f"packed: {len(value)} bytes, expected "
-                             f"{HEADER_SIZE + ROW_SIZE * n} for {n} events")
-    buf = memoryview(value)
-    cols = []
-    at = HEADER_SIZE
-    for dtype in ("<u8", "<u8", "<u8", "<i8", "<i8"):
-        cols.append(np.frombuffer(buf, dtype=dtype, count=n, offset=at).astype(dtype[1:]))
-        at += 8 * n
-    tokens = np.frombuffer(buf, dtype=TOKEN_DTYPE, count=n, offset=at)
-    return Decoded(ScanBatch(*cols, tokens))
+        return 0, (f"packed: {len(value)} bytes, expected {HEADER_SIZE + ROW_SIZE * n} "
+                   f"for {n} events")
+    return n, None
+
+
+def decode_packed(value: bytes) -> Decoded:
+    """The events of a packed-v1 record, or the reason it is not one."""
+    n, reason = packed_count(value)
+    if reason is not None:
+        return Decoded(None, reason)
+    return Decoded(decode_packed_many([value], [n]))
+
+
+def decode_packed_many(values: list[bytes], counts: list[int]) -> ScanBatch:
+    """The events of packed-v1 records whose `counts` packed_count gave, as one batch in
+    order: each column copied once, straight from the records into the batch (no
+    per-record arrays to concatenate)."""
+    total = sum(counts)
+    cols = [np.empty(total, dtype) for dtype in (np.uint64, np.uint64, np.uint64, np.int64,
+                                                 np.int64)]
+    tokens = np.empty(total, TOKEN_DTYPE)
+    at = 0
+    for value, n in zip(values, counts, strict=True):
+        where = HEADER_SIZE
+        for col, dtype in zip(cols, ("<u8", "<u8", "<u8", "<i8", "<i8"), strict=True):
+            col[at:at + n] = np.frombuffer(value, dtype, n, where)
+            where += 8 * n
+        tokens[at:at + n] = np.frombuffer(value, TOKEN_DTYPE, n, where)
+        at += n
+    return ScanBatch(*cols, tokens)
 
 
 # ---- JSON --------------------------------------------------------------------------

@@ -30,8 +30,11 @@ from ingest.log import Record, ScanLog
 from ingest.wire import (
     FORMAT_HEADER,
     JSON,
+    PACKED_V1,
+    decode_packed_many,
     decode_record,
     encode_packed,
+    packed_count,
     parse_json_many,
     record_format,
 )
@@ -41,7 +44,7 @@ from tracing.errors import InvalidCheckin
 logger = logging.getLogger("qrtrace.ingest")
 
 _JSON = JSON.encode()
-_STATUS_REASON = np.array([f"token: {s.reason}" for s in Status], dtype=object)
+_PACKED = PACKED_V1.encode()
 
 
 @dataclass
@@ -137,45 +140,17 @@ class Worker:
     def process(self, records: list[Record]) -> BatchOutcome:
         """Decode, verify, append and checkpoint `records`; returns what it did."""
         rejected: Counter = Counter()
-        batches, sources = [], []
-        json_values, json_records = [], []  # JSON events: decoded together, not one by one
-        for i, record in enumerate(records):
-            value, headers = record.value, record.headers
-            if headers and headers[0][0] == FORMAT_HEADER:  # the usual place: no search
-                fmt = headers[0][1]
-            else:
-                fmt = None if value is None else record_format(value, headers)
-            if value is not None and fmt == _JSON:
-                json_values.append(value)
-                json_records.append(i)
-                continue
-            decoded = decode_record(value, headers)
-            if decoded.ok:
-                batches.append(decoded.batch)
-                sources.append(np.full(len(decoded.batch), i, np.int64))
-            else:
-                self._reject_record(record, decoded.reason, rejected)
-        if json_values:
-            events, rows, refused = parse_json_many(json_values)
-            for j, reason in refused:
-                self._reject_record(records[json_records[j]], reason, rejected)
-            batches.append(events)
-            sources.append(np.asarray(json_records, np.int64)[np.asarray(rows, np.int64)])
-        batch = concat(batches)
-        source = np.concatenate(sources) if sources else np.empty(0, np.int64)
+        batch, source = self._decode(records, rejected)
         n = len(batch)
-        reasons = np.full(n, None, dtype=object)
+        reasons = Reasons(n)
         tokens = self._read_frames(batch, reasons)
         checked = verify_tokens(tokens, self.keyring)
         bad = checked.status != Status.OK
-        reasons[bad & (reasons == None)] = _STATUS_REASON[checked.status[bad & (reasons == None)]]  # noqa: E711
-        wrong_kind = ~bad & (checked.kind != Kind.PERSON)
-        reasons[wrong_kind] = "token: not a person token"
+        reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
+        reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")
         _check_times(batch, reasons)
-        ok = reasons == None  # noqa: E711
-        added, duplicates = self._append(batch, checked.id, ok, reasons)
-        ok = reasons == None  # noqa: E711
-        if not ok.all():
+        added, duplicates = self._append(batch, checked.id, reasons)
+        if reasons.any():
             self._reject_rows(records, batch, source, reasons, rejected)
         self.log.checkpoint(records)
         m = self.metrics
@@ -190,7 +165,50 @@ class Worker:
             logger.warning("rejected", extra={"fields": {"records": len(records), **fields}})
         return BatchOutcome(len(records), n, added, duplicates, dict(rejected))
 
-    def _read_frames(self, batch: ScanBatch, reasons: np.ndarray) -> np.ndarray:
+    def _decode(self, records: list[Record], rejected: Counter) -> tuple[ScanBatch, np.ndarray]:
+        """The events of `records` as one batch, and each row's record (its position in
+        `records`); a record that does not decode goes to the dead letters. Packed records
+        are copied straight into the batch's columns, JSON records parsed together."""
+        batches, sources = [], []
+        packed, packed_at, counts = [], [], []
+        json_values, json_records = [], []
+        for i, record in enumerate(records):
+            value, headers = record.value, record.headers
+            if headers and headers[0][0] == FORMAT_HEADER:  # the usual place: no search
+                fmt = headers[0][1]
+            else:
+                fmt = None if value is None else record_format(value, headers)
+            if value is not None and fmt == _JSON:
+                json_values.append(value)
+                json_records.append(i)
+            elif value is not None and fmt == _PACKED:
+                count, reason = packed_count(value)
+                if reason is None:
+                    packed.append(value)
+                    packed_at.append(i)
+                    counts.append(count)
+                else:
+                    self._reject_record(record, reason, rejected)
+            else:
+                decoded = decode_record(value, headers)
+                if decoded.ok:
+                    batches.append(decoded.batch)
+                    sources.append(np.full(len(decoded.batch), i, np.int64))
+                else:
+                    self._reject_record(record, decoded.reason, rejected)
+        if packed:
+            batches.insert(0, decode_packed_many(packed, counts))
+            sources.insert(0, np.repeat(np.asarray(packed_at, np.int64), counts))
+        if json_values:
+            events, rows, refused = parse_json_many(json_values)
+            for j, reason in refused:
+                self._reject_record(records[json_records[j]], reason, rejected)
+            batches.append(events)
+            sources.append(np.asarray(json_records, np.int64)[np.asarray(rows, np.int64)])
+        source = np.concatenate(sources) if sources else np.empty(0, np.int64)
+        return concat(batches), source
+
+    def _read_frames(self, batch: ScanBatch, reasons: Reasons) -> np.ndarray:
         """The token column with the frames' codes filled in (reasons for unreadable ones)."""
         if not batch.frames:
             return batch.token
@@ -203,15 +221,18 @@ class Worker:
             if text is not None:
                 tokens[row] = text.encode("ascii")
             else:
-                reasons[row] = reason
+                reasons.set_row(row, reason)
         return np.asarray(tokens, dtype=TOKEN_DTYPE)
 
-    def _append(self, batch: ScanBatch, persons: np.ndarray, ok: np.ndarray,
-                reasons: np.ndarray) -> tuple[int, int]:
-        rows = np.flatnonzero(ok)
+    def _append(self, batch: ScanBatch, persons: np.ndarray, reasons: Reasons
+                ) -> tuple[int, int]:
+        rows = np.flatnonzero(reasons.code == 0)
         if not rows.shape[0]:
             return 0, 0
-        cols = (persons[rows], batch.venue[rows], batch.t_in[rows], batch.t_out[rows])
+        if rows.shape[0] == len(batch):  # the usual batch: every row goes in, no gather
+            cols = (persons, batch.venue, batch.t_in, batch.t_out)
+        else:
+            cols = (persons[rows], batch.venue[rows], batch.t_in[rows], batch.t_out[rows])
         try:
             result = self.index.append(*cols)
             return result.added, result.duplicates
@@ -224,7 +245,7 @@ class Worker:
             try:
                 result = self.index.append(*(c[j:j + 1] for c in cols))
             except InvalidCheckin as exc:
-                reasons[row] = f"index: {exc}"
+                reasons.set_row(row, f"index: {exc}")
                 continue
             added += result.added
             duplicates += result.duplicates
@@ -234,14 +255,14 @@ class Worker:
         rejected[reason_key(reason)] += 1
         self.log.dead_letter(record, reason)
 
-    def _reject_rows(self, records, batch, source, reasons, rejected) -> None:
+    def _reject_rows(self, records, batch, source, reasons: Reasons, rejected) -> None:
         """One dead letter per (record, reason): the refused rows in the record's format."""
-        bad = np.flatnonzero(reasons != None)  # noqa: E711
-        groups: dict[tuple[int, str], list[int]] = {}
-        for row in bad.tolist():
-            groups.setdefault((int(source[row]), reasons[row]), []).append(row)
-        for (i, reason), rows in groups.items():
-            record = records[i]
+        bad = np.flatnonzero(reasons.code)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for row, code in zip(bad.tolist(), reasons.code[bad].tolist(), strict=True):
+            groups.setdefault((int(source[row]), code), []).append(row)
+        for (i, code), rows in groups.items():
+            record, reason = records[i], reasons.texts[code]
             rejected[reason_key(reason)] += len(rows)
             part = batch.take(np.array(rows, np.int64))
             # a JSON record is one event: keep its bytes; of a packed batch keep only
@@ -251,17 +272,60 @@ class Worker:
             self.log.dead_letter(record, reason, value)
 
 
-def _check_times(batch: ScanBatch, reasons: np.ndarray) -> None:
+class Reasons:
+    """Why each row of a batch is refused: a small code per row (0: not refused) and the
+    text of each code. Codes, not an array of strings: comparing 640,000 Python objects
+    with None cost milliseconds, several times a batch. The first reason a row gets
+    stays."""
+
+    def __init__(self, n: int):
+        self.code = np.zeros(n, np.int32)
+        self.texts: list[str | None] = list(_FIXED_REASONS)
+        self._codes = {text: c for c, text in enumerate(self.texts) if text is not None}
+
+    def code_of(self, text: str) -> int:
+        """The code of a reason's text (a new one for a text not seen before)."""
+        code = self._codes.get(text)
+        if code is None:
+            code = self._codes[text] = len(self.texts)
+            self.texts.append(text)
+        return code
+
+    def mark(self, rows: np.ndarray, reason) -> None:
+        """Give the rows of mask `rows` not refused yet `reason`: a text, or a code per
+        row (an array like `code`)."""
+        rows = rows & (self.code == 0)
+        if isinstance(reason, str):
+            self.code[rows] = self.code_of(reason)
+        else:
+            self.code[rows] = reason[rows]
+
+    def set_row(self, row: int, text: str) -> None:
+        """Refuse one row with `text` (it replaces an earlier reason: the index's)."""
+        self.code[row] = self.code_of(text)
+
+    def any(self) -> bool:
+        """True if some row is refused."""
+        return bool(self.code.any())
+
+
+# code 0: not refused; then the token statuses' reasons, in Status order
+_FIXED_REASONS = [None, *(f"token: {s.reason}" for s in Status)]
+_STATUS_CODE = 1
+
+
+def _check_times(batch: ScanBatch, reasons: Reasons) -> None:
     """Mark rows whose times the index would refuse (see tracing.checkins)."""
     t_in, t_out = batch.t_in, batch.t_out
     out_of_range = (t_in < 0) | (t_in >= MAX_TIME)
     has_out = t_out > 0
     not_after = has_out & (t_out <= t_in)
     too_long = has_out & ~not_after & (t_out - t_in > MAX_DURATION)
-    free = reasons == None  # noqa: E711
-    reasons[free & out_of_range] = "time: t_in outside [0, 2**32) seconds"
-    reasons[free & ~out_of_range & not_after] = "time: t_out not after t_in"
-    reasons[free & ~out_of_range & too_long] = "time: visit longer than 2**31 s"
+    if not (out_of_range.any() or not_after.any() or too_long.any()):
+        return
+    reasons.mark(out_of_range, "time: t_in outside [0, 2**32) seconds")
+    reasons.mark(~out_of_range & not_after, "time: t_out not after t_in")
+    reasons.mark(~out_of_range & too_long, "time: visit longer than 2**31 s")
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -87,6 +87,32 @@ def test_bad_records_and_rows_get_reasons_and_never_stop_the_batch(setup):
     assert len(dead.value) == 16 + 83
 
 
+def test_refused_rows_of_several_packed_records_go_back_to_their_own_record(setup):
+    from ingest.wire import decode_packed
+
+    log, index, keyring, worker = setup
+    first = events_for(keyring, [(1, 20, T0, 0), (2, 20, T0, 0)])
+    third = events_for(keyring, [(3, 21, T0, 0), (4, 21, T0, 0), (5, 21, T0, 0)])
+    forged_row = ScanEvent(21, 1, 9, T0 + 5, forged(person_token(keyring, 6)))
+    cut = encode_packed(ScanBatch.of(events_for(keyring, [(7, 22, T0, 0)])))[:-1]
+    futures = [log.submit(encode_packed(ScanBatch.of(first)), PACKED_H),
+               log.submit(cut, PACKED_H),
+               log.submit(encode_packed(ScanBatch.of([third[0], forged_row, *third[1:]])),
+                          PACKED_H),
+               log.submit(encode_json(events_for(keyring, [(8, 23, T0, 0)])[0]), JSON_H)]
+    outcome = worker.run_once()
+    assert outcome.records == 4 and outcome.added == 6
+    assert all(f.result(timeout=1) >= 0 for f in futures)
+    assert _stored(index) == {(1, 20, T0), (2, 20, T0), (3, 21, T0), (4, 21, T0),
+                              (5, 21, T0), (8, 23, T0)}
+    dead = {record.offset: (record, reason) for record, reason in log.dead_letters}
+    assert sorted(dead) == [1, 2]
+    assert dead[1][1].startswith("packed: ") and dead[1][0].value == cut
+    record, reason = dead[2]
+    assert reason == "token: bad_mac"
+    assert decode_packed(record.value).batch.events() == [forged_row]
+
+
 def test_camera_frames_are_decoded_to_tokens(setup):
     from api.qrimage import qr_png
 
