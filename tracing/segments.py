@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from tracing import build_kernels, kernels
-from tracing.column_files import ColumnFiles
+from tracing.column_files import ColumnFiles, scratch
 from tracing.storage import fsync_dir
 
 PACK_BITS = 64  # packed keys wider than this (ids of 2**31 venues or more) take a lexsort
@@ -130,8 +130,8 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
     large columns are built in their files (then save it with files.close)."""
     n = person.shape[0]
     # the codes go where the venue view's person and t_in columns will be: spent by then
-    vcode = np.empty(n, np.uint32) if files is None else files.empty("person", n, np.uint32)
-    pcode = np.empty(n, np.uint32) if files is None else files.empty("t_in", n, np.uint32)
+    vcode = scratch(n, np.uint32) if files is None else files.empty("person", n, np.uint32)
+    pcode = scratch(n, np.uint32) if files is None else files.empty("t_in", n, np.uint32)
     venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
     person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64), pcode)
     t_in = np.ascontiguousarray(t_in, np.int64)
@@ -168,8 +168,7 @@ def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, p
     n, venues, persons = t_in.shape[0], venue_ids.shape[0], person_ids.shape[0]
     starts = np.empty(venues + 1, np.int64)
     build_kernels.group_starts(vcode, venues, starts)
-    tmp_code, keys, durs = np.empty(n, np.uint32), np.empty(n, np.uint64), \
-        np.empty(n, np.uint32)
+    tmp_code, keys, durs = scratch(n, np.uint32), scratch(n, np.uint64), scratch(n, np.uint32)
     build_kernels.scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts,
                                    build_kernels.coarse_shift(venues), tmp_code, keys, durs)
     person, times = vcode, pcode  # the codes are spent
@@ -189,7 +188,7 @@ def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, p
     build_kernels.scatter_by_person(venue_off, person, times, exp, t0, vb, person_off,
                                     build_kernels.coarse_shift(persons), tmp_code[:m], pkeys)
     if files is None:
-        pv_venue, pv_t_in = tmp_code[:m], np.empty(m, np.uint32)
+        pv_venue, pv_t_in = tmp_code[:m], scratch(m, np.uint32)
     else:
         pv_venue, pv_t_in = (files.empty(name, m, np.uint32) for name in ("pv_venue", "pv_t_in"))
     build_kernels.finish_person_view(person_off, pkeys, vb, t0, pv_venue, pv_t_in)
