@@ -74,8 +74,9 @@ class ColumnFiles:
         try:
             os.ftruncate(fd, len(header) + n * dtype.itemsize)
             mapped = mmap.mmap(fd, len(header) + n * dtype.itemsize, flags=mmap.MAP_SHARED)
-            # 2 MB folios, each mapped by one page-table entry: at 100M rows a tenth of
-            # the page faults of the file's default folios, and half the build's time
+            # 2 MB folios, each mapped by one page-table entry: a 100M build took a
+            # thirteenth of the page faults of the file's default folios (35k, 448k),
+            # 36 s against 55 (one pair, load 2-3.5)
             mapped.madvise(mmap.MADV_HUGEPAGE)
         except BaseException:
             os.close(fd)
