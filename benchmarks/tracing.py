@@ -5,7 +5,8 @@
 One run, on one machine:
 1. simulate N check-ins (tracing.simulate's column generator; not timed);
 2. build: append them into a fresh CheckinIndex in a temporary folder, then compact
-   (`build_s`, `build_checkins_per_s`); `bytes_per_checkin` counts every file of the
+   (`build_s`, `build_checkins_per_s`; `build_user_s` and `build_sys_s` its CPU time,
+   `load_average_1m_build` the load when it ended); `bytes_per_checkin` counts every file of the
    folder (segments, views, log, dwell, manifest) over the distinct check-ins;
 3. reopen from disk until the first query is answered (`reopen_s`; of which
    `open_only_s` opens the folder and `first_query_ms` answers, loading cached kernels);
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -108,16 +110,22 @@ def sample_cases(c: simulate.Checkins, k: int, seed: int) -> tuple[np.ndarray, .
 
 
 def build(c: simulate.Checkins, town: simulate.Town, folder: Path) -> tuple[float, dict]:
-    """Append everything into a fresh index in `folder` and compact; returns seconds, stats."""
+    """Append everything into a fresh index in `folder` and compact; returns seconds, stats
+    (with the build's user and system CPU seconds: on a shared machine the steadier
+    figure)."""
     ids, dwell = VenueTable(town.venues()).resolved_dwell()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
     with CheckinIndex.open(folder, create=True) as idx:
         idx.set_venue_dwell(ids, dwell)
         idx.append(c.person, c.venue, c.t_in, c.t_out)
         idx.compact()
         elapsed = time.perf_counter() - began
+        after = resource.getrusage(resource.RUSAGE_SELF)
         stats = idx.stats()
         stats["len"] = len(idx)
+    stats["user_s"] = after.ru_utime - before.ru_utime
+    stats["sys_s"] = after.ru_stime - before.ru_stime
     return elapsed, stats
 
 
@@ -221,6 +229,9 @@ def run(
         out.update(
             build_s=round(build_s, 3),
             build_checkins_per_s=round(len(c) / build_s),
+            build_user_s=round(stats["user_s"], 2),
+            build_sys_s=round(stats["sys_s"], 2),
+            load_average_1m_build=round(os.getloadavg()[0], 2),
             distinct_checkins=stats["len"],
             index_stats_bytes_per_checkin=round(stats.get("bytes_per_checkin", 0.0), 2),
             disk_bytes=folder_bytes(folder),
@@ -302,6 +313,7 @@ def run(
                 duckdb_inline_ratio=round(inline_p50 / out["f1_p50_ms"], 1),
             )
     out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return out
 
 

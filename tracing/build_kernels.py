@@ -21,6 +21,33 @@ INSERTION_MOVES = 8  # an insertion sort gives up after this many moves per row
 
 
 @njit(cache=True, nogil=True)
+def rank_table(ids, top):
+    """(sorted distinct ids, table) for ids all <= top: table[id] is the id's rank among
+    the distinct ids, its code. Linear, no sort: for ids that are small integers."""
+    table = np.zeros(top + 1, np.uint32)
+    for x in ids:
+        table[x] = 1
+    n = 0
+    for x in range(top + 1):
+        n += table[x]
+    distinct = np.empty(n, np.uint64)
+    k = 0
+    for x in range(top + 1):
+        if table[x]:
+            distinct[k] = x
+            table[x] = k
+            k += 1
+    return distinct, table
+
+
+@njit(cache=True, nogil=True)
+def codes_from_table(ids, table, codes):
+    """codes[i] = table[ids[i]] (see rank_table)."""
+    for i in range(ids.shape[0]):
+        codes[i] = table[ids[i]]
+
+
+@njit(cache=True, nogil=True)
 def group_starts(codes, groups, off):
     """off[g] = the first row of group g when rows are grouped by `codes` (< groups);
     off has groups + 1 entries, the last the row count."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from tracing import kernels
 from tracing.checkins import HeadKeys
+from tracing.column_files import ColumnFiles
 from tracing.errors import StorageError
 from tracing.segments import (
     Segment,
@@ -202,17 +203,24 @@ class GenerationsMixin:
         the base is not sorted again; an import of 110M rows in four batches rebuilt it
         whole each time); a purge rebuilds from the rows it keeps."""
         new = [*frozen, *([extra] if extra is not None else [])]
-        if cutoff is None and len(base):
-            segment = merge_segments(base, build_segment(*_concat(new))) if new else base
-        else:
-            parts = [base.decode()] if len(base) else []
-            cols = _concat(parts + new)
-            if cutoff is not None:
-                keep = cols[2] >= cutoff
-                cols = [c[keep] for c in cols]
-            segment = build_segment(*cols)
         g = self._generation + 1
-        save_segment(segment, self.folder, f"seg-{g}")
+        files = ColumnFiles(self.folder, f"seg-{g}")
+        try:
+            if cutoff is None and len(base):
+                segment = (merge_segments(base, build_segment(*_concat(new)), files)
+                           if new else base)
+            else:
+                parts = [base.decode()] if len(base) else []
+                cols = _concat(parts + new)
+                if cutoff is not None:
+                    keep = cols[2] >= cutoff
+                    cols = [c[keep] for c in cols]
+                segment = build_segment(*cols, files=files)
+            save_segment(segment, self.folder, f"seg-{g}", files)
+        except BaseException:
+            files.abandon()
+            raise
+        del segment  # its columns map the temporary files; the saved ones are mapped anew
         segment = load_segment(self.folder, f"seg-{g}")
         return g, segment, latest_t_in(segment)
 

@@ -20,14 +20,14 @@ Visit ends are not stored: see kernels.py.
 from __future__ import annotations
 
 import mmap
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from tracing import build_kernels, kernels
-from tracing.storage import fsync_dir, write_npy
+from tracing.column_files import ColumnFiles, scratch
+from tracing.storage import fsync_dir
 
 PACK_BITS = 64  # packed keys wider than this (ids of 2**31 venues or more) take a lexsort
 COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "exp",
@@ -95,16 +95,21 @@ def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return kernels.lookup_codes(sorted_ids, np.ascontiguousarray(ids, np.uint64))
 
 
-def dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, code of each id). Small ids take a linear path, not a sort."""
+def dense_codes(ids: np.ndarray, codes: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct ids, code of each id), the codes (uint32) written into `codes`
+    when given. Small ids take a linear path, not a sort."""
+    codes = np.empty(ids.shape[0], np.uint32) if codes is None else codes
     if ids.shape[0] == 0:
-        return np.empty(0, np.uint64), np.empty(0, np.uint32)
+        return np.empty(0, np.uint64), codes
     top = int(ids.max())
     if top < max(2 * ids.shape[0], 1 << 22):
-        codes = np.empty(ids.shape[0], np.uint32)
-        return kernels.dense_rank(ids, top, codes), codes
+        distinct, table = build_kernels.rank_table(ids, top)
+        build_kernels.codes_from_table(ids, table, codes)
+        return distinct, codes
     uniq, inverse = np.unique(ids, return_inverse=True)
-    return uniq.astype(np.uint64), inverse.astype(np.uint32)
+    codes[:] = inverse
+    return uniq.astype(np.uint64), codes
 
 
 def empty_segment() -> Segment:
@@ -119,18 +124,24 @@ def _bits(n: int) -> int:
     return max(int(n - 1).bit_length(), 1)
 
 
-def build_segment(person, venue, t_in, t_out) -> Segment:
+def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) -> Segment:
     """Build a segment from raw, validated columns (uint64 ids, int64 seconds, t_out 0 =
-    none). Duplicates are merged: the largest explicit t_out wins."""
-    venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64))
-    person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64))
+    none). Duplicates are merged: the largest explicit t_out wins. With `files`, the
+    large columns are built in their files (then save it with files.close)."""
+    n = person.shape[0]
+    # the codes go where the venue view's person and t_in columns will be: spent by then
+    vcode = scratch(n, np.uint32) if files is None else files.empty("person", n, np.uint32)
+    pcode = scratch(n, np.uint32) if files is None else files.empty("t_in", n, np.uint32)
+    venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
+    person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64), pcode)
     t_in = np.ascontiguousarray(t_in, np.int64)
     t_out = np.ascontiguousarray(t_out, np.int64)
     t0 = int(t_in.min()) if t_in.shape[0] else 0
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
     tb = _bits(int(t_in.max()) - t0 + 1) if t_in.shape[0] else 1
     if tb + pb <= PACK_BITS and tb + vb + 1 <= PACK_BITS:
-        return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb)
+        return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
+                                files)
     v_sorted, t_sorted, p_sorted, exp = _venue_order_lexsort(vcode, t_in, pcode, t_out)
     del vcode, pcode
     venue_off = np.zeros(venue_ids.shape[0] + 1, np.int64)
@@ -142,39 +153,55 @@ def build_segment(person, venue, t_in, t_out) -> Segment:
                    p_sorted, t_sorted, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
-def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb):
+def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, files):
     """build_segment by counting sorts (tracing/build_kernels.py): rows grouped by venue
     and each venue's few rows sorted by (t_in, person) as one packed key; then the
-    distinct rows grouped by person and sorted by (t_in, venue, explicit). Buffers are
-    reused once their contents are spent: at 100M rows the kernel's zeroing of fresh
-    pages cost as much as the work."""
-    n, venues, persons = vcode.shape[0], venue_ids.shape[0], person_ids.shape[0]
+    distinct rows grouped by person and sorted by (t_in, venue, explicit).
+
+    Fresh memory is the cost to avoid (at 100M rows the zeroing of fresh pages cost as
+    much as the work): the scratch (a code, a key and a duration per row) is reused by
+    both views, the codes are written over, and with `files` the output columns are
+    their files' memory, written in order, and the venue view's files are saved while
+    the person view is built. The scratch is anonymous memory in small pages
+    (column_files.scratch). Tried and dropped: looking codes up in a table as rows are
+    grouped instead of a column of codes (random lookups over millions of persons:
+    three times the grouping's CPU)."""
+    n, venues, persons = t_in.shape[0], venue_ids.shape[0], person_ids.shape[0]
     starts = np.empty(venues + 1, np.int64)
     build_kernels.group_starts(vcode, venues, starts)
-    tmp_code, keys, durs = np.empty(n, np.uint32), np.empty(n, np.uint64), \
-        np.empty(n, np.uint32)
+    tmp_code, keys, durs = scratch(n, np.uint32), scratch(n, np.uint64), scratch(n, np.uint32)
     build_kernels.scatter_by_venue(vcode, t_in, pcode, t_out, t0, pb, starts,
                                    build_kernels.coarse_shift(venues), tmp_code, keys, durs)
-    person, times, exp = vcode, pcode, durs  # the codes are spent
+    person, times = vcode, pcode  # the codes are spent
+    exp = durs if files is None else files.empty("exp", n, np.uint32)
     venue_off = np.empty(venues + 1, np.int64)
+    # exp may be durs: each distinct row is written at or before its first
     m = build_kernels.finish_venue_view(starts, keys, durs, pb, t0, venue_off, person,
                                         times, exp)
     person, times, exp = person[:m], times[:m], exp[:m]
+    if files is not None:
+        for name in ("person", "t_in", "exp"):  # the person view only reads them
+            files.finish(name, m)
+    del durs
     person_off = np.empty(persons + 1, np.int64)
     build_kernels.group_starts(person, persons, person_off)
     pkeys = keys[:m]
     build_kernels.scatter_by_person(venue_off, person, times, exp, t0, vb, person_off,
                                     build_kernels.coarse_shift(persons), tmp_code[:m], pkeys)
-    pv_venue, pv_t_in = tmp_code[:m], np.empty(m, np.uint32)
+    if files is None:
+        pv_venue, pv_t_in = tmp_code[:m], scratch(m, np.uint32)
+    else:
+        pv_venue, pv_t_in = (files.empty(name, m, np.uint32) for name in ("pv_venue", "pv_t_in"))
     build_kernels.finish_person_view(person_off, pkeys, vb, t0, pv_venue, pv_t_in)
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
                    person, times, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
-def merge_segments(a: Segment, b: Segment) -> Segment:
+def merge_segments(a: Segment, b: Segment, files: ColumnFiles | None = None) -> Segment:
     """One segment holding the check-ins of both (a check-in in both once, with the
     longer explicit visit), as build_segment would build it from both segments' rows;
-    but linear: each view's runs merge, nothing is sorted again."""
+    but linear: each view's runs merge, nothing is sorted again. With `files`, the large
+    columns are written in their files (then save it with files.close)."""
     if not len(b):
         return a
     if not len(a):
@@ -186,14 +213,16 @@ def merge_segments(a: Segment, b: Segment) -> Segment:
     vb, pb = _old_codes_kept(a_v, b_v, venue_ids), _old_codes_kept(a_p, b_p, person_ids)
     a_v, b_v, a_p, b_p = vb[0], vb[1], pb[0], pb[1]
     n = len(a) + len(b)
-    venue_off, person, t_in, exp = (np.empty(venue_ids.shape[0] + 1, np.int64),
-                                    np.empty(n, np.uint32), np.empty(n, np.uint32),
-                                    np.empty(n, np.uint32))
+    venue_off = np.empty(venue_ids.shape[0] + 1, np.int64)
+    person, t_in, exp = (_empty(files, column, n) for column in ("person", "t_in", "exp"))
     m = build_kernels.merge_venue_views(a.venue_off, a.person, a.t_in, a.exp, a_v, a_p,
                                         b.venue_off, b.person, b.t_in, b.exp, b_v, b_p,
                                         venue_off, person, t_in, exp)
-    person_off, pv_venue, pv_t_in = (np.empty(person_ids.shape[0] + 1, np.int64),
-                                     np.empty(n, np.uint32), np.empty(n, np.uint32))
+    if files is not None:
+        for column in ("person", "t_in", "exp"):
+            files.finish(column, m)
+    person_off = np.empty(person_ids.shape[0] + 1, np.int64)
+    pv_venue, pv_t_in = _empty(files, "pv_venue", m), _empty(files, "pv_t_in", m)
     build_kernels.merge_person_views(a.person_off, a.pv_venue, a.pv_t_in, a_v, a_p,
                                      b.person_off, b.pv_venue, b.pv_t_in, b_v, b_p,
                                      person_off, pv_venue, pv_t_in)
@@ -201,6 +230,11 @@ def merge_segments(a: Segment, b: Segment) -> Segment:
     return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
                    person[:m], t_in[:m], exp, person_ids, person_off, pv_venue[:m],
                    pv_t_in[:m])
+
+
+def _empty(files: ColumnFiles | None, column: str, n: int) -> np.ndarray:
+    """A uint32 output column of n rows: in its file, or in memory."""
+    return np.empty(n, np.uint32) if files is None else files.empty(column, n, np.uint32)
 
 
 def _old_codes_kept(a_code, b_code, union):
@@ -238,16 +272,15 @@ def _person_order_lexsort(vcode, t_in, pcode, exp):
     return vcode[order] | flags, t_in[order]
 
 
-def save_segment(segment: Segment, folder: Path, name: str) -> list[str]:
-    """Write each column to `name.<column>.npy` durably; return the file names.
+def save_segment(segment: Segment, folder: Path, name: str,
+                 files: ColumnFiles | None = None) -> list[str]:
+    """Write each column to `name.<column>.npy` durably; return the file names. `files`:
+    the ColumnFiles the segment was built with (its columns already in their files).
 
     Columns are written and fsynced by a few threads at once: the work is I/O (the GIL is
     released), and at 100M rows one file after another took seconds longer.
     """
-    names = [f"{name}.{column}.npy" for column in COLUMNS]
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda pair: write_npy(folder / pair[0], getattr(segment, pair[1])),
-                      zip(names, COLUMNS, strict=True)))
+    names = (files or ColumnFiles(folder, name)).close(segment, COLUMNS)
     fsync_dir(folder)
     return names
 

@@ -8,6 +8,7 @@ were rejected, so that loaded + duplicates + rejected equals the rows in the fil
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import queue
 import re
@@ -22,12 +23,12 @@ import numpy as np
 from api.cli import UsageError
 from ingest.runtime import index_path
 from tracing import csvio
+from tracing.column_files import scratch
 from tracing.errors import InvalidCheckin, TracingError
 from tracing.venues import VenueTable, VenueTableError
 
 SHOW_REJECTED = 20
-BATCH = 1 << 25  # 32M rows, about 1.3 GB of columns
-MAX_BATCH = 1 << 26
+MAX_BATCH = 1 << 27  # rows per append: 134M rows, 4.3 GB of columns
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,25 +88,85 @@ def _load_venues(idx, data: Path, path: str | None) -> tuple[int, list[csvio.Rej
     return len(venues), rejected
 
 
-def _batches(idx, chunks) -> Iterator[csvio.CheckinChunk]:
-    """Chunks joined into batches of 32M rows, or half the index when that is more
-    (64M rows at most).
+class _Collected:
+    """Chunks' rows gathered into one set of columns, for one append (one build).
 
-    The index merges a batch of at least half its size straight into a new segment,
-    which is much faster than passing it through the log and the in-memory head, and a
-    file of up to 32M rows becomes a single build; a file is one import, so
-    acknowledging it in a few large batches loses nothing.
+    The index builds a batch of any size in one pass; each further batch of a file merges
+    into everything before it (a 100M-row file in 32M-row batches was four builds, 290M
+    rows written). The columns are allocated once, sized from the file and the first
+    chunk's bytes per row, in memory that is touched only as rows arrive (scratch: small
+    pages); they grow by half when the guess was short. Line numbers are kept per chunk,
+    as a first line when its rows are consecutive lines (the usual case), so a row's
+    line costs nothing until the index refuses the row.
     """
-    pending: list[csvio.CheckinChunk] = []
-    size = 0
+
+    def __init__(self, capacity: int):
+        self.columns = [scratch(capacity, dtype)
+                        for dtype in (np.uint64, np.uint64, np.int64, np.int64)]
+        self.n = 0
+        self.starts: list[int] = []  # first row of each chunk
+        self.lines: list[int | np.ndarray] = []  # its first line, or every row's line
+        self.rejected: list[csvio.RejectedRow] = []
+        self.rows = 0
+
+    def add(self, chunk: csvio.CheckinChunk) -> None:
+        k = len(chunk.person)
+        if self.n + k > self.columns[0].shape[0]:
+            self._grow(self.n + k)
+        for column, part in zip(self.columns, (chunk.person, chunk.venue, chunk.t_in,
+                                               chunk.t_out), strict=True):
+            column[self.n:self.n + k] = part
+        line = chunk.line
+        self.starts.append(self.n)
+        self.lines.append(int(line[0]) if k and int(line[-1] - line[0]) == k - 1 else line)
+        self.n += k
+        self.rejected.extend(chunk.rejected)
+        self.rows += chunk.rows
+
+    def _grow(self, need: int) -> None:
+        capacity = max(need, self.columns[0].shape[0] * 3 // 2)
+        grown = []
+        for column in self.columns:
+            bigger = scratch(capacity, column.dtype)
+            bigger[:self.n] = column[:self.n]
+            grown.append(bigger)
+        self.columns = grown
+
+    def batch(self) -> tuple[np.ndarray, ...]:
+        """The collected rows as (person, venue, t_in, t_out)."""
+        return tuple(column[:self.n] for column in self.columns)
+
+    def line(self, row: int) -> int:
+        """The file line of collected row `row`."""
+        i = bisect.bisect_right(self.starts, row) - 1
+        first = self.lines[i]
+        return first + row - self.starts[i] if isinstance(first, int) else \
+            int(first[row - self.starts[i]])
+
+
+def _collect(chunks, file_bytes: int | None) -> Iterator[_Collected]:
+    """The chunks' rows in batches of up to MAX_BATCH rows (a whole file, usually)."""
+    collected: _Collected | None = None
     for chunk in chunks:
-        pending.append(chunk)
-        size += len(chunk.person)
-        if size >= min(max(BATCH, len(idx) // 2 + 1), MAX_BATCH):
-            yield _join(pending)
-            pending, size = [], 0
-    if pending:
-        yield _join(pending)
+        k = len(chunk.person)
+        if collected is not None and collected.n + k > MAX_BATCH:
+            yield collected
+            collected = None
+        if collected is None:
+            collected = _Collected(_capacity(chunk, file_bytes))
+        collected.add(chunk)
+    if collected is not None:
+        yield collected
+
+
+def _capacity(chunk: csvio.CheckinChunk, file_bytes: int | None) -> int:
+    """Rows to make room for: the file's size at the first chunk's bytes per row, with
+    a margin (four chunks' worth when the size is unknown)."""
+    k = max(len(chunk.person), 1)
+    if file_bytes is None or chunk.bytes_read <= 0:
+        return min(MAX_BATCH, 4 * k)
+    guess = int(file_bytes / chunk.bytes_read * k * 1.05) + k
+    return max(min(MAX_BATCH, guess), k)
 
 
 def _prefetch(chunks: Iterator, depth: int = 2) -> Iterator:
@@ -152,36 +213,27 @@ def _progress(chunks, bar) -> Iterator[csvio.CheckinChunk]:
         yield chunk
 
 
-def _join(chunks: list[csvio.CheckinChunk]) -> csvio.CheckinChunk:
-    if len(chunks) == 1:
-        return chunks[0]
-    cols = [np.concatenate([getattr(c, name) for c in chunks])
-            for name in ("person", "venue", "t_in", "t_out", "line")]
-    return csvio.CheckinChunk(*cols, [r for c in chunks for r in c.rejected],
-                              sum(c.rows for c in chunks), chunks[-1].bytes_read)
-
-
-def _append(idx, chunk: csvio.CheckinChunk) -> tuple[int, int, list[csvio.RejectedRow]]:
-    """Append a chunk; rows the index refuses are rejected alone, the others still load.
+def _append(idx, rows: _Collected) -> tuple[int, int, list[csvio.RejectedRow]]:
+    """Append collected rows; rows the index refuses are rejected alone, the others
+    still load.
 
     A refused batch is split in halves until the refused rows stand alone, so a few bad
     rows cost a few dozen appends, not one per row.
     """
+    person, venue, t_in, t_out = rows.batch()
     added = duplicates = 0
     rejected: list[csvio.RejectedRow] = []
-    pending = [(0, len(chunk.person))]
+    pending = [(0, rows.n)]
     while pending:
         lo, hi = pending.pop()
         part = slice(lo, hi)
         try:
-            res = idx.append(chunk.person[part], chunk.venue[part], chunk.t_in[part],
-                             chunk.t_out[part])
+            res = idx.append(person[part], venue[part], t_in[part], t_out[part])
         except InvalidCheckin as exc:
             if hi - lo == 1:
-                t_out = chunk.t_out[lo]
-                text = f"{chunk.person[lo]},{chunk.venue[lo]},{chunk.t_in[lo]},{t_out or ''}"
+                text = f"{person[lo]},{venue[lo]},{t_in[lo]},{t_out[lo] or ''}"
                 reason = re.sub(r"^row \d+: ", "", str(exc))  # the index's row number is 0
-                rejected.append(csvio.RejectedRow(int(chunk.line[lo]), reason, text))
+                rejected.append(csvio.RejectedRow(rows.line(lo), reason, text))
             else:
                 mid = (lo + hi) // 2
                 pending += [(mid, hi), (lo, mid)]
@@ -212,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
         reader = csvio.read_checkins(sys.stdin.buffer if stdin else source)
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
                   disable=args.no_progress or None) as bar:
-            for batch in _batches(idx, _progress(_prefetch(reader), bar)):
+            for batch in _collect(_progress(_prefetch(reader), bar), size):
                 added, dups, refused = _append(idx, batch)
                 loaded += added
                 duplicates += dups
