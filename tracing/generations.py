@@ -235,18 +235,6 @@ class GenerationsMixin:
             self._frozen_keys, self._frozen_new = None, 0
             self._snapshot, self._changes = None, self._changes + 1
 
-    def _lookup(self, columns, write: bool):
-        """Distinct keys against base and head: (which are new to the index, which change
-        the store). If `write`, the changing ones enter the head's key table and count."""
-        person, venue, t_in, t_out = columns
-        stored = stored_durations(self._base, self._base_t_max, person, venue, t_in)
-        if self._frozen_keys is not None:  # a merge runs: its rows are not in the base yet
-            self._frozen_keys.upsert(person, venue, t_in, t_out, stored, write=False)
-        changed, new = self._head_keys.upsert(person, venue, t_in, t_out, stored, write)
-        if write:
-            self._head_new += new
-        return stored < 0, changed
-
     def _recount_head(self) -> None:
         """Rebuild the head's key table from its batches (after a failed log write, which
         leaves keys in the table that the head lacks)."""

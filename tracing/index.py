@@ -21,7 +21,8 @@ per distinct person, both views and the id dictionaries counted):
     wal-<n>.log            check-ins acknowledged since seg-g was built (wal.py); more
                            than one while a merge runs
     dwell.npy              per-venue dwell seconds, (2, n) uint64: venue ids, seconds
-    LOCK                   flock'ed by the one process that has the index open
+    LOCK                   flock'ed by the one process that has the index open; other
+                           processes read the folder through tracing.follower.IndexFollower
 Appended batches go to the last log (group commit: one fsync acknowledges every record
 written before it) and to an in-memory head: batches of distinct keys sorted by (person,
 venue, t_in), with a hash table of their keys (checkins.HeadKeys) that tells an append
@@ -65,6 +66,7 @@ Interpretations of DESIGN.md's contact rule (tests/tracing/naive.py encodes the 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
@@ -75,7 +77,13 @@ import numpy as np
 from tracing import exposure, kernels
 from tracing.checkins import AppendResult, HeadKeys, coalesce, group_batch, validate_batch
 from tracing.errors import InvalidQuery, StorageError
-from tracing.generations import DWELL, MANIFEST, GenerationsMixin, latest_t_in
+from tracing.generations import (
+    DWELL,
+    MANIFEST,
+    GenerationsMixin,
+    latest_t_in,
+    stored_durations,
+)
 from tracing.model import ContactRule, TraceResult
 from tracing.segments import Segment, empty_segment, load_segment
 from tracing.storage import fsync_dir, read_json, write_npy
@@ -86,214 +94,73 @@ SMALL_RUN = 8192  # head batches that merge while they are smaller than this
 DEFAULT_RULE = ContactRule()
 
 
-class CheckinIndex(GenerationsMixin):
-    """Check-ins on disk (segments and a write-ahead log) answering exposure traces.
+class IndexReader:
+    """A base segment, a head of check-ins over it and venues' dwell, answering queries:
+    what CheckinIndex and the read-only follower (tracing.follower) share.
 
-    Thread-safe: appends are serialised; queries read an immutable snapshot.
+    Thread-safe reads: queries read an immutable snapshot. Changes to the head (_replay,
+    _record, _add_to_head) are serialised by the caller: the index's write lock, the
+    follower's follow lock.
     """
 
-    def __init__(self, folder: Path, retention_days: int | None, head_limit: int):
+    def __init__(self, folder: Path, retention_days: int | None):
         self.folder = folder
         self.retention_days = retention_days
-        self.head_limit = head_limit
-        self._write_lock = threading.RLock()
         self._state_lock = threading.Lock()
-        self._lock_fd = -1
         self._generation = 0
         self._base: Segment = empty_segment()
         self._base_t_max = -1  # the base's latest t_in
-        self._wal: WriteAheadLog | None = None
         self._head: list[tuple[np.ndarray, ...]] = []
         self._head_rows = 0
         self._head_keys = HeadKeys()  # the head's keys (grows with them)
         self._head_new = 0  # head keys that the base lacks
-        self._wals: list[str] = []  # log files in the manifest, oldest first
-        self._wal_seq = 0
-        # a background merge: the head batches it takes, the logs it retires
+        # a background merge's head batches (only an index merges; a follower's are empty)
         self._frozen: list[tuple[np.ndarray, ...]] = []
         self._frozen_keys: HeadKeys | None = None
         self._frozen_new = 0
-        self._old_wals: list[WriteAheadLog] = []
-        self._merger: threading.Thread | None = None
-        self._merge_error: BaseException | None = None
         self._snapshot: exposure.Snapshot | None = None
         self._changes = 0  # counts what makes a snapshot stale
         self._dwell = (np.empty(0, np.uint64), np.empty(0, np.int64))
-
-    # ---- opening and closing -------------------------------------------------------
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, *, retention_days: int | None = None,
-             create: bool = True,
-             head_limit: int = 1 << 20) -> CheckinIndex:
-        """Open (or create) the index in folder `path`.
-
-        Replays the write-ahead log (a torn tail is cut off) and memory-maps the base.
-        retention_days (default 21) is stored on creation; None on a later open keeps the
-        stored value, a number replaces it.
-        Raises StorageError if the folder is not an index (and create is False), or is
-        already open in another process.
-        """
-        if retention_days is not None and (not isinstance(retention_days, int)
-                                           or retention_days < 1):
-            raise ValueError(f"retention_days must be a positive integer, got {retention_days!r}")
-        folder = Path(path)
-        if not (folder / MANIFEST).exists():
-            if not create:
-                raise StorageError(f"{folder}: no qrtrace index here (no {MANIFEST})")
-            folder.mkdir(parents=True, exist_ok=True)
-        index = cls(folder, retention_days, head_limit)
-        index._lock_folder()
-        try:
-            index._load()
-        except BaseException:
-            index.close()
-            raise
-        return index
-
-    def _lock_folder(self) -> None:
-        self._lock_fd = os.open(self.folder / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
-            raise StorageError(f"{self.folder}: index is open in another process") from exc
-
-    def _load(self) -> None:
-        manifest_path = self.folder / MANIFEST
-        if not manifest_path.exists():
-            if self.retention_days is None:
-                self.retention_days = DEFAULT_RETENTION_DAYS
-            self._write_generation(0, empty_segment(), "wal-0.log")
-        manifest = read_json(manifest_path)
-        self._generation = int(manifest["generation"])
-        self._wals = list(manifest.get("wals", [f"wal-{self._generation}.log"]))
-        self._wal_seq = 1 + max(int(name[4:-4]) for name in self._wals)
-        if self.retention_days is None:
-            self.retention_days = int(manifest.get("retention_days", DEFAULT_RETENTION_DAYS))
-        if manifest.get("retention_days") != self.retention_days:
-            self._write_manifest()
-        self._remove_strays()
-        self._base = load_segment(self.folder, f"seg-{self._generation}")
-        self._base_t_max = latest_t_in(self._base)
-        self._head_keys = HeadKeys(self._compact_threshold())
-        if (self.folder / DWELL).exists():
-            table = np.load(self.folder / DWELL)
-            self._dwell = (table[0].copy(), table[1].astype(np.int64))
-        # logs before the last one belong to a merge that a crash interrupted
-        for name in self._wals:
-            wal, batches = WriteAheadLog.open(self.folder / name)
-            for batch in batches:
-                changes = self._record(group_batch(*batch).columns)[1]
-                if changes[0].shape[0]:
-                    self._add_to_head(changes)
-            self._old_wals.append(wal)
-        self._wal = self._old_wals.pop()
-
-    def close(self) -> None:
-        """Finish a running merge, close the logs and release the folder."""
-        self._wait_merge(raise_error=False)
-        with self._write_lock:
-            for wal in self._old_wals:
-                wal.close()
-            if self._wal is not None:
-                self._wal.close()
-                self._wal = None
-            if self._lock_fd >= 0:
-                os.close(self._lock_fd)
-                self._lock_fd = -1
-
-    def __enter__(self) -> CheckinIndex:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def __len__(self) -> int:
         """The number of distinct check-ins (duplicates counted once)."""
         return len(self._base) + self._frozen_new + self._head_new
 
-    # ---- writing ------------------------------------------------------------------
+    # ---- the head --------------------------------------------------------------------
 
-    def set_venue_dwell(self, venues: np.ndarray, dwell_seconds: np.ndarray) -> None:
-        """Set venues' dwell in seconds (already resolved: the venue's own, else its
-        category's default). Venues never set use the rule's default_dwell. Persisted.
-        Visit ends follow at once (dwell is applied at query time).
-        Raises InvalidCheckin on negative or mismatched input."""
-        from tracing.checkins import validate_dwell
-        venues, seconds = validate_dwell(venues, dwell_seconds)
-        with self._write_lock:
-            old_v, old_s = self._dwell
-            keep = ~np.isin(old_v, venues)
-            all_v = np.concatenate([old_v[keep], venues])
-            all_s = np.concatenate([old_s[keep], seconds])
-            order = np.argsort(all_v, kind="stable")
-            all_v, all_s = all_v[order], all_s[order]
-            write_npy(self.folder / DWELL, np.stack([all_v, all_s.astype(np.uint64)]))
-            fsync_dir(self.folder)
-            with self._state_lock:
-                self._dwell = (all_v, all_s)
-                self._snapshot, self._changes = None, self._changes + 1
-
-    def append(self, person, venue, t_in, t_out=None, *, rows: bool = False) -> AppendResult:
-        """Append check-ins (columns: uint64 ids, int64 seconds; t_out <= 0 or None = no
-        check-out). Durable when it returns. Returns counts of added and duplicate rows
-        (within the batch and against stored data) and, if `rows`, which input rows were
-        duplicates (AppendResult.duplicate). Raises InvalidCheckin naming the first bad
-        row; nothing of a bad batch is stored."""
-        batch = validate_batch(person, venue, t_in, t_out)
-        n = batch[0].shape[0]
-        if n >= self._compact_threshold():
-            return self._bulk_append(batch, rows)
-        grouped = group_batch(*batch)
-        with self._write_lock:
-            if self._wal is None:
-                raise StorageError(f"{self.folder}: index is closed")
-            fresh, changes = self._record(grouped.columns)
-            wal, synced_to = self._wal, -1
+    def _replay(self, batches) -> bool:
+        """Enter logged batches in the head as their appends did (the log holds each
+        append's changes; replayed in any order they give the same check-ins). Returns
+        whether any batch changed the store."""
+        changed = False
+        for batch in batches:
+            changes = self._record(group_batch(*batch).columns)[1]
             if changes[0].shape[0]:
-                try:
-                    synced_to = wal.write(*changes)
-                except BaseException:
-                    self._recount_head()  # the key table took rows the head did not
-                    raise
                 self._add_to_head(changes)
-                if self._head_rows >= self._compact_threshold() and self._merger is None:
-                    self._start_merge()
-        if synced_to >= 0:
-            # outside the write lock, so that concurrent appenders share one fsync; a
-            # query may see these rows a moment before they are durable
-            wal.sync(synced_to)
-        added = int(fresh.sum())
-        return AppendResult(added, n - added, grouped.row_duplicates(~fresh) if rows else None)
-
-    def _bulk_append(self, batch, rows: bool) -> AppendResult:
-        """A batch as large as a merge: one merge into a new segment, no log."""
-        n = batch[0].shape[0]
-        grouped = group_batch(*batch) if rows else None
-
-        def stored_before() -> np.ndarray | None:  # runs under the write lock
-            if grouped is None:
-                return None
-            return ~self._lookup(grouped.columns, write=False)[0]
-
-        added, stored = self._merge_now(extra=grouped.columns if rows else batch,
-                                        before_build=stored_before)
-        if stored is None:
-            return AppendResult(added, n - added)
-        added = int((~stored).sum())
-        return AppendResult(added, n - added, grouped.row_duplicates(stored))
+                changed = True
+        return changed
 
     def _record(self, columns):
-        """Enter a batch's distinct keys in the head's key table (caller holds the write
-        lock). Returns which keys are new to the index, and the rows that change the
+        """Enter a batch's distinct keys in the head's key table (caller serialises
+        changes). Returns which keys are new to the index, and the rows that change the
         store (new keys, longer explicit visits), for the log and the head."""
         fresh, changed = self._lookup(columns, write=True)
         return fresh, columns if changed.all() else tuple(c[changed] for c in columns)
 
+    def _lookup(self, columns, write: bool):
+        """Distinct keys against base and head: (which are new to the index, which change
+        the store). If `write`, the changing ones enter the head's key table and count."""
+        person, venue, t_in, t_out = columns
+        stored = stored_durations(self._base, self._base_t_max, person, venue, t_in)
+        if self._frozen_keys is not None:  # a merge runs: its rows are not in the base yet
+            self._frozen_keys.upsert(person, venue, t_in, t_out, stored, write=False)
+        changed, new = self._head_keys.upsert(person, venue, t_in, t_out, stored, write)
+        if write:
+            self._head_new += new
+        return stored < 0, changed
+
     def _add_to_head(self, rows) -> None:
-        """Add a batch of distinct keys to the head (caller holds the write lock); small
+        """Add a batch of distinct keys to the head (caller serialises changes); small
         batches merge with the small ones before them (checkins.coalesce)."""
         rows, taken, removed = coalesce(self._head, rows, SMALL_RUN)
         with self._state_lock:
@@ -389,7 +256,11 @@ class CheckinIndex(GenerationsMixin):
 
     def stats(self) -> dict:
         """Sizes: check-ins, rows in base and head, bytes on disk per check-in."""
-        files = {p.name: p.stat().st_size for p in self.folder.iterdir() if p.is_file()}
+        files = {}
+        for p in self.folder.iterdir():
+            with contextlib.suppress(FileNotFoundError):  # a merge may delete it meanwhile
+                if p.is_file():
+                    files[p.name] = p.stat().st_size
         seg_bytes = sum(s for n, s in files.items() if n.startswith("seg-"))
         n = len(self)
         return {
@@ -402,6 +273,196 @@ class CheckinIndex(GenerationsMixin):
             "bytes_per_checkin": seg_bytes / len(self._base) if len(self._base) else 0.0,
             "retention_days": self.retention_days,
         }
+
+
+class CheckinIndex(GenerationsMixin, IndexReader):
+    """Check-ins on disk (segments and a write-ahead log) answering exposure traces.
+
+    Thread-safe: appends are serialised; queries read an immutable snapshot.
+    """
+
+    def __init__(self, folder: Path, retention_days: int | None, head_limit: int):
+        super().__init__(folder, retention_days)
+        self.head_limit = head_limit
+        self._write_lock = threading.RLock()
+        self._lock_fd = -1
+        self._wal: WriteAheadLog | None = None
+        self._wals: list[str] = []  # log files in the manifest, oldest first
+        self._wal_seq = 0
+        # a background merge: the logs it retires
+        self._old_wals: list[WriteAheadLog] = []
+        self._merger: threading.Thread | None = None
+        self._merge_error: BaseException | None = None
+
+    # ---- opening and closing -------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, retention_days: int | None = None,
+             create: bool = True,
+             head_limit: int = 1 << 20) -> CheckinIndex:
+        """Open (or create) the index in folder `path`.
+
+        Replays the write-ahead log (a torn tail is cut off) and memory-maps the base.
+        retention_days (default 21) is stored on creation; None on a later open keeps the
+        stored value, a number replaces it.
+        Raises StorageError if the folder is not an index (and create is False), or is
+        already open in another process.
+        """
+        if retention_days is not None and (not isinstance(retention_days, int)
+                                           or retention_days < 1):
+            raise ValueError(f"retention_days must be a positive integer, got {retention_days!r}")
+        folder = Path(path)
+        if not (folder / MANIFEST).exists():
+            if not create:
+                raise StorageError(f"{folder}: no qrtrace index here (no {MANIFEST})")
+            folder.mkdir(parents=True, exist_ok=True)
+        index = cls(folder, retention_days, head_limit)
+        index._lock_folder()
+        try:
+            index._load()
+        except BaseException:
+            index.close()
+            raise
+        return index
+
+    def _lock_folder(self) -> None:
+        self._lock_fd = os.open(self.folder / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            raise StorageError(f"{self.folder}: index is open in another process") from exc
+
+    def _load(self) -> None:
+        manifest_path = self.folder / MANIFEST
+        if not manifest_path.exists():
+            if self.retention_days is None:
+                self.retention_days = DEFAULT_RETENTION_DAYS
+            self._write_generation(0, empty_segment(), "wal-0.log")
+        manifest = read_json(manifest_path)
+        self._generation = int(manifest["generation"])
+        self._wals = list(manifest.get("wals", [f"wal-{self._generation}.log"]))
+        self._wal_seq = 1 + max(int(name[4:-4]) for name in self._wals)
+        if self.retention_days is None:
+            self.retention_days = int(manifest.get("retention_days", DEFAULT_RETENTION_DAYS))
+        if manifest.get("retention_days") != self.retention_days:
+            self._write_manifest()
+        self._remove_strays()
+        self._base = load_segment(self.folder, f"seg-{self._generation}")
+        self._base_t_max = latest_t_in(self._base)
+        self._head_keys = HeadKeys(self._compact_threshold())
+        self._dwell = read_dwell(self.folder)[1]
+        # logs before the last one belong to a merge that a crash interrupted
+        for name in self._wals:
+            wal, batches = WriteAheadLog.open(self.folder / name)
+            self._replay(batches)
+            self._old_wals.append(wal)
+        self._wal = self._old_wals.pop()
+
+    def close(self) -> None:
+        """Finish a running merge, close the logs and release the folder."""
+        self._wait_merge(raise_error=False)
+        with self._write_lock:
+            for wal in self._old_wals:
+                wal.close()
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)
+                self._lock_fd = -1
+
+    def __enter__(self) -> CheckinIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- writing ------------------------------------------------------------------
+
+    def set_venue_dwell(self, venues: np.ndarray, dwell_seconds: np.ndarray) -> None:
+        """Set venues' dwell in seconds (already resolved: the venue's own, else its
+        category's default). Venues never set use the rule's default_dwell. Persisted.
+        Visit ends follow at once (dwell is applied at query time).
+        Raises InvalidCheckin on negative or mismatched input."""
+        from tracing.checkins import validate_dwell
+        venues, seconds = validate_dwell(venues, dwell_seconds)
+        with self._write_lock:
+            old_v, old_s = self._dwell
+            keep = ~np.isin(old_v, venues)
+            all_v = np.concatenate([old_v[keep], venues])
+            all_s = np.concatenate([old_s[keep], seconds])
+            order = np.argsort(all_v, kind="stable")
+            all_v, all_s = all_v[order], all_s[order]
+            write_npy(self.folder / DWELL, np.stack([all_v, all_s.astype(np.uint64)]))
+            fsync_dir(self.folder)
+            with self._state_lock:
+                self._dwell = (all_v, all_s)
+                self._snapshot, self._changes = None, self._changes + 1
+
+    def append(self, person, venue, t_in, t_out=None, *, rows: bool = False) -> AppendResult:
+        """Append check-ins (columns: uint64 ids, int64 seconds; t_out <= 0 or None = no
+        check-out). Durable when it returns. Returns counts of added and duplicate rows
+        (within the batch and against stored data) and, if `rows`, which input rows were
+        duplicates (AppendResult.duplicate). Raises InvalidCheckin naming the first bad
+        row; nothing of a bad batch is stored."""
+        batch = validate_batch(person, venue, t_in, t_out)
+        n = batch[0].shape[0]
+        if n >= self._compact_threshold():
+            return self._bulk_append(batch, rows)
+        grouped = group_batch(*batch)
+        with self._write_lock:
+            if self._wal is None:
+                raise StorageError(f"{self.folder}: index is closed")
+            fresh, changes = self._record(grouped.columns)
+            wal, synced_to = self._wal, -1
+            if changes[0].shape[0]:
+                try:
+                    synced_to = wal.write(*changes)
+                except BaseException:
+                    self._recount_head()  # the key table took rows the head did not
+                    raise
+                self._add_to_head(changes)
+                if self._head_rows >= self._compact_threshold() and self._merger is None:
+                    self._start_merge()
+        if synced_to >= 0:
+            # outside the write lock, so that concurrent appenders share one fsync; a
+            # query may see these rows a moment before they are durable
+            wal.sync(synced_to)
+        added = int(fresh.sum())
+        return AppendResult(added, n - added, grouped.row_duplicates(~fresh) if rows else None)
+
+    def _bulk_append(self, batch, rows: bool) -> AppendResult:
+        """A batch as large as a merge: one merge into a new segment, no log."""
+        n = batch[0].shape[0]
+        grouped = group_batch(*batch) if rows else None
+
+        def stored_before() -> np.ndarray | None:  # runs under the write lock
+            if grouped is None:
+                return None
+            return ~self._lookup(grouped.columns, write=False)[0]
+
+        added, stored = self._merge_now(extra=grouped.columns if rows else batch,
+                                        before_build=stored_before)
+        if stored is None:
+            return AppendResult(added, n - added)
+        added = int((~stored).sum())
+        return AppendResult(added, n - added, grouped.row_duplicates(stored))
+
+
+
+def read_dwell(folder: Path):
+    """The folder's dwell table, (venue ids, int64 seconds), and its file's identity
+    (inode, mtime, size; None when there is no file), both from one open file."""
+    try:
+        f = open(folder / DWELL, "rb")  # noqa: SIM115 (closed below)
+    except FileNotFoundError:
+        return None, (np.empty(0, np.uint64), np.empty(0, np.int64))
+    with f:
+        st = os.fstat(f.fileno())
+        table = np.load(f)
+    return (st.st_ino, st.st_mtime_ns, st.st_size), (table[0].copy(), table[1].astype(np.int64))
 
 
 def _check_id(name: str, value) -> int:

@@ -53,11 +53,25 @@ def decode_payload(payload: bytes):
 def read_records(path: Path):
     """Whole records of the log as a list of column tuples, and the offset after the last."""
     data = path.read_bytes()
-    if not data.startswith(HEADER):
-        if len(data) < len(HEADER) and HEADER.startswith(data):
-            return [], 0  # torn while writing the header itself
-        raise StorageError(f"{path}: not a qrtrace write-ahead log (bad header)")
-    batches, pos = [], len(HEADER)
+    start = records_start(path, data)
+    return parse_records(data, start) if start else ([], 0)
+
+
+def records_start(path: Path, data: bytes) -> int:
+    """Where the records begin in a log starting with `data`: after the header, or 0
+    while the header itself is torn (being written, or cut by a crash).
+    Raises StorageError if `data` does not start like a log."""
+    if data.startswith(HEADER):
+        return len(HEADER)
+    if len(data) < len(HEADER) and HEADER.startswith(data):
+        return 0
+    raise StorageError(f"{path}: not a qrtrace write-ahead log (bad header)")
+
+
+def parse_records(data, pos: int):
+    """The whole records in `data` from offset `pos` (column tuples), and the offset after
+    the last; reading stops at a record that is short or fails its checksum."""
+    batches = []
     while pos + FRAME.size <= len(data):
         magic, length, crc = FRAME.unpack_from(data, pos)
         end = pos + FRAME.size + length
@@ -159,6 +173,53 @@ class WriteAheadLog:
     def size(self) -> int:
         """Bytes in the log file."""
         return os.fstat(self._fd).st_size
+
+    def close(self) -> None:
+        """Close the file (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class LogTail:
+    """A log followed by a reader in another process than its writer (the read-only
+    follower): each `read_new` returns the whole records added since the last one.
+
+    Never writes: a short or unchecked last record is left for a later read (its writer
+    may be in the middle of it; a writer that reopens the log after a crash cuts a torn
+    one back to the last whole record, which is where this reader stands). The file
+    stays open, so a log that a merge deletes is still read to its end.
+    """
+
+    def __init__(self, path: Path, fd: int):
+        self.path = path
+        self.offset = 0  # where the next record starts (0: before the header)
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: Path) -> LogTail:
+        """Open `path` read-only. Raises FileNotFoundError if it is gone."""
+        return cls(path, os.open(path, os.O_RDONLY))
+
+    def read_new(self) -> list:
+        """Whole records added since the last call, as column tuples.
+        Raises StorageError if the file is no log or lost what was already read."""
+        size = os.fstat(self._fd).st_size
+        if size < self.offset:
+            raise StorageError(f"{self.path}: shrank below records already read")
+        if size == self.offset:
+            return []
+        data = os.pread(self._fd, size - self.offset, self.offset)
+        start = self.offset or records_start(self.path, data)
+        if not start:
+            return []
+        batches, end = parse_records(data, start - self.offset)
+        self.offset += end
+        return batches
+
+    def unlinked(self) -> bool:
+        """Whether the file was deleted (a merge retired it)."""
+        return os.fstat(self._fd).st_nlink == 0
 
     def close(self) -> None:
         """Close the file (idempotent)."""
