@@ -108,6 +108,7 @@ class Service:
         self._kafka_worker = None
         self.writer = writer
         self.process = process
+        self.readiness_checks: list = []  # callables: a problem (str) or None
         if writer is None:
             self.index = CheckinIndex.open(index_path(data),
                                            retention_days=settings.retention_days)
@@ -297,6 +298,7 @@ class Service:
         problems = []
         if self._closing:
             problems.append("the service is shutting down")
+        problems += [p for check in self.readiness_checks if (p := check()) is not None]
         log = self._kafka_log
         if log is not None and not log.ready():
             problems.append("the Kafka consumer has not been given its partitions yet")

@@ -16,7 +16,8 @@ never on a command line).
 
 A follower that exits while the server runs is started again (after a pause if it keeps
 failing); a follower whose writer dies is stopped by the kernel (PR_SET_PDEATHSIG).
-Followers are what `python -m api.workers LISTEN_FD WRITER_FD LOG_LEVEL` runs.
+Followers are what `python -m api.workers LISTEN_FD WRITER_FD LOG_LEVEL SLOT WRITER_PID`
+runs.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class Followers:
         self.count = count
         self.log_level = log_level
         self._procs: dict[int, subprocess.Popen] = {}
+        self._channels: dict[int, object] = {}  # slot -> its api.writer.WriterChannel
         self._stopping = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="qrtrace-followers",
                                          daemon=True)
@@ -88,15 +90,15 @@ class Followers:
         from api.writer import WriterChannel
 
         ours, theirs = socket.socketpair()
+        self._channels[slot] = WriterChannel(ours, self.service)  # not ready until it says
         try:
             fds = (self.sock.fileno(), theirs.fileno())
             proc = subprocess.Popen(
                 [sys.executable, "-m", "api.workers", str(fds[0]), str(fds[1]),
-                 self.log_level, str(slot)],
+                 self.log_level, str(slot), str(os.getpid())],
                 stdin=subprocess.PIPE, pass_fds=fds, close_fds=True)
         finally:
             theirs.close()
-        WriterChannel(ours, self.service)
         try:
             proc.stdin.write(pickle.dumps(self.settings))
             proc.stdin.close()
@@ -119,9 +121,12 @@ class Followers:
                 self._procs[slot] = self._spawn(slot)
                 started[slot] = time.monotonic()
 
-    def pids(self) -> list[int]:
-        """The followers' process ids (for tests and operators)."""
-        return [p.pid for p in self._procs.values()]
+    def readiness_problem(self) -> str | None:
+        """What /readyz reports while followers are starting (None once all serve)."""
+        starting = [slot for slot, ch in self._channels.items() if not ch.ready.is_set()]
+        if starting:
+            return f"{len(starting)} of {self.count} follower processes are starting"
+        return None
 
     def stop(self) -> None:
         """SIGTERM every follower (they finish their requests), then wait; SIGKILL the
@@ -158,15 +163,16 @@ def follower_main(argv: list[str]) -> int:
     from api.service import Service
     from api.writer import RemoteStore
 
-    parent = os.getppid()
+    listen_fd, writer_fd, log_level, slot, writer_pid = (
+        int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4]))
     _die_with_parent()
-    if os.getppid() != parent:  # the writer died before the request took effect
+    if os.getppid() != writer_pid:  # the writer died before the request took effect
         return 1
-    listen_fd, writer_fd, log_level, slot = int(argv[0]), int(argv[1]), argv[2], argv[3]
     settings = pickle.load(sys.stdin.buffer)
-    service = Service(settings, writer=RemoteStore(socket.socket(fileno=writer_fd)),
-                      process=f"follower {slot}")
+    writer = RemoteStore(socket.socket(fileno=writer_fd))
+    service = Service(settings, writer=writer, process=f"follower {slot}")
     try:
+        writer.ready()
         gc.collect()
         gc.freeze()
         config = uvicorn.Config(create_asgi(settings, service), log_level=log_level,

@@ -37,7 +37,7 @@ from api.ratelimit import RateLimited
 
 logger = logging.getLogger("qrtrace.api")
 _LENGTH = struct.Struct("<I")
-STORE, RELOAD = "store", "reload"
+STORE, RELOAD, READY = "store", "reload", "ready"
 
 
 class WriterGone(RuntimeError):
@@ -85,6 +85,7 @@ class WriterChannel:
     def __init__(self, sock: socket.socket, service) -> None:
         self.sock = sock
         self.service = service
+        self.ready = threading.Event()  # the follower has opened its service
         self.thread = threading.Thread(target=self._serve, name="qrtrace-writer-channel",
                                        daemon=True)
         self.thread.start()
@@ -113,6 +114,9 @@ class WriterChannel:
             self.service.keyring()  # a rotation elsewhere reaches the Kafka worker first
             refused, rows, duplicate = self.service.intake.store.admit_and_write(*args)
             return _refusals_out(refused), rows, duplicate
+        if op == READY:
+            self.ready.set()
+            return None
         if op == RELOAD:
             what = args[0]
             reload = {"venues": self.service.reload_venues,
@@ -149,6 +153,10 @@ class RemoteStore:
         """As LocalStore.admit_and_write, in the writer process."""
         refused, rows, duplicate = self._call(STORE, batch, group, ok, persons)
         return _refusals_in(refused), rows, duplicate
+
+    def ready(self) -> None:
+        """Tell the writer this follower is about to serve."""
+        self._call(READY)
 
     def reload(self, what: str) -> None:
         """Make the writer read again what this process changed: "venues" (venues.json;

@@ -87,16 +87,17 @@ def settings_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns 0. Raises UsageError for bad options or data."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
+    if args.workers > 1:
+        from api.workers import share_metrics
+        share_metrics()  # before any metric exists (api.app makes them)
+
     import uvicorn
 
     from api.app import create_asgi
     from api.service import Service
 
-    if not 1 <= args.workers <= MAX_WORKERS:
-        raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
-    if args.workers > 1:
-        from api.workers import share_metrics
-        share_metrics()  # before the first metric exists
     settings = settings_from(args)
     try:
         service = Service(settings)
@@ -138,6 +139,7 @@ def _serve_processes(args: argparse.Namespace, settings, service) -> None:
     followers = Followers(settings, service, sock, count=args.workers - 1,
                           log_level=args.log_level)
     followers.start()
+    service.readiness_checks.append(followers.readiness_problem)
     try:
         config = uvicorn.Config(create_asgi(settings, service), log_level=args.log_level,
                                 access_log=False, proxy_headers=False)

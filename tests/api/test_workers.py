@@ -56,7 +56,7 @@ def eventually(check, timeout: float = 30.0):
 @pytest.fixture
 def server(live_server):
     return live_server(extra=("--workers", "3", "--device-burst", "40",
-                              "--device-per-hour", "3600"))
+                              "--device-per-hour", "1"))
 
 
 def test_every_process_answers_and_a_scan_is_stored_once_whichever_takes_it(server):
@@ -188,6 +188,10 @@ def test_a_follower_that_dies_is_started_again(server):
     os.kill(children[0], signal.SIGKILL)
     assert eventually(lambda: len(set(_children(server.process.pid)) - {children[0]}) == 2,
                       timeout=60)
+    writer = connections(server, names=("writer",))["writer"]
+    ready = eventually(lambda: call(server, writer, "GET", "/readyz").status_code == 200,
+                       timeout=120)
+    assert ready, call(server, writer, "GET", "/readyz").text
     assert set(connections(server)) == set(PROCESSES)
 
 
