@@ -61,7 +61,7 @@ from tracing.model import ContactRule, TraceResult
 from tracing.segments import Segment, load_segment
 from tracing.wal import LogTail
 
-REPLAY_ROWS = 1 << 20  # logged rows replayed as one batch: bounds a catch-up's memory
+REPLAY_ROWS = 1 << 20  # logged rows replayed as one batch (wal.decode_joined)
 LOAD_ATTEMPTS = 100    # manifests tried while merges delete what they name
 RELOADS = 3            # reloads in one refresh while the writer installs new generations
 
@@ -84,25 +84,6 @@ def _log_seq(name: str) -> int:
     return int(name[4:-4])  # wal-<n>.log: a writer numbers its logs one after another
 
 
-def _joined(batches: list) -> list:
-    """Logged batches as a few of up to REPLAY_ROWS rows: replaying a batch costs about
-    the same for 1 row as for 10,000, and a log of single scans holds millions."""
-    out, part, rows = [], [], 0
-    for batch in batches:
-        part.append(batch)
-        rows += batch[0].shape[0]
-        if rows >= REPLAY_ROWS:
-            out.append(_columns(part))
-            part, rows = [], 0
-    return [*out, _columns(part)] if part else out
-
-
-def _columns(batches: list) -> tuple:
-    if len(batches) == 1:
-        return batches[0]
-    return tuple(np.concatenate([b[i] for b in batches]) for i in range(4))
-
-
 class _Replica(IndexReader):
     """One generation of the folder as the follower sees it: its base mapped, its logs
     followed (and kept open) and replayed into the head."""
@@ -115,6 +96,9 @@ class _Replica(IndexReader):
         self.logs = logs
         self.manifest_key, self.manifest = manifest_key, manifest
         self.dwell_key = None  # dwell.npy's identity when read; None: no file
+        # as strings: making Path objects cost more than the stat calls of an idle refresh
+        self._manifest_path = os.path.join(folder, MANIFEST)
+        self._dwell_path = os.path.join(folder, DWELL)
         self.behind = False  # the manifest names a newer generation: reload
         self.stuck = False   # ... and logs of it came and went unread: rows are missing
 
@@ -149,7 +133,7 @@ class _Replica(IndexReader):
             changed = self._follow_dwell()
             self._follow_manifest()
             for log in self.logs:
-                changed |= self._replay(_joined(log.read_new()))
+                changed |= self._replay(log.read_new(REPLAY_ROWS))
             return changed
         except BaseException:
             self.behind = self.stuck = True  # half replayed: only a reload is sure
@@ -157,7 +141,7 @@ class _Replica(IndexReader):
 
     def _follow_dwell(self) -> bool:
         try:
-            key = _file_key(os.stat(self.folder / DWELL))
+            key = _file_key(os.stat(self._dwell_path))
         except FileNotFoundError:
             key = None
         if key == self.dwell_key:
@@ -171,7 +155,7 @@ class _Replica(IndexReader):
     def _follow_manifest(self) -> None:
         """Open the logs a newer manifest lists. A merge installed (the first log
         followed deleted) or another generation named: behind."""
-        key = _file_key(os.stat(self.folder / MANIFEST))
+        key = _file_key(os.stat(self._manifest_path))
         # a rewrite keeping inode (reused), mtime (coarse) and size could hide a new
         # generation; it cannot hide that the first log followed was deleted
         if key == self.manifest_key and not self.logs[0].unlinked():
