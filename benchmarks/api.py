@@ -207,7 +207,7 @@ def _cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of process `pid` and its live children so far (Linux
     /proc: the followers of `qrtrace serve --workers N`)."""
     total = 0
-    for entry in [str(pid), *os.listdir("/proc")]:
+    for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
@@ -239,10 +239,7 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
     print("exposure queries ...", file=sys.stderr)
     paths = [f"/v1/cases/{c}/exposure?limit={args.page}" for c in prep["cases"]]
     headers = {"Authorization": f"Bearer {prep['official']}"}
-    for session in _one_session_per_process(url, args.workers):
-        with session:  # every case traced once by every process: kernels compiled, warm
-            for path in paths:
-                session.get(url + path, headers=headers, timeout=600).raise_for_status()
+    _warm_each_process(url, args.workers, paths, headers)
     quiet = _exposure_run(out, "quiet", server_pid, url, paths, headers, args.rate, seconds)
     # the same, asking for gzip as a browser does (the page's gzip form is made with it)
     zipped = _exposure_run(out, "gzip", server_pid, url, paths,
@@ -299,21 +296,24 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
         _progress(out, name)
 
 
-def _one_session_per_process(url: str, processes: int) -> list[requests.Session]:
-    """A kept-alive session to each of the server's processes (told apart by
-    /healthz); the kernel hands each new connection to any of them."""
-    found: dict[str, requests.Session] = {}
-    deadline = time.monotonic() + 180  # followers may still be starting
-    while time.monotonic() < deadline:
-        session = requests.Session()
-        name = session.get(url + "/healthz", timeout=60).json().get("process", "writer")
-        if name in found:
-            session.close()
-        else:
-            found[name] = session
-        if len(found) == processes:
-            return list(found.values())
-    raise RuntimeError(f"only {sorted(found)} of {processes} server processes answered")
+def _warm_each_process(url: str, processes: int, paths: list[str], headers: dict) -> None:
+    """Trace every case once in each of the server's processes (told apart by /healthz;
+    the kernel hands a new connection to any of them): kernels compiled, pages made.
+    Each process is warmed on its own kept-alive connection right after it is found
+    (an idle connection is closed by the server after 5 s)."""
+    warmed: set[str] = set()
+    deadline = time.monotonic() + 300  # followers may still be starting
+    while len(warmed) < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sorted(warmed)} of {processes} processes answered")
+        with requests.Session() as session:
+            name = session.get(url + "/healthz", timeout=60).json().get("process", "writer")
+            if name in warmed:
+                continue
+            for path in paths:
+                session.get(url + path, headers=headers, timeout=600).raise_for_status()
+            if session.get(url + "/healthz", timeout=60).json().get("process") == name:
+                warmed.add(name)  # else the connection moved: warm again
 
 
 def _progress(out: dict, *prefixes: str) -> None:

@@ -2,7 +2,9 @@
 
 A real server with a writer and two followers. Each test reaches a chosen process by
 keeping one connection per process (the kernel hands a new connection to any of them;
-a kept-alive connection stays with the one that accepted it; /healthz names it).
+a kept-alive connection stays with the one that accepted it; /healthz names it). The
+server closes a connection idle for 5 s, so every call first checks, on the same
+connection, that it still reaches its process.
 """
 
 from __future__ import annotations
@@ -20,22 +22,36 @@ from tests.api.test_serve import COMMUNE, NOW, setup_commune
 PROCESSES = ("writer", "follower 1", "follower 2")
 
 
-def connections(server, names=PROCESSES, tries: int = 400) -> dict[str, requests.Session]:
+class ProcessSession(requests.Session):
+    """A session whose connection reached the server process `name`."""
+
+    name = ""
+
+
+def connections(server, names=PROCESSES, tries: int = 400) -> dict[str, ProcessSession]:
     """One kept-alive session per server process, by the name /healthz gives."""
-    found: dict[str, requests.Session] = {}
+    found: dict[str, ProcessSession] = {}
     for _ in range(tries):
-        session = requests.Session()
-        name = session.get(server.url + "/healthz", timeout=30).json()["process"]
-        if name in found:
+        session = ProcessSession()
+        session.name = session.get(server.url + "/healthz", timeout=30).json()["process"]
+        if session.name in found:
             session.close()
         else:
-            found[name] = session
+            found[session.name] = session
         if set(found) >= set(names):
             return found
     raise AssertionError(f"only {sorted(found)} answered after {tries} connections")
 
 
-def call(server, session, method, path, token="admin", **kw):
+def call(server, session: ProcessSession, method, path, token="admin", **kw):
+    """A request through `session`, which must still reach its process (if the server
+    closed the idle connection, a new one is made until it does)."""
+    for _ in range(400):
+        if session.get(server.url + "/healthz", timeout=30).json()["process"] == session.name:
+            break
+        session.close()  # the next request opens a new connection
+    else:
+        raise AssertionError(f"no connection reached {session.name}")
     headers = dict(kw.pop("headers", {}))
     if token is not None:
         headers["Authorization"] = f"Bearer {server.admin_token if token == 'admin' else token}"
