@@ -1,6 +1,6 @@
 """Scans from check-in points to durable check-ins, with a result per item.
 
-    intake = ScanIntake(sink, keyring_source, limiter, settings)
+    intake = ScanIntake(LocalStore(sink, limiter), keyring, revoked, **settings)
     outcome = intake.submit(device, ScanBatch)   # durable when it returns
 
 For a batch posted by a device (its venue comes from the device's binding, never from
@@ -113,16 +113,65 @@ class KafkaSink:
         return np.zeros(len(batch), np.bool_)
 
 
+class LocalStore:
+    """The last step of an intake, where all the scans of a service meet: the rate
+    limits (shared counts) and the sink. A server of several processes runs one, in the
+    process that owns the index; the others reach it through api.writer."""
+
+    def __init__(self, sink, limiter: ScanLimiter) -> None:
+        self.sink = sink
+        self.limiter = limiter
+
+    def admit_and_write(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
+                        persons: np.ndarray
+                        ) -> tuple[dict[int, RateLimited], np.ndarray, np.ndarray]:
+        """Admit each group's valid rows (`ok`) through the limiter and write the
+        admitted ones. Returns the refusals by group, the rows written (indices into the
+        batch) and, for each of those, whether it was already stored. Durable when it
+        returns."""
+        refused = self._admit(batch, group, ok, persons)
+        for g in refused:
+            ok = ok & (group != g)
+        rows = np.flatnonzero(ok)
+        duplicate = np.zeros(0, np.bool_)
+        if rows.shape[0]:
+            part = batch if rows.shape[0] == len(batch) else batch.take(rows)
+            duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
+        return refused, rows, duplicate
+
+    def _admit(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
+               persons: np.ndarray) -> dict[int, RateLimited]:
+        """Admit each group's valid rows through the limiter; the refusals by group."""
+        refused: dict[int, RateLimited] = {}
+        if not self.limiter.limits.enabled:
+            return refused
+        if group.shape[0] and group[0] == group[-1] and (group == group[0]).all():
+            groups = [(int(group[0]), np.flatnonzero(ok))]
+        else:
+            groups = [(int(g), np.flatnonzero(ok & (group == g))) for g in np.unique(group)]
+        for g, rows in groups:
+            first = rows[0] if rows.shape[0] else None
+            if first is None:
+                continue
+            try:
+                self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
+                                   persons[rows])
+            except RateLimited as exc:
+                refused[g] = exc
+        return refused
+
+
 class ScanIntake:
     """Checks, verifies, rate-limits and stores scans (see the module docstring)."""
 
-    def __init__(self, sink, keyring: Callable[[], KeyRing],
-                 revoked: Callable[[], RevocationList], limiter: ScanLimiter, *,
+    def __init__(self, store, keyring: Callable[[], KeyRing],
+                 revoked: Callable[[], RevocationList], *,
                  retention_days: int, future_skew_s: int, clock=time.time) -> None:
-        self.sink = sink
+        """`store` admits and writes the checked rows: a LocalStore, or in a server's
+        follower process an api.writer.RemoteStore."""
+        self.store = store
         self._keyring = keyring
         self._revoked = revoked
-        self.limiter = limiter
         self.retention_s = retention_days * 86400
         self.future_skew_s = future_skew_s
         self._clock = clock
@@ -157,40 +206,13 @@ class ScanIntake:
         code[free & ~bad & (checked.kind != Kind.PERSON)] = _NOT_PERSON
         ok = code == 0
         persons = np.where(ok, checked.id, 0).astype(np.uint64)
-        refused = self._admit(batch, group, ok, persons)
+        refused, rows, duplicate = self.store.admit_and_write(batch, group, ok, persons)
         for g, exc in refused.items():
-            limited = group == g
-            ok &= ~limited
-            code[limited] = _LIMITED[exc.scope]
-        rows = np.flatnonzero(ok)
+            code[group == g] = _LIMITED[exc.scope]
         status = np.full(n, REJECTED, np.uint8)
         status[rows] = ACCEPTED
-        if rows.shape[0]:
-            part = batch if rows.shape[0] == n else batch.take(rows)
-            duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
-            status[rows[duplicate]] = DUPLICATE
+        status[rows[duplicate]] = DUPLICATE
         return IntakeOutcome(status, REASONS[code], persons), refused
-
-    def _admit(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
-               persons: np.ndarray) -> dict[int, RateLimited]:
-        """Admit each group's valid rows through the limiter; the refusals by group."""
-        refused: dict[int, RateLimited] = {}
-        if not self.limiter.limits.enabled:
-            return refused
-        if group.shape[0] and group[0] == group[-1] and (group == group[0]).all():
-            groups = [(int(group[0]), np.flatnonzero(ok))]
-        else:
-            groups = [(int(g), np.flatnonzero(ok & (group == g))) for g in np.unique(group)]
-        for g, rows in groups:
-            first = rows[0] if rows.shape[0] else None
-            if first is None:
-                continue
-            try:
-                self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
-                                   persons[rows])
-            except RateLimited as exc:
-                refused[g] = exc
-        return refused
 
     def _check_times(self, batch: ScanBatch) -> np.ndarray:
         """Reason codes of the rows whose times are refused (0 elsewhere)."""

@@ -7,11 +7,19 @@
     qrtrace_rate_limited_total{scope}
     qrtrace_index_checkins                                  distinct check-ins stored
     qrtrace_audit_entries                                   entries in the audit log
+
+With `qrtrace serve --workers N`, every process counts into prometheus_client's
+multiprocess files (PROMETHEUS_MULTIPROC_DIR, set by the writer before any metric exists:
+api.workers.metrics_dir) and /metrics, whichever process answers, sums them; the gauges
+are the value most recently set by any process.
 """
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -33,9 +41,9 @@ class Metrics:
         self.rate_limited = Counter("qrtrace_rate_limited", "requests refused with 429",
                                     ("scope",), registry=r)
         self.checkins = Gauge("qrtrace_index_checkins", "distinct check-ins stored",
-                              registry=r)
+                              registry=r, multiprocess_mode="mostrecent")
         self.audit_entries = Gauge("qrtrace_audit_entries", "entries in the audit log",
-                                   registry=r)
+                                   registry=r, multiprocess_mode="mostrecent")
 
     def count_scans(self, outcome) -> None:
         """Add one intake outcome (api.intake.IntakeOutcome): counts by status, and the
@@ -55,4 +63,9 @@ class Metrics:
         """The Prometheus text exposition, with the gauges read now."""
         self.checkins.set(len(service.index))
         self.audit_entries.set(service.audit.head()[0])
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if shared:  # every process's counts
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, shared)
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -12,16 +12,19 @@ them into this folder's index, which the officials' queries read.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from api.audit import AuditLog
 from api.batcher import ScanBatcher
 from api.cases import CaseService
-from api.intake import IndexSink, KafkaSink, ScanIntake
-from api.keystore import load_keyring
+from api.intake import IndexSink, KafkaSink, LocalStore, ScanIntake
+from api.keystore import KEYS_FILE, load_keyring
 from api.metrics import Metrics
 from api.ratelimit import ScanLimiter
 from api.registry import Registry
@@ -29,9 +32,55 @@ from api.settings import Settings
 from decoder import KeyRing, RevocationList
 from ingest.runtime import index_path, offsets_path
 from tracing.index import CheckinIndex
-from tracing.venues import VenueTable
+from tracing.venues import VENUES_FILE, VenueTable
 
 logger = logging.getLogger("qrtrace.api")
+RECHECK_S = 1.0  # how soon a change made by another process (keys, venues) is seen
+
+
+@contextmanager
+def _file_lock(path: Path):
+    """An exclusive flock on `path` (created if needed), held for the block."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class FileWatch:
+    """Whether a file changed (replaced, written, created or removed) since the last
+    look; it looks at most once every `every_s` seconds (one stat)."""
+
+    def __init__(self, path: Path, every_s: float = RECHECK_S) -> None:
+        self.path = path
+        self.every_s = every_s
+        self._seen = self._stamp()
+        self._checked = time.monotonic()
+
+    def _stamp(self):
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def changed(self) -> bool:
+        """True once after each change (at most every_s late)."""
+        now = time.monotonic()
+        if now - self._checked < self.every_s:
+            return False
+        self._checked = now
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return False
+        self._seen = stamp
+        return True
+
+    def seen_now(self) -> None:
+        """Take the file as it is now as seen (after this process changed it)."""
+        self._seen = self._stamp()
 
 
 class Service:
@@ -41,9 +90,11 @@ class Service:
     admin_token_created (the admin token made on this first start, to print once).
     """
 
-    def __init__(self, settings: Settings) -> None:
-        """Open (creating on first use) every part in `settings.data`. Raises the parts'
-        own errors (KeystoreError, TracingError, RegistryError, AuditError, LogError)."""
+    def __init__(self, settings: Settings, writer=None, process: str = "writer") -> None:
+        """Open (creating on first use) every part in `settings.data`; with `writer` (an
+        api.writer.RemoteStore), as a follower process named `process` ("follower 2",
+        shown by /healthz). Raises the parts' own errors
+        (KeystoreError, TracingError, RegistryError, AuditError, LogError)."""
         self.settings = settings
         self.metrics = Metrics()
         data = Path(settings.data)
@@ -55,27 +106,45 @@ class Service:
         self._closing = False
         self._kafka_log = None
         self._kafka_worker = None
-        self.index = CheckinIndex.open(index_path(data), retention_days=settings.retention_days)
+        self.writer = writer
+        self.process = process
+        self.readiness_checks: list = []  # callables: a problem (str) or None
+        if writer is None:
+            self.index = CheckinIndex.open(index_path(data),
+                                           retention_days=settings.retention_days)
+        else:
+            from tracing.follower import IndexFollower
+            self.index = IndexFollower.open(index_path(data))
+            self._closers.append(writer.close)
         self._closers.append(self.index.close)
         self.registry = Registry(data)
         self._closers.insert(0, self.registry.close)
         self.audit = AuditLog(data / "audit" / "audit.log")
         self._closers.insert(0, self.audit.close)
-        self.venues = VenueTable.load(data)
-        self.index.set_venue_dwell(*self.venues.resolved_dwell())
-        self.admin_token_created = self._ensure_admin()
-        sink = IndexSink(self.index) if settings.kafka is None else self._kafka_sink()
+        self._venues = VenueTable.load(data)
+        self._venues_watch = FileWatch(data / VENUES_FILE)
+        self._keys_watch = FileWatch(data / KEYS_FILE)
+        self._revoked_checked = time.monotonic()
+        self.admin_token_created = None
+        if writer is None:
+            self.index.set_venue_dwell(*self._venues.resolved_dwell())
+            self.admin_token_created = self._ensure_admin()
+            sink = IndexSink(self.index) if settings.kafka is None else self._kafka_sink()
+            store = LocalStore(sink, ScanLimiter(settings.scan_limits))
+        else:
+            store = writer
         self.intake = ScanIntake(
-            sink, self.keyring, self.revoked, ScanLimiter(settings.scan_limits),
+            store, self.keyring, self.revoked,
             retention_days=settings.retention_days,
             future_skew_s=settings.limits.future_skew_s)
         self.batcher = ScanBatcher(self.intake, on_outcome=self.metrics.count_scans)
         self._closers.insert(0, self.batcher.close)
-        self._retention_stop = threading.Event()
-        self._retention = threading.Thread(target=self._retention_loop, daemon=True,
-                                           name="qrtrace-retention")
-        self._retention.start()
-        self._closers.insert(0, self._stop_retention)
+        if writer is None:
+            self._retention_stop = threading.Event()
+            self._retention = threading.Thread(target=self._retention_loop, daemon=True,
+                                               name="qrtrace-retention")
+            self._retention.start()
+            self._closers.insert(0, self._stop_retention)
         self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
         self._closers.insert(0, self.cases.close)
 
@@ -121,39 +190,80 @@ class Service:
     # ---- things that change while serving ------------------------------------------
 
     def keyring(self) -> KeyRing:
-        """The current key ring (reloaded after a rotation through the API)."""
+        """The current key ring: reloaded after a rotation through this process at
+        once, after one through another process (or the CLI) within RECHECK_S."""
         with self._lock:
-            if self._keyring is None:
+            if self._keyring is None or self._keys_watch.changed():
                 self._keyring = load_keyring(self.settings.data)
+                if self._kafka_worker is not None:  # it holds its own reference
+                    self._kafka_worker.keyring = self._keyring
             return self._keyring
 
     def reload_keyring(self) -> None:
-        """Read the key ring again (after a rotation or retirement), for the intake and
-        for the Kafka worker, which holds its own reference."""
+        """Read the key ring again (after a rotation or retirement), here and in the
+        writer process."""
         with self._lock:
             self._keyring = None
-        if self._kafka_worker is not None:
-            self._kafka_worker.keyring = self.keyring()
+        self.keyring()
+        if self.writer is not None:
+            self.writer.reload("keys")
 
     def revoked(self) -> RevocationList:
-        """Revoked personal and venue token ids."""
+        """Revoked personal and venue token ids: reloaded after a revocation through
+        this process at once, after one through another process within RECHECK_S."""
         with self._lock:
-            if self._revoked is None:
+            now = time.monotonic()
+            if self._revoked is None or now - self._revoked_checked >= RECHECK_S:
                 self._revoked = RevocationList.of(self.registry.revoked_token_ids())
+                self._revoked_checked = now
             return self._revoked
 
     def reload_revoked(self) -> None:
-        """Forget the cached revocation list (after a revocation)."""
+        """Forget the cached revocation list (after a revocation), here and in the
+        writer process."""
         with self._lock:
             self._revoked = None
+        if self.writer is not None:
+            self.writer.reload("revoked")
+
+    @property
+    def venues(self) -> VenueTable:
+        """The venue table (venues.json), as saved by any process (within RECHECK_S)."""
+        if self._venues_watch.changed():
+            self.reload_venues()
+        return self._venues
 
     def save_venues(self, venues) -> None:
-        """Add or replace venues: venues.json and the index's dwell times."""
+        """Add or replace venues: venues.json (read, changed and written under a lock
+        shared by the server's processes) and the index's dwell times."""
+        data = Path(self.settings.data)
+        with _file_lock(data / "venues.lock"):
+            table = VenueTable.load(data)
+            table.update(venues)
+            table.save(data)
         with self._lock:
-            self.venues.update(venues)
-            self.venues.save(self.settings.data)
-        self.index.set_venue_dwell(*self.venues.resolved_dwell())
+            self._venues = table
+            self._venues_watch.seen_now()
+        if self.writer is None:
+            self.index.set_venue_dwell(*table.resolved_dwell())
+        else:
+            self.writer.reload("venues")  # the writer sets the dwell times
+            self.index.refresh()
         self.cases.forget_pages()  # names and visit ends may have changed
+
+    def reload_venues(self) -> None:
+        """Read venues.json again (saved by another process); the writer applies the
+        dwell times to the index, a follower reads them from it."""
+        with self._lock:
+            table = self._venues = VenueTable.load(self.settings.data)
+            self._venues_watch.seen_now()
+        if self.writer is None:
+            self.index.set_venue_dwell(*table.resolved_dwell())
+        else:
+            self.index.refresh()
+        cases = getattr(self, "cases", None)
+        if cases is not None:
+            cases.forget_pages()
 
     def close(self) -> None:
         """Stop the Kafka worker (if any) and close every part."""
@@ -188,6 +298,7 @@ class Service:
         problems = []
         if self._closing:
             problems.append("the service is shutting down")
+        problems += [p for check in self.readiness_checks if (p := check()) is not None]
         log = self._kafka_log
         if log is not None and not log.ready():
             problems.append("the Kafka consumer has not been given its partitions yet")

@@ -1,7 +1,7 @@
 """The HTTP API under load: batch and single scans, and officials' exposure queries,
 against the plain FastAPI-and-pydantic per-item path, in one run.
 
-    python -m benchmarks.api [--checkins 10000000] [--seconds 10] [--json]
+    python -m benchmarks.api [--checkins 10000000] [--seconds 10] [--workers N] [--json]
 
 Prepares a data folder with a simulated commune of --checkins check-ins over the last two
 weeks, 1,000 open cases, a device and an official; starts `qrtrace serve --no-rate-limits`
@@ -189,7 +189,8 @@ def run(args) -> dict:
         url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
         servers = [
             start([sys.executable, "-m", "api.cli", "serve", "--data", str(ours), "--port",
-                   str(port), "--no-rate-limits"], url + "/healthz", env),
+                   str(port), "--no-rate-limits", "--workers", str(args.workers)],
+                  url + "/healthz", env),
             start([sys.executable, "-m", "benchmarks.plain_api", "--data", str(plain),
                    "--port", str(plain_port)], plain_url + "/docs", env)]
         try:
@@ -203,9 +204,19 @@ def run(args) -> dict:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of process `pid` so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time (user + system) of process `pid` and its live children so far (Linux
+    /proc: the followers of `qrtrace serve --workers N`)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if entry == str(pid) or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _exposure_run(out, name, server_pid, url, paths, headers, rate, seconds) -> dict:
@@ -228,9 +239,7 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
     print("exposure queries ...", file=sys.stderr)
     paths = [f"/v1/cases/{c}/exposure?limit={args.page}" for c in prep["cases"]]
     headers = {"Authorization": f"Bearer {prep['official']}"}
-    with requests.Session() as session:  # every case traced once: kernels compiled, warm
-        for path in paths:
-            session.get(url + path, headers=headers, timeout=600).raise_for_status()
+    _warm_each_process(url, args.workers, paths, headers)
     quiet = _exposure_run(out, "quiet", server_pid, url, paths, headers, args.rate, seconds)
     # the same, asking for gzip as a browser does (the page's gzip form is made with it)
     zipped = _exposure_run(out, "gzip", server_pid, url, paths,
@@ -287,6 +296,26 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
         _progress(out, name)
 
 
+def _warm_each_process(url: str, processes: int, paths: list[str], headers: dict) -> None:
+    """Trace every case once in each of the server's processes (told apart by /healthz;
+    the kernel hands a new connection to any of them): kernels compiled, pages made.
+    Each process is warmed on its own kept-alive connection right after it is found
+    (an idle connection is closed by the server after 5 s)."""
+    warmed: set[str] = set()
+    deadline = time.monotonic() + 300  # followers may still be starting
+    while len(warmed) < processes:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sorted(warmed)} of {processes} processes answered")
+        with requests.Session() as session:
+            name = session.get(url + "/healthz", timeout=60).json().get("process", "writer")
+            if name in warmed:
+                continue
+            for path in paths:
+                session.get(url + path, headers=headers, timeout=600).raise_for_status()
+            if session.get(url + "/healthz", timeout=60).json().get("process") == name:
+                warmed.add(name)  # else the connection moved: warm again
+
+
 def _progress(out: dict, *prefixes: str) -> None:
     """The figures measured so far, on stderr (a long run shows what it has)."""
     found = {k: v for k, v in out.items() if k.startswith(prefixes)}
@@ -322,6 +351,8 @@ def main() -> None:
                         help="cases queried while scans flow (default 50)")
     parser.add_argument("--keep", metavar="DIR",
                         help="prepare the commune once into DIR and reuse it on later runs")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (`qrtrace serve --workers`, default 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     out = run(args)

@@ -1,10 +1,11 @@
 """`qrtrace serve --data DIR [--kafka HOST:PORT] [--host H] [--port P] [--workers N]`:
-the HTTP API (and the officials' page) with embedded ingestion in one process.
+the HTTP API (and the officials' page) with embedded ingestion.
 
 The admin token comes from QRTRACE_ADMIN_TOKEN when set; otherwise one is created on the
 first start and printed once (only its hash is kept). With --kafka, scans are produced to
-the topic and an in-process worker indexes them. The index belongs to one process, so
---workers above 1 is refused for now (see the README).
+the topic and an in-process worker indexes them. With --workers N, N processes serve on
+the one address: this one owns the index and writes, the others follow it and answer
+reads (api/workers.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 from api.cli import UsageError
+
+MAX_WORKERS = 64
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="with --kafka: the indexing consumer group (default qrtrace-index)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
-    p.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes (default 1): one writer, the others followers "
+                        "that answer reads and forward checked scans to it")
     p.add_argument("--retention-days", type=int, default=21,
                    help="days check-ins are kept (default 21)")
     p.add_argument("--device-burst", type=int, default=20_000, metavar="N",
@@ -82,14 +87,17 @@ def settings_from(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns 0. Raises UsageError for bad options or data."""
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
+    if args.workers > 1:
+        from api.workers import share_metrics
+        share_metrics()  # before any metric exists (api.app makes them)
+
     import uvicorn
 
     from api.app import create_asgi
     from api.service import Service
 
-    if args.workers != 1:
-        raise UsageError("--workers above 1 is not supported yet: the embedded index "
-                         "belongs to one process (see the README)")
     settings = settings_from(args)
     try:
         service = Service(settings)
@@ -107,11 +115,38 @@ def run(args: argparse.Namespace) -> int:
         # out of the cyclic GC's generations, full collections stop rescanning it
         gc.collect()
         gc.freeze()
-        uvicorn.run(create_asgi(settings, service), host=args.host, port=args.port,
-                    log_level=args.log_level, access_log=False, proxy_headers=False)
+        if args.workers == 1:
+            uvicorn.run(create_asgi(settings, service), host=args.host, port=args.port,
+                        log_level=args.log_level, access_log=False, proxy_headers=False)
+        else:
+            _serve_processes(args, settings, service)
     finally:
         service.close()
     return 0
+
+
+def _serve_processes(args: argparse.Namespace, settings, service) -> None:
+    """This process (the writer) and args.workers - 1 followers on one socket."""
+    import uvicorn
+
+    from api.app import create_asgi
+    from api.workers import Followers, bind
+
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
+    followers = Followers(settings, service, sock, count=args.workers - 1,
+                          log_level=args.log_level)
+    followers.start()
+    service.readiness_checks.append(followers.readiness_problem)
+    try:
+        config = uvicorn.Config(create_asgi(settings, service), log_level=args.log_level,
+                                access_log=False, proxy_headers=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        followers.stop()
+        sock.close()
 
 
 def _demo(service) -> None:

@@ -16,9 +16,10 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="the process is alive")
-def healthz() -> dict:
-    """Always {"status": "ok"} while the process answers."""
-    return {"status": "ok"}
+def healthz(service: ServiceDep) -> dict:
+    """{"status": "ok", "process": ...} while the process answers: "writer", or with
+    `qrtrace serve --workers N` the follower that answered ("follower 1", ...)."""
+    return {"status": "ok", "process": service.process}
 
 
 @router.get("/readyz", summary="the service can take scans and queries",

@@ -276,7 +276,7 @@ def test_input_limits(server):
 
 
 def test_operations_endpoints(server):
-    assert server.get("/healthz", token=None).json() == {"status": "ok"}
+    assert server.get("/healthz", token=None).json() == {"status": "ok", "process": "writer"}
     assert server.get("/readyz", token=None).status_code == 200
     c = setup_commune(server)
     server.post("/v1/scan", token=c["devices"][1], json={"token": "bad", "time": NOW})

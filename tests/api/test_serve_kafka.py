@@ -6,13 +6,18 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from tests.api.test_serve import NOW, setup_commune
 
 
-def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap):
+@pytest.mark.parametrize("workers", [1, 3])
+def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap, workers):
     name = uuid.uuid4().hex[:10]
     server = live_server(extra=("--kafka", kafka_bootstrap, "--topic", f"qrtrace.scans.{name}",
-                                "--group", f"qrtrace-index-{name}"))
+                                "--group", f"qrtrace-index-{name}", "--workers", str(workers)))
+    if workers > 1:  # a new connection per request: any of the processes answers each
+        server.session.headers["Connection"] = "close"
     c = setup_commune(server)
     t = c["tokens"]
     r = server.post("/v1/scans", token=c["devices"][1], json={"scans": [
