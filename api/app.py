@@ -8,6 +8,7 @@ reports (officials and admins), admin. The service's parts are opened in the lif
 and closed at shutdown. Errors of the layers below map to HTTP here, in one place:
 
     RateLimited        429 with Retry-After (nothing of the request was written)
+    WriterGone         503 with Retry-After (a follower whose writer process is gone)
     CaseNotFound       404
     OutOfJurisdiction  403
     BadCase            422 naming the field
@@ -34,6 +35,7 @@ from api.routes import admin, cases, health, me, reports, scans, web
 from api.schemas import LARGE_BOUNDS, Problem
 from api.service import Service
 from api.settings import Settings
+from api.writer import WriterGone
 
 
 def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
@@ -93,6 +95,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def rate_limited(request: Request, exc: RateLimited):
         request.app.state.service.metrics.rate_limited.labels(exc.scope).inc()
         return _problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
+
+    @app.exception_handler(WriterGone)
+    async def writer_gone(request: Request, exc: WriterGone):
+        return _problem(503, str(exc), {"Retry-After": "5"})
 
     async def case_error(request: Request, exc: Exception):
         return _problem(error_status(exc), str(exc))

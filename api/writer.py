@@ -38,6 +38,7 @@ from api.ratelimit import RateLimited
 logger = logging.getLogger("qrtrace.api")
 _LENGTH = struct.Struct("<I")
 STORE, RELOAD, READY = "store", "reload", "ready"
+_RELOADS = {"venues": "reload_venues", "keys": "reload_keyring", "revoked": "reload_revoked"}
 
 
 class WriterGone(RuntimeError):
@@ -118,11 +119,10 @@ class WriterChannel:
             self.ready.set()
             return None
         if op == RELOAD:
-            what = args[0]
-            reload = {"venues": self.service.reload_venues,
-                      "keys": self.service.reload_keyring,
-                      "revoked": self.service.reload_revoked}[what]
-            reload()
+            method = _RELOADS.get(args[0])
+            if method is None:
+                raise ValueError(f"unknown reload {args[0]!r}")
+            getattr(self.service, method)()
             return None
         raise ValueError(f"unknown request {op!r}")
 
