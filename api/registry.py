@@ -242,26 +242,36 @@ class Registry:
 
     def authenticate(self, token: str) -> Principal | None:
         """The live principal holding `token`, or None. Served from memory: a change made
-        through this object (a revocation) applies at once; one made by another process
-        within RECHECK_S seconds (checking SQLite's data_version on every call cost a
-        fifth of a single-scan request)."""
+        through this object (a revocation) applies at once; a principal added by another
+        process is found at once too (an unknown token makes the memory be checked
+        against the database first); a revocation made by another process applies within
+        RECHECK_S seconds (checking SQLite's data_version on every call cost a fifth of
+        a single-scan request)."""
         now = time.monotonic()
         # The event loop calls this for every request: without a reload due, it reads the
         # dict without the lock, which threads hold during SQLite queries (waiting for it
         # stalled the loop under load).
         if self._stale or now - self._checked >= RECHECK_S:
-            with self._lock:
-                if self._stale or now - self._checked >= RECHECK_S:
-                    version = self._db.execute("PRAGMA data_version").fetchone()[0]
-                    if self._stale or version != self._version:
-                        rows = self._db.execute(
-                            f"SELECT {_P_COLS}, token_hash FROM principals"
-                            " WHERE revoked IS NULL").fetchall()
-                        self._by_hash = {r[-1]: _principal(r[:-1]) for r in rows}
-                        self._version = version
-                        self._stale = False
-                    self._checked = now
-        return self._by_hash.get(hash_token(token))
+            self._reload_principals(now)
+        digest = hash_token(token)
+        found = self._by_hash.get(digest)
+        if found is None and self._checked != now:  # added by another process since?
+            self._reload_principals(now)
+            found = self._by_hash.get(digest)
+        return found
+
+    def _reload_principals(self, now: float) -> None:
+        """Read the live principals again if the database changed (or this object did)."""
+        with self._lock:
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if self._stale or version != self._version:
+                rows = self._db.execute(
+                    f"SELECT {_P_COLS}, token_hash FROM principals"
+                    " WHERE revoked IS NULL").fetchall()
+                self._by_hash = {r[-1]: _principal(r[:-1]) for r in rows}
+                self._version = version
+                self._stale = False
+            self._checked = now
 
     # ---- cases --------------------------------------------------------------------
 

@@ -8,6 +8,15 @@ The data folder holds, beside the index and the key ring: registry.sqlite3 (prin
 cases, QR points), venues.json, and audit/audit.log. With `settings.kafka`, scans are
 produced to the topic and an in-process worker (consumer group qrtrace-index) indexes
 them into this folder's index, which the officials' queries read.
+
+With `writer` (a follower process of `qrtrace serve --workers N`, api/workers.py), the
+index is a read-only tracing.follower.IndexFollower of the folder and the checked scans
+go to the writer process (api/writer.py), which owns the index, the rate limits, the
+retention purge and Kafka. What any process changes reaches the others through the data
+folder: the registry (SQLite, re-read within RECHECK_S), the audit log (appended under
+flock), keys.json and venues.json (a stat at each use: a venue saved through one process
+is known to the next request of any other), and the revocations (re-read within
+RECHECK_S).
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from tracing.index import CheckinIndex
 from tracing.venues import VENUES_FILE, VenueTable
 
 logger = logging.getLogger("qrtrace.api")
-RECHECK_S = 1.0  # how soon a change made by another process (keys, venues) is seen
+RECHECK_S = 1.0  # how soon a revocation made by another process is seen
 
 
 @contextmanager
@@ -51,13 +60,11 @@ def _file_lock(path: Path):
 
 class FileWatch:
     """Whether a file changed (replaced, written, created or removed) since the last
-    look; it looks at most once every `every_s` seconds (one stat)."""
+    look: one stat a look."""
 
-    def __init__(self, path: Path, every_s: float = RECHECK_S) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.every_s = every_s
         self._seen = self._stamp()
-        self._checked = time.monotonic()
 
     def _stamp(self):
         try:
@@ -67,11 +74,7 @@ class FileWatch:
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     def changed(self) -> bool:
-        """True once after each change (at most every_s late)."""
-        now = time.monotonic()
-        if now - self._checked < self.every_s:
-            return False
-        self._checked = now
+        """True once after each change."""
         stamp = self._stamp()
         if stamp == self._seen:
             return False
@@ -191,7 +194,7 @@ class Service:
 
     def keyring(self) -> KeyRing:
         """The current key ring: reloaded after a rotation through this process at
-        once, after one through another process (or the CLI) within RECHECK_S."""
+        once, after one through another process (or the CLI) at the next use."""
         with self._lock:
             if self._keyring is None or self._keys_watch.changed():
                 self._keyring = load_keyring(self.settings.data)
@@ -228,7 +231,7 @@ class Service:
 
     @property
     def venues(self) -> VenueTable:
-        """The venue table (venues.json), as saved by any process (within RECHECK_S)."""
+        """The venue table (venues.json), as last saved by any process."""
         if self._venues_watch.changed():
             self.reload_venues()
         return self._venues
