@@ -48,31 +48,9 @@ def check_times(t_in, t_out, max_time, max_duration):
 
 # ---- building ------------------------------------------------------------------------
 
-# Large outputs are allocated by the caller with numpy: numpy asks the kernel for huge
-# pages, and at 100M rows the page faults of numba-allocated arrays cost 3-4x the work.
-
-@njit(cache=True, nogil=True)
-def dense_rank(ids, top, codes):
-    """codes[i] = rank of ids[i] among the distinct ids (all < top); returns the sorted
-    distinct ids. Linear: for ids that are small integers, no sort is needed."""
-    rank = np.zeros(top + 1, np.int64)
-    for x in ids:
-        rank[x] = 1
-    n = 0
-    for x in range(top + 1):
-        if rank[x]:
-            rank[x] = n
-            n += 1
-        else:
-            rank[x] = -1
-    distinct = np.empty(n, np.uint64)
-    for x in range(top + 1):
-        if rank[x] >= 0:
-            distinct[rank[x]] = x
-    for i in range(ids.shape[0]):
-        codes[i] = rank[ids[i]]
-    return distinct
-
+# Large outputs are allocated by the caller (tracing/column_files.py: columns mapped
+# from their files, scratch in 4 KB pages): on this VM, where fresh memory is costly,
+# which kind of page a column gets decides much of a 100M build (benchmarks/RESULTS.md).
 
 @njit(cache=True, nogil=True)
 def radix_sort_pairs(keys, values, bits, keys_tmp, values_tmp):
