@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.syncer import LoopSyncer, SyncerGone
+
 GENESIS = "0" * 64
 _NONE = type(None)
 _TYPES = dict(
@@ -217,7 +219,8 @@ class AuditLog:
         self._written, self._synced, self._syncing, self._failure = 0, 0, False, None
         # coroutines of record_async waiting for their line's fsync (touched by the loop only)
         self._async_waiters: list[tuple[int, asyncio.Future]] = []
-        self._async_flushing = False
+        self._syncer: LoopSyncer | None = None  # the fsync helper of record_async
+        self._sync_requested, self._helper_losses = False, 0
         self._fd = _open_append(self._path)
         try:
             with self._flocked():
@@ -299,42 +302,81 @@ class AuditLog:
         detail: dict | None = None,
     ) -> AuditEntry:
         """`record` for an event loop: the line is written at once (a write of one line,
-        no wait), and the coroutine returns once it is fsynced. Concurrent requests share
-        one fsync round run off the loop, so a busy server pays one thread hop per round,
-        not per request. Same errors as `record`."""
+        no wait), and the coroutine returns once it is fsynced. The fsync is done by a
+        child process (api/syncer.py: no thread to take the GIL from the loop), one round
+        at a time for every line written before it. Same errors as `record`."""
         entry, ticket = self._write(_stored_fields(actor, role, action, case, purpose, detail))
         if self._synced < ticket:
             future = asyncio.get_running_loop().create_future()
             self._async_waiters.append((ticket, future))
-            if not self._async_flushing:
-                self._async_flushing = True
-                asyncio.get_running_loop().create_task(self._flush_async_waiters())
+            self._request_sync(future.get_loop())
             await future
         return AuditEntry(**entry)
 
-    async def _flush_async_waiters(self) -> None:
-        """Sync rounds until no coroutine waits; each round covers every line written."""
-        loop = asyncio.get_running_loop()
-        try:
-            while self._async_waiters:
-                target = max(ticket for ticket, _ in self._async_waiters)
-                try:
-                    await loop.run_in_executor(None, self._wait_durable, target)
-                except AuditError as exc:
-                    waiters, self._async_waiters = self._async_waiters, []
-                    for _, future in waiters:
-                        if not future.done():
-                            future.set_exception(exc)
-                    return
-                waiting = []
-                for ticket, future in self._async_waiters:
-                    if ticket > target:
-                        waiting.append((ticket, future))
-                    elif not future.done():
-                        future.set_result(None)
-                self._async_waiters = waiting
-        finally:
-            self._async_flushing = False
+    def _request_sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        """(loop thread) Ask the helper for a round covering every line written, unless
+        one is under way: its answer asks for the next."""
+        syncer = self._syncer
+        if syncer is None or syncer.loop is not loop:
+            if syncer is not None:  # a loop that has ended (asyncio.run called again)
+                syncer.close()
+            try:
+                syncer = self._syncer = LoopSyncer(self._fd, loop, self._synced_to,
+                                                   self._syncer_gone)
+            except SyncerGone as exc:
+                self._syncer = None
+                self._fail_async_waiters(AuditError(f"{self._path}: {exc}"))
+                return
+        elif self._sync_requested:
+            return
+        with self._sync:
+            target = self._written
+        self._sync_requested = True
+        syncer.request(target)
+
+    def _synced_to(self, ticket: int) -> None:
+        """(loop thread) The helper's answer: lines up to `ticket` are on disk, or the
+        fdatasync failed (minus its errno)."""
+        self._sync_requested = False
+        self._helper_losses = 0
+        if ticket < 0:
+            with self._sync:
+                self._failure = (f"{self._path}: fsync failed ({os.strerror(-ticket)}); "
+                                 "reopen")
+                self._sync.notify_all()
+            self._syncer = None  # it has exited
+            self._fail_async_waiters(AuditError(self._failure))
+            return
+        with self._sync:
+            self._synced = max(self._synced, ticket)
+            self._sync.notify_all()
+        waiting = []
+        for waiter, future in self._async_waiters:
+            if waiter > self._synced:
+                waiting.append((waiter, future))
+            elif not future.done():
+                future.set_result(None)
+        self._async_waiters = waiting
+        if waiting:
+            self._request_sync(waiting[0][1].get_loop())
+
+    def _syncer_gone(self, reason: str) -> None:
+        """(loop thread) The helper exited with a request unanswered: start another once;
+        twice in a row, fail the waiters (the log itself stays usable)."""
+        self._sync_requested, self._syncer = False, None
+        self._helper_losses += 1
+        if self._helper_losses > 1:
+            self._helper_losses = 0
+            self._fail_async_waiters(AuditError(f"{self._path}: {reason}"))
+        elif self._async_waiters:
+            _logger.warning("%s: %s; starting another", self._path, reason)
+            self._request_sync(self._async_waiters[0][1].get_loop())
+
+    def _fail_async_waiters(self, error: AuditError) -> None:
+        waiters, self._async_waiters = self._async_waiters, []
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(error)
 
     def _write(self, fields: dict) -> tuple[dict, int]:
         """Append the entry of `fields` to the chain; (entry, its ticket for _wait_durable)."""
@@ -446,7 +488,11 @@ class AuditLog:
             return _verify_chain(fd, size, anchors)
 
     def close(self) -> None:
-        """Sync what was written and close the file; later calls raise AuditError."""
+        """Sync what was written and close the file; later calls raise AuditError. Call
+        from the thread of the loop that awaited `record_async`, or after that loop ended."""
+        if self._syncer is not None:
+            self._syncer.close()
+            self._syncer = None
         with self._lock, self._sync:
             if self._fd < 0:
                 return

@@ -4,8 +4,10 @@ threads and processes."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import signal
 import stat
 import subprocess
 import sys
@@ -283,40 +285,77 @@ def test_coroutines_and_threads_give_one_chain_with_every_entry_once(tmp_path):
                              | {(f"t{t}", i) for t in range(4) for i in range(50)})
 
 
-def test_coroutines_return_only_after_an_fsync_and_share_it(tmp_path, monkeypatch):
-    disk_ready, fsyncs = threading.Event(), []
-
-    def slow_disk(fd):  # the first fsync lasts until every coroutine has written
-        fsyncs.append(fd)
-        disk_ready.wait()
-
-    monkeypatch.setattr(audit, "_fsync", slow_disk)
+def test_coroutines_return_only_after_the_helper_fsyncs_and_share_its_rounds(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
+    rounds = []
 
     async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        helper = log._syncer.process
+        answer = log._synced_to
+        log._synced_to = lambda ticket: (rounds.append(ticket), answer(ticket))
+        log._syncer._on_answer = log._synced_to
         returned = []
 
         async def one(i):
             await log.record_async(actor="a", role="official", action="x", case=i)
             returned.append(i)
 
-        tasks = [asyncio.create_task(one(i)) for i in range(50)]
-        while not fsyncs or log.head()[0] < 50:
-            await asyncio.sleep(0.001)
-        assert returned == []  # written, not yet synced: nobody has its answer
-        disk_ready.set()
+        os.kill(helper.pid, signal.SIGSTOP)  # a disk that does not answer
+        try:
+            tasks = [asyncio.create_task(one(i)) for i in range(1, 51)]
+            while log.head()[0] < 51:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.05)
+            assert returned == []  # written, not yet synced: nobody has its answer
+        finally:
+            os.kill(helper.pid, signal.SIGCONT)
         await asyncio.gather(*tasks)
         return returned
 
-    assert sorted(asyncio.run(main())) == list(range(50))
-    assert len(fsyncs) <= 2 and log.verify().entries == 50
+    assert sorted(asyncio.run(main())) == list(range(1, 51))
+    assert 1 <= len(rounds) <= 2  # one request in flight at a time covers every line
+    assert log.verify().entries == 51
+    log.close()
+
+
+def test_a_killed_helper_is_replaced_and_its_waiters_still_return(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        helper = log._syncer.process
+        os.kill(helper.pid, signal.SIGSTOP)
+        tasks = [asyncio.create_task(log.record_async(actor="a", role="official",
+                                                     action="x", case=i))
+                 for i in range(1, 11)]
+        while log.head()[0] < 11:
+            await asyncio.sleep(0.001)
+        os.kill(helper.pid, signal.SIGKILL)
+        await asyncio.gather(*tasks)
+        assert log._syncer.process.pid != helper.pid
+        await log.record_async(actor="a", role="official", action="x", case=11)
+
+    asyncio.run(main())
+    assert log.verify().entries == 12
+    log.close()
+
+
+def test_each_event_loop_gets_its_own_helper(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+    for i in range(3):  # asyncio.run makes a new loop each time
+        asyncio.run(log.record_async(actor="a", role="official", action="x", case=i))
+    assert log.verify().entries == 3
+    log.close()
 
 
 def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path, monkeypatch):
-    def broken_disk(fd):
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(audit, "_fsync", broken_disk)
+    # the disk is what fails here, not the helper: a helper that answers EIO to its first
+    # request, as the real one does when fdatasync fails
+    eio = ("import socket, struct, sys; s = socket.socket(fileno=int(sys.argv[2])); "
+           "s.recv(8); s.sendall(struct.pack('<q', -5))")
+    monkeypatch.setattr(audit, "LoopSyncer", functools.partial(
+        audit.LoopSyncer, command=[sys.executable, "-c", eio]))
     log = AuditLog(tmp_path / "audit.log")
 
     async def main():
