@@ -24,10 +24,9 @@ from functools import cache
 
 import numpy as np
 import zxingcpp
-from PIL import Image
 
 from decoder.images import MAX_PIXELS, BadInput, to_gray
-from decoder.locate import CodeRegion, locate
+from decoder.locate import CodeRegion, crop_pixels, locate
 from decoder.passes import CASCADE, DecodePass
 
 
@@ -249,12 +248,12 @@ def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
     dx, dy = int(grow * (x1 - x0)), int(grow * (y1 - y0))
     height, width = gray.shape
     x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
-    crop = gray[y0:min(height, y1 + dy), x0:min(width, x1 + dx)]
-    crop = 255 - crop if region.inverted else np.ascontiguousarray(crop)
+    x1, y1 = min(width, x1 + dx), min(height, y1 + dy)
+    full_shape = (y1 - y0, x1 - x0)
     shrink = int(region.module // CROP_MODULE_PX)
-    full_shape = crop.shape
-    if shrink >= 2 and min(crop.shape) >= 42 * shrink:
-        crop = np.asarray(Image.fromarray(crop).reduce(shrink))
+    if shrink < 2 or min(full_shape) < 42 * shrink:
+        shrink = 1
+    crop = crop_pixels(gray, (x0, y0, x1, y1), region.inverted, shrink)
     found, scale = decode_pass.run(crop)
     scale *= full_shape[1] / crop.shape[1]
     seen = []

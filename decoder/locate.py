@@ -117,6 +117,21 @@ def locate(gray: np.ndarray) -> Located:
     return Located(codes, len(loose), finders, loose, gray.shape)
 
 
+def crop_pixels(gray: np.ndarray, box: tuple[int, int, int, int], inverted: bool,
+                shrink: int = 1) -> np.ndarray:
+    """The pixels of `box` (x0, y0, x1, y1, end exclusive) of a 2-D uint8 array as a new
+    C-contiguous array: inverted (255 - v) if `inverted`, so that a light-on-dark code
+    reads dark on light, and reduced `shrink` times by box means exactly as Pillow's
+    Image.reduce would. One pass that releases the GIL (Pillow's reduce and the copies
+    around it held it for most of their time). Raises ValueError for an empty box, a
+    box outside the array or a shrink under 1."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    height, width = gray.shape
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height) or shrink < 1:
+        raise ValueError(f"cannot crop {box} (shrink {shrink}) from an image of {width}x{height}")
+    return kernels.crop_reduced(gray, x0, y0, x1, y1, bool(inverted), int(shrink))
+
+
 def _guesses(finders: np.ndarray, loose: list[int],
              shape: tuple[int, int]) -> list[CodeRegion]:
     """Regions that would hold a code of which only some finder patterns were seen: around

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
 from decoder import FrameDecoder, FrameStatus
-from decoder.locate import locate
+from decoder.locate import crop_pixels, locate
 from decoder.passes import LOCATE_FIRST
 from tests.decoder.samples import needs_samples, sample_corpus, zxing_default_texts
 
@@ -111,6 +111,38 @@ def test_locate_refuses_what_is_not_a_grey_image():
         locate(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="2-D uint8"):
         locate(np.zeros((100, 100), np.float32))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(21, 300), st.integers(21, 300), st.data(), st.booleans(),
+       st.integers(1, 9), st.sampled_from(["noise", "binary", "bright"]))
+def test_a_crop_is_what_numpy_and_pillow_make_of_it(height, width, data, inverted, shrink,
+                                                    kind):
+    rng = np.random.default_rng(height * 1000 + width)
+    if kind == "noise":
+        gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    elif kind == "binary":
+        gray = np.where(rng.random((height, width)) < 0.5, 0, 255).astype(np.uint8)
+    else:  # sums near the top of the range, where rounding goes wrong first
+        gray = rng.integers(240, 256, (height, width), dtype=np.uint8)
+    x0 = data.draw(st.integers(0, width - 1))
+    x1 = data.draw(st.integers(x0 + 1, width))
+    y0 = data.draw(st.integers(0, height - 1))
+    y1 = data.draw(st.integers(y0 + 1, height))
+    expected = gray[y0:y1, x0:x1]
+    expected = 255 - expected if inverted else expected
+    if shrink > 1:
+        expected = np.asarray(Image.fromarray(np.ascontiguousarray(expected)).reduce(shrink))
+    crop = crop_pixels(gray, (x0, y0, x1, y1), inverted, shrink)
+    assert crop.flags.c_contiguous
+    np.testing.assert_array_equal(crop, expected)
+
+
+def test_crop_pixels_refuses_a_box_outside_the_image():
+    gray = np.zeros((50, 60), np.uint8)
+    for box in [(0, 0, 61, 10), (-1, 0, 10, 10), (5, 5, 5, 10)]:
+        with pytest.raises(ValueError, match="cannot crop"):
+            crop_pixels(gray, box, False)
 
 
 @needs_samples
