@@ -436,3 +436,34 @@ def crop_reduced(gray, x0, y0, x1, y1, invert, factor):
             n = (yb - ya) * (w - full * factor)
             target[full] = _box_mean(total, n, _reciprocal(n), invert)
     return out
+
+
+@njit(nogil=True, cache=True)
+def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, max_hits,
+                   max_clusters, min_hits, max_finders, max_triples):
+    """The whole scan in one call, without the GIL: thresholds, hits, clusters. Returns
+    the clusters crossed by at least `min_hits` rows, most hits first (ties in the order
+    found), at most `max_finders` of them; and the triples `find_triples` makes of those."""
+    thresholds = block_thresholds(gray, block, sample_step, min_contrast)
+    hits = np.empty((max_hits, HIT_FIELDS), np.int64)
+    n = scan_finders(gray, thresholds, block, row_step, min_edge, hits)
+    clusters = np.empty((max_clusters, 5), np.float64)
+    k = cluster_hits(hits, n, clusters)
+    order = np.empty(k, np.int64)
+    kept = 0
+    for i in range(k):
+        if clusters[i, 4] >= min_hits:
+            # insertion sort, stable: an earlier cluster stays first among equal counts
+            j = kept
+            while j > 0 and clusters[order[j - 1], 4] < clusters[i, 4]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = i
+            kept += 1
+    kept = min(kept, max_finders)
+    chosen = np.empty((kept, 5), np.float64)
+    for r in range(kept):
+        chosen[r] = clusters[order[r]]
+    triples = np.empty((max_triples, 4), np.float64)
+    m = find_triples(chosen, kept, triples)
+    return chosen, triples[:m].copy()

@@ -98,19 +98,13 @@ def locate(gray: np.ndarray) -> Located:
         scale *= 2
         image = _halve(image)
     image = np.ascontiguousarray(image)
-    thresholds = kernels.block_thresholds(image, BLOCK, SAMPLE_STEP, MIN_CONTRAST)
-    hits = np.empty((MAX_HITS, kernels.HIT_FIELDS), np.int64)
-    n = kernels.scan_finders(image, thresholds, BLOCK, ROW_STEP, MIN_EDGE, hits)
-    clusters = np.empty((MAX_CLUSTERS, 5), np.float64)
-    k = kernels.cluster_hits(hits, n, clusters)
-    clusters = clusters[:k]
-    # A finder pattern is crossed by several scanned rows; one hit alone is mostly noise.
-    clusters = clusters[clusters[:, 4] >= MIN_HITS]
-    clusters = clusters[np.argsort(-clusters[:, 4], kind="stable")[:MAX_FINDERS]]
+    # One kernel call: the Python and numpy steps between four calls held the GIL for
+    # as long as the scan of a small frame takes.
+    clusters, triples = kernels.locate_finders(
+        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, MAX_HITS, MAX_CLUSTERS,
+        MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
     k = len(clusters)
-    triples = np.empty((MAX_TRIPLES, 4), np.float64)
-    m = kernels.find_triples(clusters, k, triples)
-    codes, used = _regions(clusters, triples[:m], gray.shape, scale)
+    codes, used = _regions(clusters, triples, gray.shape, scale)
     finders = clusters.copy()
     finders[:, :3] *= scale
     loose = [i for i in range(k) if i not in used]
