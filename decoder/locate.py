@@ -39,9 +39,13 @@ SAMPLE_STEP = 4
 SCAN_MAX_SIDE = 800
 # A finder's light rings are this much brighter than its dark parts (grey levels).
 MIN_EDGE = 20
-# Sizes of the kernels' output buffers; a frame fills them only with pathological clutter.
+# Sizes of the kernels' output buffers; a frame fills MAX_HITS only with pathological
+# clutter (at most 996 hits in 1,800 synthetic frames).
 MAX_HITS = 4096
-MAX_CLUSTERS = 256
+# Every hit may start a cluster of its own. With room for 256, the clutter found first in
+# a busy frame (24 of those 1,800) filled the buffer, and every finder pattern further
+# down the frame was dropped unseen.
+MAX_CLUSTERS = MAX_HITS
 MAX_TRIPLES = 512
 # A finder pattern is crossed by several scanned rows; one hit alone is mostly noise.
 MIN_HITS = 2

@@ -106,6 +106,28 @@ def test_frames_without_a_code_give_no_code_region(kind):
     assert result.status is FrameStatus.NO_CODE and result.texts == []
 
 
+def test_a_code_below_hundreds_of_finder_like_marks_is_located_and_read():
+    # Print, logos or a patterned cloth above the code: each mark is a finder pattern
+    # of its own. Those found first must not crowd out the code's patterns further down.
+    mark = np.full((7, 7), 0, np.uint8)
+    mark[1:6, 1:6] = 255
+    mark[2:5, 2:5] = 0
+    mark = np.kron(mark, np.ones((2, 2), np.uint8))
+    frame = np.full((720, 1280), 200, np.uint8)
+    for y in range(10, 150, 24):
+        for x in range(10, 1260, 24):
+            frame[y:y + 14, x:x + 14] = mark
+    code = np.asarray(zxingcpp.create_barcode(TOKEN, zxingcpp.BarcodeFormat.QRCode,
+                                              ec_level="M").to_image(scale=5))
+    frame[400:400 + code.shape[0], 500:500 + code.shape[1]] = code
+    centre = (500 + code.shape[1] / 2, 400 + code.shape[0] / 2)
+    located = locate(frame)
+    assert any(contains(region.box, centre) for region in located.codes)
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts == [TOKEN]
+
+
 def test_locate_refuses_what_is_not_a_grey_image():
     with pytest.raises(ValueError, match="2-D uint8"):
         locate(np.zeros((10, 10, 3), np.uint8))
