@@ -213,24 +213,35 @@ CROP_MODULE_PX = 3.0
 
 def _read_located(decode_pass: DecodePass, gray: np.ndarray
                   ) -> tuple[list[zxingcpp.Barcode], list[Box], list[Box], bool]:
-    """Locate the codes of `gray` and run `decode_pass` on a crop around each. Returns
-    the codes read; the regions of codes that zxing-cpp located and could not read; the
-    regions of three finder patterns in which it found no code; and whether the frame
-    is unsure (nothing read, and loose finder patterns seen)."""
+    """Locate the codes of `gray` and run `decode_pass` on a crop around each, then on
+    the wider regions around finder patterns left over (`Located.guesses`) that overlap
+    no code read: a second code one of whose patterns the scan missed. Returns the codes
+    read; the regions of codes that zxing-cpp located and could not read; the regions of
+    three finder patterns in which it found no code; and whether the frame is unsure
+    (nothing read, and loose finder patterns seen)."""
     located = locate(gray)
     read: list[zxingcpp.Barcode] = []
     unread: list[Box] = []
     likely: list[Box] = []
+    done: list[Box] = []
     for region in located.codes:
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         if not found:
             found, seen = _read_region(decode_pass, gray, region, REGROW)
         read.extend(found)
+        if found:
+            done.append(region.box)
         if seen and not found:
             unread.append(region.box)
         elif not found and region.module < LIKELY_MAX_MODULE:
             likely.append(region.box)
     if read:
+        for region in located.guesses():
+            if any(_overlap(region.box, box) for box in done):
+                continue
+            found, seen = _read_region(decode_pass, gray, region, 0.0)
+            read.extend(found)
+            unread.extend(seen)
         return read, unread, likely, False
     for region in located.guesses():
         found, seen = _read_region(decode_pass, gray, region, 0.0)

@@ -128,6 +128,30 @@ def test_a_code_below_hundreds_of_finder_like_marks_is_located_and_read():
     assert result.texts == [TOKEN]
 
 
+@pytest.mark.parametrize("corner", ["top_left", "top_right", "bottom_left"])
+def test_a_second_code_with_a_blurred_finder_is_read_next_to_a_sharp_one(corner):
+    # The scan misses the blurred pattern, so the second code is no triple; zxing-cpp's
+    # defaults read it, and so must the crops around the two patterns left over.
+    other = "QT1PZYXWVUTSRQPONMLKJIHGFEDCBA9876543210-+*%$"
+    first, second = (np.asarray(zxingcpp.create_barcode(
+        text, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(scale=4))
+        for text in (TOKEN, other))
+    frame = np.full((480, 640), 190, np.uint8)
+    frame[40:40 + first.shape[0], 30:30 + first.shape[1]] = first
+    y, x = 200, 330
+    frame[y:y + second.shape[0], x:x + second.shape[1]] = second
+    size = 7 * 4 + 8  # the finder pattern and a module around it
+    near, far = 12, second.shape[0] - 12 - size
+    top, left = {"top_left": (near, near), "top_right": (near, far),
+                 "bottom_left": (far, near)}[corner]
+    patch = frame[y + top:y + top + size, x + left:x + left + size]
+    patch[:] = np.asarray(Image.fromarray(patch).filter(ImageFilter.GaussianBlur(2)))
+    assert len(locate(frame).codes) == 1
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert sorted(result.texts) == sorted([TOKEN, other])
+
+
 def test_locate_refuses_what_is_not_a_grey_image():
     with pytest.raises(ValueError, match="2-D uint8"):
         locate(np.zeros((10, 10, 3), np.uint8))
