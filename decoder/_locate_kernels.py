@@ -368,3 +368,102 @@ def find_triples(clusters, k, triples):
                 triples[m, 3] = best_err
                 m += 1
     return m
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _reciprocal(n):
+    """Pillow's reciprocal of a box of `n` pixels: 2**32 / (256 n) in single precision,
+    truncated."""
+    return np.int64(np.float32(4294967296.0) / np.float32(256 * n))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _box_mean(total, n, reciprocal, invert):
+    """The mean of `n` pixels summing to `total` (of the inverted pixels if `invert`),
+    rounded as Pillow's Image.reduce rounds it: a 32-bit fixed-point multiply."""
+    if invert:
+        total = 255 * n - total
+    return np.uint8((((total + n // 2) * reciprocal) & 0xFFFFFFFF) >> 24)
+
+
+@njit(nogil=True, cache=True)
+def crop_reduced(gray, x0, y0, x1, y1, invert, factor):
+    """gray[y0:y1, x0:x1] as a new array, inverted (255 - v) if `invert`, then reduced
+    `factor` times by box means, pixel for pixel what Pillow's Image.reduce(factor)
+    gives (the last row and column of boxes may be narrower). One pass, without the
+    GIL: Pillow's reduce and numpy's copies hold it around their work."""
+    h = y1 - y0
+    w = x1 - x0
+    oh = (h + factor - 1) // factor
+    ow = (w + factor - 1) // factor
+    out = np.empty((oh, ow), np.uint8)
+    if factor == 1:
+        for y in range(h):
+            source = gray[y0 + y, x0:x1]  # a view: indices from 0 let LLVM vectorise
+            target = out[y]
+            if invert:
+                for x in range(w):
+                    target[x] = np.uint8(255) - source[x]
+            else:
+                for x in range(w):
+                    target[x] = source[x]
+        return out
+    columns = np.empty(w, np.int32)
+    full = w // factor
+    sums = np.empty(full, np.int32)
+    for oy in range(oh):
+        ya = y0 + oy * factor
+        yb = min(y1, ya + factor)
+        columns[:] = 0
+        for y in range(ya, yb):
+            source = gray[y, x0:x1]
+            for x in range(w):
+                columns[x] += np.int32(source[x])
+        target = out[oy]
+        n = (yb - ya) * factor
+        reciprocal = _reciprocal(n)
+        # Box sums a column offset at a time: loops of fixed stride that LLVM vectorises.
+        sums[:] = 0
+        for k in range(factor):
+            for ox in range(full):
+                sums[ox] += columns[ox * factor + k]
+        for ox in range(full):
+            target[ox] = _box_mean(np.int64(sums[ox]), n, reciprocal, invert)
+        if ow > full:  # a last, narrower box
+            total = np.int64(0)
+            for x in range(full * factor, w):
+                total += columns[x]
+            n = (yb - ya) * (w - full * factor)
+            target[full] = _box_mean(total, n, _reciprocal(n), invert)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, max_hits,
+                   max_clusters, min_hits, max_finders, max_triples):
+    """The whole scan in one call, without the GIL: thresholds, hits, clusters. Returns
+    the clusters crossed by at least `min_hits` rows, most hits first (ties in the order
+    found), at most `max_finders` of them; and the triples `find_triples` makes of those."""
+    thresholds = block_thresholds(gray, block, sample_step, min_contrast)
+    hits = np.empty((max_hits, HIT_FIELDS), np.int64)
+    n = scan_finders(gray, thresholds, block, row_step, min_edge, hits)
+    clusters = np.empty((max_clusters, 5), np.float64)
+    k = cluster_hits(hits, n, clusters)
+    order = np.empty(k, np.int64)
+    kept = 0
+    for i in range(k):
+        if clusters[i, 4] >= min_hits:
+            # insertion sort, stable: an earlier cluster stays first among equal counts
+            j = kept
+            while j > 0 and clusters[order[j - 1], 4] < clusters[i, 4]:
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = i
+            kept += 1
+    kept = min(kept, max_finders)
+    chosen = np.empty((kept, 5), np.float64)
+    for r in range(kept):
+        chosen[r] = clusters[order[r]]
+    triples = np.empty((max_triples, 4), np.float64)
+    m = find_triples(chosen, kept, triples)
+    return chosen, triples[:m].copy()

@@ -24,10 +24,9 @@ from functools import cache
 
 import numpy as np
 import zxingcpp
-from PIL import Image
 
 from decoder.images import MAX_PIXELS, BadInput, to_gray
-from decoder.locate import CodeRegion, locate
+from decoder.locate import CodeRegion, crop_pixels, locate
 from decoder.passes import CASCADE, DecodePass
 
 
@@ -214,24 +213,35 @@ CROP_MODULE_PX = 3.0
 
 def _read_located(decode_pass: DecodePass, gray: np.ndarray
                   ) -> tuple[list[zxingcpp.Barcode], list[Box], list[Box], bool]:
-    """Locate the codes of `gray` and run `decode_pass` on a crop around each. Returns
-    the codes read; the regions of codes that zxing-cpp located and could not read; the
-    regions of three finder patterns in which it found no code; and whether the frame
-    is unsure (nothing read, and loose finder patterns seen)."""
+    """Locate the codes of `gray` and run `decode_pass` on a crop around each, then on
+    the wider regions around finder patterns left over (`Located.guesses`) that overlap
+    no code read: a second code one of whose patterns the scan missed. Returns the codes
+    read; the regions of codes that zxing-cpp located and could not read; the regions of
+    three finder patterns in which it found no code; and whether the frame is unsure
+    (nothing read, and loose finder patterns seen)."""
     located = locate(gray)
     read: list[zxingcpp.Barcode] = []
     unread: list[Box] = []
     likely: list[Box] = []
+    done: list[Box] = []
     for region in located.codes:
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         if not found:
             found, seen = _read_region(decode_pass, gray, region, REGROW)
         read.extend(found)
+        if found:
+            done.append(region.box)
         if seen and not found:
             unread.append(region.box)
         elif not found and region.module < LIKELY_MAX_MODULE:
             likely.append(region.box)
     if read:
+        for region in located.guesses():
+            if any(_overlap(region.box, box) for box in done):
+                continue
+            found, seen = _read_region(decode_pass, gray, region, 0.0)
+            read.extend(found)
+            unread.extend(seen)
         return read, unread, likely, False
     for region in located.guesses():
         found, seen = _read_region(decode_pass, gray, region, 0.0)
@@ -249,12 +259,12 @@ def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
     dx, dy = int(grow * (x1 - x0)), int(grow * (y1 - y0))
     height, width = gray.shape
     x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
-    crop = gray[y0:min(height, y1 + dy), x0:min(width, x1 + dx)]
-    crop = 255 - crop if region.inverted else np.ascontiguousarray(crop)
+    x1, y1 = min(width, x1 + dx), min(height, y1 + dy)
+    full_shape = (y1 - y0, x1 - x0)
     shrink = int(region.module // CROP_MODULE_PX)
-    full_shape = crop.shape
-    if shrink >= 2 and min(crop.shape) >= 42 * shrink:
-        crop = np.asarray(Image.fromarray(crop).reduce(shrink))
+    if shrink < 2 or min(full_shape) < 42 * shrink:
+        shrink = 1
+    crop = crop_pixels(gray, (x0, y0, x1, y1), region.inverted, shrink)
     found, scale = decode_pass.run(crop)
     scale *= full_shape[1] / crop.shape[1]
     seen = []

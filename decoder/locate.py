@@ -39,9 +39,13 @@ SAMPLE_STEP = 4
 SCAN_MAX_SIDE = 800
 # A finder's light rings are this much brighter than its dark parts (grey levels).
 MIN_EDGE = 20
-# Sizes of the kernels' output buffers; a frame fills them only with pathological clutter.
+# Sizes of the kernels' output buffers; a frame fills MAX_HITS only with pathological
+# clutter (at most 996 hits in 1,800 synthetic frames).
 MAX_HITS = 4096
-MAX_CLUSTERS = 256
+# Every hit may start a cluster of its own. With room for 256, the clutter found first in
+# a busy frame (24 of those 1,800) filled the buffer, and every finder pattern further
+# down the frame was dropped unseen.
+MAX_CLUSTERS = MAX_HITS
 MAX_TRIPLES = 512
 # A finder pattern is crossed by several scanned rows; one hit alone is mostly noise.
 MIN_HITS = 2
@@ -98,23 +102,32 @@ def locate(gray: np.ndarray) -> Located:
         scale *= 2
         image = _halve(image)
     image = np.ascontiguousarray(image)
-    thresholds = kernels.block_thresholds(image, BLOCK, SAMPLE_STEP, MIN_CONTRAST)
-    hits = np.empty((MAX_HITS, kernels.HIT_FIELDS), np.int64)
-    n = kernels.scan_finders(image, thresholds, BLOCK, ROW_STEP, MIN_EDGE, hits)
-    clusters = np.empty((MAX_CLUSTERS, 5), np.float64)
-    k = kernels.cluster_hits(hits, n, clusters)
-    clusters = clusters[:k]
-    # A finder pattern is crossed by several scanned rows; one hit alone is mostly noise.
-    clusters = clusters[clusters[:, 4] >= MIN_HITS]
-    clusters = clusters[np.argsort(-clusters[:, 4], kind="stable")[:MAX_FINDERS]]
+    # One kernel call: the Python and numpy steps between four calls held the GIL for
+    # as long as the scan of a small frame takes.
+    clusters, triples = kernels.locate_finders(
+        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, MAX_HITS, MAX_CLUSTERS,
+        MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
     k = len(clusters)
-    triples = np.empty((MAX_TRIPLES, 4), np.float64)
-    m = kernels.find_triples(clusters, k, triples)
-    codes, used = _regions(clusters, triples[:m], gray.shape, scale)
+    codes, used = _regions(clusters, triples, gray.shape, scale)
     finders = clusters.copy()
     finders[:, :3] *= scale
     loose = [i for i in range(k) if i not in used]
     return Located(codes, len(loose), finders, loose, gray.shape)
+
+
+def crop_pixels(gray: np.ndarray, box: tuple[int, int, int, int], inverted: bool,
+                shrink: int = 1) -> np.ndarray:
+    """The pixels of `box` (x0, y0, x1, y1, end exclusive) of a 2-D uint8 array as a new
+    C-contiguous array: inverted (255 - v) if `inverted`, so that a light-on-dark code
+    reads dark on light, and reduced `shrink` times by box means exactly as Pillow's
+    Image.reduce would. One pass that releases the GIL (Pillow's reduce and the copies
+    around it held it for most of their time). Raises ValueError for an empty box, a
+    box outside the array or a shrink under 1."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    height, width = gray.shape
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height) or shrink < 1:
+        raise ValueError(f"cannot crop {box} (shrink {shrink}) from an image of {width}x{height}")
+    return kernels.crop_reduced(gray, x0, y0, x1, y1, bool(inverted), int(shrink))
 
 
 def _guesses(finders: np.ndarray, loose: list[int],

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageFilter
 
 from decoder import FrameDecoder, FrameStatus
-from decoder.locate import locate
+from decoder.locate import crop_pixels, locate
 from decoder.passes import LOCATE_FIRST
 from tests.decoder.samples import needs_samples, sample_corpus, zxing_default_texts
 
@@ -106,11 +106,89 @@ def test_frames_without_a_code_give_no_code_region(kind):
     assert result.status is FrameStatus.NO_CODE and result.texts == []
 
 
+def test_a_code_below_hundreds_of_finder_like_marks_is_located_and_read():
+    # Print, logos or a patterned cloth above the code: each mark is a finder pattern
+    # of its own. Those found first must not crowd out the code's patterns further down.
+    mark = np.full((7, 7), 0, np.uint8)
+    mark[1:6, 1:6] = 255
+    mark[2:5, 2:5] = 0
+    mark = np.kron(mark, np.ones((2, 2), np.uint8))
+    frame = np.full((720, 1280), 200, np.uint8)
+    for y in range(10, 150, 24):
+        for x in range(10, 1260, 24):
+            frame[y:y + 14, x:x + 14] = mark
+    code = np.asarray(zxingcpp.create_barcode(TOKEN, zxingcpp.BarcodeFormat.QRCode,
+                                              ec_level="M").to_image(scale=5))
+    frame[400:400 + code.shape[0], 500:500 + code.shape[1]] = code
+    centre = (500 + code.shape[1] / 2, 400 + code.shape[0] / 2)
+    located = locate(frame)
+    assert any(contains(region.box, centre) for region in located.codes)
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts == [TOKEN]
+
+
+@pytest.mark.parametrize("corner", ["top_left", "top_right", "bottom_left"])
+def test_a_second_code_with_a_blurred_finder_is_read_next_to_a_sharp_one(corner):
+    # The scan misses the blurred pattern, so the second code is no triple; zxing-cpp's
+    # defaults read it, and so must the crops around the two patterns left over.
+    other = "QT1PZYXWVUTSRQPONMLKJIHGFEDCBA9876543210-+*%$"
+    first, second = (np.asarray(zxingcpp.create_barcode(
+        text, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(scale=4))
+        for text in (TOKEN, other))
+    frame = np.full((480, 640), 190, np.uint8)
+    frame[40:40 + first.shape[0], 30:30 + first.shape[1]] = first
+    y, x = 200, 330
+    frame[y:y + second.shape[0], x:x + second.shape[1]] = second
+    size = 7 * 4 + 8  # the finder pattern and a module around it
+    near, far = 12, second.shape[0] - 12 - size
+    top, left = {"top_left": (near, near), "top_right": (near, far),
+                 "bottom_left": (far, near)}[corner]
+    patch = frame[y + top:y + top + size, x + left:x + left + size]
+    patch[:] = np.asarray(Image.fromarray(patch).filter(ImageFilter.GaussianBlur(2)))
+    assert len(locate(frame).codes) == 1
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert sorted(result.texts) == sorted([TOKEN, other])
+
+
 def test_locate_refuses_what_is_not_a_grey_image():
     with pytest.raises(ValueError, match="2-D uint8"):
         locate(np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(ValueError, match="2-D uint8"):
         locate(np.zeros((100, 100), np.float32))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(21, 300), st.integers(21, 300), st.data(), st.booleans(),
+       st.integers(1, 9), st.sampled_from(["noise", "binary", "bright"]))
+def test_a_crop_is_what_numpy_and_pillow_make_of_it(height, width, data, inverted, shrink,
+                                                    kind):
+    rng = np.random.default_rng(height * 1000 + width)
+    if kind == "noise":
+        gray = rng.integers(0, 256, (height, width), dtype=np.uint8)
+    elif kind == "binary":
+        gray = np.where(rng.random((height, width)) < 0.5, 0, 255).astype(np.uint8)
+    else:  # sums near the top of the range, where rounding goes wrong first
+        gray = rng.integers(240, 256, (height, width), dtype=np.uint8)
+    x0 = data.draw(st.integers(0, width - 1))
+    x1 = data.draw(st.integers(x0 + 1, width))
+    y0 = data.draw(st.integers(0, height - 1))
+    y1 = data.draw(st.integers(y0 + 1, height))
+    expected = gray[y0:y1, x0:x1]
+    expected = 255 - expected if inverted else expected
+    if shrink > 1:
+        expected = np.asarray(Image.fromarray(np.ascontiguousarray(expected)).reduce(shrink))
+    crop = crop_pixels(gray, (x0, y0, x1, y1), inverted, shrink)
+    assert crop.flags.c_contiguous
+    np.testing.assert_array_equal(crop, expected)
+
+
+def test_crop_pixels_refuses_a_box_outside_the_image():
+    gray = np.zeros((50, 60), np.uint8)
+    for box in [(0, 0, 61, 10), (-1, 0, 10, 10), (5, 5, 5, 10)]:
+        with pytest.raises(ValueError, match="cannot crop"):
+            crop_pixels(gray, box, False)
 
 
 @needs_samples
