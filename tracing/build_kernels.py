@@ -433,12 +433,42 @@ def finish_venue_keys(starts, keys, durs, pb, tb, t0, venue_off, person, t_in, e
     return k
 
 
+# The person view's keys without a scratch column: each 64-bit key is kept as two
+# 32-bit words in the view's own two output columns (high word in pv_t_in, low in
+# pv_venue) until each person's rows are sorted and unpacked in place.
+
 @njit(cache=True, nogil=True)
-def scatter_person_keys(pcode, t_in, vcode, t_out, t0, vb, tb, starts, shift, keys):
-    """The raw rows grouped by person code (starts: group_starts of pcode): keys[pos] =
-    person code's low `shift` bits << (tb + vb + 1) | (t_in - t0) << (vb + 1) | venue
-    code << 1 | (1 if t_out > 0) (tb + vb + 1 + shift <= 64)."""
+def _regroup_words(starts, shift, coarse, high, low_w, low):
+    """_regroup_keys for keys split into high and low words."""
+    if shift == 0:
+        return  # one code per coarse group: already in place
+    widest = 0
+    for c in range(coarse.shape[0] - 1):
+        widest = max(widest, coarse[c + 1] - coarse[c])
+    s_key = np.empty(widest, np.uint64)
+    fill = starts[:-1].copy()
+    low_shift, word = np.uint64(min(low, 63)), np.uint64(32)
+    for c in range(coarse.shape[0] - 1):
+        lo, n = coarse[c], coarse[c + 1] - coarse[c]
+        for r in range(n):
+            s_key[r] = (np.uint64(high[lo + r]) << word) | np.uint64(low_w[lo + r])
+        base = c << shift
+        for r in range(n):
+            code = base | np.int64(s_key[r] >> low_shift)
+            pos = fill[code]
+            fill[code] = pos + 1
+            high[pos] = np.uint32(s_key[r] >> word)
+            low_w[pos] = np.uint32(s_key[r] & np.uint64(0xFFFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb, starts, shift, high, low_w):
+    """The raw rows grouped by person code (starts: group_starts of pcode), each row's
+    key = person code's low `shift` bits << (tb + vb + 1) | (t_in - t0) << (vb + 1) |
+    venue code << 1 | (1 if t_out > 0) (tb + vb + 1 + shift <= 64) written as its high
+    and low 32-bit words."""
     t_shift, low = np.uint64(vb + 1), np.uint64(tb + vb + 1)
+    word = np.uint64(32)
     fine = np.uint32((1 << shift) - 1)
     coarse = _coarse_starts(starts, shift)
     fill = coarse.copy()
@@ -451,28 +481,36 @@ def scatter_person_keys(pcode, t_in, vcode, t_out, t0, vb, tb, starts, shift, ke
             | np.uint64(t_out[i] > 0)
         if shift:
             key |= np.uint64(p & fine) << low
-        keys[pos] = key
-    _regroup_keys(starts, shift, coarse, keys, np.empty(0, np.uint32), tb + vb + 1)
+        high[pos] = np.uint32(key >> word)
+        low_w[pos] = np.uint32(key & np.uint64(0xFFFFFFFF))
+    _regroup_words(starts, shift, coarse, high, low_w, tb + vb + 1)
 
 
 @njit(cache=True, nogil=True)
-def finish_person_keys(starts, keys, vb, tb, t0, person_off, pv_venue, pv_t_in):
-    """Sort each person's keys (scatter_person_keys), merge a check-in's copies (explicit
-    if any copy is) and unpack them as finish_person_view does; person_off gets each
-    person's distinct rows. Returns how many rows were written."""
+def finish_person_words(starts, pv_t_in, pv_venue, vb, tb, t0, person_off):
+    """Sort each person's keys (scatter_person_words), merge a check-in's copies
+    (explicit if any copy is) and unpack them as finish_person_view does, in place:
+    pv_t_in and pv_venue hold the words on entry and the view on return (each person's
+    keys are copied out before their rows are written, and row k <= the rows read);
+    person_off gets each person's distinct rows. Returns how many rows were written."""
     none = np.empty(0, np.uint32)
+    widest = 0
+    for p in range(starts.shape[0] - 1):
+        widest = max(widest, starts[p + 1] - starts[p])
+    buf = np.empty(widest, np.uint64)
     vmask = (np.uint64(1) << np.uint64(vb)) - np.uint64(1)
     tmask = (np.uint64(1) << np.uint64(tb)) - np.uint64(1)
-    t_shift = np.uint64(vb + 1)
-    one = np.uint64(1)
+    t_shift, one, word = np.uint64(vb + 1), np.uint64(1), np.uint64(32)
     k = 0
     person_off[0] = 0
     for p in range(starts.shape[0] - 1):
-        lo, hi = starts[p], starts[p + 1]
-        _sort_group(keys, none, lo, hi)
-        for r in range(lo, hi):
-            key = keys[r]
-            if r > lo and (key >> one) == (keys[r - 1] >> one):
+        lo, n = starts[p], starts[p + 1] - starts[p]
+        for r in range(n):
+            buf[r] = (np.uint64(pv_t_in[lo + r]) << word) | np.uint64(pv_venue[lo + r])
+        _sort_group(buf, none, 0, n)
+        for r in range(n):
+            key = buf[r]
+            if r > 0 and (key >> one) == (buf[r - 1] >> one):
                 if key & one:  # a copy with a check-out (flag 0 sorts first)
                     pv_venue[k - 1] |= EXPLICIT
                 continue

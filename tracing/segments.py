@@ -190,13 +190,14 @@ def _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
         try:
             starts = np.empty(persons + 1, np.int64)
             build_kernels.group_starts(pcode, persons, starts)
-            keys = scratch(n, np.uint64)
-            build_kernels.scatter_person_keys(pcode, t_in, vcode, t_out, t0, vb, tb, starts,
-                                              build_kernels.coarse_shift(persons), keys)
+            # the keys' two words go in the view's own columns: no scratch column
+            build_kernels.scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb, starts,
+                                               build_kernels.coarse_shift(persons), pv_t_in,
+                                               pv_venue)
         finally:
             grouped.set()  # the codes are spent (or the build failed)
-        return build_kernels.finish_person_keys(starts, keys, vb, tb, t0, person_off,
-                                                pv_venue, pv_t_in)
+        return build_kernels.finish_person_words(starts, pv_t_in, pv_venue, vb, tb, t0,
+                                                 person_off)
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") if threaded else None
     try:
