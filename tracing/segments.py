@@ -231,7 +231,9 @@ def _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
 def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, files):
     """build_segment by counting sorts (tracing/build_kernels.py): rows grouped by venue
     and each venue's few rows sorted by (t_in, person) as one packed key; then the
-    distinct rows grouped by person and sorted by (t_in, venue, explicit).
+    distinct rows grouped by person and sorted by (t_in, venue, explicit). One view
+    after the other, with a scratch column of codes: the path for keys too wide to
+    carry the codes' low bits as well (_build_by_keys).
 
     Fresh memory is the cost to avoid (at 100M rows the zeroing of fresh pages cost as
     much as the work): the scratch (a code, a key and a duration per row) is reused by
