@@ -11,7 +11,9 @@ One run, on one machine:
 3. reopen from disk until the first query is answered (`reopen_s`; of which
    `open_only_s` opens the folder and `first_query_ms` answers, loading cached kernels);
 4. F1 (depth 1) and F2 (depth 2) latency over K random cases (a person and a check-in of
-   theirs, window from one day before to two days after it), p50 and p99;
+   theirs, window from one day before to two days after it), p50 and p99; and the
+   CPU time of the same queries (`f1_cpu_p99_ms`...), which a busy machine does not
+   stretch;
 5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap);
 6. DuckDB: the same check-ins in a table, visit ends computed in SQL (duplicates merged,
    LEAD over each person's distinct check-in times, venue dwell), materialised once and
@@ -130,13 +132,14 @@ def build(c: simulate.Checkins, town: simulate.Town, folder: Path) -> tuple[floa
 
 
 def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
-    """Seconds per trace and the results."""
-    seconds, results = [], []
+    """Seconds per trace, CPU seconds per trace (this thread's) and the results."""
+    seconds, cpu, results = [], [], []
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         results.append(idx.trace(case, lo, hi, rule=rule))
         seconds.append(time.perf_counter() - began)
-    return seconds, results
+        cpu.append(time.thread_time() - began_cpu)
+    return seconds, cpu, results
 
 
 def duckdb_f1(
@@ -257,13 +260,18 @@ def run(
             out["second_query_ms"] = round((time.perf_counter() - began) * 1000, 3)
             f1_rule = ContactRule(depth=1)
             log(f"F1 and F2 over {k} cases")
-            f1_s, f1_res = time_queries(idx, cases[:k], froms[:k], tos[:k], f1_rule)
-            f2_s, f2_res = time_queries(idx, cases[:k], froms[:k], tos[:k], RULE)
+            f1_s, f1_cpu, f1_res = time_queries(idx, cases[:k], froms[:k], tos[:k], f1_rule)
+            f2_s, f2_cpu, f2_res = time_queries(idx, cases[:k], froms[:k], tos[:k], RULE)
             out.update(
                 f1_p50_ms=percentile_ms(f1_s, 50),
                 f1_p99_ms=percentile_ms(f1_s, 99),
                 f2_p50_ms=percentile_ms(f2_s, 50),
                 f2_p99_ms=percentile_ms(f2_s, 99),
+                # CPU time per query apart: on a shared machine the wall-clock tail is
+                # mostly queries that waited for a core (preempted mid-query)
+                f1_cpu_p50_ms=percentile_ms(f1_cpu, 50),
+                f1_cpu_p99_ms=percentile_ms(f1_cpu, 99),
+                f2_cpu_p99_ms=percentile_ms(f2_cpu, 99),
                 f1_mean_contacts=round(float(np.mean([len(r.contacts) for r in f1_res])), 1),
                 f2_mean_contacts=round(float(np.mean([len(r.contacts) for r in f2_res])), 1),
                 cases=k,
