@@ -349,3 +349,174 @@ def merge_person_views(a_off, a_venue, a_t, a_vcode, a_pcode, b_off, b_venue, b_
             k += 1
         off[p + 1] = k
     return k
+
+
+# ---- the two views at once, each from the raw rows (segments._build_in_two_threads) ----
+#
+# Each view's rows are grouped by their code in two passes as above, but the scratch
+# column of codes is gone: the code's low bits (the ones below the coarse group) ride in
+# the key's top bits, above the bits that order the group. A group's keys then sort as
+# before, and the rows of one coarse group sort into their groups by key alone. Both
+# views read the raw rows, so the person view does not wait for the venue view: the two
+# run in two threads.
+
+@njit(cache=True, nogil=True)
+def _regroup_keys(starts, shift, coarse, keys, vals, low):
+    """_regroup with each row's code = coarse group << shift | key >> low (the code's
+    low `shift` bits at the key's bit `low`; shift 0: the coarse group is the code)."""
+    pairs = vals.shape[0] > 0
+    widest = 0
+    for c in range(coarse.shape[0] - 1):
+        widest = max(widest, coarse[c + 1] - coarse[c])
+    s_key = np.empty(widest, keys.dtype)
+    s_val = np.empty(widest if pairs else 0, vals.dtype)
+    fill = starts[:-1].copy()
+    low_shift = np.uint64(min(low, 63))
+    for c in range(coarse.shape[0] - 1):
+        lo, n = coarse[c], coarse[c + 1] - coarse[c]
+        if shift == 0:  # one code per coarse group: already in place
+            continue
+        s_key[:n] = keys[lo:lo + n]
+        if pairs:
+            s_val[:n] = vals[lo:lo + n]
+        base = c << shift
+        for r in range(n):
+            code = base | np.int64(s_key[r] >> low_shift)
+            pos = fill[code]
+            fill[code] = pos + 1
+            keys[pos] = s_key[r]
+            if pairs:
+                vals[pos] = s_val[r]
+
+
+@njit(cache=True, nogil=True)
+def scatter_venue_keys(vcode, t_in, pcode, t_out, t0, pb, tb, starts, shift, keys, durs):
+    """scatter_by_venue without the scratch codes: keys[pos] = venue code's low `shift`
+    bits << (tb + pb) | (t_in - t0) << pb | person code (tb + pb + shift <= 64)."""
+    pb_shift, low = np.uint64(pb), np.uint64(tb + pb)
+    fine = np.uint32((1 << shift) - 1)
+    coarse = _coarse_starts(starts, shift)
+    fill = coarse.copy()
+    for i in range(vcode.shape[0]):
+        v = vcode[i]
+        c = v >> shift
+        pos = fill[c]
+        fill[c] = pos + 1
+        key = (np.uint64(t_in[i] - t0) << pb_shift) | np.uint64(pcode[i])
+        if shift:
+            key |= np.uint64(v & fine) << low
+        keys[pos] = key
+        durs[pos] = np.uint32(t_out[i] - t_in[i]) if t_out[i] > 0 else np.uint32(0)
+    _regroup_keys(starts, shift, coarse, keys, durs, tb + pb)
+
+
+@njit(cache=True, nogil=True)
+def finish_venue_keys(starts, keys, durs, pb, tb, t0, venue_off, person, t_in, exp):
+    """finish_venue_view for scatter_venue_keys's keys (the code bits above tb + pb)."""
+    pmask = (np.uint64(1) << np.uint64(pb)) - np.uint64(1)
+    tmask = (np.uint64(1) << np.uint64(tb)) - np.uint64(1)
+    shift = np.uint64(pb)
+    k = 0
+    venue_off[0] = 0
+    for v in range(starts.shape[0] - 1):
+        lo, hi = starts[v], starts[v + 1]
+        _sort_group(keys, durs, lo, hi)
+        for r in range(lo, hi):
+            if r > lo and keys[r] == keys[r - 1]:
+                exp[k - 1] = max(exp[k - 1], durs[r])
+                continue
+            person[k] = np.uint32(keys[r] & pmask)
+            t_in[k] = np.uint32(np.int64((keys[r] >> shift) & tmask) + t0)
+            exp[k] = durs[r]
+            k += 1
+        venue_off[v + 1] = k
+    return k
+
+
+# The person view's keys without a scratch column: each 64-bit key is kept as two
+# 32-bit words in the view's own two output columns (high word in pv_t_in, low in
+# pv_venue) until each person's rows are sorted and unpacked in place.
+
+@njit(cache=True, nogil=True)
+def _regroup_words(starts, shift, coarse, high, low_w, low):
+    """_regroup_keys for keys split into high and low words."""
+    if shift == 0:
+        return  # one code per coarse group: already in place
+    widest = 0
+    for c in range(coarse.shape[0] - 1):
+        widest = max(widest, coarse[c + 1] - coarse[c])
+    s_key = np.empty(widest, np.uint64)
+    fill = starts[:-1].copy()
+    low_shift, word = np.uint64(min(low, 63)), np.uint64(32)
+    for c in range(coarse.shape[0] - 1):
+        lo, n = coarse[c], coarse[c + 1] - coarse[c]
+        for r in range(n):
+            s_key[r] = (np.uint64(high[lo + r]) << word) | np.uint64(low_w[lo + r])
+        base = c << shift
+        for r in range(n):
+            code = base | np.int64(s_key[r] >> low_shift)
+            pos = fill[code]
+            fill[code] = pos + 1
+            high[pos] = np.uint32(s_key[r] >> word)
+            low_w[pos] = np.uint32(s_key[r] & np.uint64(0xFFFFFFFF))
+
+
+@njit(cache=True, nogil=True)
+def scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb, starts, shift, high, low_w):
+    """The raw rows grouped by person code (starts: group_starts of pcode), each row's
+    key = person code's low `shift` bits << (tb + vb + 1) | (t_in - t0) << (vb + 1) |
+    venue code << 1 | (1 if t_out > 0) (tb + vb + 1 + shift <= 64) written as its high
+    and low 32-bit words."""
+    t_shift, low = np.uint64(vb + 1), np.uint64(tb + vb + 1)
+    word = np.uint64(32)
+    fine = np.uint32((1 << shift) - 1)
+    coarse = _coarse_starts(starts, shift)
+    fill = coarse.copy()
+    for i in range(pcode.shape[0]):
+        p = pcode[i]
+        c = p >> shift
+        pos = fill[c]
+        fill[c] = pos + 1
+        key = (np.uint64(t_in[i] - t0) << t_shift) | (np.uint64(vcode[i]) << np.uint64(1)) \
+            | np.uint64(t_out[i] > 0)
+        if shift:
+            key |= np.uint64(p & fine) << low
+        high[pos] = np.uint32(key >> word)
+        low_w[pos] = np.uint32(key & np.uint64(0xFFFFFFFF))
+    _regroup_words(starts, shift, coarse, high, low_w, tb + vb + 1)
+
+
+@njit(cache=True, nogil=True)
+def finish_person_words(starts, pv_t_in, pv_venue, vb, tb, t0, person_off):
+    """Sort each person's keys (scatter_person_words), merge a check-in's copies
+    (explicit if any copy is) and unpack them as finish_person_view does, in place:
+    pv_t_in and pv_venue hold the words on entry and the view on return (each person's
+    keys are copied out before their rows are written, and row k <= the rows read);
+    person_off gets each person's distinct rows. Returns how many rows were written."""
+    none = np.empty(0, np.uint32)
+    widest = 0
+    for p in range(starts.shape[0] - 1):
+        widest = max(widest, starts[p + 1] - starts[p])
+    buf = np.empty(widest, np.uint64)
+    vmask = (np.uint64(1) << np.uint64(vb)) - np.uint64(1)
+    tmask = (np.uint64(1) << np.uint64(tb)) - np.uint64(1)
+    t_shift, one, word = np.uint64(vb + 1), np.uint64(1), np.uint64(32)
+    k = 0
+    person_off[0] = 0
+    for p in range(starts.shape[0] - 1):
+        lo, n = starts[p], starts[p + 1] - starts[p]
+        for r in range(n):
+            buf[r] = (np.uint64(pv_t_in[lo + r]) << word) | np.uint64(pv_venue[lo + r])
+        _sort_group(buf, none, 0, n)
+        for r in range(n):
+            key = buf[r]
+            if r > 0 and (key >> one) == (buf[r - 1] >> one):
+                if key & one:  # a copy with a check-out (flag 0 sorts first)
+                    pv_venue[k - 1] |= EXPLICIT
+                continue
+            pv_t_in[k] = np.uint32(np.int64((key >> t_shift) & tmask) + t0)
+            venue = np.uint32((key >> one) & vmask)
+            pv_venue[k] = venue | EXPLICIT if key & one else venue
+            k += 1
+        person_off[p + 1] = k
+    return k

@@ -20,6 +20,8 @@ Visit ends are not stored: see kernels.py.
 from __future__ import annotations
 
 import mmap
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -30,6 +32,8 @@ from tracing.column_files import ColumnFiles, scratch
 from tracing.storage import fsync_dir
 
 PACK_BITS = 64  # packed keys wider than this (ids of 2**31 venues or more) take a lexsort
+KEY_BITS = 64  # keys with the code's low bits wider than this take _build_by_groups
+TWO_THREAD_ROWS = 1 << 16  # builds of fewer rows make both views in one thread
 COLUMNS = ("venue_ids", "venue_off", "venue_maxexp", "person", "t_in", "exp",
            "person_ids", "person_off", "pv_venue", "pv_t_in")
 
@@ -132,13 +136,25 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
     # the codes go where the venue view's person and t_in columns will be: spent by then
     vcode = scratch(n, np.uint32) if files is None else files.empty("person", n, np.uint32)
     pcode = scratch(n, np.uint32) if files is None else files.empty("t_in", n, np.uint32)
-    venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
-    person_ids, pcode = dense_codes(np.ascontiguousarray(person, np.uint64), pcode)
-    t_in = np.ascontiguousarray(t_in, np.int64)
-    t_out = np.ascontiguousarray(t_out, np.int64)
-    t0 = int(t_in.min()) if t_in.shape[0] else 0
+    with ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") as pool:
+        # the person codes in a second thread when the rows are many (numba and numpy's
+        # sort release the GIL)
+        person = np.ascontiguousarray(person, np.uint64)
+        persons = (pool.submit(dense_codes, person, pcode) if n >= TWO_THREAD_ROWS
+                   else None)
+        venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
+        t_in = np.ascontiguousarray(t_in, np.int64)
+        t_out = np.ascontiguousarray(t_out, np.int64)
+        t0 = int(t_in.min()) if t_in.shape[0] else 0
+        person_ids, pcode = dense_codes(person, pcode) if persons is None else persons.result()
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
     tb = _bits(int(t_in.max()) - t0 + 1) if t_in.shape[0] else 1
+    vshift = build_kernels.coarse_shift(venue_ids.shape[0])
+    pshift = build_kernels.coarse_shift(person_ids.shape[0])
+    if tb + pb + vshift <= min(KEY_BITS, PACK_BITS) \
+            and tb + vb + 1 + pshift <= min(KEY_BITS, PACK_BITS):
+        return _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
+                              tb, files)
     if tb + pb <= PACK_BITS and tb + vb + 1 <= PACK_BITS:
         return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
                                 files)
@@ -153,10 +169,71 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
                    p_sorted, t_sorted, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
+def _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, tb, files):
+    """build_segment by counting sorts of the raw rows, the two views at once: the venue
+    view in this thread, the person view in another (numba releases the GIL), each
+    grouping the raw rows by its code (tracing/build_kernels.py, "the two views at
+    once"); duplicates merge in each view alike. The venue view's person and t_in
+    columns are written over the codes, once the person view has grouped its rows."""
+    n, venues, persons = t_in.shape[0], venue_ids.shape[0], person_ids.shape[0]
+    threaded = n >= TWO_THREAD_ROWS
+    grouped = threading.Event()
+    venue_off, person_off = np.empty(venues + 1, np.int64), np.empty(persons + 1, np.int64)
+    # the durations go straight into exp: each distinct row is written at or before its first
+    exp = scratch(n, np.uint32) if files is None else files.empty("exp", n, np.uint32)
+    if files is None:
+        pv_venue, pv_t_in = scratch(n, np.uint32), scratch(n, np.uint32)
+    else:
+        pv_venue, pv_t_in = (files.empty(name, n, np.uint32) for name in ("pv_venue", "pv_t_in"))
+
+    def person_view() -> int:
+        try:
+            starts = np.empty(persons + 1, np.int64)
+            build_kernels.group_starts(pcode, persons, starts)
+            # the keys' two words go in the view's own columns: no scratch column
+            build_kernels.scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb, starts,
+                                               build_kernels.coarse_shift(persons), pv_t_in,
+                                               pv_venue)
+        finally:
+            grouped.set()  # the codes are spent (or the build failed)
+        return build_kernels.finish_person_words(starts, pv_t_in, pv_venue, vb, tb, t0,
+                                                 person_off)
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") if threaded else None
+    try:
+        other = pool.submit(person_view) if pool else None
+        starts = np.empty(venues + 1, np.int64)
+        build_kernels.group_starts(vcode, venues, starts)
+        keys = scratch(n, np.uint64)
+        build_kernels.scatter_venue_keys(vcode, t_in, pcode, t_out, t0, pb, tb, starts,
+                                         build_kernels.coarse_shift(venues), keys, exp)
+        m2 = person_view() if pool is None else None
+        grouped.wait()
+        person, times = vcode, pcode  # the codes are spent
+        m = build_kernels.finish_venue_keys(starts, keys, exp, pb, tb, t0, venue_off, person,
+                                            times, exp)
+        del keys
+        person, times, exp = person[:m], times[:m], exp[:m]
+        if files is not None:
+            for name in ("person", "t_in", "exp"):
+                files.finish(name, m)
+        if other is not None:
+            m2 = other.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    if m2 != m:
+        raise AssertionError(f"the views disagree: {m} rows by venue, {m2} by person")
+    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
+                   person, times, exp, person_ids, person_off, pv_venue[:m], pv_t_in[:m])
+
+
 def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, files):
     """build_segment by counting sorts (tracing/build_kernels.py): rows grouped by venue
     and each venue's few rows sorted by (t_in, person) as one packed key; then the
-    distinct rows grouped by person and sorted by (t_in, venue, explicit).
+    distinct rows grouped by person and sorted by (t_in, venue, explicit). One view
+    after the other, with a scratch column of codes: the path for keys too wide to
+    carry the codes' low bits as well (_build_by_keys).
 
     Fresh memory is the cost to avoid (at 100M rows the zeroing of fresh pages cost as
     much as the work): the scratch (a code, a key and a duration per row) is reused by

@@ -110,19 +110,31 @@ def presences(base, overlay, persons, lows, hi, linger):
 
 
 @njit(cache=True)
-def _scan_venue(seg, other, is_base, v, ps, pe, need, out, k):
-    """Visits at venue code v overlapping [ps, pe) by >= need seconds, written to out[k:]
-    as (person code, venue code, start, end) when `out` has rows (a first call with an
-    empty `out` counts them); returns the new k. In the base, persons marked in its mask
-    also have check-ins in the overlay (`other`): their visits may end earlier, and keys
-    the overlay holds are left to it."""
-    _venue_ids, venue_off, maxexp, person, t_in, exp, person_ids, _off, _pv_venue, \
-        _pv_t_in, dwell, mask = seg
+def _venue_rows(seg, v, ps, pe):
+    """The rows of venue code v that a scan for overlaps with [ps, pe) reads: those with
+    t_in in [ps - the venue's longest visit, pe)."""
+    venue_off, maxexp, t_in, dwell = seg[1], seg[2], seg[4], seg[10]
     lo, hi = venue_off[v], venue_off[v + 1]
     back = max(np.int64(maxexp[v]), dwell[v])
     first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
-    r = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
-    while r < hi and np.int64(t_in[r]) < pe:
+    start = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
+    stop = hi
+    if pe <= 0xFFFFFFFF:
+        stop = lo + np.searchsorted(t_in[lo:hi], np.uint32(max(pe, np.int64(0))))
+    return start, max(stop, start)
+
+
+@njit(cache=True)
+def _scan_venue(seg, other, is_base, v, ps, pe, need, out, k):
+    """Visits at venue code v overlapping [ps, pe) by >= need seconds, written to out[k:]
+    as (person code, venue code, start, end) (out has room for every row _venue_rows
+    names); returns the new k. In the base, persons marked in its mask also have
+    check-ins in the overlay (`other`): their visits may end earlier, and keys the
+    overlay holds are left to it."""
+    _venue_ids, _venue_off, _maxexp, person, t_in, exp, person_ids, _off, _pv_venue, \
+        _pv_t_in, _dwell, mask = seg
+    r, stop = _venue_rows(seg, v, ps, pe)
+    while r < stop:
         p = np.int64(person[r])
         t = np.int64(t_in[r])
         s = max(ps, t)
@@ -136,8 +148,7 @@ def _scan_venue(seg, other, is_base, v, ps, pe, need, out, k):
                 continue
             e = min(pe, _end(seg, other, v, t, np.int64(exp[r]), p, c_other, True))
             if e - s >= need:
-                if out.shape[0] > 0:
-                    out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
+                out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
                 k += 1
         r += 1
     return k
@@ -148,15 +159,15 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
     """All qualifying overlaps in one segment, as (person id, venue id, start, end)."""
     venue_ids, person_ids = seg[0], seg[6]
     codes = np.empty(pres_v.shape[0], np.int64)
+    room = 0
     for i in range(pres_v.shape[0]):
         codes[i] = _code(venue_ids, pres_v[i])
-    empty = np.empty((0, 4), np.int64)
-    k = 0
-    for i in range(codes.shape[0]):
         if codes[i] >= 0:
-            k = _scan_venue(seg, other, is_base, codes[i], pres_s[i], pres_e[i], need,
-                            empty, k)
-    hits = np.empty((k, 4), np.int64)
+            start, stop = _venue_rows(seg, codes[i], pres_s[i], pres_e[i])
+            room += stop - start
+    # one pass, with room for every row read: a pass to count first looked up each
+    # candidate's visit end twice (random reads of the person view)
+    hits = np.empty((room, 4), np.int64)
     k = 0
     for i in range(codes.shape[0]):
         if codes[i] >= 0:
@@ -166,7 +177,7 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
     for i in range(k):
         p[i] = person_ids[hits[i, 0]]
         v[i] = venue_ids[hits[i, 1]]
-    return p, v, hits[:, 2].copy(), hits[:, 3].copy()
+    return p, v, hits[:k, 2].copy(), hits[:k, 3].copy()
 
 
 @njit(cache=True)

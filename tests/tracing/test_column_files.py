@@ -24,11 +24,16 @@ def every_column_mapped(monkeypatch):
     monkeypatch.setattr(column_files, "MIN_MAPPED_BYTES", 0)
 
 
-@pytest.mark.parametrize("pack_bits", [segments.PACK_BITS, 0])
-def test_built_in_files_equals_built_in_memory(tmp_path, monkeypatch, pack_bits):
-    """Both build paths (packed keys, and the lexsort for wide keys, which takes the
-    files as scratch only) save the columns the in-memory build makes."""
-    monkeypatch.setattr(segments, "PACK_BITS", pack_bits)
+@pytest.mark.parametrize("path", ["two threads", "one thread", "grouped codes", "lexsort"])
+def test_built_in_files_equals_built_in_memory(tmp_path, monkeypatch, path):
+    """Every build path (packed keys with the codes' bits, in two threads or one; packed
+    keys and a column of codes; the lexsort for wide keys, which takes the files as
+    scratch only) saves the columns the in-memory build makes."""
+    monkeypatch.setattr(segments, "TWO_THREAD_ROWS", 0 if path == "two threads" else 1 << 62)
+    if path in ("grouped codes", "lexsort"):
+        monkeypatch.setattr(segments, "KEY_BITS", 0)
+    if path == "lexsort":
+        monkeypatch.setattr(segments, "PACK_BITS", 0)
     cols = random_columns(5000, 1)
     files = ColumnFiles(tmp_path, "seg-1")
     built = segments.build_segment(*cols, files=files)

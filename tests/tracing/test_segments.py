@@ -54,6 +54,34 @@ def test_large_groups_out_of_time_order(order):
     assert_same_segment(segments.build_segment(*cols), lexsorted(cols))
 
 
+@pytest.mark.parametrize("path", ["two threads", "one thread", "grouped codes"])
+@pytest.mark.parametrize("time_order", [True, False])
+def test_build_paths_equal_the_lexsort(path, time_order, monkeypatch):
+    """Every grouping path builds the lexsort's segment: the two views in two threads,
+    in one, and the older path with a column of codes (for keys too wide to carry the
+    codes' low bits); with many groups (two grouping passes), duplicates whose copies
+    differ in their check-out, and rows in and out of time order."""
+    monkeypatch.setattr(segments, "TWO_THREAD_ROWS", 0 if path == "two threads" else 1 << 62)
+    if path == "grouped codes":
+        monkeypatch.setattr(segments, "KEY_BITS", 0)
+    rng = np.random.default_rng(5)
+    n = 60_000
+    person = rng.integers(0, 20_000, n).astype(np.uint64) * 7919 + 3
+    venue = rng.integers(0, 5_000, n).astype(np.uint64) * 104_729
+    t_in = rng.integers(1_700_000_000, 1_700_000_000 + 14 * 86_400, n)
+    if time_order:
+        t_in.sort()
+    copies = rng.integers(0, n, n // 10)  # the same check-in again, some with a check-out
+    person, venue = np.r_[person, person[copies]], np.r_[venue, venue[copies]]
+    t_in = np.r_[t_in, t_in[copies]]
+    m = t_in.shape[0]
+    t_out = np.where(rng.random(m) < 0.3, t_in + rng.integers(1, 9000, m), 0)
+    cols = (person, venue, t_in, t_out)
+    built = segments.build_segment(*cols)
+    assert len(built) < t_in.shape[0]  # the copies were merged
+    assert_same_segment(built, lexsorted(cols))
+
+
 def test_head_keys_outgrow_their_first_tables(tmp_path, monkeypatch):
     """Appends past the size at which the head's key table stops doubling (a second and
     third table) still count every repeated check-in as a duplicate."""
