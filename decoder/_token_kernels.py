@@ -9,7 +9,10 @@ Every integer that meets a uint64 is a uint64: numba turns `uint64 op int64` int
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _IV = np.array(
     [
@@ -365,3 +368,160 @@ def verify_rows_parallel(
             verify_rows(rows[lo:hi], digit, layout, key_slot, key_states, today,
                         status[lo:hi], kind[lo:hi], ids[lo:hi], key_ids[lo:hi],
                         expires[lo:hi])
+
+
+# ---- the cache of authentic tokens -------------------------------------------------------
+# A row of the cache table is 8 uint64 (one cache line): the token's 43 bytes as six
+# little-endian words (zero padded), its id, and kind | key_id << 8 | expires << 32
+# (never 0: kind is 1 or 2; a row whose last word is 0 is empty).
+
+_C1 = np.uint64(0x9E3779B97F4A7C15)
+_C2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_C3 = np.uint64(0x165667B19E3779F9)
+CACHE_ROW = 8
+
+
+@njit(cache=True, inline="always")
+def _token_words(row, words):
+    """The bytes of `row` as six little-endian words, zero padded, into `words`."""
+    width = row.shape[0]
+    for k in range(6):
+        w = np.uint64(0)
+        for j in range(8):
+            b = 8 * k + j
+            if b < width:
+                w |= np.uint64(row[b]) << np.uint64(8 * j)
+        words[k] = w
+
+
+@njit(cache=True, inline="always")
+def _cache_slot(words, shift):
+    # the last words are mostly MAC digits: well spread for authentic tokens, the only
+    # ones ever stored
+    h = (words[5] * _C1) ^ (words[4] * _C2) ^ (words[3] * _C3) ^ words[1]
+    h ^= h >> np.uint64(29)
+    return np.int64((h * _C1) >> shift)
+
+
+@njit(cache=True, inline="always")
+def _cache_find(table, words, s, mask):
+    """The row of `words` in the table, or -(the empty row where it would go) - 1."""
+    while table[s, 7] != 0:
+        if (table[s, 0] == words[0] and table[s, 1] == words[1] and table[s, 2] == words[2]
+                and table[s, 3] == words[3] and table[s, 4] == words[4]
+                and table[s, 5] == words[5]):
+            return s
+        s = (s + 1) & mask
+    return -s - 1
+
+
+@intrinsic
+def _prefetch(typingctx, table, row):
+    """Ask the CPU to fetch table[row, 0] into the cache (no effect on the result); the
+    same as tracing.kernels._prefetch (decoder imports nothing of ours)."""
+    def codegen(context, builder, signature, args):
+        table_type = signature.args[0]
+        array = context.make_array(table_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, table_type, array,
+                                           [args[1], context.get_constant(types.intp, 0)],
+                                           wraparound=False)
+        if str(pointer.type) == "ptr":  # LLVM with opaque pointers
+            name = "llvm.prefetch.p0"
+        else:
+            pointer, name = builder.bitcast(pointer, ir.IntType(8).as_pointer()), \
+                "llvm.prefetch.p0i8"
+        i32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name)
+        # for reading, keep in all cache levels, data
+        builder.call(function, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3),
+                                ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.void(table, row), codegen
+
+
+PREFETCH_AHEAD = 8  # tokens whose cache rows are on their way while one is looked up
+
+
+@njit(cache=True, nogil=True)
+def cache_lookup(rows, table, shift, today, s_ok, s_expired, status, kind, ids, key_ids,
+                 expires, missed):
+    """Fill the outputs of the token rows that the cache `table` holds, as verify_rows
+    would (status OK, or EXPIRED from `today`); the indices of the others go to
+    `missed`. Returns how many missed. Found means all 43 bytes equal a stored token's:
+    the stored one's MAC verified, so this one's does. The rows of the next tokens are
+    prefetched meanwhile: a table larger than the caches costs a miss a token."""
+    mask = table.shape[0] - 1
+    n = rows.shape[0]
+    words = np.empty(6, dtype=np.uint64)
+    ahead = np.empty(6, dtype=np.uint64)
+    slots = np.empty(PREFETCH_AHEAD, dtype=np.int64)
+    for i in range(min(PREFETCH_AHEAD, n)):
+        _token_words(rows[i], ahead)
+        slots[i] = _cache_slot(ahead, shift)
+        _prefetch(table, slots[i])
+    n_missed = 0
+    for i in range(n):
+        s = slots[i % PREFETCH_AHEAD]
+        if i + PREFETCH_AHEAD < n:
+            _token_words(rows[i + PREFETCH_AHEAD], ahead)
+            slots[i % PREFETCH_AHEAD] = _cache_slot(ahead, shift)
+            _prefetch(table, slots[i % PREFETCH_AHEAD])
+        _token_words(rows[i], words)
+        s = _cache_find(table, words, s, mask)
+        if s < 0:
+            missed[n_missed] = i
+            n_missed += 1
+            continue
+        meta = table[s, 7]
+        exp = meta >> np.uint64(32)
+        kind[i] = meta & np.uint64(0xFF)
+        key_ids[i] = (meta >> np.uint64(8)) & np.uint64(0xFFFF)
+        ids[i] = table[s, 6]
+        expires[i] = exp
+        status[i] = s_expired if (exp != 0 and today >= np.int64(exp)) else s_ok
+    return n_missed
+
+
+@njit(cache=True, nogil=True)
+def cache_insert(rows, table, shift, start, room, kind, ids, key_ids, expires):
+    """Store the token rows from `start` on whose MAC verified (kind != 0) and that the
+    table lacks, at most `room` of them. Returns (how many were stored, the row it
+    stopped at: rows.shape[0] when it went through)."""
+    mask = table.shape[0] - 1
+    words = np.empty(6, dtype=np.uint64)
+    added = 0
+    for i in range(start, rows.shape[0]):
+        if kind[i] == 0:
+            continue
+        _token_words(rows[i], words)
+        s = _cache_find(table, words, _cache_slot(words, shift), mask)
+        if s >= 0:
+            continue
+        if added == room:
+            return added, i
+        s = -s - 1
+        for k in range(6):
+            table[s, k] = words[k]
+        table[s, 6] = ids[i]
+        table[s, 7] = (np.uint64(kind[i]) | (np.uint64(key_ids[i]) << np.uint64(8))
+                       | (np.uint64(expires[i]) << np.uint64(32)))
+        added += 1
+    return added, rows.shape[0]
+
+
+@njit(cache=True, nogil=True)
+def cache_rehash(old, new, shift):
+    """Every stored token of the cache table `old` into the empty, larger table `new`."""
+    mask = new.shape[0] - 1
+    words = np.empty(6, dtype=np.uint64)
+    for r in range(old.shape[0]):
+        if old[r, 7] == 0:
+            continue
+        for k in range(6):
+            words[k] = old[r, k]
+        s = _cache_slot(words, shift)
+        while new[s, 7] != 0:
+            s = (s + 1) & mask
+        for k in range(CACHE_ROW):
+            new[s, k] = old[r, k]
