@@ -111,6 +111,9 @@ def warm_up() -> None:
 _HEADERS: dict[bytes, tuple] = {}  # the bytes of a record's headers -> parsed (shared)
 
 
+FEW_RECORDS = 64  # a batch of at most this many records has its values copied one by one
+
+
 def _split(batch):
     """(values, headers, keys, offsets) of a plain v2 batch, or None when its records do
     not parse (kafka-python's reader then names the problem)."""
@@ -123,14 +126,20 @@ def _split(batch):
     if split_records(raw, batch._pos, count, delta, key_at, key_len, value_at, value_len,
                      head_at, head_end):
         return None
-    data = bytes(buf)
+    # a few large records (packed batches): each piece copied once from the buffer;
+    # many small ones (JSON events): one copy of the buffer, then slices (cheaper each)
+    few = count <= FEW_RECORDS
+    data = memoryview(buf) if few else bytes(buf)
     values = [data[a:a + n] if n >= 0 else None
               for a, n in zip(value_at.tolist(), value_len.tolist(), strict=True)]
     keys = [data[a:a + n] if n >= 0 else None
             for a, n in zip(key_at.tolist(), key_len.tolist(), strict=True)]
+    if few:
+        values = [None if v is None else bytes(v) for v in values]
+        keys = [None if k is None else bytes(k) for k in keys]
     headers = []
     for a, b in zip(head_at.tolist(), head_end.tolist(), strict=True):
-        span = data[a:b]
+        span = bytes(data[a:b]) if few else data[a:b]
         parsed = _HEADERS.get(span)
         if parsed is None:
             try:

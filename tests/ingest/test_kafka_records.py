@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 
+from ingest import kafka_records
 from ingest.kafka_log import ensure_topics
 from ingest.kafka_records import _split, install
 
@@ -31,9 +32,15 @@ def _batch(records, base_offset=0) -> DefaultRecordBatch:
 
 
 @settings(max_examples=200, deadline=None)
-@given(_records, st.integers(0, 2**40))
-def test_a_split_batch_holds_what_kafka_python_reads(records, base_offset):
-    values, headers, keys, offsets = _split(_batch(records, base_offset))
+@given(_records, st.integers(0, 2**40), st.sampled_from([0, 10**6]))
+def test_a_split_batch_holds_what_kafka_python_reads(records, base_offset, few):
+    # FEW_RECORDS 0: the values sliced from one copy of the batch; 10**6: copied one by one
+    saved, kafka_records.FEW_RECORDS = kafka_records.FEW_RECORDS, few
+    try:
+        values, headers, keys, offsets = _split(_batch(records, base_offset))
+    finally:
+        kafka_records.FEW_RECORDS = saved
+    assert all(type(v) is bytes for v in values + keys if v is not None)
     theirs = list(_batch(records, base_offset))
     assert values == [r.value for r in theirs]
     assert keys == [r.key for r in theirs]
