@@ -92,6 +92,8 @@ def _open_loop(address: tuple[str, int], raws: list[bytes], rate: float, duratio
                 got = conn.sock.recv_into(buffer)
             except BlockingIOError:
                 continue
+            except ConnectionError:  # a reset: as a close
+                got = 0
             if not got:  # the server closed an idle keep-alive connection
                 selector.unregister(conn.sock)
                 conn.sock.close()
