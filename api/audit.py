@@ -19,9 +19,10 @@ checks the last head this object saw.
 
 Durability: O_APPEND, lines are only ever added; a torn last line (crash mid-write) was never
 acknowledged and is cut off on the next open or append. `record` returns once its line is
-fsynced; threads share fsyncs (group commit), and so do the coroutines of `record_async` (one
-fsync round off the event loop for all that wait); processes append under flock on the file
-and first read what others appended. After a failed fsync the log refuses records: reopen it.
+fsynced; threads share fsyncs (group commit), and so do the coroutines of `record_async`
+(one fsync round by a helper process, api/syncer.py, for all that wait); processes append
+under flock on the file and first read what others appended. After a failed fsync the log
+refuses records: reopen it.
 
 Errors::
 
