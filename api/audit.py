@@ -318,8 +318,8 @@ class AuditLog:
         """(loop thread) Ask the helper for a round covering every line written, unless
         one is under way: its answer asks for the next."""
         syncer = self._syncer
-        if syncer is None or syncer.loop is not loop:
-            if syncer is not None:  # a loop that has ended (asyncio.run called again)
+        if syncer is None or syncer.loop is not loop or syncer.closed:
+            if syncer is not None:  # it exited, or its loop ended (asyncio.run again)
                 syncer.close()
             try:
                 syncer = self._syncer = LoopSyncer(self._fd, loop, self._synced_to,

@@ -69,14 +69,19 @@ class LoopSyncer:
         self._socket = ours
         loop.add_reader(ours.fileno(), self._readable)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the helper is gone (closed, or it exited); a closed one answers nothing."""
+        return self._socket.fileno() < 0
+
     def request(self, ticket: int) -> None:
-        """Ask for an fdatasync covering everything written before this call."""
+        """Ask for an fdatasync covering everything written before this call; if the
+        helper is gone, on_gone says so (now, from this call)."""
+        self._waiting = True
         try:
             self._socket.send(_TICKET.pack(ticket))
         except OSError as exc:  # the helper is gone: its end is closed
             self._gone(f"the fsync helper is gone ({exc.strerror})")
-            return
-        self._waiting = True
 
     def _readable(self) -> None:
         try:
@@ -100,7 +105,8 @@ class LoopSyncer:
 
     def _gone(self, reason: str) -> None:
         waiting = self._waiting
-        self.close()
+        if not self.closed:
+            self.close()
         if waiting:
             self._on_gone(reason)
 
@@ -123,7 +129,11 @@ class LoopSyncer:
 
 def child(fd: int, sock_fd: int) -> None:
     """The helper's loop (see the module's docstring)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops us
+    # a signal to the server's process group (Ctrl-C, `timeout`, a service manager) starts
+    # its graceful shutdown, during which requests still wait for their fsync: we stop
+    # when the server closes our socket (or dies), not before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sync = getattr(os, "fdatasync", os.fsync)
     sock = socket.socket(fileno=sock_fd)
     buffer = b""

@@ -341,6 +341,44 @@ def test_a_killed_helper_is_replaced_and_its_waiters_still_return(tmp_path):
     log.close()
 
 
+def test_a_helper_that_exits_while_idle_is_replaced_at_the_next_entry(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        helper = log._syncer.process
+        helper.kill()  # nothing waits: the loop learns it only from its socket
+        helper.wait()
+        await asyncio.sleep(0.05)
+        for i in range(1, 4):  # each must still come back, on disk
+            await asyncio.wait_for(log.record_async(actor="a", role="official",
+                                                    action="x", case=i), timeout=10)
+        assert log._syncer.process.pid != helper.pid
+
+    asyncio.run(main())
+    assert log.verify().entries == 4
+    log.close()
+
+
+def test_the_helper_outlives_a_sigterm_to_the_server_group(tmp_path):
+    log = AuditLog(tmp_path / "audit.log")
+
+    async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        helper = log._syncer.process
+        os.kill(helper.pid, signal.SIGTERM)  # as `timeout` or a service manager sends it
+        await asyncio.sleep(0.1)
+        assert helper.poll() is None
+        await asyncio.wait_for(log.record_async(actor="a", role="official", action="x",
+                                                case=1), timeout=10)
+        assert log._syncer.process.pid == helper.pid
+        return helper
+
+    helper = asyncio.run(main())
+    log.close()
+    assert helper.poll() is not None  # closing the log ends it
+
+
 def test_each_event_loop_gets_its_own_helper(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
     for i in range(3):  # asyncio.run makes a new loop each time
