@@ -24,6 +24,13 @@ fsynced; threads share fsyncs (group commit), and so do the coroutines of `recor
 under flock on the file and first read what others appended. After a failed fsync the log
 refuses records: reopen it.
 
+`record_async` can instead return once its line is written (`sync_wait=False`): the line is
+in the file, so a crash or kill of the process loses nothing, and its fsync round is asked
+for at once and runs in the background (typically under a millisecond later; a disk stall
+can make it longer). Only a power cut or a crash of the machine can lose such lines, and
+only those of the last rounds: when lines written more than `max_unsynced_s` ago are still
+not on disk, `record_async` waits for their fsync as it does with `sync_wait=True`.
+
 Errors::
 
     AuditError (Exception)  the file cannot be opened, read, appended or synced, is not an
@@ -34,6 +41,7 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import fcntl
@@ -209,11 +217,17 @@ class AuditLog:
     """An audit log file open for appending; share one between threads, or open one per
     process on the same file."""
 
-    def __init__(self, path: str | os.PathLike, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: str | os.PathLike, clock: Callable[[], float] = time.time, *,
+                 sync_wait: bool = True, max_unsynced_s: float = 1.0) -> None:
         """Open (or create: mode 0600, in a folder made with mode 0700) the log at `path` and
         read its last entry to continue the chain; a torn last line is cut off. Raises
-        AuditError if the file cannot be opened or its last line is not an audit entry."""
+        AuditError if the file cannot be opened or its last line is not an audit entry.
+        `sync_wait` and `max_unsynced_s`: whether `record_async` waits for its line's fsync
+        (see the module's docstring); `record` always does."""
+        if not max_unsynced_s > 0:
+            raise ValueError(f"max_unsynced_s must be positive, got {max_unsynced_s!r}")
         self._path, self._clock = Path(path), clock
+        self._sync_wait, self._max_unsynced_s = sync_wait, max_unsynced_s
         self._lock = threading.Lock()  # the append and the chain state: _seq, _hash, _size
         self._sync = threading.Condition()  # _written, _synced, _syncing, _failure
         self._seq, self._hash, self._size = 0, GENESIS, 0
@@ -222,6 +236,8 @@ class AuditLog:
         self._async_waiters: list[tuple[int, asyncio.Future]] = []
         self._syncer: LoopSyncer | None = None  # the fsync helper of record_async
         self._sync_requested, self._helper_losses = False, 0
+        # (ticket, monotonic time) of record_async's lines returned before their fsync
+        self._unsynced: collections.deque[tuple[int, float]] = collections.deque()
         self._fd = _open_append(self._path)
         try:
             with self._flocked():
@@ -303,15 +319,25 @@ class AuditLog:
         detail: dict | None = None,
     ) -> AuditEntry:
         """`record` for an event loop: the line is written at once (a write of one line,
-        no wait), and the coroutine returns once it is fsynced. The fsync is done by a
+        no wait), and the coroutine returns once it is fsynced, or with `sync_wait=False`
+        at once, its fsync asked for (see the module's docstring). The fsync is done by a
         child process (api/syncer.py: no thread to take the GIL from the loop), one round
         at a time for every line written before it. Same errors as `record`."""
         entry, ticket = self._write(_stored_fields(actor, role, action, case, purpose, detail))
         if self._synced < ticket:
-            future = asyncio.get_running_loop().create_future()
-            self._async_waiters.append((ticket, future))
-            self._request_sync(future.get_loop())
-            await future
+            loop = asyncio.get_running_loop()
+            now = time.monotonic()
+            unsynced = self._unsynced
+            while unsynced and unsynced[0][0] <= self._synced:
+                unsynced.popleft()
+            if self._sync_wait or (unsynced and now - unsynced[0][1] > self._max_unsynced_s):
+                future = loop.create_future()
+                self._async_waiters.append((ticket, future))
+                self._request_sync(loop)
+                await future
+            else:
+                unsynced.append((ticket, now))
+                self._request_sync(loop)
         return AuditEntry(**entry)
 
     def _request_sync(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -358,8 +384,14 @@ class AuditLog:
             elif not future.done():
                 future.set_result(None)
         self._async_waiters = waiting
-        if waiting:
-            self._request_sync(waiting[0][1].get_loop())
+        if waiting or self._unsynced_lines():
+            self._request_sync(asyncio.get_running_loop())
+
+    def _unsynced_lines(self) -> bool:
+        """(loop thread) Whether lines that record_async returned are not yet on disk."""
+        while self._unsynced and self._unsynced[0][0] <= self._synced:
+            self._unsynced.popleft()
+        return bool(self._unsynced)
 
     def _syncer_gone(self, reason: str) -> None:
         """(loop thread) The helper exited with a request unanswered: start another once;
@@ -369,9 +401,9 @@ class AuditLog:
         if self._helper_losses > 1:
             self._helper_losses = 0
             self._fail_async_waiters(AuditError(f"{self._path}: {reason}"))
-        elif self._async_waiters:
+        elif self._async_waiters or self._unsynced_lines():
             _logger.warning("%s: %s; starting another", self._path, reason)
-            self._request_sync(self._async_waiters[0][1].get_loop())
+            self._request_sync(asyncio.get_running_loop())
 
     def _fail_async_waiters(self, error: AuditError) -> None:
         waiters, self._async_waiters = self._async_waiters, []

@@ -122,7 +122,8 @@ class Service:
         self._closers.append(self.index.close)
         self.registry = Registry(data)
         self._closers.insert(0, self.registry.close)
-        self.audit = AuditLog(data / "audit" / "audit.log")
+        self.audit = AuditLog(data / "audit" / "audit.log",
+                              sync_wait=settings.audit_fsync_before_answer)
         self._closers.insert(0, self.audit.close)
         self._venues = VenueTable.load(data)
         self._venues_watch = FileWatch(data / VENUES_FILE)

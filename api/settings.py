@@ -52,3 +52,6 @@ class Settings:
     purge_every_s: float = 6 * 3600          # how often expired check-ins are deleted
     topic: str = "qrtrace.scans"
     group: str = "qrtrace-index"
+    # an official's exposure page waits for its audit line's fsync (True), or only for its
+    # write, the fsync following at once (False: see api/audit.py)
+    audit_fsync_before_answer: bool = False

@@ -176,6 +176,7 @@ def run(args) -> dict:
     from api.keystore import load_keyring
 
     out: dict = describe("benchmarks.api", ("fastapi", "uvicorn", "pydantic", "numba"))
+    out.update(server_workers=args.workers, audit_fsync=args.audit_fsync)
     with tempfile.TemporaryDirectory(prefix="qrtrace-bench-api-") as folder:
         ours, plain = Path(folder) / "ours", Path(folder) / "plain"
         print(f"preparing {args.checkins:,} check-ins ...", file=sys.stderr)
@@ -189,7 +190,8 @@ def run(args) -> dict:
         url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
         servers = [
             start([sys.executable, "-m", "api.cli", "serve", "--data", str(ours), "--port",
-                   str(port), "--no-rate-limits", "--workers", str(args.workers)],
+                   str(port), "--no-rate-limits", "--workers", str(args.workers),
+                   "--audit-fsync", args.audit_fsync],
                   url + "/healthz", env),
             start([sys.executable, "-m", "benchmarks.plain_api", "--data", str(plain),
                    "--port", str(plain_port)], plain_url + "/docs", env)]
@@ -351,6 +353,9 @@ def main() -> None:
                         help="cases queried while scans flow (default 50)")
     parser.add_argument("--keep", metavar="DIR",
                         help="prepare the commune once into DIR and reuse it on later runs")
+    parser.add_argument("--audit-fsync", choices=("after-answer", "before-answer"),
+                        default="after-answer",
+                        help="`qrtrace serve --audit-fsync` (default: serve's default)")
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (`qrtrace serve --workers`, default 1)")
     parser.add_argument("--json", action="store_true")

@@ -57,6 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="load a demo commune into the data folder (first start only) and "
                         "print sign-in tokens for its officials")
+    p.add_argument("--audit-fsync", choices=("after-answer", "before-answer"),
+                   default="after-answer",
+                   help="when an exposure page's audit line is fsynced: its line is always "
+                        "written before the query runs; before-answer also waits for the "
+                        "disk; after-answer (default) asks for the fsync at once and does "
+                        "not wait (a power cut can lose the last lines, at most 1 s of them)")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.set_defaults(func=run)
 
@@ -82,7 +88,8 @@ def settings_from(args: argparse.Namespace):
                         device_burst=args.device_burst, device_per_hour=args.device_per_hour,
                         venue_burst=args.venue_burst, venue_per_hour=args.venue_per_hour,
                         person_per_hour=args.person_per_hour,
-                        enabled=not args.no_rate_limits))
+                        enabled=not args.no_rate_limits),
+                    audit_fsync_before_answer=args.audit_fsync == "before-answer")
 
 
 def run(args: argparse.Namespace) -> int:

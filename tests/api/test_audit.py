@@ -407,6 +407,63 @@ def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path
         record(log, 99)
 
 
+def test_without_sync_wait_a_line_is_written_before_return_and_synced_after(tmp_path):
+    log = AuditLog(tmp_path / "audit.log", sync_wait=False, max_unsynced_s=0.3)
+    path = tmp_path / "audit.log"
+
+    async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        helper = log._syncer.process
+        os.kill(helper.pid, signal.SIGSTOP)  # a disk that does not answer
+        try:
+            for i in range(1, 6):  # no wait: each returns with its line in the file
+                await asyncio.wait_for(log.record_async(actor="a", role="official",
+                                                        action="x", case=i), timeout=10)
+                assert json.loads(path.read_bytes().splitlines()[-1])["case"] == i
+            await asyncio.sleep(0.4)  # the oldest unsynced line is now too old
+            late = asyncio.create_task(log.record_async(actor="a", role="official",
+                                                        action="x", case=6))
+            await asyncio.sleep(0.2)
+            assert not late.done()  # it waits for the disk, as with sync_wait=True
+        finally:
+            os.kill(helper.pid, signal.SIGCONT)
+        await asyncio.wait_for(late, timeout=10)
+        while log._synced < 7:  # the round asked for by the last lines still comes
+            await asyncio.sleep(0.001)
+
+    asyncio.run(main())
+    assert log.verify().entries == 7
+    log.close()
+
+
+def test_without_sync_wait_a_failed_fsync_refuses_the_next_record(tmp_path, monkeypatch):
+    eio = ("import socket, struct, sys; s = socket.socket(fileno=int(sys.argv[2])); "
+           "s.recv(8); s.sendall(struct.pack('<q', -5))")
+    monkeypatch.setattr(audit, "LoopSyncer", functools.partial(
+        audit.LoopSyncer, command=[sys.executable, "-c", eio]))
+    log = AuditLog(tmp_path / "audit.log", sync_wait=False)
+
+    async def main():
+        await log.record_async(actor="a", role="official", action="x", case=0)
+        deadline = time.monotonic() + 60
+        while True:  # refused once the helper's answer (EIO) has come
+            assert time.monotonic() < deadline, "the failed fsync was never reported"
+            try:
+                await log.record_async(actor="a", role="official", action="x", case=1)
+            except AuditError as exc:
+                return exc
+            await asyncio.sleep(0.01)
+
+    assert "fsync failed" in str(asyncio.run(main()))
+    with pytest.raises(AuditError, match="fsync failed"):
+        record(log, 99)
+
+
+def test_a_bad_unsynced_bound_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="max_unsynced_s"):
+        AuditLog(tmp_path / "audit.log", sync_wait=False, max_unsynced_s=0)
+
+
 def test_two_logs_on_one_file_keep_one_chain(tmp_path):
     path = tmp_path / "audit.log"
     first, second = AuditLog(path), AuditLog(path)

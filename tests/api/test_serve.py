@@ -138,7 +138,9 @@ def test_checkout_closes_the_latest_visit(server):
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
 
 
-def test_official_traces_a_case_and_every_query_is_audited(server):
+@pytest.mark.parametrize("audit_fsync", ["after-answer", "before-answer"])
+def test_official_traces_a_case_and_every_query_is_audited(live_server, audit_fsync):
+    server = live_server(extra=("--audit-fsync", audit_fsync))
     c = setup_commune(server)
     device, t = c["devices"][1], c["tokens"]
     server.post("/v1/scans", token=device, json={"scans": [
