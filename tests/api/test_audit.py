@@ -387,13 +387,17 @@ def test_each_event_loop_gets_its_own_helper(tmp_path):
     log.close()
 
 
-def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path, monkeypatch):
-    # the disk is what fails here, not the helper: a helper that answers EIO to its first
-    # request, as the real one does when fdatasync fails
+def failing_disk(monkeypatch) -> None:
+    """The disk is what fails, not the helper: a helper that answers EIO to its first
+    request, as the real one does when fdatasync fails."""
     eio = ("import socket, struct, sys; s = socket.socket(fileno=int(sys.argv[2])); "
            "s.recv(8); s.sendall(struct.pack('<q', -5))")
     monkeypatch.setattr(audit, "LoopSyncer", functools.partial(
         audit.LoopSyncer, command=[sys.executable, "-c", eio]))
+
+
+def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path, monkeypatch):
+    failing_disk(monkeypatch)
     log = AuditLog(tmp_path / "audit.log")
 
     async def main():
@@ -437,10 +441,7 @@ def test_without_sync_wait_a_line_is_written_before_return_and_synced_after(tmp_
 
 
 def test_without_sync_wait_a_failed_fsync_refuses_the_next_record(tmp_path, monkeypatch):
-    eio = ("import socket, struct, sys; s = socket.socket(fileno=int(sys.argv[2])); "
-           "s.recv(8); s.sendall(struct.pack('<q', -5))")
-    monkeypatch.setattr(audit, "LoopSyncer", functools.partial(
-        audit.LoopSyncer, command=[sys.executable, "-c", eio]))
+    failing_disk(monkeypatch)
     log = AuditLog(tmp_path / "audit.log", sync_wait=False)
 
     async def main():
