@@ -109,11 +109,15 @@ def _prepared(ours: Path, args) -> dict:
     return info
 
 
-def start(args: list[str], url: str, env: dict) -> subprocess.Popen:
-    """Start a server process and wait for it to answer."""
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+def start(args: list[str], url: str, env: dict, log: Path | None = None) -> subprocess.Popen:
+    """Start a server process (its stdout and stderr to `log`, if given) and wait for it
+    to answer."""
+    with open(log or os.devnull, "wb") as sink:
+        process = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
     for _ in range(600):
+        if process.poll() is not None:
+            raise RuntimeError(f"{args} exited with code {process.returncode} at start"
+                               + (f":\n{_tail(log)}" if log else ""))
         try:
             requests.get(url, timeout=1)
             return process
@@ -203,21 +207,36 @@ def run(args) -> dict:
         env = {**os.environ, "QRTRACE_ADMIN_TOKEN": secrets.token_urlsafe(24)}
         port, plain_port = _free_port(), _free_port()
         url, plain_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{plain_port}"
+        logs = [Path(folder) / "serve.log", Path(folder) / "plain.log"]
         servers = [
             start([sys.executable, "-m", "api.cli", "serve", "--data", str(ours), "--port",
                    str(port), "--no-rate-limits", "--workers", str(args.workers),
                    "--audit-fsync", args.audit_fsync],
-                  url + "/healthz", env),
+                  url + "/healthz", env, logs[0]),
             start([sys.executable, "-m", "benchmarks.plain_api", "--data", str(plain),
-                   "--port", str(plain_port)], plain_url + "/docs", env)]
+                   "--port", str(plain_port)], plain_url + "/docs", env, logs[1])]
         try:
             measure(out, args, url, plain_url, prep, plain_prep,
                     load_keyring(ours), load_keyring(plain), servers[0].pid)
         finally:
+            died = [(s, log) for s, log in zip(servers, logs, strict=True)
+                    if s.poll() is not None]
             for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
+            for server, log in died:  # say so, with what it printed: nothing is hidden
+                print(f"{server.args[2]} exited during the run with code {server.returncode};"
+                      f" the end of its log:\n{_tail(log)}", file=sys.stderr)
+        if died:
+            raise SystemExit("a server exited during the run: its figures are not valid")
     return out
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
 
 
 def _cpu_seconds(pid: int) -> float:
