@@ -7,19 +7,23 @@
 Each batch: poll; decode the records (a bad one gets its reason); decode camera frames;
 verify every token in one call (decoder.verify_tokens); refuse rows that the index would
 refuse (times outside [0, 2**32), a check-out not after its check-in); append the rest to
-the index in one call (durable when it returns: the index's write-ahead log); send every
-refused record or row to the dead-letter log with its reason; checkpoint the batch. A bad
-record or row never stops the batch. Retried scans (the same person, venue and t_in) are
-counted as duplicates by the index, not added twice.
+the index (durable when it returns: the index's write-ahead log); send every refused
+record or row to the dead-letter log with its reason; checkpoint the batch. A large batch
+is appended in parts, in order, the next part decoded and verified in a second thread
+while one is appended; the dead letters and the checkpoint still come after every part
+is durable. A bad record or row never stops the batch. Retried scans (the same person,
+venue and t_in) are counted as duplicates by the index, not added twice.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +35,7 @@ from ingest.wire import (
     FORMAT_HEADER,
     JSON,
     PACKED_V1,
+    ROW_SIZE,
     decode_packed_many,
     decode_record,
     encode_packed,
@@ -42,6 +47,10 @@ from tracing.checkins import MAX_DURATION, MAX_TIME
 from tracing.errors import InvalidCheckin
 
 logger = logging.getLogger("qrtrace.ingest")
+
+# a poll of more than twice this many packed rows' worth of bytes is appended in parts,
+# the next part verified while one is appended (Worker.process)
+PART_EVENTS = 1 << 17
 
 _JSON = JSON.encode()
 _PACKED = PACKED_V1.encode()
@@ -88,8 +97,9 @@ class Worker:
     """Moves scan records from a ScanLog into a CheckinIndex; see the module docstring."""
 
     def __init__(self, log: ScanLog, index, keyring: KeyRing, *, max_records: int = 5000,
-                 poll_timeout_s: float = 0.5):
+                 poll_timeout_s: float = 0.5, part_events: int | None = None):
         self.log = log
+        self.part_events = part_events or PART_EVENTS
         self.index = index
         self.keyring = keyring
         self.max_records = max_records
@@ -138,20 +148,30 @@ class Worker:
     # ---- one batch -----------------------------------------------------------------
 
     def process(self, records: list[Record]) -> BatchOutcome:
-        """Decode, verify, append and checkpoint `records`; returns what it did."""
+        """Decode, verify, append and checkpoint `records`; returns what it did.
+
+        A large poll goes to the index in parts of about `part_events` events, in order:
+        while one part is appended (and fsynced), the next is decoded and verified in a
+        second thread (the kernels release the GIL), so the two cores share the work.
+        Every part is durable before the dead letters are sent and the poll is
+        checkpointed, once, as before; a kill in between leaves the whole poll to be read
+        again (the index counts the parts already stored as duplicates)."""
         rejected: Counter = Counter()
-        batch, source = self._decode(records, rejected)
-        n = len(batch)
-        reasons = Reasons(n)
-        tokens = self._read_frames(batch, reasons)
-        checked = verify_tokens(tokens, self.keyring)
-        bad = checked.status != Status.OK
-        reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
-        reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")
-        _check_times(batch, reasons)
-        added, duplicates = self._append(batch, checked.id, reasons)
-        if reasons.any():
-            self._reject_rows(records, batch, source, reasons, rejected)
+        letters: list[tuple[Record, str, bytes | None, int]] = []
+        parts = self._parts(records)
+        added = duplicates = n = 0
+        with contextlib.closing(self._prepared(parts)) as prepared:
+            for part, (batch, source, reasons, persons, refused) in prepared:
+                n += len(batch)
+                letters.extend(refused)
+                a, d = self._append(batch, persons, reasons)
+                added += a
+                duplicates += d
+                if reasons.any():
+                    self._reject_rows(part, batch, source, reasons, letters)
+        for record, reason, value, rows in letters:
+            rejected[reason_key(reason)] += rows
+            self.log.dead_letter(record, reason, value)
         self.log.checkpoint(records)
         m = self.metrics
         m.records_in += len(records)
@@ -165,10 +185,56 @@ class Worker:
             logger.warning("rejected", extra={"fields": {"records": len(records), **fields}})
         return BatchOutcome(len(records), n, added, duplicates, dict(rejected))
 
-    def _decode(self, records: list[Record], rejected: Counter) -> tuple[ScanBatch, np.ndarray]:
+    def _parts(self, records: list[Record]) -> list[list[Record]]:
+        """`records` cut into runs of about part_events packed rows' worth of bytes."""
+        limit = self.part_events * ROW_SIZE
+        sizes = [0 if r.value is None else len(r.value) for r in records]
+        if sum(sizes) < 2 * limit:
+            return [records]
+        parts, start, size = [], 0, 0
+        for i, s in enumerate(sizes):
+            size += s
+            if size >= limit:
+                parts.append(records[start:i + 1])
+                start, size = i + 1, 0
+        if start < len(records):
+            parts.append(records[start:])
+        return parts
+
+    def _prepared(self, parts: list[list[Record]]):
+        """Each part with what `_prepare` made of it, in order; parts after the first are
+        prepared in a second thread, ahead of the caller."""
+        if len(parts) == 1:
+            yield parts[0], self._prepare(parts[0])
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="qrtrace-prepare")
+        try:
+            futures = [pool.submit(self._prepare, part) for part in parts]
+            for part, future in zip(parts, futures, strict=True):
+                yield part, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, records: list[Record]):
+        """Decode and verify `records`, without side effects: the batch, each row's
+        record, the rows' reasons so far, the person ids, and the refused records
+        (record, reason, None, 1) to send to the dead letters."""
+        refused: list[tuple[Record, str, bytes | None, int]] = []
+        batch, source = self._decode(records, refused)
+        reasons = Reasons(len(batch))
+        tokens = self._read_frames(batch, reasons)
+        checked = verify_tokens(tokens, self.keyring)
+        bad = checked.status != Status.OK
+        reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
+        reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")
+        _check_times(batch, reasons)
+        return batch, source, reasons, checked.id, refused
+
+    def _decode(self, records: list[Record], refused: list) -> tuple[ScanBatch, np.ndarray]:
         """The events of `records` as one batch, and each row's record (its position in
-        `records`); a record that does not decode goes to the dead letters. Packed records
-        are copied straight into the batch's columns, JSON records parsed together."""
+        `records`); a record that does not decode goes to `refused` with its reason.
+        Packed records are copied straight into the batch's columns, JSON records parsed
+        together."""
         batches, sources = [], []
         packed, packed_at, counts = [], [], []
         json_values, json_records = [], []
@@ -188,21 +254,21 @@ class Worker:
                     packed_at.append(i)
                     counts.append(count)
                 else:
-                    self._reject_record(record, reason, rejected)
+                    refused.append((record, reason, None, 1))
             else:
                 decoded = decode_record(value, headers)
                 if decoded.ok:
                     batches.append(decoded.batch)
                     sources.append(np.full(len(decoded.batch), i, np.int64))
                 else:
-                    self._reject_record(record, decoded.reason, rejected)
+                    refused.append((record, decoded.reason, None, 1))
         if packed:
             batches.insert(0, decode_packed_many(packed, counts))
             sources.insert(0, np.repeat(np.asarray(packed_at, np.int64), counts))
         if json_values:
-            events, rows, refused = parse_json_many(json_values)
-            for j, reason in refused:
-                self._reject_record(records[json_records[j]], reason, rejected)
+            events, rows, bad_json = parse_json_many(json_values)
+            for j, reason in bad_json:
+                refused.append((records[json_records[j]], reason, None, 1))
             batches.append(events)
             sources.append(np.asarray(json_records, np.int64)[np.asarray(rows, np.int64)])
         source = np.concatenate(sources) if sources else np.empty(0, np.int64)
@@ -251,25 +317,21 @@ class Worker:
             duplicates += result.duplicates
         return added, duplicates
 
-    def _reject_record(self, record: Record, reason: str, rejected: Counter) -> None:
-        rejected[reason_key(reason)] += 1
-        self.log.dead_letter(record, reason)
-
-    def _reject_rows(self, records, batch, source, reasons: Reasons, rejected) -> None:
-        """One dead letter per (record, reason): the refused rows in the record's format."""
+    def _reject_rows(self, records, batch, source, reasons: Reasons, letters: list) -> None:
+        """One dead letter per (record, reason), into `letters`: the refused rows in the
+        record's format."""
         bad = np.flatnonzero(reasons.code)
         groups: dict[tuple[int, int], list[int]] = {}
         for row, code in zip(bad.tolist(), reasons.code[bad].tolist(), strict=True):
             groups.setdefault((int(source[row]), code), []).append(row)
         for (i, code), rows in groups.items():
             record, reason = records[i], reasons.texts[code]
-            rejected[reason_key(reason)] += len(rows)
             part = batch.take(np.array(rows, np.int64))
             # a JSON record is one event: keep its bytes; of a packed batch keep only
             # the refused rows, as a packed batch
             whole = int((source == i).sum()) == len(rows) and not part.frames
             value = None if whole or part.frames else encode_packed(part)
-            self.log.dead_letter(record, reason, value)
+            letters.append((record, reason, value, len(rows)))
 
 
 class Reasons:

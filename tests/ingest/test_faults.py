@@ -2,8 +2,10 @@
 topic of 3 partitions, worker A is killed with SIGKILL again and again (20 times by
 default), a second worker B (its own data folder) joins the group and later leaves it,
 and the broker is restarted once; 1% of the events carry a forged token and 1% of the
-records are poison as a whole. Afterwards the two indexes together hold every valid
-check-in exactly once, and every poison event and record is in the dead-letter topic.
+records are poison as a whole. Worker A appends each poll in parts (so kills also land
+between the parts of a poll), B each poll whole. Afterwards the two indexes together
+hold every valid check-in exactly once, and every poison event and record is in the
+dead-letter topic.
 
 What holds, and why (ingest/kafka_log.py has the whole reasoning):
 
@@ -180,11 +182,19 @@ class Flow:
 STARTED: list[subprocess.Popen] = []
 
 
-def _worker(bootstrap, topic, data, log_name, *extra):
-    """A worker process; its JSON log lines go to DATA/../LOG_NAME.log (kept on failure)."""
+# `qrtrace worker` whose polls go to the index in parts of ~1,000 events (a poll here is
+# ~5,000), so that kills also land between the parts of one poll (Worker.process)
+SMALL_PARTS = ("import runpy, ingest.worker as w; w.PART_EVENTS = 1000; "
+               "runpy.run_module('api.cli', run_name='__main__', alter_sys=True)")
+
+
+def _worker(bootstrap, topic, data, log_name, *extra, parts=False):
+    """A worker process; its JSON log lines go to DATA/../LOG_NAME.log (kept on failure).
+    With `parts`, each poll is appended in several parts."""
+    start = ["-c", SMALL_PARTS] if parts else ["-m", "api.cli"]
     with open(data.parent / f"{log_name}.log", "ab") as log:
         STARTED.append(subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--kafka", bootstrap, "--data",
+            [sys.executable, *start, "worker", "--kafka", bootstrap, "--data",
              str(data), "--topic", topic, "--group", f"{topic}-group", "--max-records", "50",
              "--report", "60", *extra], stdout=subprocess.DEVNULL, stderr=log))
         return STARTED[-1]
@@ -248,7 +258,8 @@ def test_killed_workers_a_rebalance_and_a_broker_restart_lose_and_double_nothing
 
     worker_b = None
     for k in range(KILLS):
-        worker_a = _worker(bootstrap, topic, data_a, f"a-{k}")
+        # A appends each poll in parts (the usual large poll), B in one
+        worker_a = _worker(bootstrap, topic, data_a, f"a-{k}", parts=True)
         # kill it once it has saved progress of its own (start-up time varies: a fresh
         # checkout compiles kernels), at a random moment among its batches
         progress(data_a, f"worker A, life {k}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
+import numpy as np
 import pytest
 
 from decoder import issue_token
@@ -160,3 +161,58 @@ def test_ingest_command_reads_json_lines_and_packed_files(tmp_path, capsys):
     assert out["events_in"] == 1000 and out["checkins_added"] == len(keys)
     with CheckinIndex.open(data / "index") as index:
         assert len(index) == 2 + len(keys)
+
+
+def _mixed_records(keyring, seed: int) -> list:
+    """Packed batches of ~100 events (some rows forged, some times backwards), JSON
+    events, and a few records that do not decode, in random order."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(40):
+        kind = rng.integers(0, 10)
+        if kind < 6:
+            batch, _ = random_batch(keyring, int(rng.integers(1, 200)), seed=seed * 100 + k,
+                                    persons=60, venues=5)
+            token, t_out = batch.token.copy(), batch.t_out.copy()
+            for row in rng.choice(len(batch), int(rng.integers(0, 4))):
+                if rng.integers(0, 2):
+                    token[row] = forged(token[row].decode()).encode()
+                else:
+                    t_out[row] = batch.t_in[row] - 1
+            batch = ScanBatch(batch.venue, batch.device, batch.seq, batch.t_in, t_out, token)
+            out.append((encode_packed(batch), PACKED_H))
+        elif kind < 9:
+            p, v = int(rng.integers(1, 60)), int(rng.integers(1, 5))
+            out.append((encode_json(events_for(keyring, [(p, v, T0 + k, 0)])[0]), JSON_H))
+        else:
+            out.append((b"QRTP\x01" if rng.integers(0, 2) else b"{not json", PACKED_H))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_poll_appended_in_parts_does_what_one_append_does(tmp_path, seed):
+    """Parts of a few records each (prepared in a second thread) against the whole poll
+    at once: the same index, counts, dead letters and acknowledgements."""
+    keyring = keyring_of(tmp_path)
+    records = _mixed_records(keyring, seed)
+    seen = []
+    for name, part_events in (("whole", 10**9), ("parts", 150)):
+        log = EmbeddedLog()
+        with CheckinIndex.open(tmp_path / name) as index:
+            worker = Worker(log, index, keyring, poll_timeout_s=0, part_events=part_events)
+            parts = worker._parts(_as_records(records))
+            assert (len(parts) > 3) if name == "parts" else len(parts) == 1
+            futures = [log.submit(value, headers) for value, headers in records]
+            outcome = worker.run_once()
+            assert all(f.result(timeout=5) >= 0 for f in futures)
+            letters = sorted((r.offset, reason, r.value) for r, reason in log.dead_letters)
+            seen.append((_stored(index), outcome.added, outcome.duplicates,
+                         outcome.rejected, outcome.events, letters))
+        log.close()
+    assert seen[0] == seen[1]
+    assert seen[0][3], "the input has refused rows"
+
+
+def _as_records(records) -> list:
+    from ingest.log import Record
+    return [Record(value, headers) for value, headers in records]
