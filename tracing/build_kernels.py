@@ -17,27 +17,33 @@ import numpy as np
 from numba import njit
 
 EXPLICIT = np.uint32(1 << 31)
-INSERTION_MOVES = 8  # an insertion sort gives up after this many moves per row
+INSERTION_MOVES = 32  # an insertion sort gives up after this many moves per row
 
 
 @njit(cache=True, nogil=True)
 def rank_table(ids, top):
-    """(sorted distinct ids, table) for ids all <= top: table[id] is the id's rank among
-    the distinct ids, its code. Linear, no sort: for ids that are small integers."""
+    """(sorted distinct ids, table, starts) for ids all <= top: table[id] is the id's rank
+    among the distinct ids, its code, and starts the group_starts of those codes (the
+    counting rides in the pass that finds the ids: no second pass over the rows). Linear,
+    no sort: for ids that are small integers."""
     table = np.zeros(top + 1, np.uint32)
     for x in ids:
-        table[x] = 1
+        table[x] += 1
     n = 0
     for x in range(top + 1):
-        n += table[x]
+        n += table[x] > 0
     distinct = np.empty(n, np.uint64)
+    starts = np.empty(n + 1, np.int64)
+    starts[0] = 0
     k = 0
     for x in range(top + 1):
-        if table[x]:
+        count = table[x]
+        if count:
             distinct[k] = x
+            starts[k + 1] = starts[k] + count
             table[x] = k
             k += 1
-    return distinct, table
+    return distinct, table, starts
 
 
 @njit(cache=True, nogil=True)
@@ -411,8 +417,8 @@ def scatter_venue_words(vcode, t_in, pcode, t_out, t0, pb, tb, coarse, shift, hi
 
 @njit(cache=True, nogil=True)
 def finish_venue_coarse(c_lo, c_hi, backward, at, coarse, starts, shift, pb, tb, t0, high,
-                        low_w, durs, venue_off, person, t_in, exp, t_key, t_dur, o_person,
-                        o_t, o_exp):
+                        low_w, durs, venue_off, maxexp, person, t_in, exp, t_key, t_dur,
+                        o_person, o_t, o_exp):
     """The second pass of the venue view for coarse groups c_lo .. c_hi - 1 (after
     scatter_venue_words): each coarse group's rows (words high, low_w and durs) regrouped
     by venue into t_key, t_dur (scratch as long as the widest coarse group), each venue's
@@ -421,7 +427,9 @@ def finish_venue_coarse(c_lo, c_hi, backward, at, coarse, starts, shift, pb, tb,
     rows are written. Forward, the groups in order, the rows written from row `at` on
     (at <= coarse[c_lo]); backward, from the last group down, each group's rows written
     just below row `at` (at >= coarse[c_hi]) through o_person, o_t, o_exp (scratch like
-    t_key). venue_off[v + 1] gets the end row of venue v. Returns the new `at`."""
+    t_key). venue_off[v + 1] gets the end row of venue v, maxexp[v] its longest explicit
+    visit (kernels.venue_max_explicit, here while the rows are in the cache). Returns the
+    new `at`."""
     groups = starts.shape[0] - 1
     word, low = np.uint64(32), np.uint64(min(tb + pb, 63))
     tmask = (np.uint64(1) << np.uint64(tb)) - np.uint64(1)
@@ -440,6 +448,11 @@ def finish_venue_coarse(c_lo, c_hi, backward, at, coarse, starts, shift, pb, tb,
             fill[f] = pos + 1
             t_key[pos] = key
             t_dur[pos] = durs[lo + r]
+        for v in range(v_lo, v_hi):
+            longest = np.uint32(0)
+            for r in range(starts[v] - lo, starts[v + 1] - lo):
+                longest = max(longest, t_dur[r])
+            maxexp[v] = longest
         if not backward:
             for v in range(v_lo, v_hi):
                 at = _emit_venue(t_key, t_dur, starts[v] - lo, starts[v + 1] - lo, pb, tmask,

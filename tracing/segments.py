@@ -99,21 +99,32 @@ def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return kernels.lookup_codes(sorted_ids, np.ascontiguousarray(ids, np.uint64))
 
 
-def dense_codes(ids: np.ndarray, codes: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, code of each id), the codes (uint32) written into `codes`
-    when given. Small ids take a linear path, not a sort."""
-    codes = np.empty(ids.shape[0], np.uint32) if codes is None else codes
+def code_table(ids: np.ndarray):
+    """rank_table's (sorted distinct ids, table, group starts) for ids that are small
+    integers; None for others (see dense_codes)."""
     if ids.shape[0] == 0:
-        return np.empty(0, np.uint64), codes
+        return np.empty(0, np.uint64), np.zeros(1, np.uint32), np.zeros(1, np.int64)
     top = int(ids.max())
     if top < max(2 * ids.shape[0], 1 << 22):
-        distinct, table = build_kernels.rank_table(ids, top)
-        build_kernels.codes_from_table(ids, table, codes)
-        return distinct, codes
+        return build_kernels.rank_table(ids, top)
+    return None
+
+
+def dense_codes(ids: np.ndarray, codes: np.ndarray | None = None, table=None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct ids, code of each id, group_starts of the codes), the codes
+    (uint32) written into `codes` when given. Small ids take a linear path, not a sort
+    (`table`: their code_table, if known)."""
+    codes = np.empty(ids.shape[0], np.uint32) if codes is None else codes
+    table = code_table(ids) if table is None else table
+    if table is not None:
+        build_kernels.codes_from_table(ids, table[1], codes)
+        return table[0], codes, table[2]
     uniq, inverse = np.unique(ids, return_inverse=True)
     codes[:] = inverse
-    return uniq.astype(np.uint64), codes
+    starts = np.empty(uniq.shape[0] + 1, np.int64)
+    build_kernels.group_starts(codes, uniq.shape[0], starts)
+    return uniq.astype(np.uint64), codes, starts
 
 
 def empty_segment() -> Segment:
@@ -136,27 +147,41 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
     if n == 0:
         return empty_segment()
     vcode, pcode = scratch(n, np.uint32), scratch(n, np.uint32)
+    person = np.ascontiguousarray(person, np.uint64)
+
+    def person_table(codes=pcode):
+        """The person table, or (for large ids) the person codes, by a sort."""
+        table = code_table(person)
+        return (table, None) if table is not None else (None, dense_codes(person, codes))
+
     with ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") as pool:
-        # the person codes in a second thread when the rows are many (numba and numpy's
-        # sort release the GIL)
-        person = np.ascontiguousarray(person, np.uint64)
-        persons = (pool.submit(dense_codes, person, pcode) if n >= TWO_THREAD_ROWS
-                   else None)
-        venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
-        v_starts = np.empty(venue_ids.shape[0] + 1, np.int64)
-        build_kernels.group_starts(vcode, venue_ids.shape[0], v_starts)
+        # the person table in a second thread while this one codes the venues, then the
+        # person codes by both, half the rows each, when the rows are many (numba and
+        # numpy's sort release the GIL)
+        threaded = n >= TWO_THREAD_ROWS
+        persons = pool.submit(person_table) if threaded else None
+        venue_ids, vcode, v_starts = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
         t_in = np.ascontiguousarray(t_in, np.int64)
         t_out = np.ascontiguousarray(t_out, np.int64)
         t0 = int(t_in.min())
-        person_ids, pcode = dense_codes(person, pcode) if persons is None else persons.result()
+        table, coded = person_table() if persons is None else persons.result()
+        if coded is not None:
+            person_ids, pcode, p_starts = coded
+        else:
+            half = n // 2 if threaded else 0
+            first = pool.submit(build_kernels.codes_from_table, person[:half], table[1],
+                                pcode[:half])
+            build_kernels.codes_from_table(person[half:], table[1], pcode[half:])
+            first.result()
+            person_ids, p_starts = table[0], table[2]
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
     tb = _bits(int(t_in.max()) - t0 + 1)
     vshift = build_kernels.coarse_shift(venue_ids.shape[0])
     pshift = build_kernels.coarse_shift(person_ids.shape[0])
     if tb + pb + vshift <= min(KEY_BITS, PACK_BITS) \
             and tb + vb + 1 + pshift <= min(KEY_BITS, PACK_BITS):
-        return _build_by_keys(venue_ids, vcode, v_starts, t_in, person_ids, pcode, t_out, t0,
-                              vb, pb, tb, files)
+        return _build_by_keys(venue_ids, vcode, v_starts, t_in, person_ids, pcode, p_starts,
+                              t_out, t0, vb, pb, tb, files)
     if tb + pb <= PACK_BITS and tb + vb + 1 <= PACK_BITS:
         return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
                                 files)
@@ -174,18 +199,19 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
 COARSE_CLAIM = 8  # coarse groups of the venue view's second pass a thread takes at a time
 
 
-def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, t_out, t0, vb, pb, tb,
-                   files):
+def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, p_starts, t_out, t0, vb,
+                   pb, tb, files):
     """build_segment by counting sorts of the raw rows, the two views at once
     (tracing/build_kernels.py, "the two views at once"): the venue view's first pass in
     this thread while the person view is built in another (numba releases the GIL); then
     both threads take the venue view's coarse groups, this one from the first, the other
     from the last, and the gap between the two runs of rows is closed. Duplicates merge
     in each view alike. Each view's keys are kept in its own output columns: the only
-    scratch columns are the codes (starts: group_starts of the venue codes)."""
+    scratch columns are the codes (starts, p_starts: their group_starts)."""
     n, venues, persons = t_in.shape[0], venue_ids.shape[0], person_ids.shape[0]
     threaded = n >= TWO_THREAD_ROWS
     venue_off, person_off = np.zeros(venues + 1, np.int64), np.empty(persons + 1, np.int64)
+    maxexp = np.empty(venues, np.uint32)
     if files is None:
         person, times, exp, pv_venue, pv_t_in = (scratch(n, np.uint32) for _ in range(5))
     else:
@@ -220,12 +246,10 @@ def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, t_out, t0,
             first = got[0]
             at = build_kernels.finish_venue_coarse(
                 got[0], got[1], backward, at, coarse, starts, vshift, pb, tb, t0, times,
-                person, exp, venue_off, person, times, exp, t_key, t_dur, *out)
+                person, exp, venue_off, maxexp, person, times, exp, t_key, t_dur, *out)
         return at, first
 
     def person_view():
-        p_starts = np.empty(persons + 1, np.int64)
-        build_kernels.group_starts(pcode, persons, p_starts)
         # the keys' two words go in the view's own columns: no scratch column
         build_kernels.scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb,
                                            p_starts, build_kernels.coarse_shift(persons),
@@ -260,8 +284,8 @@ def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, t_out, t0,
             files.finish(name, m)
     if m2 != m:
         raise AssertionError(f"the views disagree: {m} rows by venue, {m2} by person")
-    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
-                   person, times, exp, person_ids, person_off, pv_venue[:m], pv_t_in[:m])
+    return Segment(venue_ids, venue_off, maxexp, person, times, exp, person_ids, person_off,
+                   pv_venue[:m], pv_t_in[:m])
 
 
 def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, files):
