@@ -148,31 +148,47 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
         return empty_segment()
     vcode, pcode = scratch(n, np.uint32), scratch(n, np.uint32)
     person = np.ascontiguousarray(person, np.uint64)
+    tabled = threading.Event()
+    take = _from_both_ends(n, CODE_CLAIM)
+    table = None
 
-    def person_table(codes=pcode):
-        """The person table, or (for large ids) the person codes, by a sort."""
-        table = code_table(person)
-        return (table, None) if table is not None else (None, dense_codes(person, codes))
+    def code_persons(backward: bool, codes=pcode) -> None:
+        while (rows := take(backward)) is not None:
+            build_kernels.codes_from_table(person[rows[0]:rows[1]], table[1],
+                                           codes[rows[0]:rows[1]])
+
+    def person_codes(codes=pcode):
+        """The person table, then person codes from the first rows on (or, for large
+        ids, all the codes by a sort)."""
+        nonlocal table
+        try:
+            table = code_table(person)
+        finally:
+            tabled.set()
+        if table is None:
+            return dense_codes(person, codes)
+        code_persons(False)
+        return None
 
     with ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") as pool:
-        # the person table in a second thread while this one codes the venues, then the
-        # person codes by both, half the rows each, when the rows are many (numba and
-        # numpy's sort release the GIL)
+        # the person table in a second thread while this one codes the venues; then both
+        # code the persons, from either end (numba and numpy's sort release the GIL)
         threaded = n >= TWO_THREAD_ROWS
-        persons = pool.submit(person_table) if threaded else None
+        persons = pool.submit(person_codes) if threaded else None
         venue_ids, vcode, v_starts = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
         t_in = np.ascontiguousarray(t_in, np.int64)
         t_out = np.ascontiguousarray(t_out, np.int64)
         t0 = int(t_in.min())
-        table, coded = person_table() if persons is None else persons.result()
+        if persons is None:
+            coded = person_codes()
+        else:
+            tabled.wait()
+            if table is not None:
+                code_persons(True)
+            coded = persons.result()
         if coded is not None:
             person_ids, pcode, p_starts = coded
         else:
-            half = n // 2 if threaded else 0
-            first = pool.submit(build_kernels.codes_from_table, person[:half], table[1],
-                                pcode[:half])
-            build_kernels.codes_from_table(person[half:], table[1], pcode[half:])
-            first.result()
             person_ids, p_starts = table[0], table[2]
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
     tb = _bits(int(t_in.max()) - t0 + 1)
@@ -197,6 +213,28 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
 
 
 COARSE_CLAIM = 8  # coarse groups of the venue view's second pass a thread takes at a time
+CODE_CLAIM = 1 << 22  # rows a thread codes at a time
+
+
+def _from_both_ends(n: int, claim: int):
+    """take(backward): the next `claim` items (lo, hi) of 0 .. n - 1 not taken yet, from
+    the first or from the last; None when all are taken. Thread-safe."""
+    lock = threading.Lock()
+    left = [0, n]
+
+    def take(backward: bool):
+        with lock:
+            lo, hi = left
+            if lo >= hi:
+                return None
+            if backward:
+                left[1] = lo = max(hi - claim, lo)
+            else:
+                left[0] = hi = min(lo + claim, hi)
+            return lo, hi
+
+    take.stop = lambda: left.__setitem__(0, n)
+    return take
 
 
 def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, p_starts, t_out, t0, vb,
@@ -222,19 +260,7 @@ def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, p_starts, 
     coarse = build_kernels.coarse_starts(starts, vshift)
     widest = int(np.diff(coarse).max())
     scattered = threading.Event()
-    lock = threading.Lock()
-    left = [0, coarse.shape[0] - 1]  # coarse groups not taken yet: left[0] .. left[1] - 1
-
-    def take(backward: bool):
-        with lock:
-            lo, hi = left
-            if lo >= hi:
-                return None
-            if backward:
-                left[1] = lo = max(hi - COARSE_CLAIM, lo)
-            else:
-                left[0] = hi = min(lo + COARSE_CLAIM, hi)
-            return lo, hi
+    take = _from_both_ends(coarse.shape[0] - 1, COARSE_CLAIM)
 
     def venue_part(backward: bool):
         """This thread's share of the venue view's second pass: (its `at`, the first
@@ -266,8 +292,7 @@ def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, p_starts, 
             build_kernels.scatter_venue_words(vcode, t_in, pcode, t_out, t0, pb, tb,
                                               coarse, vshift, times, person, exp)
         except BaseException:
-            with lock:
-                left[0] = left[1]  # nothing for the other thread to take
+            take.stop()  # nothing for the other thread to take
             raise
         finally:
             scattered.set()

@@ -61,11 +61,12 @@ def test_large_groups_out_of_time_order(order):
 @pytest.mark.parametrize("ids", ["large", "small"])
 def test_build_paths_equal_the_lexsort(path, time_order, ids, monkeypatch):
     """Every grouping path builds the lexsort's segment: the two views in two threads
-    (and with the venue view's second pass shared by both from either end), in one, and
+    (the codes and the venue view's second pass shared by both from either end), in one, and
     the older path with a column of codes (for keys too wide to carry the codes' low
     bits); with many groups (two grouping passes), duplicates whose copies differ in
     their check-out, rows in and out of time order, and ids coded by a table or a sort."""
     monkeypatch.setattr(segments, "TWO_THREAD_ROWS", 1 << 62 if path == "one thread" else 0)
+    monkeypatch.setattr(segments, "CODE_CLAIM", 1000)  # the codes in many claims
     if path == "grouped codes":
         monkeypatch.setattr(segments, "KEY_BITS", 0)
     ends = set()
