@@ -385,6 +385,13 @@ def merge_person_views(a_off, a_venue, a_t, a_vcode, a_pcode, b_off, b_venue, b_
 # other from the last once its person view is done (finish_venue_coarse).
 
 @njit(cache=True, nogil=True)
+def fill_zero(column):
+    """column[:] = 0, in order, without the GIL."""
+    for i in range(column.shape[0]):
+        column[i] = 0
+
+
+@njit(cache=True, nogil=True)
 def coarse_starts(starts, shift):
     """The first row of each coarse group (codes >> shift) and, last, the row count."""
     return _coarse_starts(starts, shift)
