@@ -17,27 +17,33 @@ import numpy as np
 from numba import njit
 
 EXPLICIT = np.uint32(1 << 31)
-INSERTION_MOVES = 8  # an insertion sort gives up after this many moves per row
+INSERTION_MOVES = 32  # an insertion sort gives up after this many moves per row
 
 
 @njit(cache=True, nogil=True)
 def rank_table(ids, top):
-    """(sorted distinct ids, table) for ids all <= top: table[id] is the id's rank among
-    the distinct ids, its code. Linear, no sort: for ids that are small integers."""
+    """(sorted distinct ids, table, starts) for ids all <= top: table[id] is the id's rank
+    among the distinct ids, its code, and starts the group_starts of those codes (the
+    counting rides in the pass that finds the ids: no second pass over the rows). Linear,
+    no sort: for ids that are small integers."""
     table = np.zeros(top + 1, np.uint32)
     for x in ids:
-        table[x] = 1
+        table[x] += 1
     n = 0
     for x in range(top + 1):
-        n += table[x]
+        n += table[x] > 0
     distinct = np.empty(n, np.uint64)
+    starts = np.empty(n + 1, np.int64)
+    starts[0] = 0
     k = 0
     for x in range(top + 1):
-        if table[x]:
+        count = table[x]
+        if count:
             distinct[k] = x
+            starts[k + 1] = starts[k] + count
             table[x] = k
             k += 1
-    return distinct, table
+    return distinct, table, starts
 
 
 @njit(cache=True, nogil=True)
@@ -166,26 +172,38 @@ def _sort_group(keys, vals, lo, hi):
 
 
 @njit(cache=True, nogil=True)
+def _emit_venue(keys, durs, lo, hi, pb, tmask, t0, person, t_in, exp, k):
+    """Sort one venue's rows (keys[lo:hi] = (t_in - t0) << pb | person code, with any
+    bits above the time's masked off by tmask; durs alike) and write its distinct rows
+    from row k on as uint32 person, t_in and exp columns, merging exact duplicates (the
+    longest explicit duration wins). Returns the next row. The outputs may be the inputs'
+    own memory when k <= lo (each row is written at or before its first)."""
+    pmask = (np.uint64(1) << np.uint64(pb)) - np.uint64(1)
+    shift = np.uint64(pb)
+    _sort_group(keys, durs, lo, hi)
+    for r in range(lo, hi):
+        if r > lo and keys[r] == keys[r - 1]:
+            exp[k - 1] = max(exp[k - 1], durs[r])
+            continue
+        person[k] = np.uint32(keys[r] & pmask)
+        t_in[k] = np.uint32(np.int64((keys[r] >> shift) & tmask) + t0)
+        exp[k] = durs[r]
+        k += 1
+    return k
+
+
+@njit(cache=True, nogil=True)
 def finish_venue_view(starts, keys, durs, pb, t0, venue_off, person, t_in, exp):
     """Sort each venue's rows (starts[v]:starts[v + 1] of keys, durs) and merge exact
     duplicates (the longest explicit duration wins), writing the distinct rows as
     uint32 person, t_in and exp columns; venue_off gets each venue's distinct rows.
     Returns how many rows were written (person, t_in, exp may be longer)."""
-    mask = (np.uint64(1) << np.uint64(pb)) - np.uint64(1)
-    shift = np.uint64(pb)
+    every = np.uint64(0xFFFFFFFFFFFFFFFF)
     k = 0
     venue_off[0] = 0
     for v in range(starts.shape[0] - 1):
-        lo, hi = starts[v], starts[v + 1]
-        _sort_group(keys, durs, lo, hi)
-        for r in range(lo, hi):
-            if r > lo and keys[r] == keys[r - 1]:
-                exp[k - 1] = max(exp[k - 1], durs[r])
-                continue
-            person[k] = np.uint32(keys[r] & mask)
-            t_in[k] = np.uint32(np.int64(keys[r] >> shift) + t0)
-            exp[k] = durs[r]
-            k += 1
+        k = _emit_venue(keys, durs, starts[v], starts[v + 1], pb, every, t0, person, t_in,
+                        exp, k)
         venue_off[v + 1] = k
     return k
 
@@ -351,52 +369,46 @@ def merge_person_views(a_off, a_venue, a_t, a_vcode, a_pcode, b_off, b_venue, b_
     return k
 
 
-# ---- the two views at once, each from the raw rows (segments._build_in_two_threads) ----
+# ---- the two views at once, each from the raw rows (segments._build_by_keys) -----------
 #
-# Each view's rows are grouped by their code in two passes as above, but the scratch
-# column of codes is gone: the code's low bits (the ones below the coarse group) ride in
-# the key's top bits, above the bits that order the group. A group's keys then sort as
-# before, and the rows of one coarse group sort into their groups by key alone. Both
-# views read the raw rows, so the person view does not wait for the venue view: the two
-# run in two threads.
+# Each view's rows are grouped by their code in two passes as above, but without a
+# column of codes: the code's low bits (the ones below the coarse group) ride in the
+# key's top bits, above the bits that order the group, and the rows of one coarse group
+# sort into their groups by key alone. Each view keeps its keys as two 32-bit words in
+# two of its own output columns until they are unpacked in place: no scratch columns but
+# the venue and person codes. (Looking venue codes up in the venue table as rows are
+# read, instead of a column of codes, cost more than the column: the table of 446k venues
+# is larger than the L2 cache, and each row's lookup ran three times, about 15 ns a row
+# each.) Both views read the raw rows, so the
+# two run in two threads; the venue view's second pass (regroup, sort, unpack) goes by
+# coarse groups, which either thread can take: the calling thread from the first, the
+# other from the last once its person view is done (finish_venue_coarse).
 
 @njit(cache=True, nogil=True)
-def _regroup_keys(starts, shift, coarse, keys, vals, low):
-    """_regroup with each row's code = coarse group << shift | key >> low (the code's
-    low `shift` bits at the key's bit `low`; shift 0: the coarse group is the code)."""
-    pairs = vals.shape[0] > 0
-    widest = 0
-    for c in range(coarse.shape[0] - 1):
-        widest = max(widest, coarse[c + 1] - coarse[c])
-    s_key = np.empty(widest, keys.dtype)
-    s_val = np.empty(widest if pairs else 0, vals.dtype)
-    fill = starts[:-1].copy()
-    low_shift = np.uint64(min(low, 63))
-    for c in range(coarse.shape[0] - 1):
-        lo, n = coarse[c], coarse[c + 1] - coarse[c]
-        if shift == 0:  # one code per coarse group: already in place
-            continue
-        s_key[:n] = keys[lo:lo + n]
-        if pairs:
-            s_val[:n] = vals[lo:lo + n]
-        base = c << shift
-        for r in range(n):
-            code = base | np.int64(s_key[r] >> low_shift)
-            pos = fill[code]
-            fill[code] = pos + 1
-            keys[pos] = s_key[r]
-            if pairs:
-                vals[pos] = s_val[r]
+def fill_zero(column):
+    """column[:] = 0, in order, without the GIL."""
+    for i in range(column.shape[0]):
+        column[i] = 0
 
 
 @njit(cache=True, nogil=True)
-def scatter_venue_keys(vcode, t_in, pcode, t_out, t0, pb, tb, starts, shift, keys, durs):
-    """scatter_by_venue without the scratch codes: keys[pos] = venue code's low `shift`
-    bits << (tb + pb) | (t_in - t0) << pb | person code (tb + pb + shift <= 64)."""
+def coarse_starts(starts, shift):
+    """The first row of each coarse group (codes >> shift) and, last, the row count."""
+    return _coarse_starts(starts, shift)
+
+
+@njit(cache=True, nogil=True)
+def scatter_venue_words(vcode, t_in, pcode, t_out, t0, pb, tb, coarse, shift, high, low_w,
+                        durs):
+    """The first pass of the venue view: the raw rows grouped by coarse group (venue code
+    >> shift; coarse: coarse_starts), stably, each row's key =
+    venue code's low `shift` bits << (tb + pb) | (t_in - t0) << pb | person code
+    (tb + pb + shift <= 64) written as its high and low 32-bit words, and durs[pos] =
+    the explicit duration (0: no check-out)."""
     pb_shift, low = np.uint64(pb), np.uint64(tb + pb)
+    word = np.uint64(32)
     fine = np.uint32((1 << shift) - 1)
-    coarse = _coarse_starts(starts, shift)
-    fill = coarse.copy()
+    fill = coarse[:-1].copy()
     for i in range(vcode.shape[0]):
         v = vcode[i]
         c = v >> shift
@@ -405,32 +417,83 @@ def scatter_venue_keys(vcode, t_in, pcode, t_out, t0, pb, tb, starts, shift, key
         key = (np.uint64(t_in[i] - t0) << pb_shift) | np.uint64(pcode[i])
         if shift:
             key |= np.uint64(v & fine) << low
-        keys[pos] = key
+        high[pos] = np.uint32(key >> word)
+        low_w[pos] = np.uint32(key & np.uint64(0xFFFFFFFF))
         durs[pos] = np.uint32(t_out[i] - t_in[i]) if t_out[i] > 0 else np.uint32(0)
-    _regroup_keys(starts, shift, coarse, keys, durs, tb + pb)
 
 
 @njit(cache=True, nogil=True)
-def finish_venue_keys(starts, keys, durs, pb, tb, t0, venue_off, person, t_in, exp):
-    """finish_venue_view for scatter_venue_keys's keys (the code bits above tb + pb)."""
-    pmask = (np.uint64(1) << np.uint64(pb)) - np.uint64(1)
+def finish_venue_coarse(c_lo, c_hi, backward, at, coarse, starts, shift, pb, tb, t0, high,
+                        low_w, durs, venue_off, maxexp, person, t_in, exp, t_key, t_dur,
+                        o_person, o_t, o_exp):
+    """The second pass of the venue view for coarse groups c_lo .. c_hi - 1 (after
+    scatter_venue_words): each coarse group's rows (words high, low_w and durs) regrouped
+    by venue into t_key, t_dur (scratch as long as the widest coarse group), each venue's
+    rows sorted and its distinct rows unpacked (_emit_venue) into person, t_in, exp,
+    which are the memory of high, low_w, durs: each coarse group is read whole before its
+    rows are written. Forward, the groups in order, the rows written from row `at` on
+    (at <= coarse[c_lo]); backward, from the last group down, each group's rows written
+    just below row `at` (at >= coarse[c_hi]) through o_person, o_t, o_exp (scratch like
+    t_key). venue_off[v + 1] gets the end row of venue v, maxexp[v] its longest explicit
+    visit (kernels.venue_max_explicit, here while the rows are in the cache). Returns the
+    new `at`."""
+    groups = starts.shape[0] - 1
+    word, low = np.uint64(32), np.uint64(min(tb + pb, 63))
     tmask = (np.uint64(1) << np.uint64(tb)) - np.uint64(1)
-    shift = np.uint64(pb)
-    k = 0
-    venue_off[0] = 0
-    for v in range(starts.shape[0] - 1):
-        lo, hi = starts[v], starts[v + 1]
-        _sort_group(keys, durs, lo, hi)
-        for r in range(lo, hi):
-            if r > lo and keys[r] == keys[r - 1]:
-                exp[k - 1] = max(exp[k - 1], durs[r])
-                continue
-            person[k] = np.uint32(keys[r] & pmask)
-            t_in[k] = np.uint32(np.int64((keys[r] >> shift) & tmask) + t0)
-            exp[k] = durs[r]
-            k += 1
-        venue_off[v + 1] = k
-    return k
+    fine = (np.uint64(1) << np.uint64(shift)) - np.uint64(1)
+    fill = np.empty(1 << shift, np.int64)
+    for step in range(c_hi - c_lo):
+        c = c_hi - 1 - step if backward else c_lo + step
+        lo, n = coarse[c], coarse[c + 1] - coarse[c]
+        v_lo, v_hi = c << shift, min((c + 1) << shift, groups)
+        for v in range(v_lo, v_hi):
+            fill[v - v_lo] = starts[v] - lo
+        for r in range(n):
+            key = (np.uint64(high[lo + r]) << word) | np.uint64(low_w[lo + r])
+            f = np.int64((key >> low) & fine) if shift else 0
+            pos = fill[f]
+            fill[f] = pos + 1
+            t_key[pos] = key
+            t_dur[pos] = durs[lo + r]
+        for v in range(v_lo, v_hi):
+            longest = np.uint32(0)
+            for r in range(starts[v] - lo, starts[v + 1] - lo):
+                longest = max(longest, t_dur[r])
+            maxexp[v] = longest
+        if not backward:
+            for v in range(v_lo, v_hi):
+                at = _emit_venue(t_key, t_dur, starts[v] - lo, starts[v + 1] - lo, pb, tmask,
+                                 t0, person, t_in, exp, at)
+                venue_off[v + 1] = at
+            continue
+        m = 0
+        for v in range(v_lo, v_hi):
+            m = _emit_venue(t_key, t_dur, starts[v] - lo, starts[v + 1] - lo, pb, tmask, t0,
+                            o_person, o_t, o_exp, m)
+            venue_off[v + 1] = m
+        at -= m
+        person[at:at + m] = o_person[:m]
+        t_in[at:at + m] = o_t[:m]
+        exp[at:at + m] = o_exp[:m]
+        for v in range(v_lo, v_hi):
+            venue_off[v + 1] += at
+    return at
+
+
+@njit(cache=True, nogil=True)
+def close_gap(front, back, n, person, t_in, exp, venue_off, v_back):
+    """After finish_venue_coarse from both ends (rows 0 .. front and back .. n written,
+    venues v_back and later from the back): move the back rows down to row `front` and
+    their venues' ends with them. Returns the row count."""
+    gap = back - front
+    if gap:
+        for r in range(back, n):
+            person[r - gap] = person[r]
+            t_in[r - gap] = t_in[r]
+            exp[r - gap] = exp[r]
+        for v in range(v_back, venue_off.shape[0] - 1):
+            venue_off[v + 1] -= gap
+    return n - gap
 
 
 # The person view's keys without a scratch column: each 64-bit key is kept as two

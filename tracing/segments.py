@@ -99,21 +99,32 @@ def _codes(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return kernels.lookup_codes(sorted_ids, np.ascontiguousarray(ids, np.uint64))
 
 
-def dense_codes(ids: np.ndarray, codes: np.ndarray | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct ids, code of each id), the codes (uint32) written into `codes`
-    when given. Small ids take a linear path, not a sort."""
-    codes = np.empty(ids.shape[0], np.uint32) if codes is None else codes
+def code_table(ids: np.ndarray):
+    """rank_table's (sorted distinct ids, table, group starts) for ids that are small
+    integers; None for others (see dense_codes)."""
     if ids.shape[0] == 0:
-        return np.empty(0, np.uint64), codes
+        return np.empty(0, np.uint64), np.zeros(1, np.uint32), np.zeros(1, np.int64)
     top = int(ids.max())
     if top < max(2 * ids.shape[0], 1 << 22):
-        distinct, table = build_kernels.rank_table(ids, top)
-        build_kernels.codes_from_table(ids, table, codes)
-        return distinct, codes
+        return build_kernels.rank_table(ids, top)
+    return None
+
+
+def dense_codes(ids: np.ndarray, codes: np.ndarray | None = None, table=None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted distinct ids, code of each id, group_starts of the codes), the codes
+    (uint32) written into `codes` when given. Small ids take a linear path, not a sort
+    (`table`: their code_table, if known)."""
+    codes = np.empty(ids.shape[0], np.uint32) if codes is None else codes
+    table = code_table(ids) if table is None else table
+    if table is not None:
+        build_kernels.codes_from_table(ids, table[1], codes)
+        return table[0], codes, table[2]
     uniq, inverse = np.unique(ids, return_inverse=True)
     codes[:] = inverse
-    return uniq.astype(np.uint64), codes
+    starts = np.empty(uniq.shape[0] + 1, np.int64)
+    build_kernels.group_starts(codes, uniq.shape[0], starts)
+    return uniq.astype(np.uint64), codes, starts
 
 
 def empty_segment() -> Segment:
@@ -133,28 +144,60 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
     none). Duplicates are merged: the largest explicit t_out wins. With `files`, the
     large columns are built in their files (then save it with files.close)."""
     n = person.shape[0]
-    # the codes go where the venue view's person and t_in columns will be: spent by then
-    vcode = scratch(n, np.uint32) if files is None else files.empty("person", n, np.uint32)
-    pcode = scratch(n, np.uint32) if files is None else files.empty("t_in", n, np.uint32)
+    if n == 0:
+        return empty_segment()
+    vcode, pcode = scratch(n, np.uint32), scratch(n, np.uint32)
+    person = np.ascontiguousarray(person, np.uint64)
+    tabled = threading.Event()
+    take = _from_both_ends(n, CODE_CLAIM)
+    table = None
+
+    def code_persons(backward: bool, codes=pcode) -> None:
+        while (rows := take(backward)) is not None:
+            build_kernels.codes_from_table(person[rows[0]:rows[1]], table[1],
+                                           codes[rows[0]:rows[1]])
+
+    def person_codes(codes=pcode):
+        """The person table, then person codes from the first rows on (or, for large
+        ids, all the codes by a sort)."""
+        nonlocal table
+        try:
+            table = code_table(person)
+        finally:
+            tabled.set()
+        if table is None:
+            return dense_codes(person, codes)
+        code_persons(False)
+        return None
+
     with ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") as pool:
-        # the person codes in a second thread when the rows are many (numba and numpy's
-        # sort release the GIL)
-        person = np.ascontiguousarray(person, np.uint64)
-        persons = (pool.submit(dense_codes, person, pcode) if n >= TWO_THREAD_ROWS
-                   else None)
-        venue_ids, vcode = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
+        # the person table in a second thread while this one codes the venues; then both
+        # code the persons, from either end (numba and numpy's sort release the GIL)
+        threaded = n >= TWO_THREAD_ROWS
+        persons = pool.submit(person_codes) if threaded else None
+        venue_ids, vcode, v_starts = dense_codes(np.ascontiguousarray(venue, np.uint64), vcode)
         t_in = np.ascontiguousarray(t_in, np.int64)
         t_out = np.ascontiguousarray(t_out, np.int64)
-        t0 = int(t_in.min()) if t_in.shape[0] else 0
-        person_ids, pcode = dense_codes(person, pcode) if persons is None else persons.result()
+        t0 = int(t_in.min())
+        if persons is None:
+            coded = person_codes()
+        else:
+            tabled.wait()
+            if table is not None:
+                code_persons(True)
+            coded = persons.result()
+        if coded is not None:
+            person_ids, pcode, p_starts = coded
+        else:
+            person_ids, p_starts = table[0], table[2]
     vb, pb = _bits(venue_ids.shape[0]), _bits(person_ids.shape[0])
-    tb = _bits(int(t_in.max()) - t0 + 1) if t_in.shape[0] else 1
+    tb = _bits(int(t_in.max()) - t0 + 1)
     vshift = build_kernels.coarse_shift(venue_ids.shape[0])
     pshift = build_kernels.coarse_shift(person_ids.shape[0])
     if tb + pb + vshift <= min(KEY_BITS, PACK_BITS) \
             and tb + vb + 1 + pshift <= min(KEY_BITS, PACK_BITS):
-        return _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
-                              tb, files)
+        return _build_by_keys(venue_ids, vcode, v_starts, t_in, person_ids, pcode, p_starts,
+                              t_out, t0, vb, pb, tb, files)
     if tb + pb <= PACK_BITS and tb + vb + 1 <= PACK_BITS:
         return _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb,
                                 files)
@@ -169,63 +212,116 @@ def build_segment(person, venue, t_in, t_out, files: ColumnFiles | None = None) 
                    p_sorted, t_sorted, exp, person_ids, person_off, pv_venue, pv_t_in)
 
 
-def _build_by_keys(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, tb, files):
-    """build_segment by counting sorts of the raw rows, the two views at once: the venue
-    view in this thread, the person view in another (numba releases the GIL), each
-    grouping the raw rows by its code (tracing/build_kernels.py, "the two views at
-    once"); duplicates merge in each view alike. The venue view's person and t_in
-    columns are written over the codes, once the person view has grouped its rows."""
+COARSE_CLAIM = 8  # coarse groups of the venue view's second pass a thread takes at a time
+CODE_CLAIM = 1 << 22  # rows a thread codes at a time
+
+
+def _from_both_ends(n: int, claim: int):
+    """take(backward): the next `claim` items (lo, hi) of 0 .. n - 1 not taken yet, from
+    the first or from the last; None when all are taken. Thread-safe."""
+    lock = threading.Lock()
+    left = [0, n]
+
+    def take(backward: bool):
+        with lock:
+            lo, hi = left
+            if lo >= hi:
+                return None
+            if backward:
+                left[1] = lo = max(hi - claim, lo)
+            else:
+                left[0] = hi = min(lo + claim, hi)
+            return lo, hi
+
+    take.stop = lambda: left.__setitem__(0, n)
+    return take
+
+
+def _build_by_keys(venue_ids, vcode, starts, t_in, person_ids, pcode, p_starts, t_out, t0, vb,
+                   pb, tb, files):
+    """build_segment by counting sorts of the raw rows, the two views at once
+    (tracing/build_kernels.py, "the two views at once"): the venue view's first pass in
+    this thread while the person view is built in another (numba releases the GIL); then
+    both threads take the venue view's coarse groups, this one from the first, the other
+    from the last, and the gap between the two runs of rows is closed. Duplicates merge
+    in each view alike. Each view's keys are kept in its own output columns: the only
+    scratch columns are the codes (starts, p_starts: their group_starts)."""
     n, venues, persons = t_in.shape[0], venue_ids.shape[0], person_ids.shape[0]
     threaded = n >= TWO_THREAD_ROWS
-    grouped = threading.Event()
-    venue_off, person_off = np.empty(venues + 1, np.int64), np.empty(persons + 1, np.int64)
-    # the durations go straight into exp: each distinct row is written at or before its first
-    exp = scratch(n, np.uint32) if files is None else files.empty("exp", n, np.uint32)
+    venue_off, person_off = np.zeros(venues + 1, np.int64), np.empty(persons + 1, np.int64)
+    maxexp = np.empty(venues, np.uint32)
     if files is None:
-        pv_venue, pv_t_in = scratch(n, np.uint32), scratch(n, np.uint32)
+        person, times, exp, pv_venue, pv_t_in = (scratch(n, np.uint32) for _ in range(5))
     else:
-        pv_venue, pv_t_in = (files.empty(name, n, np.uint32) for name in ("pv_venue", "pv_t_in"))
+        person, times, exp, pv_venue, pv_t_in = (
+            files.empty(name, n, np.uint32)
+            for name in ("person", "t_in", "exp", "pv_venue", "pv_t_in"))
+    vshift = build_kernels.coarse_shift(venues)
+    coarse = build_kernels.coarse_starts(starts, vshift)
+    widest = int(np.diff(coarse).max())
+    scattered = threading.Event()
+    take = _from_both_ends(coarse.shape[0] - 1, COARSE_CLAIM)
 
-    def person_view() -> int:
-        try:
-            starts = np.empty(persons + 1, np.int64)
-            build_kernels.group_starts(pcode, persons, starts)
-            # the keys' two words go in the view's own columns: no scratch column
-            build_kernels.scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb, starts,
-                                               build_kernels.coarse_shift(persons), pv_t_in,
-                                               pv_venue)
-        finally:
-            grouped.set()  # the codes are spent (or the build failed)
-        return build_kernels.finish_person_words(starts, pv_t_in, pv_venue, vb, tb, t0,
-                                                 person_off)
+    def venue_part(backward: bool):
+        """This thread's share of the venue view's second pass: (its `at`, the first
+        coarse group it took, or None)."""
+        t_key, t_dur = np.empty(widest, np.uint64), np.empty(widest, np.uint32)
+        out = [np.empty(widest if backward else 0, np.uint32) for _ in range(3)]
+        at, first = (n if backward else 0), None
+        while (got := take(backward)) is not None:
+            first = got[0]
+            at = build_kernels.finish_venue_coarse(
+                got[0], got[1], backward, at, coarse, starts, vshift, pb, tb, t0, times,
+                person, exp, venue_off, maxexp, person, times, exp, t_key, t_dur, *out)
+        return at, first
+
+    def person_view():
+        _touch(pv_t_in, pv_venue)
+        # the keys' two words go in the view's own columns: no scratch column
+        build_kernels.scatter_person_words(pcode, t_in, vcode, t_out, t0, vb, tb,
+                                           p_starts, build_kernels.coarse_shift(persons),
+                                           pv_t_in, pv_venue)
+        m2 = build_kernels.finish_person_words(p_starts, pv_t_in, pv_venue, vb, tb, t0,
+                                               person_off)
+        scattered.wait()
+        return m2, venue_part(True)
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="qrtrace-build") if threaded else None
     try:
         other = pool.submit(person_view) if pool else None
-        starts = np.empty(venues + 1, np.int64)
-        build_kernels.group_starts(vcode, venues, starts)
-        keys = scratch(n, np.uint64)
-        build_kernels.scatter_venue_keys(vcode, t_in, pcode, t_out, t0, pb, tb, starts,
-                                         build_kernels.coarse_shift(venues), keys, exp)
-        m2 = person_view() if pool is None else None
-        grouped.wait()
-        person, times = vcode, pcode  # the codes are spent
-        m = build_kernels.finish_venue_keys(starts, keys, exp, pb, tb, t0, venue_off, person,
-                                            times, exp)
-        del keys
-        person, times, exp = person[:m], times[:m], exp[:m]
-        if files is not None:
-            for name in ("person", "t_in", "exp"):
-                files.finish(name, m)
-        if other is not None:
-            m2 = other.result()
+        try:
+            _touch(person, times, exp)
+            build_kernels.scatter_venue_words(vcode, t_in, pcode, t_out, t0, pb, tb,
+                                              coarse, vshift, times, person, exp)
+        except BaseException:
+            take.stop()  # nothing for the other thread to take
+            raise
+        finally:
+            scattered.set()
+        front = venue_part(False)[0]
+        m2, (back, first) = person_view() if other is None else other.result()
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+    v_back = venues if first is None else first << vshift
+    m = build_kernels.close_gap(front, back, n, person, times, exp, venue_off, v_back)
+    person, times, exp = person[:m], times[:m], exp[:m]
+    if files is not None:
+        for name in ("person", "t_in", "exp"):
+            files.finish(name, m)
     if m2 != m:
         raise AssertionError(f"the views disagree: {m} rows by venue, {m2} by person")
-    return Segment(venue_ids, venue_off, kernels.venue_max_explicit(venue_off, exp),
-                   person, times, exp, person_ids, person_off, pv_venue[:m], pv_t_in[:m])
+    return Segment(venue_ids, venue_off, maxexp, person, times, exp, person_ids, person_off,
+                   pv_venue[:m], pv_t_in[:m])
+
+
+def _touch(*columns) -> None:
+    """Write each column's pages in order before a scatter writes them out of order. In
+    the benchmark at 100M, the scatters' first touches of their file pages from hundreds
+    of streams at once cost more than the pass: the two scatters 3.3-4.0 and 2.0-2.5 s of
+    CPU without it, 1.95 and 1.46 s after it (its own cost 0.43 and 0.31 s)."""
+    for column in columns:
+        build_kernels.fill_zero(column)
 
 
 def _build_by_groups(venue_ids, vcode, t_in, person_ids, pcode, t_out, t0, vb, pb, files):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -54,20 +56,35 @@ def test_large_groups_out_of_time_order(order):
     assert_same_segment(segments.build_segment(*cols), lexsorted(cols))
 
 
-@pytest.mark.parametrize("path", ["two threads", "one thread", "grouped codes"])
+@pytest.mark.parametrize("path", ["two threads", "both ends", "one thread", "grouped codes"])
 @pytest.mark.parametrize("time_order", [True, False])
-def test_build_paths_equal_the_lexsort(path, time_order, monkeypatch):
-    """Every grouping path builds the lexsort's segment: the two views in two threads,
-    in one, and the older path with a column of codes (for keys too wide to carry the
-    codes' low bits); with many groups (two grouping passes), duplicates whose copies
-    differ in their check-out, and rows in and out of time order."""
-    monkeypatch.setattr(segments, "TWO_THREAD_ROWS", 0 if path == "two threads" else 1 << 62)
+@pytest.mark.parametrize("ids", ["large", "small"])
+def test_build_paths_equal_the_lexsort(path, time_order, ids, monkeypatch):
+    """Every grouping path builds the lexsort's segment: the two views in two threads
+    (the codes and the venue view's second pass shared by both from either end), in one, and
+    the older path with a column of codes (for keys too wide to carry the codes' low
+    bits); with many groups (two grouping passes), duplicates whose copies differ in
+    their check-out, rows in and out of time order, and ids coded by a table or a sort."""
+    monkeypatch.setattr(segments, "TWO_THREAD_ROWS", 1 << 62 if path == "one thread" else 0)
+    monkeypatch.setattr(segments, "CODE_CLAIM", 1000)  # the codes in many claims
     if path == "grouped codes":
         monkeypatch.setattr(segments, "KEY_BITS", 0)
+    ends = set()
+    if path == "both ends":  # the calling thread starts late: the other takes from the end
+        finish = segments.build_kernels.finish_venue_coarse
+
+        def late_front(c_lo, c_hi, backward, *args):
+            if not backward and not ends:
+                time.sleep(0.5)
+            ends.add(backward)
+            return finish(c_lo, c_hi, backward, *args)
+
+        monkeypatch.setattr(segments.build_kernels, "finish_venue_coarse", late_front)
     rng = np.random.default_rng(5)
     n = 60_000
-    person = rng.integers(0, 20_000, n).astype(np.uint64) * 7919 + 3
-    venue = rng.integers(0, 5_000, n).astype(np.uint64) * 104_729
+    scale = (7919, 104_729) if ids == "large" else (1, 1)
+    person = rng.integers(0, 20_000, n).astype(np.uint64) * scale[0] + 3
+    venue = rng.integers(0, 5_000, n).astype(np.uint64) * scale[1]
     t_in = rng.integers(1_700_000_000, 1_700_000_000 + 14 * 86_400, n)
     if time_order:
         t_in.sort()
@@ -80,6 +97,8 @@ def test_build_paths_equal_the_lexsort(path, time_order, monkeypatch):
     built = segments.build_segment(*cols)
     assert len(built) < t_in.shape[0]  # the copies were merged
     assert_same_segment(built, lexsorted(cols))
+    if path == "both ends":
+        assert ends == {False, True}
 
 
 def test_head_keys_outgrow_their_first_tables(tmp_path, monkeypatch):
