@@ -9,10 +9,9 @@ Every integer that meets a uint64 is a uint64: numba turns `uint64 op int64` int
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
+
+from decoder.prefetch import prefetch_read
 
 _IV = np.array(
     [
@@ -415,31 +414,6 @@ def _cache_find(table, words, s, mask):
     return -s - 1
 
 
-@intrinsic
-def _prefetch(typingctx, table, row):
-    """Ask the CPU to fetch table[row, 0] into the cache (no effect on the result); the
-    same as tracing.kernels._prefetch (decoder imports nothing of ours)."""
-    def codegen(context, builder, signature, args):
-        table_type = signature.args[0]
-        array = context.make_array(table_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, table_type, array,
-                                           [args[1], context.get_constant(types.intp, 0)],
-                                           wraparound=False)
-        if str(pointer.type) == "ptr":  # LLVM with opaque pointers
-            name = "llvm.prefetch.p0"
-        else:
-            pointer, name = builder.bitcast(pointer, ir.IntType(8).as_pointer()), \
-                "llvm.prefetch.p0i8"
-        i32 = ir.IntType(32)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name)
-        # for reading, keep in all cache levels, data
-        builder.call(function, [pointer, ir.Constant(i32, 0), ir.Constant(i32, 3),
-                                ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return types.void(table, row), codegen
-
-
 PREFETCH_AHEAD = 8  # tokens whose cache rows are on their way while one is looked up
 
 
@@ -459,14 +433,14 @@ def cache_lookup(rows, table, shift, today, s_ok, s_expired, status, kind, ids, 
     for i in range(min(PREFETCH_AHEAD, n)):
         _token_words(rows[i], ahead)
         slots[i] = _cache_slot(ahead, shift)
-        _prefetch(table, slots[i])
+        prefetch_read(table, slots[i])
     n_missed = 0
     for i in range(n):
         s = slots[i % PREFETCH_AHEAD]
         if i + PREFETCH_AHEAD < n:
             _token_words(rows[i + PREFETCH_AHEAD], ahead)
             slots[i % PREFETCH_AHEAD] = _cache_slot(ahead, shift)
-            _prefetch(table, slots[i % PREFETCH_AHEAD])
+            prefetch_read(table, slots[i % PREFETCH_AHEAD])
         _token_words(rows[i], words)
         s = _cache_find(table, words, s, mask)
         if s < 0:

@@ -1,8 +1,8 @@
 """Numba kernels of the co-location index: building segments, scanning them, and taking
 appended batches in.
 
-Only @njit(cache=True) functions over contiguous arrays and scalars live here (and one
-intrinsic, a cache prefetch); the callers (tracing/segments.py, tracing/exposure.py,
+Only @njit(cache=True) functions over contiguous arrays and scalars live here (with a
+cache prefetch from decoder/prefetch.py); the callers (tracing/segments.py, tracing/exposure.py,
 tracing/checkins.py, tracing/index.py) check dtypes, prepare inputs and wrap results.
 Every kernel releases the GIL (nogil): a merge building a segment in the background does
 not stop appends, and appenders group their batches in parallel.
@@ -18,10 +18,9 @@ visit's venue code with bit 31 set when the visit has an explicit check-out.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
+
+from decoder.prefetch import prefetch_write
 
 EXPLICIT = np.uint32(1 << 31)
 LOW_BITS = np.uint32((1 << 31) - 1)
@@ -273,30 +272,6 @@ _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _MIX3 = np.uint64(0x165667B19E3779F9)
 
 
-@intrinsic
-def _prefetch(typingctx, table, row):
-    """Ask the CPU to fetch table[row, 0] into the cache (no effect on the result)."""
-    def codegen(context, builder, signature, args):
-        table_type = signature.args[0]
-        array = context.make_array(table_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, table_type, array,
-                                           [args[1], context.get_constant(types.intp, 0)],
-                                           wraparound=False)
-        if str(pointer.type) == "ptr":  # LLVM with opaque pointers
-            name = "llvm.prefetch.p0"
-        else:
-            pointer, name = builder.bitcast(pointer, ir.IntType(8).as_pointer()), \
-                "llvm.prefetch.p0i8"
-        i32 = ir.IntType(32)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32]), name)
-        # for writing, keep in all cache levels, data
-        builder.call(function, [pointer, ir.Constant(i32, 1), ir.Constant(i32, 3),
-                                ir.Constant(i32, 1)])
-        return context.get_dummy_value()
-    return types.void(table, row), codegen
-
-
 PREFETCH_AHEAD = 16  # keys whose slots are on their way while one is probed
 
 
@@ -319,11 +294,11 @@ def head_upsert(table, shift, person, venue, t_in, t_out, stored, changed, write
     added = new = 0
     n = person.shape[0]
     for i in range(min(PREFETCH_AHEAD, n)):
-        _prefetch(table, _slot(person[i], venue[i], np.uint64(t_in[i]), shift))
+        prefetch_write(table, _slot(person[i], venue[i], np.uint64(t_in[i]), shift))
     for i in range(n):
         if i + PREFETCH_AHEAD < n:
             k = i + PREFETCH_AHEAD
-            _prefetch(table, _slot(person[k], venue[k], np.uint64(t_in[k]), shift))
+            prefetch_write(table, _slot(person[k], venue[k], np.uint64(t_in[k]), shift))
         p, v, t = person[i], venue[i], np.uint64(t_in[i])
         s = _slot(p, v, t, shift)
         while table[s, 2] != 0 and not (table[s, 0] == p and table[s, 1] == v

@@ -27,6 +27,11 @@ def record(log: AuditLog, i: int, actor: str = "tran.thi.b"):
     return log.record(actor=actor, role="official", action="case.f1", case=i, detail={"i": i})
 
 
+def entry(log: AuditLog, i: int):
+    """The coroutine that records entry `i` from an event loop."""
+    return log.record_async(actor="a", role="official", action="x", case=i)
+
+
 def wait_until(condition, what: str) -> None:
     """Wait for another thread; the deadline only keeps a broken test from hanging."""
     deadline = time.monotonic() + 60
@@ -290,7 +295,7 @@ def test_coroutines_return_only_after_the_helper_fsyncs_and_share_its_rounds(tmp
     rounds = []
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         helper = log._syncer.process
         answer = log._synced_to
         log._synced_to = lambda ticket: (rounds.append(ticket), answer(ticket))
@@ -298,7 +303,7 @@ def test_coroutines_return_only_after_the_helper_fsyncs_and_share_its_rounds(tmp
         returned = []
 
         async def one(i):
-            await log.record_async(actor="a", role="official", action="x", case=i)
+            await entry(log, i)
             returned.append(i)
 
         os.kill(helper.pid, signal.SIGSTOP)  # a disk that does not answer
@@ -323,18 +328,17 @@ def test_a_killed_helper_is_replaced_and_its_waiters_still_return(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         helper = log._syncer.process
         os.kill(helper.pid, signal.SIGSTOP)
-        tasks = [asyncio.create_task(log.record_async(actor="a", role="official",
-                                                     action="x", case=i))
+        tasks = [asyncio.create_task(entry(log, i))
                  for i in range(1, 11)]
         while log.head()[0] < 11:
             await asyncio.sleep(0.001)
         os.kill(helper.pid, signal.SIGKILL)
         await asyncio.gather(*tasks)
         assert log._syncer.process.pid != helper.pid
-        await log.record_async(actor="a", role="official", action="x", case=11)
+        await entry(log, 11)
 
     asyncio.run(main())
     assert log.verify().entries == 12
@@ -345,14 +349,13 @@ def test_a_helper_that_exits_while_idle_is_replaced_at_the_next_entry(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         helper = log._syncer.process
         helper.kill()  # nothing waits: the loop learns it only from its socket
         helper.wait()
         await asyncio.sleep(0.05)
         for i in range(1, 4):  # each must still come back, on disk
-            await asyncio.wait_for(log.record_async(actor="a", role="official",
-                                                    action="x", case=i), timeout=10)
+            await asyncio.wait_for(entry(log, i), timeout=10)
         assert log._syncer.process.pid != helper.pid
 
     asyncio.run(main())
@@ -364,13 +367,12 @@ def test_the_helper_outlives_a_sigterm_to_the_server_group(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         helper = log._syncer.process
         os.kill(helper.pid, signal.SIGTERM)  # as `timeout` or a service manager sends it
         await asyncio.sleep(0.1)
         assert helper.poll() is None
-        await asyncio.wait_for(log.record_async(actor="a", role="official", action="x",
-                                                case=1), timeout=10)
+        await asyncio.wait_for(entry(log, 1), timeout=10)
         assert log._syncer.process.pid == helper.pid
         return helper
 
@@ -382,7 +384,7 @@ def test_the_helper_outlives_a_sigterm_to_the_server_group(tmp_path):
 def test_each_event_loop_gets_its_own_helper(tmp_path):
     log = AuditLog(tmp_path / "audit.log")
     for i in range(3):  # asyncio.run makes a new loop each time
-        asyncio.run(log.record_async(actor="a", role="official", action="x", case=i))
+        asyncio.run(entry(log, i))
     assert log.verify().entries == 3
     log.close()
 
@@ -402,7 +404,7 @@ def test_a_failed_fsync_fails_every_waiting_coroutine_and_later_records(tmp_path
 
     async def main():
         return await asyncio.gather(
-            *(log.record_async(actor="a", role="official", action="x", case=i)
+            *(entry(log, i)
               for i in range(5)), return_exceptions=True)
 
     outcomes = asyncio.run(main())
@@ -416,17 +418,15 @@ def test_without_sync_wait_a_line_is_written_before_return_and_synced_after(tmp_
     path = tmp_path / "audit.log"
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         helper = log._syncer.process
         os.kill(helper.pid, signal.SIGSTOP)  # a disk that does not answer
         try:
             for i in range(1, 6):  # no wait: each returns with its line in the file
-                await asyncio.wait_for(log.record_async(actor="a", role="official",
-                                                        action="x", case=i), timeout=10)
+                await asyncio.wait_for(entry(log, i), timeout=10)
                 assert json.loads(path.read_bytes().splitlines()[-1])["case"] == i
             await asyncio.sleep(0.4)  # the oldest unsynced line is now too old
-            late = asyncio.create_task(log.record_async(actor="a", role="official",
-                                                        action="x", case=6))
+            late = asyncio.create_task(entry(log, 6))
             await asyncio.sleep(0.2)
             assert not late.done()  # it waits for the disk, as with sync_wait=True
         finally:
@@ -445,12 +445,12 @@ def test_without_sync_wait_a_failed_fsync_refuses_the_next_record(tmp_path, monk
     log = AuditLog(tmp_path / "audit.log", sync_wait=False)
 
     async def main():
-        await log.record_async(actor="a", role="official", action="x", case=0)
+        await entry(log, 0)
         deadline = time.monotonic() + 60
         while True:  # refused once the helper's answer (EIO) has come
             assert time.monotonic() < deadline, "the failed fsync was never reported"
             try:
-                await log.record_async(actor="a", role="official", action="x", case=1)
+                await entry(log, 1)
             except AuditError as exc:
                 return exc
             await asyncio.sleep(0.01)
