@@ -325,18 +325,15 @@ class AuditLog:
         at a time for every line written before it. Same errors as `record`."""
         entry, ticket = self._write(_stored_fields(actor, role, action, case, purpose, detail))
         if self._synced < ticket:
-            loop = asyncio.get_running_loop()
-            now = time.monotonic()
-            unsynced = self._unsynced
-            while unsynced and unsynced[0][0] <= self._synced:
-                unsynced.popleft()
-            if self._sync_wait or (unsynced and now - unsynced[0][1] > self._max_unsynced_s):
+            loop, now = asyncio.get_running_loop(), time.monotonic()
+            if self._sync_wait or (self._unsynced_lines()
+                                   and now - self._unsynced[0][1] > self._max_unsynced_s):
                 future = loop.create_future()
                 self._async_waiters.append((ticket, future))
                 self._request_sync(loop)
                 await future
             else:
-                unsynced.append((ticket, now))
+                self._unsynced.append((ticket, now))
                 self._request_sync(loop)
         return AuditEntry(**entry)
 
