@@ -398,3 +398,13 @@ def head_rehash(old, new, shift):
         while new[s, 2] != 0:
             s = (s + 1) & mask
         new[s, 0], new[s, 1], new[s, 2] = old[r, 0], old[r, 1], old[r, 2]
+
+
+@njit(cache=True, nogil=True)
+def touch_pages(data, step):
+    """Read one byte in every `step` of `data` (uint8) so that its pages are mapped;
+    returns their sum, so that the reads are kept."""
+    total = 0
+    for i in range(0, data.shape[0], step):
+        total += data[i]
+    return total

@@ -465,11 +465,25 @@ SEARCHED = frozenset({"venue_ids", "venue_off", "venue_maxexp", "person_ids", "p
 
 
 def load_segment(folder: Path, name: str) -> Segment:
-    """Memory-map a saved segment's columns (read-only)."""
+    """Memory-map a saved segment's columns (read-only); the big ones are faulted in by a
+    background thread (see _fault_in)."""
     arrays = {}
     for column in COLUMNS:
         arrays[column] = _map_npy(folder / f"{name}.{column}.npy", column in SEARCHED)
+    big = [arrays[c] for c in COLUMNS if c not in SEARCHED and arrays[c].nbytes]
+    if big:
+        threading.Thread(target=_fault_in, args=(big,), daemon=True,
+                         name=f"qrtrace-fault-in-{name}").start()
     return Segment(**arrays)
+
+
+def _fault_in(columns: list[np.ndarray]) -> None:
+    """Read a byte of every page of `columns` (a numba kernel: no GIL held), so that the
+    first queries after an open do not take the page faults: in a freshly opened 10M
+    index the first F2 query of each case had a p99 of 75 ms of CPU, the same queries
+    again 26 ms. Queries answer meanwhile; this only gets there first."""
+    for column in columns:
+        kernels.touch_pages(column.view(np.uint8), mmap.PAGESIZE)
 
 
 def _map_npy(path: Path, populate: bool) -> np.ndarray:
