@@ -144,8 +144,8 @@ class Followers:
                 proc.wait()
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the writer exits (Linux; elsewhere a no-op)."""
+def die_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the parent exits (Linux; elsewhere a no-op)."""
     try:
         import ctypes
 
@@ -165,7 +165,7 @@ def follower_main(argv: list[str]) -> int:
 
     listen_fd, writer_fd, log_level, slot, writer_pid = (
         int(argv[0]), int(argv[1]), argv[2], argv[3], int(argv[4]))
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != writer_pid:  # the writer died before the request took effect
         return 1
     settings = pickle.load(sys.stdin.buffer)

@@ -1,10 +1,14 @@
 """Ingestion throughput: scan events from producers into a durable, queryable index.
 
     python -m benchmarks.ingest --backend kafka|embedded --format packed|json
-                                [--bootstrap HOST:PORT] [--events N] [--json]
+                                [--bootstrap HOST:PORT] [--events N]
+                                [--arrival live|random] [--json]
 
 Events carry valid signed person tokens (a pool of persons, random venues and times over
-two weeks). What the clock covers:
+two weeks). They arrive in the order of their times, as check-in points send scans, with
+1% uploaded up to six hours late (`--arrival live`, the default); `--arrival random`
+replays them in no order, so that every event must be looked up among those stored (a
+live event later than everything stored needs one comparison). What the clock covers:
 
 - embedded: every record is submitted to the in-process log at once; the clock runs from
   the first submit until the worker has acknowledged the last (decoded, verified,
@@ -64,16 +68,30 @@ PERSONS = 50_000
 VENUES = 5_000
 
 
-def make_events(keyring, n: int, seed: int = 1) -> ScanBatch:
-    """n scan events with valid tokens of a pool of persons."""
+LATE_SHARE = 0.01        # live arrival: scans uploaded late by a device that was offline
+LATE_MAX_S = 6 * 3600
+
+
+def make_events(keyring, n: int, seed: int = 1, arrival: str = "live") -> ScanBatch:
+    """n scan events with valid tokens of a pool of persons, at random venues over two
+    weeks. `arrival` "live": in the order of their times, as check-in points send them,
+    except LATE_SHARE of them uploaded up to LATE_MAX_S late; "random": in no order (a
+    backlog replayed: every event is checked against everything stored)."""
     rng = np.random.default_rng(seed)
     pool = min(PERSONS, n)
     tokens = np.array([issue_token("person", p + 1, keyring).encode() for p in range(pool)],
                       dtype="S43")
     person = rng.integers(0, pool, n)
+    t_in = T0 + rng.integers(0, 14 * 86_400, n)
+    if arrival == "live":
+        t_in.sort()
+        late = np.flatnonzero(rng.random(n) < LATE_SHARE)
+        t_in[late] = np.maximum(T0, t_in[late] - rng.integers(60, LATE_MAX_S, late.shape[0]))
+    elif arrival != "random":
+        raise ValueError(f"unknown arrival {arrival!r}")
     return ScanBatch(rng.integers(1, VENUES + 1, n).astype(np.uint64), np.ones(n, np.uint64),
-                     np.arange(n, dtype=np.uint64), T0 + rng.integers(0, 14 * 86_400, n),
-                     np.zeros(n, np.int64), tokens[person])
+                     np.arange(n, dtype=np.uint64), t_in, np.zeros(n, np.int64),
+                     tokens[person])
 
 
 def make_records(batch: ScanBatch, fmt: str, per_record: int) -> list[tuple[bytes, list, bytes]]:
@@ -202,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-limit", type=int, default=1 << 20,
                    help="rows in the index's head before it merges (default: the index's "
                         "default, as `qrtrace worker` runs it)")
+    p.add_argument("--arrival", choices=("live", "random"), default="live",
+                   help="events in the order of their times with 1%% uploaded up to 6 h "
+                        "late, as check-in points send them (default); or in random order "
+                        "over the two weeks, a backlog replayed")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.backend == "kafka" and not args.bootstrap:
@@ -212,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     n = args.events or (2_000_000 if args.format == "packed" else 200_000)
     with tempfile.TemporaryDirectory(prefix="qrtrace-bench-") as tmp:
         keyring = load_keyring(tmp)
-        batch = make_events(keyring, n)
+        batch = make_events(keyring, n, arrival=args.arrival)
         records = make_records(batch, args.format, args.per_record)
         max_records = args.max_records or (64 if args.format == "packed" else 20_000)
         with CheckinIndex.open(f"{tmp}/warm") as warm:  # load the kernels off the clock
@@ -227,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         warm_up()
         with CheckinIndex.open(f"{tmp}/index", head_limit=args.head_limit) as index:
             result = {"backend": args.backend, "format": args.format, "events": n,
-                      "records": len(records)}
+                      "records": len(records), "arrival": args.arrival}
             if args.backend == "embedded":
                 figures, worker = run_embedded(index, keyring, records, max_records)
             else:

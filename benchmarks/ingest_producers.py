@@ -17,6 +17,8 @@ import threading
 import time
 from pathlib import Path
 
+from api.workers import die_with_parent
+
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = ROOT / ".cache" / "kafka" / "libs"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -72,6 +74,7 @@ def _python_producer(bootstrap, topic, records, done, go) -> None:
     `records` ((value, headers, key) each) with acks=all, flushes; puts its seconds."""
     from kafka import KafkaProducer
 
+    die_with_parent()  # a benchmark that dies must not leave producers holding its pipes
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                              batch_size=1 << 20, max_request_size=16 << 20)
     producer.partitions_for(topic)  # metadata fetched off the clock
@@ -111,7 +114,8 @@ class Fleet:
             for _ in shares:
                 self.procs.append(subprocess.Popen(_console_command(bootstrap, topic),
                                                    stdin=subprocess.PIPE,
-                                                   stdout=subprocess.DEVNULL))
+                                                   stdout=subprocess.DEVNULL,
+                                                   preexec_fn=die_with_parent))
             _wait_idle([p.pid for p in self.procs])
         else:
             raise ValueError(f"unknown producer kind {kind!r}")
