@@ -115,6 +115,7 @@ class Service:
         if writer is None:
             self.index = CheckinIndex.open(index_path(data),
                                            retention_days=settings.retention_days)
+            self.index.reserve_key_tables()  # every scan of the server is appended here
         else:
             from tracing.follower import IndexFollower
             self.index = IndexFollower.open(index_path(data))

@@ -249,7 +249,8 @@ class HeadKeys:
         if 2 * want <= REHASH_SLOTS:
             # room for four times the keys: a batch of a million random keys then
             # rehashes once, not at every doubling
-            bigger, shift = TABLES.take(max(want, min(4 * want, REHASH_SLOTS // 2)))
+            bigger, shift = TABLES.take(max(want, min(4 * want, REHASH_SLOTS // 2)),
+                                        at_least=True)
             kernels.head_rehash(table, bigger, shift)
             self._tables[-1] = (bigger, shift)
             TABLES.give(table)
@@ -309,28 +310,48 @@ class TablePool:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def take(self, rows: int) -> tuple[np.ndarray, np.uint64]:
-        """An empty table with room for `rows` keys at most half full (a kept one if
-        one of that size is free), and its hash shift."""
+    def take(self, rows: int, at_least: bool = False) -> tuple[np.ndarray, np.uint64]:
+        """An empty table with room for `rows` keys at most half full, and its hash
+        shift: a kept one if one of that size is free, or with `at_least` (a head's
+        table growing) the smallest kept one at least that large."""
         capacity = _capacity(rows)
         with self._lock:
-            free = self._free.get(capacity)
-            table = free.pop() if free else None
+            sizes = [c for c, free in self._free.items()
+                     if free and (c == capacity or (at_least and c > capacity))]
+            table = self._free[min(sizes)].pop() if sizes else None
             if table is not None:
                 self._bytes -= table.nbytes
         if table is None:
             return _table(rows)
         table.fill(0)
-        return table, np.uint64(64 - (capacity.bit_length() - 1))
+        return table, np.uint64(64 - (table.shape[0].bit_length() - 1))
 
-    def give(self, table: np.ndarray) -> None:
-        """Keep a table no head uses any more, if there is room (else let it go)."""
+    def reserve(self, count: int, rows: int) -> None:
+        """Keep `count` tables with room for `rows` keys, their pages made resident now
+        (within the limit; tables already kept count): a server or a worker calls it at
+        start, so that its first heads grow into memory it already has."""
+        capacity = _capacity(rows)
+        while True:
+            with self._lock:
+                have = len(self._free.get(capacity, ()))
+                if have >= count or self._bytes + capacity * 24 > self.limit_bytes:
+                    return
+            table = np.empty((capacity, 3), np.uint64)
+            table.fill(0)  # every page touched here, not by an append's random probes
+            if not self.give(table):
+                return
+
+    def give(self, table: np.ndarray) -> bool:
+        """Keep a table no head uses any more, if there is room (else let it go);
+        whether it was kept."""
         if table.shape[0] < MIN_POOLED_SLOTS:  # small ones cost little to make afresh
-            return
+            return False
         with self._lock:
-            if self._bytes + table.nbytes <= self.limit_bytes:
-                self._free.setdefault(table.shape[0], []).append(table)
-                self._bytes += table.nbytes
+            if self._bytes + table.nbytes > self.limit_bytes:
+                return False
+            self._free.setdefault(table.shape[0], []).append(table)
+            self._bytes += table.nbytes
+            return True
 
     def clear(self) -> None:
         """Let every kept table go."""

@@ -69,3 +69,35 @@ def test_duplicates_over_merges_with_reused_tables(tmp_path, pool, monkeypatch):
             assert result.added == len(batch - seen)
             seen |= batch
         assert len(index) == len(seen)
+
+
+def test_a_growing_head_takes_a_reserved_table(pool, monkeypatch):
+    """A head outgrowing its first table takes a larger kept one (reserved at start)
+    instead of making a new one, and its keys are all found in it afterwards."""
+    monkeypatch.setattr(checkins, "FIRST_ROWS", 16)
+    pool.reserve(1, 1 << 18)
+    assert pool._bytes == (1 << 19) * 24
+    reserved = pool._free[1 << 19][0]
+    reserved[:] = 7  # what a head left in it: take() must clear it
+    person, venue, t_in, t_out = keys(20_000, 3)
+    n = person.shape[0]
+    head = HeadKeys()
+    changed, new = head.upsert(person, venue, t_in, t_out, np.full(n, -1, np.int64))
+    assert new == n and changed.all()
+    assert head._tables[-1][0] is reserved  # grown into it: no new table made
+    assert not pool._free[1 << 19]
+    stored = np.full(n, -1, np.int64)
+    changed, new = head.upsert(person, venue, t_in, t_out, stored)
+    assert new == 0 and not changed.any() and (stored == 0).all()
+
+
+def test_reserve_keeps_within_the_limit_and_exact_sizes_stay_exact(pool):
+    pool.limit_bytes = 2 * (1 << 13) * 24
+    pool.reserve(5, 1 << 12)
+    assert pool._bytes == 2 * (1 << 13) * 24
+    pool.reserve(5, 1 << 12)  # full: nothing more, and it returns
+    assert pool._bytes == 2 * (1 << 13) * 24
+    table, _ = pool.take(100)  # a new head's first table: the size it asks for
+    assert table.shape == (1 << 12, 3)
+    table, shift = pool.take(100, at_least=True)
+    assert table.shape == (1 << 13, 3) and shift == 64 - 13 and not table.any()
