@@ -3,7 +3,6 @@ of the keys in the index's head."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import dataclass, field
 
@@ -228,9 +227,11 @@ class HeadKeys:
 
     def __del__(self) -> None:
         # a finished head's tables serve the next head (see TablePool)
-        with contextlib.suppress(Exception):  # at interpreter exit the pool may be gone
+        try:
             for table, _ in self._tables:
                 TABLES.give(table)
+        except Exception:  # at interpreter exit the pool (or contextlib) may be gone
+            pass
 
     def _add_table(self, rows: int) -> None:
         self._tables.append(TABLES.take(rows))
