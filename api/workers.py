@@ -145,7 +145,8 @@ class Followers:
 
 
 def die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the parent exits (Linux; elsewhere a no-op)."""
+    """Ask the kernel for SIGTERM when the parent exits (strictly: the parent's thread that
+    started this process; Linux; elsewhere a no-op)."""
     try:
         import ctypes
 

@@ -105,8 +105,7 @@ class Worker:
         self.max_records = max_records
         self.poll_timeout_s = poll_timeout_s
         self.metrics = Metrics()
-        if hasattr(index, "reserve_key_tables"):
-            index.reserve_key_tables()  # a worker appends much: its heads' tables now
+        index.reserve_key_tables()  # a worker appends much: its heads' tables now
 
     # ---- the loop ------------------------------------------------------------------
 
