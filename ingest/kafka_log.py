@@ -52,7 +52,7 @@ import threading
 import time
 from pathlib import Path
 
-from ingest.kafka_records import install
+from ingest.kafka_records import install, receive_in_large_reads
 from ingest.log import LogError, Record
 from ingest.wire import REASON_HEADER
 
@@ -151,6 +151,7 @@ class KafkaLog:
             def on_partitions_assigned(self, assigned):
                 log._assigned(assigned)
 
+        receive_in_large_reads()
         try:
             self._consumer = KafkaConsumer(
                 bootstrap_servers=bootstrap, group_id=group, client_id=client_id,

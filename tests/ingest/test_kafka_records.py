@@ -114,3 +114,33 @@ def test_records_and_positions_match_kafka_python_on_a_real_broker(kafka_bootstr
         assert our_positions[-1] == their_positions[-1] == len(sent)
         if max_records == 7:  # every poll stops inside a batch: positions follow records
             assert our_positions == their_positions
+
+
+def test_large_socket_reads_give_the_same_bytes_and_errors():
+    """kafka-python's plain TCP transport, reading in large pieces, passes on every byte
+    the peer sent, in order, and says so when the peer closes."""
+    import random
+    import socket
+    import threading
+
+    from kafka import errors
+    from kafka.net.transport import KafkaTCPTransport
+
+    from ingest.kafka_records import receive_in_large_reads
+
+    assert receive_in_large_reads() and receive_in_large_reads()  # once is enough
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    data = random.Random(4).randbytes(3_000_000)
+    sender = threading.Thread(target=lambda: (theirs.sendall(data), theirs.close()))
+    sender.start()
+    transport = KafkaTCPTransport.__new__(KafkaTCPTransport)  # only its socket is read
+    transport._sock, transport._closed = ours, False
+    got, err = bytearray(), None
+    while err is None:
+        chunk, err = transport._sock_recv()
+        got += chunk
+    sender.join()
+    ours.close()
+    assert bytes(got) == data
+    assert isinstance(err, errors.KafkaConnectionError)
