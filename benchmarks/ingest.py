@@ -20,6 +20,11 @@ live event later than everything stored needs one comparison). What the clock co
   one clock runs from the moment they are told to send until the worker has made the
   last event durable (verified, appended, fsynced, offsets saved and committed).
   `checkins_per_s` is events over that clock: producer to durable index, end to end.
+  Before it, off the clock, `--broker-warmup` events (default: as many as the run's) go
+  the same way through a throwaway topic into a throwaway index: a broker that has just
+  started spends its first seconds compiling its hot paths (the JVM's JIT) and sizing
+  its heap, which a running broker did long ago. `broker_warmup_per_s` reports that
+  first pass; `--broker-warmup 0` times a cold broker.
 - kafka `--mode sequential`: everything is produced first (timed on its own,
   `produce_per_s`), then consumed (`checkins_per_s` is the consuming side alone).
 
@@ -224,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="events in the order of their times with 1%% uploaded up to 6 h "
                         "late, as check-in points send them (default); or in random order "
                         "over the two weeks, a backlog replayed")
+    p.add_argument("--broker-warmup", type=int, metavar="EVENTS",
+                   help="kafka: events sent through a throwaway topic first, off the clock "
+                        "(default: as many as the run's; 0: none)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if args.backend == "kafka" and not args.bootstrap:
@@ -247,9 +255,21 @@ def main(argv: list[str] | None = None) -> int:
                                                          args.per_record), max_records)
                 warm.compact()
         warm_up()
+        result = {"backend": args.backend, "format": args.format, "events": n,
+                  "records": len(records), "arrival": args.arrival}
+        broker_warmup = n if args.broker_warmup is None else args.broker_warmup
+        if args.backend == "kafka" and broker_warmup > 0:
+            warm_records = make_records(make_events(keyring, broker_warmup, seed=2,
+                                                    arrival=args.arrival),
+                                        args.format, args.per_record)
+            with CheckinIndex.open(f"{tmp}/broker-warm", head_limit=args.head_limit) as warm:
+                figures, _ = run_kafka(warm, keyring, warm_records, max_records,
+                                       args.bootstrap, f"{tmp}/warm-offsets.json",
+                                       mode=args.mode, producer=producer,
+                                       producers=args.producers)
+            result.update(broker_warmup_events=broker_warmup,
+                          broker_warmup_per_s=figures["checkins_per_s"])
         with CheckinIndex.open(f"{tmp}/index", head_limit=args.head_limit) as index:
-            result = {"backend": args.backend, "format": args.format, "events": n,
-                      "records": len(records), "arrival": args.arrival}
             if args.backend == "embedded":
                 figures, worker = run_embedded(index, keyring, records, max_records)
             else:
