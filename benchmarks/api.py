@@ -344,11 +344,18 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
         tokens, times = scan_bodies(keys, 120_000, 4)
         bodies = [json.dumps({"token": tk, "time": int(t), "seq": i}).encode()
                   for i, (tk, t) in enumerate(zip(tokens, times, strict=True))]
+        before = _cpu_seconds(server_pid)
         result = wrk(target, bodies, {"Authorization": f"Bearer {token}",
                                       "Content-Type": "application/json"}, seconds)
+        if name == "single":  # the server's CPU per request: steadier than the rate
+            out["single_server_cpu_us_per_request"] = round(
+                (_cpu_seconds(server_pid) - before) * 1e6
+                / max(result["requests_per_s"] * max(1, round(seconds)), 1), 1)
         out.update({f"{name}_requests_per_s": result["requests_per_s"],
                     f"{name}_p99": result["latency_p99"],
-                    f"{name}_non_2xx": result["non_2xx"]})
+                    f"{name}_non_2xx": result["non_2xx"],
+                    f"{name}_client_cpu_us_per_request":
+                        result["client_cpu_us_per_request"]})
         _progress(out, name)
 
 
