@@ -19,6 +19,7 @@ import pytest
 
 from api import audit
 from api.audit import GENESIS, AuditError, AuditLog
+from api.syncer import LoopSyncer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -458,6 +459,43 @@ def test_without_sync_wait_a_failed_fsync_refuses_the_next_record(tmp_path, monk
     assert "fsync failed" in str(asyncio.run(main()))
     with pytest.raises(AuditError, match="fsync failed"):
         record(log, 99)
+
+
+def test_without_sync_wait_rounds_are_paced_and_every_line_is_synced(tmp_path, monkeypatch):
+    rounds = []
+    ask = LoopSyncer.request
+    monkeypatch.setattr(LoopSyncer, "request",
+                        lambda self, ticket: (rounds.append(ticket), ask(self, ticket)))
+
+    def run(pace: float) -> int:
+        rounds.clear()
+        log = AuditLog(tmp_path / f"audit-{pace}.log", sync_wait=False, sync_pace_s=pace)
+
+        async def main():
+            started = time.monotonic()
+            for i in range(100):  # a query every ~2 ms for ~0.2 s
+                await entry(log, i)
+                await asyncio.sleep(0.002)
+            took = time.monotonic() - started
+            deadline = time.monotonic() + 10
+            while log._synced < 100:  # the last lines' round still comes, unasked
+                assert time.monotonic() < deadline, "the last lines were never synced"
+                await asyncio.sleep(0.005)
+            return took
+
+        took = asyncio.run(main())
+        assert log.verify().entries == 100
+        log.close()
+        if pace:  # at most one round a pace (and the first at once)
+            assert len(rounds) <= took / pace + 2
+        return len(rounds)
+
+    assert run(0.05) < run(0.0)
+
+
+def test_a_bad_sync_pace_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="sync_pace_s"):
+        AuditLog(tmp_path / "audit.log", sync_wait=False, sync_pace_s=2.0)
 
 
 def test_a_bad_unsynced_bound_is_refused(tmp_path):
