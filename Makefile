@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.installed
-	@if [ "$$(id -u)" = 0 ] && ! ldconfig -p | grep -q libzbar.so.0; then \
-		apt-get update -qq && apt-get install -y -qq libzbar0 >/dev/null; fi
+	@# pyzbar's libzbar0 (benchmarks.frames) and wrk (benchmarks.api's single scans)
+	@if [ "$$(id -u)" = 0 ] && { ! ldconfig -p | grep -q libzbar.so.0 || ! command -v wrk >/dev/null; }; then \
+		apt-get update -qq && apt-get install -y -qq libzbar0 wrk >/dev/null; fi
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $@
 
@@ -40,6 +41,7 @@ bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.frames
 	$(PY) -m benchmarks.tracing --checkins 10000000
 	$(PY) -m benchmarks.ingest --backend embedded --format packed
+	$(PY) -m benchmarks.api
 	@bootstrap=$$(scripts/kafka start) || exit 1; \
 	trap 'scripts/kafka stop' EXIT; \
 	$(PY) -m benchmarks.ingest --backend kafka --format packed --bootstrap $$bootstrap && \
