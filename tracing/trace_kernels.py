@@ -20,6 +20,7 @@ import numpy as np
 from numba import carray, njit, types
 from numba.extending import intrinsic
 
+from decoder.prefetch import prefetch_read
 from tracing.kernels import EXPLICIT, LOW_BITS, next_later, venue_row
 
 # dtypes of a segment's arrays in the kernels' order (exposure.SEGMENT_COLUMNS)
@@ -93,13 +94,17 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s,
                skip_dups):
     """Person code c's presences from one segment appended to the outputs from k; with
     skip_dups, check-ins that `other` also holds are left to it."""
-    venue_ids, venue_off, _maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
+    venue_ids, venue_off, maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
         pv_t_in, dwell, _mask = seg
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, _o_pids, o_person_off, \
         _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
     for j in range(person_off[c], person_off[c + 1]):
-        v = np.int64(pv_venue[j] & LOW_BITS)
         t = np.int64(pv_t_in[j])
+        if t >= hi:  # the person's check-ins ascend: none later is present
+            break
+        v = np.int64(pv_venue[j] & LOW_BITS)
+        if t + max(np.int64(maxexp[v]), dwell[v]) <= lo:  # over before lo: no lookups
+            continue
         if skip_dups:  # c_other >= 0: is this check-in in `other` too?
             w = _code(o_venue_ids, venue_ids[v])
             if w >= 0 and venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
@@ -182,39 +187,60 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
             starts[i], stops[i] = _venue_rows(venue_off, maxexp, t_in, dwell, codes[i],
                                               pres_s[i], pres_e[i])
             room += stops[i] - starts[i]
-    # one pass, with room for every row read: a pass to count first looked up each
-    # candidate's visit end twice (random reads of the person view)
-    out_p, out_v = np.empty(room, np.uint64), np.empty(room, np.uint64)
-    out_s, out_e = np.empty(room, np.int64), np.empty(room, np.int64)
-    k = 0
+    # Three passes over the candidates (visits that would qualify at full length), each
+    # prefetching what the next one reads at random: the person view's offsets, then
+    # the person's first check-in time, so that the cache misses of all candidates
+    # overlap instead of coming one after another.
+    rows, at = np.empty(room, np.int64), np.empty(room, np.int64)
+    offsets = person_off.reshape((person_off.shape[0], 1))
+    m = 0
     for i in range(n):
         v = codes[i]
         if v < 0:
             continue
-        ps, pe, vid, full = pres_s[i], pres_e[i], venue_ids[v], dwell[v]
-        w = _code(o_venue_ids, vid)  # the venue in the other segment
+        ps, pe, full = pres_s[i], pres_e[i], dwell[v]
         for r in range(starts[i], stops[i]):
-            p = np.int64(person[r])
             t = np.int64(t_in[r])
             explicit = np.int64(exp[r])
-            s = max(ps, t)
             end = t + explicit if explicit > 0 else t + full
-            # only a visit that would qualify at full length needs more lookups
-            if min(pe, end) - s < need:
-                continue
-            c_other = -1
-            if not is_base or (mask.shape[0] > 0 and mask[p]):
-                c_other = _code(o_person_ids, person_ids[p])
-            if is_base and c_other >= 0 and w >= 0 and \
-                    venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
-                continue
-            if explicit == 0:
-                end = _exact_end(end, t, p, person_off, pv_t_in, c_other, o_person_off,
-                                 o_pv_t_in)
-            e = min(pe, end)
-            if e - s >= need:
-                out_p[k], out_v[k], out_s[k], out_e[k] = person_ids[p], vid, s, e
-                k += 1
+            if min(pe, end) - max(ps, t) >= need:
+                rows[m], at[m] = r, i
+                m += 1
+                prefetch_read(offsets, np.int64(person[r]))
+    ids, times = person_ids.reshape((person_ids.shape[0], 1)), pv_t_in.reshape((-1, 1))
+    for j in range(m):
+        p = np.int64(person[rows[j]])
+        prefetch_read(ids, p)
+        if exp[rows[j]] == 0 and person_off[p] < pv_t_in.shape[0]:
+            prefetch_read(times, person_off[p])
+    out_p, out_v = np.empty(m, np.uint64), np.empty(m, np.uint64)
+    out_s, out_e = np.empty(m, np.int64), np.empty(m, np.int64)
+    k = 0
+    w, last_v = -1, -1
+    for j in range(m):
+        r, i = rows[j], at[j]
+        v = codes[i]
+        if v != last_v:  # the venue in the other segment
+            w, last_v = _code(o_venue_ids, venue_ids[v]), v
+        ps, pe = pres_s[i], pres_e[i]
+        p = np.int64(person[r])
+        t = np.int64(t_in[r])
+        explicit = np.int64(exp[r])
+        s = max(ps, t)
+        end = t + explicit if explicit > 0 else t + dwell[v]
+        c_other = -1
+        if not is_base or (mask.shape[0] > 0 and mask[p]):
+            c_other = _code(o_person_ids, person_ids[p])
+        if is_base and c_other >= 0 and w >= 0 and \
+                venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
+            continue
+        if explicit == 0:
+            end = _exact_end(end, t, p, person_off, pv_t_in, c_other, o_person_off,
+                             o_pv_t_in)
+        e = min(pe, end)
+        if e - s >= need:
+            out_p[k], out_v[k], out_s[k], out_e[k] = person_ids[p], venue_ids[v], s, e
+            k += 1
     return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
