@@ -183,8 +183,7 @@ class TraceResult:
         """Zones ordered by (level, venue, start)."""
         zones = self._zones
         if zones is None:
-            with gc_paused():
-                zones = tuple(map(_new_zone, self._columns.zones.tolist()))
+            zones = _zones_of(self._columns)
             object.__setattr__(self, "_zones", zones)
         return zones
 
@@ -241,8 +240,22 @@ class TraceResult:
 
 def _contacts_of(columns: TraceColumns) -> tuple[Contact, ...]:
     """Contact tuples (with their Evidence tuples) from a trace's columns."""
-    # tuple.__new__ over rows from tolist(): the cheapest way to build many named tuples
+    # tuple.__new__ over zipped column lists: the cheapest way found to build many named
+    # tuples (a fifth less CPU than over the rows of a 2-D tolist())
+    ev, ct = columns.evidence, columns.contacts
     with gc_paused():
-        evidence = list(map(_new_evidence, columns.evidence.tolist()))
-        return tuple([_new_contact((person, level, exposed_at, tuple(evidence[lo:hi])))
-                      for person, level, exposed_at, lo, hi in columns.contacts.tolist()])
+        evidence = list(map(_new_evidence, zip(*_lists(ev), strict=True)))
+        person, level, exposed_at, lo, hi = _lists(ct)
+        rows = [tuple(evidence[a:b]) for a, b in zip(lo, hi, strict=True)]
+        return tuple(map(_new_contact, zip(person, level, exposed_at, rows, strict=True)))
+
+
+def _zones_of(columns: TraceColumns) -> tuple[Zone, ...]:
+    """Zone tuples from a trace's columns."""
+    with gc_paused():
+        return tuple(map(_new_zone, zip(*_lists(columns.zones), strict=True)))
+
+
+def _lists(matrix: np.ndarray) -> list[list[int]]:
+    """Each column of a 2-D array as a list of Python ints."""
+    return [matrix[:, j].tolist() for j in range(matrix.shape[1])]
