@@ -153,18 +153,55 @@ def presences(base, overlay, persons, lows, hi, linger):
     return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _venue_rows(venue_off, maxexp, t_in, dwell, v, ps, pe):
-    """The rows of venue code v that a scan for overlaps with [ps, pe) reads: those with
-    t_in in [ps - the venue's longest visit, pe)."""
-    lo, hi = venue_off[v], venue_off[v + 1]
-    back = max(np.int64(maxexp[v]), dwell[v])
-    first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
-    start = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
-    stop = hi
-    if pe <= 0xFFFFFFFF:
-        stop = lo + np.searchsorted(t_in[lo:hi], np.uint32(max(pe, np.int64(0))))
-    return start, max(stop, start)
+@njit(cache=True, nogil=True)
+def _lower_bounds(t_in, los, his, values):
+    """For each i, the first row r in [los[i], his[i]) with t_in[r] >= values[i] (his[i]
+    if none): binary searches run in lockstep, each prefetching its next probe, so that
+    the cache misses of all of them overlap instead of coming one after another."""
+    lo, size = los.copy(), his - los
+    times = t_in.reshape((t_in.shape[0], 1))
+    searching = True
+    while searching:
+        searching = False
+        for i in range(lo.shape[0]):
+            if size[i] > 0:
+                half = size[i] >> 1
+                if t_in[lo[i] + half] < values[i]:
+                    lo[i] += half + 1
+                    size[i] -= half + 1
+                else:
+                    size[i] = half
+                if size[i] > 0:
+                    prefetch_read(times, lo[i] + (size[i] >> 1))
+                    searching = True
+    return lo
+
+
+@njit(cache=True, nogil=True)
+def _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e):
+    """For each presence at venue code codes[i] (-1: absent), the rows a scan for
+    overlaps with [pres_s[i], pres_e[i]) reads: those with t_in in [ps - the venue's
+    longest visit, pe). Returns (starts, stops)."""
+    n = codes.shape[0]
+    los, his = np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64)
+    values = np.zeros(2 * n, np.uint32)
+    for i in range(n):
+        v = codes[i]
+        if v < 0:
+            continue
+        los[i], his[i] = venue_off[v], venue_off[v + 1]
+        back = max(np.int64(maxexp[v]), dwell[v])
+        values[i] = min(max(pres_s[i] - back, np.int64(0)), np.int64(0xFFFFFFFF))
+        los[n + i], his[n + i] = venue_off[v], venue_off[v + 1]
+        if pres_e[i] > 0xFFFFFFFF:
+            los[n + i] = his[n + i]  # every row to the venue's end
+        else:
+            values[n + i] = max(pres_e[i], np.int64(0))
+    bounds = _lower_bounds(t_in, los, his, values)
+    starts, stops = bounds[:n], bounds[n:]
+    for i in range(n):
+        stops[i] = max(stops[i], starts[i])
+    return starts, stops
 
 
 @njit(cache=True, nogil=True)
@@ -178,15 +215,13 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
         o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
     n = pres_v.shape[0]
-    codes, starts, stops = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
-    room = 0
+    codes = np.empty(n, np.int64)
     for i in range(n):
         codes[i] = _code(venue_ids, pres_v[i])
-        starts[i], stops[i] = 0, 0
-        if codes[i] >= 0:
-            starts[i], stops[i] = _venue_rows(venue_off, maxexp, t_in, dwell, codes[i],
-                                              pres_s[i], pres_e[i])
-            room += stops[i] - starts[i]
+    starts, stops = _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e)
+    room = 0
+    for i in range(n):
+        room += stops[i] - starts[i]
     # Three passes over the candidates (visits that would qualify at full length), each
     # prefetching what the next one reads at random: the person view's offsets, then
     # the person's first check-in time, so that the cache misses of all candidates
