@@ -49,11 +49,6 @@ class Snapshot:
             self._dwell_cache[key] = out
         return self._dwell_cache[key]
 
-    def sources(self, default: int):
-        """(segment, person mask, dwell per venue code) for each segment to read."""
-        return ((self.base, self.base_mask, self.dwell(self.base, default)),
-                (self.overlay, NO_MASK, self.dwell(self.overlay, default)))
-
     def table(self, default: int) -> np.ndarray:
         """int64 [2, 12, 2]: the address and length of each array of the base and the
         overlay (segment_args' order), for trace_kernels.trace.
