@@ -15,12 +15,24 @@ One run, on one machine:
 4. F1 (depth 1) and F2 (depth 2) latency over K random cases (a person and a check-in of
    theirs, window from one day before to two days after it), p50 and p99; and the
    CPU time of the same queries (`f1_cpu_p99_ms`...), which a busy machine does not
-   stretch;
-5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap);
+   stretch. `f1_p50_ms` and the like time `CheckinIndex.trace` alone: it returns the
+   answer as numpy columns (contact persons, levels, exposed_at, evidence rows, zones),
+   and builds the Contact, Evidence and Zone tuples only when `.contacts` or `.zones`
+   is first read. `f1_contacts_p50_ms`, `f1_contacts_p99_ms` (and `f2_...`) time the
+   same call followed by reading `.contacts` and `.zones`, tuples built: what a caller
+   that wants them all pays. Traces and tuple building hold the cyclic GC off, and the
+   first allocation after a pause pays the collection that was due: at 10M that pass
+   (tens of ms when it reaches the oldest generation) lands in whichever timer allocates
+   first, which is why a few `f2_contacts` outliers are traces of modest size;
+5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap;
+   answers as columns, no tuples built);
 6. DuckDB: the same check-ins in a table, visit ends computed in SQL (duplicates merged,
    LEAD over each person's distinct check-in times, venue dwell), materialised once and
    not timed (`duckdb_prepare_s`) which favours DuckDB; then the F1 query as a self-join
-   per case (`duckdb_f1_p50_ms`); `duckdb_ratio` = DuckDB F1 p50 / ours. The F1 person
+   per case (`duckdb_f1_p50_ms`, its rows fetched with fetchall(): Python tuples of the
+   distinct contact persons); `duckdb_ratio` = DuckDB F1 p50 / our `f1_p50_ms` (columns,
+   no tuples), and `duckdb_contacts_ratio` = DuckDB F1 p50 / `f1_contacts_p50_ms`
+   (our tuples built, evidence included, which DuckDB's query does not return). The F1 person
    sets must match ours: `duckdb_mismatches` counts cases where they differ. For
    reference, `duckdb_inline_f1_p50_ms` (3 cases by default) is the one-off query that computes the
    visit ends itself, as an analyst without a prepared table would run it.
@@ -137,24 +149,28 @@ def build(c: simulate.Checkins, town: simulate.Town, folder: Path) -> tuple[floa
 
 
 def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
-    """Seconds per trace, CPU seconds per trace (this thread's) and each trace's contacts'
-    person ids (a numpy array, which the GC does not track).
+    """Seconds per trace, CPU seconds per trace (this thread's), seconds per trace with
+    its Contact, Evidence and Zone tuples built (the trace's seconds plus the first reads
+    of `.contacts` and `.zones`), and each trace's contacts' person ids (a numpy array,
+    which the GC does not track).
 
     Only the person ids are kept, as a caller that answers a query and lets it go (the
     API) keeps nothing: 500 whole results held here were 116,000 live tuples, and the
     collections they caused ran inside later queries (CPU: a young-generation pass of
     about 2 ms every 45 queries, a full one of 50-60 ms once), and made the F1 p99 at 1M
     2.2 ms of CPU instead of 0.96 ms."""
-    seconds, cpu, persons = [], [], []
+    seconds, cpu, with_tuples, persons = [], [], [], []
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
         began, began_cpu = time.perf_counter(), time.thread_time()
         result = idx.trace(case, lo, hi, rule=rule)
-        seconds.append(time.perf_counter() - began)
+        answered = time.perf_counter()
         cpu.append(time.thread_time() - began_cpu)
-        persons.append(np.fromiter((c.person for c in result.contacts), np.uint64,
-                                   len(result.contacts)))
+        result.contacts, result.zones  # noqa: B018 (the tuples are built on first read)
+        with_tuples.append(time.perf_counter() - began)
+        seconds.append(answered - began)
+        persons.append(result.contact_persons)
         del result
-    return seconds, cpu, persons
+    return seconds, cpu, with_tuples, persons
 
 
 def duckdb_f1(
@@ -281,13 +297,19 @@ def run(
             out["second_query_ms"] = round((time.perf_counter() - began) * 1000, 3)
             f1_rule = ContactRule(depth=1)
             log(f"F1 and F2 over {k} cases")
-            f1_s, f1_cpu, f1_res = time_queries(idx, cases[:k], froms[:k], tos[:k], f1_rule)
-            f2_s, f2_cpu, f2_res = time_queries(idx, cases[:k], froms[:k], tos[:k], RULE)
+            f1_s, f1_cpu, f1_tuples, f1_res = time_queries(idx, cases[:k], froms[:k],
+                                                           tos[:k], f1_rule)
+            f2_s, f2_cpu, f2_tuples, f2_res = time_queries(idx, cases[:k], froms[:k],
+                                                           tos[:k], RULE)
             out.update(
                 f1_p50_ms=percentile_ms(f1_s, 50),
                 f1_p99_ms=percentile_ms(f1_s, 99),
                 f2_p50_ms=percentile_ms(f2_s, 50),
                 f2_p99_ms=percentile_ms(f2_s, 99),
+                f1_contacts_p50_ms=percentile_ms(f1_tuples, 50),
+                f1_contacts_p99_ms=percentile_ms(f1_tuples, 99),
+                f2_contacts_p50_ms=percentile_ms(f2_tuples, 50),
+                f2_contacts_p99_ms=percentile_ms(f2_tuples, 99),
                 # CPU time per query apart: on a shared machine the wall-clock tail is
                 # mostly queries that waited for a core (preempted mid-query)
                 f1_cpu_p50_ms=percentile_ms(f1_cpu, 50),
@@ -332,6 +354,7 @@ def run(
             duckdb_f1_p50_ms=duck_p50,
             duckdb_f1_p99_ms=percentile_ms(duck["seconds"], 99),
             duckdb_ratio=round(duck_p50 / percentile_ms(f1_s[:done], 50), 1),
+            duckdb_contacts_ratio=round(duck_p50 / percentile_ms(f1_tuples[:done], 50), 1),
             duckdb_mismatches=len(mismatches),
             duckdb_mismatch_cases=" ".join(map(str, mismatches[:10])),  # flat: no lists
         )

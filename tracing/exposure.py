@@ -5,26 +5,25 @@ sorted in memory). A visit's end can depend on check-ins in both (the person's n
 check-in may be in either), so the kernels in trace_kernels.py read both at once;
 `base_mask` marks the base persons who also have check-ins in the overlay, so that only
 their visits pay for the second lookup.
+
+A trace is one kernel call (trace_kernels.trace) over the snapshot's table of array
+addresses (Snapshot.table); its answer stays in numpy columns, and the Contact, Evidence
+and Zone tuples are built when a caller first reads them (model.TraceResult).
 """
 
 from __future__ import annotations
 
-import gc
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 
 from tracing import kernels, trace_kernels
-from tracing.model import Contact, ContactRule, Evidence, TraceResult, Zone
+from tracing.gc_pause import gc_paused
+from tracing.model import ContactRule, TraceColumns, TraceResult
 from tracing.segments import Segment, build_segment, empty_segment
 
 NO_MASK = np.zeros(0, np.uint8)
-_new_evidence = partial(tuple.__new__, Evidence)
-_new_contact = partial(tuple.__new__, Contact)
-_new_zone = partial(tuple.__new__, Zone)
+__all__ = ["NO_MASK", "Snapshot", "build_overlay", "gc_paused", "segment_args", "trace"]
 
 
 @dataclass(slots=True)
@@ -37,6 +36,7 @@ class Snapshot:
     dwell_venues: np.ndarray   # sorted uint64 venue ids with a known dwell
     dwell_seconds: np.ndarray  # int64, aligned with dwell_venues
     _dwell_cache: dict = field(default_factory=dict)
+    _tables: dict = field(default_factory=dict)
 
     def dwell(self, segment: Segment, default: int) -> np.ndarray:
         """int64 dwell per venue code of `segment`, unknown venues at `default`."""
@@ -49,10 +49,28 @@ class Snapshot:
             self._dwell_cache[key] = out
         return self._dwell_cache[key]
 
-    def sources(self, default: int):
-        """(segment, person mask, dwell per venue code) for each segment to read."""
-        return ((self.base, self.base_mask, self.dwell(self.base, default)),
-                (self.overlay, NO_MASK, self.dwell(self.overlay, default)))
+    def table(self, default: int) -> np.ndarray:
+        """int64 [2, 12, 2]: the address and length of each array of the base and the
+        overlay (segment_args' order), for trace_kernels.trace.
+
+        The addresses are only valid while the arrays live: this snapshot keeps every
+        array it names (its segments, the mask, the dwell arrays in _dwell_cache, the
+        arrays in _tables beside the table), and a caller must hold the snapshot for as
+        long as a kernel reads the table. A memory-mapped column keeps its mmap open
+        (numpy holds the buffer), so the mapping cannot be closed under a query."""
+        found = self._tables.get(default)
+        if found is None:
+            arrays = (*segment_args(self.base, self.dwell(self.base, default), self.base_mask),
+                      *segment_args(self.overlay, self.dwell(self.overlay, default), NO_MASK))
+            table = np.zeros((2, 12, 2), np.int64)
+            for i, array in enumerate(arrays):
+                dtype = trace_kernels.SEGMENT_DTYPES[i % 12]
+                if array.dtype != dtype or array.ndim != 1 or not array.flags.c_contiguous:
+                    raise TypeError(f"segment array {i % 12} is {array.dtype}"
+                                    f"{array.shape}, expected a contiguous {dtype.__name__}")
+                table[i // 12, i % 12] = array.ctypes.data, array.shape[0]
+            found = self._tables.setdefault(default, (table, arrays))
+        return found[0]
 
 
 def segment_args(segment: Segment, dwell: np.ndarray, mask: np.ndarray) -> tuple:
@@ -64,76 +82,13 @@ def segment_args(segment: Segment, dwell: np.ndarray, mask: np.ndarray) -> tuple
 
 def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
           rule: ContactRule) -> TraceResult:
-    """The case's contacts, level by level, and the zones of each level's presence."""
-    (base, mask, base_dwell), (overlay, _, overlay_dwell) = snap.sources(rule.default_dwell)
-    base = segment_args(base, base_dwell, mask)
-    overlay = segment_args(overlay, overlay_dwell, NO_MASK)
-    found = np.array([case], np.uint64)
-    pres = trace_kernels.presences(base, overlay, found, np.array([window_from], np.int64),
-                                   window_to, rule.linger)
-    contacts: list[Contact] = []
-    zones: list[Zone] = []
-    for level in range(1, rule.depth + 1):
-        person, venue, start, end, firsts = trace_kernels.evidence(
-            base, overlay, pres[1], pres[2], pres[3], found, rule.effective_min_overlap)
-        if pres[0].shape[0]:
-            zones += _zones(level - 1, pres, venue, start, firsts)
-        if person.shape[0] == 0:
-            break
-        new_persons, exposed_at = person[firsts], start[firsts]
-        contacts += _contacts(level, new_persons, exposed_at, firsts, venue, start, end)
-        found = np.sort(np.concatenate([found, new_persons]))
-        if level < rule.depth:
-            pres = trace_kernels.presences(base, overlay, new_persons, exposed_at, window_to,
-                                           rule.linger)
-    return TraceResult(case, window_from, window_to, rule, tuple(contacts), tuple(zones))
-
-
-def _contacts(level, persons, exposed_at, firsts, venue, start, end) -> list[Contact]:
-    """Contact objects ordered by (exposed_at, person); evidence rows follow `firsts`."""
-    # tuple.__new__ straight from zip: the cheapest way to build many named tuples
-    evidence = list(map(_new_evidence, zip(venue.tolist(), start.tolist(), end.tolist(),
-                                           strict=True)))
-    bounds = [*firsts.tolist(), len(evidence)]
-    order = np.lexsort((persons, exposed_at)).tolist()
-    persons, exposed_at = persons.tolist(), exposed_at.tolist()
-    return [_new_contact((persons[i], level, exposed_at[i],
-                          tuple(evidence[bounds[i]:bounds[i + 1]]))) for i in order]
-
-
-def _zones(level, pres, venue, start, firsts) -> list[Zone]:
-    """Level-`level` zones as Zone objects (see trace_kernels.zones)."""
-    zv, zs, ze, counts = trace_kernels.zones(pres[1], pres[2], pres[3], venue, start, firsts)
-    return list(map(_new_zone, zip(zv.tolist(), [level] * zv.shape[0], zs.tolist(),
-                                   ze.tolist(), counts.tolist(), strict=True)))
-
-
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = True
-
-
-@contextmanager
-def gc_paused():
-    """Hold off Python's cyclic GC while a trace builds its (acyclic) result tuples.
-
-    A trace creates thousands of small tuples; with many results alive, the full
-    collections they trigger took up to 250 ms of a 5 ms query. Pausing moves that work
-    to after the query, where the next allocation pays it.
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
+    """The case's contacts, level by level, and the zones of each level's presence, as a
+    TraceResult holding columns (its tuples are built when first read)."""
+    contacts, evidence, zones = trace_kernels.trace(
+        snap.table(rule.default_dwell), np.uint64(case), window_from, window_to,
+        rule.effective_min_overlap, rule.linger, rule.depth)
+    return TraceResult.from_columns(case, window_from, window_to, rule,
+                                    TraceColumns(contacts, evidence, zones))
 
 
 def build_overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:

@@ -11,7 +11,9 @@ returns AppendResult(added, duplicates), and with `rows=True` also `duplicate`, 
 input row; `last_checkin(person, venue, at)` (the visit a check-out scan ends);
 `retention_days=None` on open keeps the stored period; Evidence, Contact and Zone are
 named tuples now (same fields, positional and keyword construction and to_dict as
-before). Errors: tracing/errors.py. The first call of each kernel in a fresh checkout
+before); a trace's TraceResult holds its answer as numpy columns (`columns`,
+`contact_persons`) and builds those tuples on the first read of `contacts` or `zones`.
+Errors: tracing/errors.py. The first call of each kernel in a fresh checkout
 compiles it (~30 s in all, cached after that).
 
 Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16

@@ -97,7 +97,7 @@ def venue_max_explicit(venue_off, exp):
 
 # ---- reading one visit -----------------------------------------------------------------
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def venue_row(venue_off, t_in, person, v, t, p):
     """The venue-view row of check-in (venue code v, t_in t, person code p), or -1."""
     lo, hi = venue_off[v], venue_off[v + 1]
@@ -109,7 +109,7 @@ def venue_row(venue_off, t_in, person, v, t, p):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def next_later(person_off, pv_t_in, p, t):
     """Person p's first t_in strictly after t, or -1."""
     lo, hi = person_off[p], person_off[p + 1]

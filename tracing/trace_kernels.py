@@ -1,75 +1,119 @@
-"""Numba kernels for one level of a trace, over a snapshot's two segments at once.
+"""Numba kernels for a whole trace, over a snapshot's two segments at once.
 
-A segment is passed as a tuple of its arrays plus the query's per-venue dwell and person
-mask (see `exposure.segment_args`), so that one call does what took a dozen numpy calls:
-at 100M check-ins the Python between kernels, not the kernels, was most of a query.
-Persons and venues leave these kernels as ids (uint64), never as segment codes.
+`trace` answers one case in one call: every level's presences, evidence and zones, as
+three uint64 matrices (see its docstring). The snapshot's arrays arrive as one table of
+addresses and lengths (`exposure.Snapshot.table`) and are turned back into arrays here
+with numba.carray: one small argument to check and unbox instead of two tuples of twelve
+arrays, and one call a trace instead of two or three a level.
+
+A segment inside these kernels is the tuple of its arrays plus the query's per-venue
+dwell and person mask, in the order of `exposure.SEGMENT_COLUMNS`. The per-row loops take
+plain arrays, unpacked once per segment: handing the tuples down to helpers called for
+every row cost reference counting on each of their arrays at each call, and was most of
+a trace's time at 10M check-ins. Persons and venues leave these kernels as ids (uint64),
+never as segment codes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import carray, njit, types
+from numba.extending import intrinsic
 
+from decoder.prefetch import prefetch_read
 from tracing.kernels import EXPLICIT, LOW_BITS, next_later, venue_row
 
+# dtypes of a segment's arrays in the kernels' order (exposure.SEGMENT_COLUMNS)
+SEGMENT_DTYPES = (np.uint64, np.int64, np.uint32, np.uint32, np.uint32, np.uint32,
+                  np.uint64, np.int64, np.uint32, np.uint32, np.int64, np.uint8)
 
-@njit(cache=True)
+
+@intrinsic
+def _pointer(typingctx, address, dtype):
+    """`address` (an integer) as a pointer to values of the number class `dtype`."""
+    pointer = types.CPointer(dtype.instance_type)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+    return pointer(address, dtype), codegen
+
+
+@njit(cache=True, nogil=True)
+def _segment(table, i):
+    """Segment i of the table (int64 [2, 12, 2]: address and length of each array) as
+    its tuple of arrays. The arrays belong to the Snapshot that made the table, which
+    the caller holds for the whole call."""
+    t = table[i]
+    return (carray(_pointer(t[0, 0], np.uint64), t[0, 1]),
+            carray(_pointer(t[1, 0], np.int64), t[1, 1]),
+            carray(_pointer(t[2, 0], np.uint32), t[2, 1]),
+            carray(_pointer(t[3, 0], np.uint32), t[3, 1]),
+            carray(_pointer(t[4, 0], np.uint32), t[4, 1]),
+            carray(_pointer(t[5, 0], np.uint32), t[5, 1]),
+            carray(_pointer(t[6, 0], np.uint64), t[6, 1]),
+            carray(_pointer(t[7, 0], np.int64), t[7, 1]),
+            carray(_pointer(t[8, 0], np.uint32), t[8, 1]),
+            carray(_pointer(t[9, 0], np.uint32), t[9, 1]),
+            carray(_pointer(t[10, 0], np.int64), t[10, 1]),
+            carray(_pointer(t[11, 0], np.uint8), t[11, 1]))
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _code(sorted_ids, value):
+    """The position of `value` in `sorted_ids`, -1 if absent."""
     j = np.searchsorted(sorted_ids, value)
     if j < sorted_ids.shape[0] and sorted_ids[j] == value:
         return j
     return -1
 
 
-@njit(cache=True)
-def _next_in(seg, c, t):
-    """Person code c's first t_in strictly after t in one segment, -1 if none or c < 0."""
+@njit(cache=True, nogil=True, inline="always")
+def _next_in(person_off, pv_t_in, c, t):
+    """Person code c's first t_in strictly after t, -1 if none or c < 0."""
     if c < 0:
         return np.int64(-1)
-    return next_later(seg[7], seg[9], c, t)
+    return next_later(person_off, pv_t_in, c, t)
 
 
-@njit(cache=True)
-def _in_other(seg, other, v, t, pid):
-    """Whether `other` holds the check-in (venue code v of seg, t, person id pid)."""
-    c = _code(other[6], pid)
-    if c < 0:
-        return False
-    w = _code(other[0], seg[0][v])
-    return w >= 0 and venue_row(other[1], other[4], other[3], w, t, c) >= 0
-
-
-@njit(cache=True)
-def _end(seg, other, v, t, explicit, c, c_other, exact):
-    """A visit's end: its explicit check-out, else the earlier of t + dwell and the
-    person's next later check-in in either segment (looked up only when `exact`)."""
-    if explicit > 0:
-        return t + explicit
-    end = t + seg[10][v]
-    if exact:
-        for nxt in (_next_in(seg, c, t), _next_in(other, c_other, t)):
-            if 0 <= nxt < end:
-                end = nxt
+@njit(cache=True, nogil=True, inline="always")
+def _exact_end(end, t, c, person_off, pv_t_in, c_other, o_person_off, o_pv_t_in):
+    """A visit without check-out ends at the earlier of `end` (t + dwell) and the
+    person's next later check-in in either segment."""
+    nxt = _next_in(person_off, pv_t_in, c, t)
+    if 0 <= nxt < end:
+        end = nxt
+    nxt = _next_in(o_person_off, o_pv_t_in, c_other, t)
+    if 0 <= nxt < end:
+        end = nxt
     return end
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s, out_e, k,
                skip_dups):
     """Person code c's presences from one segment appended to the outputs from k; with
     skip_dups, check-ins that `other` also holds are left to it."""
-    venue_ids, venue_off, _maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
-        pv_t_in, _dwell, _mask = seg
+    venue_ids, venue_off, maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
+        pv_t_in, dwell, _mask = seg
+    o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, _o_pids, o_person_off, \
+        _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
     for j in range(person_off[c], person_off[c + 1]):
-        v = np.int64(pv_venue[j] & LOW_BITS)
         t = np.int64(pv_t_in[j])
-        if skip_dups and _in_other(seg, other, v, t, pid):
+        if t >= hi:  # the person's check-ins ascend: none later is present
+            break
+        v = np.int64(pv_venue[j] & LOW_BITS)
+        if t + max(np.int64(maxexp[v]), dwell[v]) <= lo:  # over before lo: no lookups
             continue
-        explicit = np.int64(0)
+        if skip_dups:  # c_other >= 0: is this check-in in `other` too?
+            w = _code(o_venue_ids, venue_ids[v])
+            if w >= 0 and venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
+                continue
         if pv_venue[j] & EXPLICIT:
-            explicit = np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
-        end = _end(seg, other, v, t, explicit, c, c_other, True)
+            end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
+        else:
+            end = _exact_end(t + dwell[v], t, c, person_off, pv_t_in, c_other, o_person_off,
+                             o_pv_t_in)
         s = max(t, lo)
         e = min(end, hi)
         if s < e:
@@ -78,7 +122,7 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s,
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def presences(base, overlay, persons, lows, hi, linger):
     """Presences of persons (uint64 ids): every visit clipped to [lows[i], hi) + linger.
 
@@ -109,78 +153,172 @@ def presences(base, overlay, persons, lows, hi, linger):
     return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
-@njit(cache=True)
-def _venue_rows(seg, v, ps, pe):
-    """The rows of venue code v that a scan for overlaps with [ps, pe) reads: those with
-    t_in in [ps - the venue's longest visit, pe)."""
-    venue_off, maxexp, t_in, dwell = seg[1], seg[2], seg[4], seg[10]
-    lo, hi = venue_off[v], venue_off[v + 1]
-    back = max(np.int64(maxexp[v]), dwell[v])
-    first = min(max(ps - back, np.int64(0)), np.int64(0xFFFFFFFF))
-    start = lo + np.searchsorted(t_in[lo:hi], np.uint32(first))
-    stop = hi
-    if pe <= 0xFFFFFFFF:
-        stop = lo + np.searchsorted(t_in[lo:hi], np.uint32(max(pe, np.int64(0))))
-    return start, max(stop, start)
+@njit(cache=True, nogil=True)
+def _lower_bounds(t_in, los, his, values):
+    """For each i, the first row r in [los[i], his[i]) with t_in[r] >= values[i] (his[i]
+    if none): binary searches run in lockstep, each prefetching its next probe, so that
+    the cache misses of all of them overlap instead of coming one after another."""
+    lo, size = los.copy(), his - los
+    times = t_in.reshape((t_in.shape[0], 1))
+    searching = True
+    while searching:
+        searching = False
+        for i in range(lo.shape[0]):
+            if size[i] > 0:
+                half = size[i] >> 1
+                if t_in[lo[i] + half] < values[i]:
+                    lo[i] += half + 1
+                    size[i] -= half + 1
+                else:
+                    size[i] = half
+                if size[i] > 0:
+                    prefetch_read(times, lo[i] + (size[i] >> 1))
+                    searching = True
+    return lo
 
 
-@njit(cache=True)
-def _scan_venue(seg, other, is_base, v, ps, pe, need, out, k):
-    """Visits at venue code v overlapping [ps, pe) by >= need seconds, written to out[k:]
-    as (person code, venue code, start, end) (out has room for every row _venue_rows
-    names); returns the new k. In the base, persons marked in its mask also have
+@njit(cache=True, nogil=True)
+def _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e):
+    """For each presence at venue code codes[i] (-1: absent), the rows a scan for
+    overlaps with [pres_s[i], pres_e[i]) reads: those with t_in in [ps - the venue's
+    longest visit, pe). Returns (starts, stops)."""
+    n = codes.shape[0]
+    los, his = np.zeros(2 * n, np.int64), np.zeros(2 * n, np.int64)
+    values = np.zeros(2 * n, np.uint32)
+    for i in range(n):
+        v = codes[i]
+        if v < 0:
+            continue
+        los[i], his[i] = venue_off[v], venue_off[v + 1]
+        back = max(np.int64(maxexp[v]), dwell[v])
+        values[i] = min(max(pres_s[i] - back, np.int64(0)), np.int64(0xFFFFFFFF))
+        los[n + i], his[n + i] = venue_off[v], venue_off[v + 1]
+        if pres_e[i] > 0xFFFFFFFF:
+            los[n + i] = his[n + i]  # every row to the venue's end
+        else:
+            values[n + i] = max(pres_e[i], np.int64(0))
+    bounds = _lower_bounds(t_in, los, his, values)
+    starts, stops = bounds[:n], bounds[n:]
+    for i in range(n):
+        stops[i] = max(stops[i], starts[i])
+    return starts, stops
+
+
+@njit(cache=True, nogil=True)
+def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
+    """All visits in one segment overlapping a presence by >= need seconds, as (person
+    id, venue id, start, end). In the base, persons marked in its mask also have
     check-ins in the overlay (`other`): their visits may end earlier, and keys the
     overlay holds are left to it."""
-    _venue_ids, _venue_off, _maxexp, person, t_in, exp, person_ids, _off, _pv_venue, \
-        _pv_t_in, _dwell, mask = seg
-    r, stop = _venue_rows(seg, v, ps, pe)
-    while r < stop:
+    venue_ids, venue_off, maxexp, person, t_in, exp, person_ids, person_off, _pv_venue, \
+        pv_t_in, dwell, mask = seg
+    o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
+        o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
+    n = pres_v.shape[0]
+    codes = np.empty(n, np.int64)
+    for i in range(n):
+        codes[i] = _code(venue_ids, pres_v[i])
+    starts, stops = _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e)
+    room = 0
+    for i in range(n):
+        room += stops[i] - starts[i]
+    # Three passes over the candidates (visits that would qualify at full length), each
+    # prefetching what the next one reads at random: the person view's offsets, then
+    # the person's first check-in time, so that the cache misses of all candidates
+    # overlap instead of coming one after another.
+    rows, at = np.empty(room, np.int64), np.empty(room, np.int64)
+    offsets = person_off.reshape((person_off.shape[0], 1))
+    m = 0
+    for i in range(n):
+        v = codes[i]
+        if v < 0:
+            continue
+        ps, pe, full = pres_s[i], pres_e[i], dwell[v]
+        for r in range(starts[i], stops[i]):
+            t = np.int64(t_in[r])
+            explicit = np.int64(exp[r])
+            end = t + explicit if explicit > 0 else t + full
+            if min(pe, end) - max(ps, t) >= need:
+                rows[m], at[m] = r, i
+                m += 1
+                prefetch_read(offsets, np.int64(person[r]))
+    ids, times = person_ids.reshape((person_ids.shape[0], 1)), pv_t_in.reshape((-1, 1))
+    for j in range(m):
+        p = np.int64(person[rows[j]])
+        prefetch_read(ids, p)
+        if exp[rows[j]] == 0 and person_off[p] < pv_t_in.shape[0]:
+            prefetch_read(times, person_off[p])
+    out_p, out_v = np.empty(m, np.uint64), np.empty(m, np.uint64)
+    out_s, out_e = np.empty(m, np.int64), np.empty(m, np.int64)
+    k = 0
+    w, last_v = -1, -1
+    for j in range(m):
+        r, i = rows[j], at[j]
+        v = codes[i]
+        if v != last_v:  # the venue in the other segment
+            w, last_v = _code(o_venue_ids, venue_ids[v]), v
+        ps, pe = pres_s[i], pres_e[i]
         p = np.int64(person[r])
         t = np.int64(t_in[r])
+        explicit = np.int64(exp[r])
         s = max(ps, t)
-        # only a visit that would qualify at full length needs more lookups
-        if min(pe, _end(seg, other, v, t, np.int64(exp[r]), p, -1, False)) - s >= need:
-            c_other = -1
-            if not is_base or (mask.shape[0] > 0 and mask[p]):
-                c_other = _code(other[6], person_ids[p])
-            if is_base and c_other >= 0 and _in_other(seg, other, v, t, person_ids[p]):
-                r += 1
-                continue
-            e = min(pe, _end(seg, other, v, t, np.int64(exp[r]), p, c_other, True))
-            if e - s >= need:
-                out[k, 0], out[k, 1], out[k, 2], out[k, 3] = p, v, s, e
-                k += 1
-        r += 1
-    return k
+        end = t + explicit if explicit > 0 else t + dwell[v]
+        c_other = -1
+        if not is_base or (mask.shape[0] > 0 and mask[p]):
+            c_other = _code(o_person_ids, person_ids[p])
+        if is_base and c_other >= 0 and w >= 0 and \
+                venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
+            continue
+        if explicit == 0:
+            end = _exact_end(end, t, p, person_off, pv_t_in, c_other, o_person_off,
+                             o_pv_t_in)
+        e = min(pe, end)
+        if e - s >= need:
+            out_p[k], out_v[k], out_s[k], out_e[k] = person_ids[p], venue_ids[v], s, e
+            k += 1
+    return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
-@njit(cache=True)
-def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
-    """All qualifying overlaps in one segment, as (person id, venue id, start, end)."""
-    venue_ids, person_ids = seg[0], seg[6]
-    codes = np.empty(pres_v.shape[0], np.int64)
-    room = 0
-    for i in range(pres_v.shape[0]):
-        codes[i] = _code(venue_ids, pres_v[i])
-        if codes[i] >= 0:
-            start, stop = _venue_rows(seg, codes[i], pres_s[i], pres_e[i])
-            room += stop - start
-    # one pass, with room for every row read: a pass to count first looked up each
-    # candidate's visit end twice (random reads of the person view)
-    hits = np.empty((room, 4), np.int64)
-    k = 0
-    for i in range(codes.shape[0]):
-        if codes[i] >= 0:
-            k = _scan_venue(seg, other, is_base, codes[i], pres_s[i], pres_e[i], need,
-                            hits, k)
-    p, v = np.empty(k, np.uint64), np.empty(k, np.uint64)
-    for i in range(k):
-        p[i] = person_ids[hits[i, 0]]
-        v[i] = venue_ids[hits[i, 1]]
-    return p, v, hits[:k, 2].copy(), hits[:k, 3].copy()
+@njit(cache=True, nogil=True, inline="always")
+def _after(s, e, v, a, b):
+    """Whether row a comes after row b by (start, end, venue)."""
+    if s[a] != s[b]:
+        return s[a] > s[b]
+    if e[a] != e[b]:
+        return e[a] > e[b]
+    return v[a] > v[b]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _evidence_order(p, s, e, v):
+    """The rows' order by (person, start, end, venue): one sort by person, then each
+    person's rows (usually a few) by insertion. Four stable sorts of the whole, least
+    significant key first, took a quarter of an F1 trace at 10M check-ins."""
+    order = np.argsort(p)
+    n = order.shape[0]
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and p[order[j]] == p[order[i]]:
+            j += 1
+        if j - i <= 32:
+            for a in range(i + 1, j):
+                x = order[a]
+                b = a - 1
+                while b >= i and _after(s, e, v, order[b], x):
+                    order[b + 1] = order[b]
+                    b -= 1
+                order[b + 1] = x
+        else:  # rows the same in every key are equal: any order among them will do
+            g = order[i:j].copy()
+            g = g[np.argsort(v[g], kind="mergesort")]
+            g = g[np.argsort(e[g], kind="mergesort")]
+            order[i:j] = g[np.argsort(s[g], kind="mergesort")]
+        i = j
+    return order
+
+
+@njit(cache=True, nogil=True)
 def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
     """The next level's evidence: overlaps with the presences by >= need seconds, of
     persons not in `found` (sorted ids), sorted by (person, start, end, venue) without
@@ -195,11 +333,7 @@ def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
     for i in range(p.shape[0]):
         keep[i] = _code(found, p[i]) < 0
     p, v, s, e = p[keep], v[keep], s[keep], e[keep]
-    # least significant key first, each sort stable: (person, start, end, venue) order
-    order = np.argsort(v, kind="mergesort")
-    order = order[np.argsort(e[order], kind="mergesort")]
-    order = order[np.argsort(s[order], kind="mergesort")]
-    order = order[np.argsort(p[order], kind="mergesort")]
+    order = _evidence_order(p, s, e, v)
     n = 0
     firsts = np.empty(order.shape[0], np.int64)
     nf = 0
@@ -217,7 +351,7 @@ def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
     return out_p[:n], out_v[:n], out_s[:n], out_e[:n], firsts[:nf]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def zones(pres_v, pres_s, pres_e, ev_v, ev_s, firsts):
     """Zones of one level: each venue's presences merged where they overlap or touch,
     sorted by (venue, start), with the number of distinct persons (evidence rows grouped
@@ -251,3 +385,90 @@ def zones(pres_v, pres_s, pres_e, ev_v, ev_s, firsts):
                 last_person[z] = g
                 counts[z] += 1
     return zv[:k], zs[:k], ze[:k], counts
+
+
+@njit(cache=True, nogil=True)
+def _rows(parts, width):
+    """The matrices of `parts` (each [n, width]) one under another."""
+    n = 0
+    for part in parts:
+        n += part.shape[0]
+    out = np.empty((n, width), np.uint64)
+    k = 0
+    for part in parts:
+        out[k:k + part.shape[0]] = part
+        k += part.shape[0]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _level_contacts(level, p, v, s, e, firsts, ev_at):
+    """One level's contacts ordered by (exposed_at, person), and their evidence rows in
+    the same order: ([n, 5] person, level, exposed_at, first and end evidence row, the
+    rows numbered from ev_at; [m, 3] venue, start, end)."""
+    n = firsts.shape[0]
+    exposed_at = s[firsts]
+    # persons ascend: by exposed_at, ties in row order (a stable mergesort cost more)
+    order = np.argsort(exposed_at)
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and exposed_at[order[j]] == exposed_at[order[i]]:
+            j += 1
+        if j - i > 1:
+            order[i:j] = np.sort(order[i:j])
+        i = j
+    contacts = np.empty((n, 5), np.uint64)
+    rows = np.empty((p.shape[0], 3), np.uint64)
+    k = 0
+    for j in range(n):
+        i = order[j]
+        stop = firsts[i + 1] if i + 1 < n else p.shape[0]
+        contacts[j, 0], contacts[j, 1], contacts[j, 2] = p[firsts[i]], level, exposed_at[i]
+        contacts[j, 3] = ev_at + k
+        for r in range(firsts[i], stop):
+            rows[k, 0], rows[k, 1], rows[k, 2] = v[r], s[r], e[r]
+            k += 1
+        contacts[j, 4] = ev_at + k
+    return contacts, rows
+
+
+@njit(cache=True, nogil=True)
+def trace(table, case, window_from, window_to, need, linger, depth):
+    """The case's (uint64) contacts to `depth` levels and the zones of each level's
+    presence (DESIGN.md, "The contact rule"), over the snapshot whose arrays `table`
+    names. Returns three uint64 matrices:
+    contacts [n, 5]: person, level, exposed_at, first and end row of its evidence,
+        ordered by (level, exposed_at, person);
+    evidence [m, 3]: venue, start, end; each contact's rows ordered by (start, end, venue);
+    zones [z, 5]: venue, level, start, end, exposed; ordered by (level, venue, start).
+    """
+    base, overlay = _segment(table, 0), _segment(table, 1)
+    found = np.full(1, case, np.uint64)
+    _, pres_v, pres_s, pres_e = presences(
+        base, overlay, found, np.full(1, window_from, np.int64), window_to, linger)
+    contact_parts = [np.empty((0, 5), np.uint64)]
+    evidence_parts = [np.empty((0, 3), np.uint64)]
+    zone_parts = [np.empty((0, 5), np.uint64)]
+    ev_at = 0
+    for level in range(1, depth + 1):
+        p, v, s, e, firsts = evidence(base, overlay, pres_v, pres_s, pres_e, found, need)
+        if pres_v.shape[0]:
+            zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
+            z = np.empty((zv.shape[0], 5), np.uint64)
+            for i in range(zv.shape[0]):
+                z[i, 0], z[i, 1], z[i, 2], z[i, 3], z[i, 4] = \
+                    zv[i], level - 1, zs[i], ze[i], counts[i]
+            zone_parts.append(z)
+        if p.shape[0] == 0:
+            break
+        contacts, rows = _level_contacts(level, p, v, s, e, firsts, ev_at)
+        contact_parts.append(contacts)
+        evidence_parts.append(rows)
+        ev_at += rows.shape[0]
+        new_persons, exposed_at = p[firsts], s[firsts]
+        found = np.sort(np.concatenate((found, new_persons)))
+        if level < depth:
+            _, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
+                                                  window_to, linger)
+    return _rows(contact_parts, 5), _rows(evidence_parts, 3), _rows(zone_parts, 5)
