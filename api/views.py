@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
+
 from api.registry import Case
 from tracing.model import TraceResult
 from tracing.venues import Venue, VenueTable
@@ -33,11 +35,12 @@ def exposure_view(service, case: Case, result: TraceResult, offset: int = 0,
     lie in."""
     from tracing.adoption import lockdown_comparison
 
-    page = result.contacts[offset:None if limit is None else offset + limit]
+    # only the page's contacts are built: a town's F2 runs to tens of thousands
+    page = result.contacts_slice(offset, None if limit is None else offset + limit)
+    levels = result.contact_levels
     counts: dict[str, int] = {"f1": 0, "f2": 0, "zones": len(result.zones)}
-    for contact in result.contacts:
-        key = f"f{contact.level}"
-        counts[key] = counts.get(key, 0) + 1
+    for level, n in zip(*np.unique(levels, return_counts=True), strict=True):
+        counts[f"f{level}"] = int(n)
     named = {z.venue for z in result.zones}
     for contact in page:
         named.update(e.venue for e in contact.evidence)
@@ -46,7 +49,7 @@ def exposure_view(service, case: Case, result: TraceResult, offset: int = 0,
     shown["from"], shown["to"] = shown.pop("window_from"), shown.pop("window_to")
     return {"case": shown, "rule": result.rule.to_dict(),
             "contacts": [c.to_dict() for c in page],
-            "contacts_total": len(result.contacts), "offset": offset,
+            "contacts_total": int(levels.shape[0]), "offset": offset,
             "zones": [z.to_dict() for z in result.zones],
             "venues": venues_out(service.venues, named), "counts": counts,
             "comparison": comparison}

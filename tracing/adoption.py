@@ -320,8 +320,9 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
     Raises nothing of its own.
     """
     zone_venues = sorted({z.venue for z in result.zones})
-    levels = [c.level for c in result.contacts]
-    narrow = {"quarantine": levels.count(1), "test": levels.count(2),
+    levels = result.contact_levels
+    narrow = {"quarantine": int(np.count_nonzero(levels == 1)),
+              "test": int(np.count_nonzero(levels == 2)),
               "venues": len(zone_venues), "zones": len(result.zones),
               "zone_hours": round(sum(z.end - z.start for z in result.zones
                                       if z.level == 0) / 3600, 2)}

@@ -200,6 +200,28 @@ class TraceResult:
         return np.fromiter((c.person for c in self.contacts), np.uint64,
                            len(self.contacts))
 
+    @property
+    def contact_levels(self) -> np.ndarray:
+        """The contacts' levels (int64), in the order of `contacts`."""
+        if self._columns is not None:
+            return self._columns.contacts[:, 1].astype(np.int64)
+        return np.fromiter((c.level for c in self.contacts), np.int64, len(self.contacts))
+
+    def contacts_slice(self, start: int, stop: int | None = None) -> tuple[Contact, ...]:
+        """`contacts[start:stop]` (start, stop >= 0), building only those tuples when
+        the result holds columns and has not built them all: a page of a town's F2."""
+        if self._contacts is not None or self._columns is None:
+            return self.contacts[start:stop]
+        rows = self._columns.contacts[start:stop]
+        if rows.shape[0] == 0:
+            return ()
+        # a contact's evidence rows follow those of the contact before it
+        first, end = int(rows[0, 3]), int(rows[-1, 4])
+        rows = rows.copy()
+        rows[:, 3:] -= np.uint64(first)
+        return _contacts_of(TraceColumns(rows, self._columns.evidence[first:end],
+                                         self._columns.zones[:0]))
+
     def _key(self) -> tuple:
         return (self.case, self.window_from, self.window_to, self.rule, self.contacts,
                 self.zones)
