@@ -253,7 +253,9 @@ def test_answers_stay_exact_while_merging_in_the_background(tmp_path, seed):
             assert index.trace(case, 0, 15_000, rule) == naive.trace(rows, case, 0, 15_000,
                                                                       rule)
             assert len(index) == len(naive.dedupe(rows))
-        assert index.stats()["generation"] >= 3  # merges did happen
+        # merges did happen (how many depends on how fast each ends beside the appends:
+        # >= 3 failed now and then on a loaded machine)
+        assert index.stats()["generation"] >= 1
     with CheckinIndex.open(tmp_path / "ix") as index:
         for case in PERSONS[:5]:
             assert index.trace(case, 0, 15_000, rule) == naive.trace(rows, case, 0, 15_000,
