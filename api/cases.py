@@ -385,8 +385,8 @@ class CaseService:
                 return cached[1]
         rule = ContactRule(min_overlap=case.min_overlap, linger=case.linger, depth=case.depth,
                            default_dwell=case.default_dwell)
-        with exposure.gc_paused():
-            result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
+        # columns: the tuples pause the GC themselves when a rendering first reads them
+        result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
         if not keep:
             return result
         with self._lock:

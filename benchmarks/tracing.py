@@ -20,8 +20,8 @@ One run, on one machine:
    and builds the Contact, Evidence and Zone tuples only when `.contacts` or `.zones`
    is first read. `f1_contacts_p50_ms`, `f1_contacts_p99_ms` (and `f2_...`) time the
    same call followed by reading `.contacts` and `.zones`, tuples built: what a caller
-   that wants them all pays. Traces and tuple building hold the cyclic GC off, and the
-   first allocation after a pause pays the collection that was due: at 10M that pass
+   that wants them all pays. Tuple building holds the cyclic GC off, and the
+   first allocation after the pause pays the collection that was due: at 10M that pass
    (tens of ms when it reaches the oldest generation) lands in whichever timer allocates
    first, which is why a few `f2_contacts` outliers are traces of modest size;
 5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap;

@@ -7,7 +7,7 @@ with numba.carray: one small argument to check and unbox instead of two tuples o
 arrays, and one call a trace instead of two or three a level.
 
 A segment inside these kernels is the tuple of its arrays plus the query's per-venue
-dwell and person mask, in the order of `exposure.SEGMENT_COLUMNS`. The per-row loops take
+dwell and person mask, in the order of `exposure.segment_args`. The per-row loops take
 plain arrays, unpacked once per segment: handing the tuples down to helpers called for
 every row cost reference counting on each of their arrays at each call, and was most of
 a trace's time at 10M check-ins. Persons and venues leave these kernels as ids (uint64),
@@ -23,7 +23,7 @@ from numba.extending import intrinsic
 from decoder.prefetch import prefetch_read
 from tracing.kernels import EXPLICIT, LOW_BITS, next_later, venue_row
 
-# dtypes of a segment's arrays in the kernels' order (exposure.SEGMENT_COLUMNS)
+# dtypes of a segment's arrays in the kernels' order (exposure.segment_args)
 SEGMENT_DTYPES = (np.uint64, np.int64, np.uint32, np.uint32, np.uint32, np.uint32,
                   np.uint64, np.int64, np.uint32, np.uint32, np.int64, np.uint8)
 
