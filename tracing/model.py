@@ -109,8 +109,12 @@ class Zone(NamedTuple):
                 "end": self.end, "exposed": self.exposed}
 
 
+_U64 = np.dtype(np.uint64)
+
+
 class TraceColumns(NamedTuple):
-    """A trace's answer as three uint64 matrices (what trace_kernels.trace returns).
+    """A trace's answer as three uint64 matrices (views of trace_kernels.trace's flat
+    answer: see `from_flat`).
 
     contacts [n, 5]: person, level, exposed_at, first and end row of its evidence;
         ordered by (level, exposed_at, person).
@@ -121,6 +125,17 @@ class TraceColumns(NamedTuple):
     contacts: np.ndarray
     evidence: np.ndarray
     zones: np.ndarray
+
+    @classmethod
+    def from_flat(cls, flat: np.ndarray) -> TraceColumns:
+        """The matrices of a flat uint64 answer: the counts n, m and z, then the three
+        matrices row-major, one after another (views, not copies)."""
+        n, m, z = flat[:3].tolist()
+        a = 3 + 5 * n
+        b = a + 3 * m
+        view = np.ndarray  # over flat's buffer from a byte offset: cheaper than slicing
+        return cls(view((n, 5), _U64, flat, 24), view((m, 3), _U64, flat, 8 * a),
+                   view((z, 5), _U64, flat, 8 * b))
 
 
 _new_evidence = partial(tuple.__new__, Evidence)
@@ -158,8 +173,15 @@ class TraceResult:
     def from_columns(cls, case: int, window_from: int, window_to: int, rule: ContactRule,
                      columns: TraceColumns) -> TraceResult:
         """A result whose contacts and zones are built from `columns` when first read."""
-        result = cls(case, window_from, window_to, rule, None, None)
-        object.__setattr__(result, "_columns", columns)
+        result = object.__new__(cls)  # __init__'s checks-free path: one per trace
+        _set = object.__setattr__
+        _set(result, "case", case)
+        _set(result, "window_from", window_from)
+        _set(result, "window_to", window_to)
+        _set(result, "rule", rule)
+        _set(result, "_contacts", None)
+        _set(result, "_zones", None)
+        _set(result, "_columns", columns)
         return result
 
     def __setattr__(self, name, value):

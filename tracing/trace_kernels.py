@@ -205,15 +205,12 @@ def _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e):
 
 
 @njit(cache=True, nogil=True)
-def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
-    """All visits in one segment overlapping a presence by >= need seconds, as (person
-    id, venue id, start, end). In the base, persons marked in its mask also have
-    check-ins in the overlay (`other`): their visits may end earlier, and keys the
-    overlay holds are left to it."""
-    venue_ids, venue_off, maxexp, person, t_in, exp, person_ids, person_off, _pv_venue, \
-        pv_t_in, dwell, mask = seg
-    o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
-        o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
+def _candidates(seg, pres_v, pres_s, pres_e, need):
+    """The venue rows of one segment whose visits would overlap a presence by >= need
+    seconds at their full length, as (rows, the presence of each, venue codes of the
+    presences); the person view's offsets of each candidate are prefetched."""
+    venue_ids, venue_off, maxexp, person, t_in, exp, _person_ids, person_off, _pv_venue, \
+        _pv_t_in, dwell, _mask = seg
     n = pres_v.shape[0]
     codes = np.empty(n, np.int64)
     for i in range(n):
@@ -222,10 +219,6 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
     room = 0
     for i in range(n):
         room += stops[i] - starts[i]
-    # Three passes over the candidates (visits that would qualify at full length), each
-    # prefetching what the next one reads at random: the person view's offsets, then
-    # the person's first check-in time, so that the cache misses of all candidates
-    # overlap instead of coming one after another.
     rows, at = np.empty(room, np.int64), np.empty(room, np.int64)
     offsets = person_off.reshape((person_off.shape[0], 1))
     m = 0
@@ -242,30 +235,49 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
                 rows[m], at[m] = r, i
                 m += 1
                 prefetch_read(offsets, np.int64(person[r]))
+    return rows[:m], at[:m], codes
+
+
+@njit(cache=True, nogil=True)
+def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
+             out_p, out_v, out_s, out_e, k):
+    """The candidates' visits (see _candidates) that overlap their presence by >= need
+    seconds with their exact end, of persons not in `found`, appended to the outputs
+    from k as (person id, venue id, start, end); returns the new k. In the base,
+    persons marked in its mask also have check-ins in the overlay (`other`): their visits
+    may end earlier, and keys the overlay holds are left to it."""
+    venue_ids, _venue_off, _maxexp, person, t_in, exp, person_ids, person_off, _pv_venue, \
+        pv_t_in, dwell, mask = seg
+    o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
+        o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
+    m = rows.shape[0]
+    # A pass that prefetches what the next one reads at random (the person's id and
+    # first check-in time), so that the cache misses of all candidates overlap instead
+    # of coming one after another.
     ids, times = person_ids.reshape((person_ids.shape[0], 1)), pv_t_in.reshape((-1, 1))
     for j in range(m):
         p = np.int64(person[rows[j]])
         prefetch_read(ids, p)
         if exp[rows[j]] == 0 and person_off[p] < pv_t_in.shape[0]:
             prefetch_read(times, person_off[p])
-    out_p, out_v = np.empty(m, np.uint64), np.empty(m, np.uint64)
-    out_s, out_e = np.empty(m, np.int64), np.empty(m, np.int64)
-    k = 0
     w, last_v = -1, -1
     for j in range(m):
         r, i = rows[j], at[j]
+        p = np.int64(person[r])
+        pid = person_ids[p]
+        if _code(found, pid) >= 0:
+            continue
         v = codes[i]
         if v != last_v:  # the venue in the other segment
             w, last_v = _code(o_venue_ids, venue_ids[v]), v
         ps, pe = pres_s[i], pres_e[i]
-        p = np.int64(person[r])
         t = np.int64(t_in[r])
         explicit = np.int64(exp[r])
         s = max(ps, t)
         end = t + explicit if explicit > 0 else t + dwell[v]
         c_other = -1
         if not is_base or (mask.shape[0] > 0 and mask[p]):
-            c_other = _code(o_person_ids, person_ids[p])
+            c_other = _code(o_person_ids, pid)
         if is_base and c_other >= 0 and w >= 0 and \
                 venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
             continue
@@ -274,9 +286,9 @@ def _scan(seg, other, is_base, pres_v, pres_s, pres_e, need):
                              o_pv_t_in)
         e = min(pe, end)
         if e - s >= need:
-            out_p[k], out_v[k], out_s[k], out_e[k] = person_ids[p], venue_ids[v], s, e
+            out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e
             k += 1
-    return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
+    return k
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -322,17 +334,21 @@ def _evidence_order(p, s, e, v):
 def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
     """The next level's evidence: overlaps with the presences by >= need seconds, of
     persons not in `found` (sorted ids), sorted by (person, start, end, venue) without
-    repeats. Returns (person, venue, start, end, index of each person's first row)."""
-    bp, bv, bs, be = _scan(base, overlay, True, pres_v, pres_s, pres_e, need)
-    op, ov, os_, oe = _scan(overlay, base, False, pres_v, pres_s, pres_e, need)
-    p = np.concatenate((bp, op))
-    v = np.concatenate((bv, ov))
-    s = np.concatenate((bs, os_))
-    e = np.concatenate((be, oe))
-    keep = np.empty(p.shape[0], np.bool_)
-    for i in range(p.shape[0]):
-        keep[i] = _code(found, p[i]) < 0
-    p, v, s, e = p[keep], v[keep], s[keep], e[keep]
+    repeats. Returns (person, venue, start, end, index of each person's first row).
+    A segment without check-ins (the overlay, after a merge) is not searched."""
+    rows_b, at_b, codes_b = _candidates(base, pres_v, pres_s, pres_e, need)
+    if overlay[0].shape[0]:
+        rows_o, at_o, codes_o = _candidates(overlay, pres_v, pres_s, pres_e, need)
+    else:
+        rows_o, at_o, codes_o = rows_b[:0], at_b[:0], codes_b
+    room = rows_b.shape[0] + rows_o.shape[0]
+    p, v = np.empty(room, np.uint64), np.empty(room, np.uint64)
+    s, e = np.empty(room, np.int64), np.empty(room, np.int64)
+    k = _confirm(base, overlay, True, rows_b, at_b, codes_b, pres_s, pres_e, need, found,
+                 p, v, s, e, 0)
+    k = _confirm(overlay, base, False, rows_o, at_o, codes_o, pres_s, pres_e, need, found,
+                 p, v, s, e, k)
+    p, v, s, e = p[:k], v[:k], s[:k], e[:k]
     order = _evidence_order(p, s, e, v)
     n = 0
     firsts = np.empty(order.shape[0], np.int64)
@@ -388,24 +404,21 @@ def zones(pres_v, pres_s, pres_e, ev_v, ev_s, firsts):
 
 
 @njit(cache=True, nogil=True)
-def _rows(parts, width):
-    """The matrices of `parts` (each [n, width]) one under another."""
-    n = 0
-    for part in parts:
-        n += part.shape[0]
-    out = np.empty((n, width), np.uint64)
-    k = 0
-    for part in parts:
-        out[k:k + part.shape[0]] = part
-        k += part.shape[0]
+def _room(buf, used, extra):
+    """`buf`, or a copy of its first `used` values with room for `extra` more."""
+    if used + extra <= buf.shape[0]:
+        return buf
+    out = np.empty(max(2 * buf.shape[0], used + extra), buf.dtype)
+    out[:used] = buf[:used]
     return out
 
 
 @njit(cache=True, nogil=True)
-def _level_contacts(level, p, v, s, e, firsts, ev_at):
-    """One level's contacts ordered by (exposed_at, person), and their evidence rows in
-    the same order: ([n, 5] person, level, exposed_at, first and end evidence row, the
-    rows numbered from ev_at; [m, 3] venue, start, end)."""
+def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
+    """One level's contacts ordered by (exposed_at, person), written into `contacts`
+    (flat, 5 values a contact: person, level, exposed_at, first and end evidence row)
+    from value nc, and their evidence rows in the same order into `rows` (flat, 3 values
+    a row: venue, start, end) from value nr (row nr // 3 is the first one's number)."""
     n = firsts.shape[0]
     exposed_at = s[firsts]
     # persons ascend: by exposed_at, ties in row order (a stable mergesort cost more)
@@ -418,26 +431,25 @@ def _level_contacts(level, p, v, s, e, firsts, ev_at):
         if j - i > 1:
             order[i:j] = np.sort(order[i:j])
         i = j
-    contacts = np.empty((n, 5), np.uint64)
-    rows = np.empty((p.shape[0], 3), np.uint64)
-    k = 0
+    c, k = nc, nr
     for j in range(n):
         i = order[j]
         stop = firsts[i + 1] if i + 1 < n else p.shape[0]
-        contacts[j, 0], contacts[j, 1], contacts[j, 2] = p[firsts[i]], level, exposed_at[i]
-        contacts[j, 3] = ev_at + k
+        contacts[c], contacts[c + 1], contacts[c + 2] = p[firsts[i]], level, exposed_at[i]
+        contacts[c + 3] = k // 3
         for r in range(firsts[i], stop):
-            rows[k, 0], rows[k, 1], rows[k, 2] = v[r], s[r], e[r]
-            k += 1
-        contacts[j, 4] = ev_at + k
-    return contacts, rows
+            rows[k], rows[k + 1], rows[k + 2] = v[r], s[r], e[r]
+            k += 3
+        contacts[c + 4] = k // 3
+        c += 5
 
 
 @njit(cache=True, nogil=True)
 def trace(table, case, window_from, window_to, need, linger, depth):
     """The case's (uint64) contacts to `depth` levels and the zones of each level's
     presence (DESIGN.md, "The contact rule"), over the snapshot whose arrays `table`
-    names. Returns three uint64 matrices:
+    names. Returns one flat uint64 array (one array to box: each returned array cost
+    about a microsecond): the counts n, m, z, then three row-major matrices:
     contacts [n, 5]: person, level, exposed_at, first and end row of its evidence,
         ordered by (level, exposed_at, person);
     evidence [m, 3]: venue, start, end; each contact's rows ordered by (start, end, venue);
@@ -447,28 +459,34 @@ def trace(table, case, window_from, window_to, need, linger, depth):
     found = np.full(1, case, np.uint64)
     _, pres_v, pres_s, pres_e = presences(
         base, overlay, found, np.full(1, window_from, np.int64), window_to, linger)
-    contact_parts = [np.empty((0, 5), np.uint64)]
-    evidence_parts = [np.empty((0, 3), np.uint64)]
-    zone_parts = [np.empty((0, 5), np.uint64)]
-    ev_at = 0
+    contacts, evidence_rows, zone_rows = (np.empty(0, np.uint64), np.empty(0, np.uint64),
+                                          np.empty(0, np.uint64))
+    nc = ne = nz = 0
     for level in range(1, depth + 1):
+        if pres_v.shape[0] == 0:
+            break
         p, v, s, e, firsts = evidence(base, overlay, pres_v, pres_s, pres_e, found, need)
-        if pres_v.shape[0]:
-            zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
-            z = np.empty((zv.shape[0], 5), np.uint64)
-            for i in range(zv.shape[0]):
-                z[i, 0], z[i, 1], z[i, 2], z[i, 3], z[i, 4] = \
-                    zv[i], level - 1, zs[i], ze[i], counts[i]
-            zone_parts.append(z)
+        zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
+        zone_rows = _room(zone_rows, nz, 5 * zv.shape[0])
+        for i in range(zv.shape[0]):
+            zone_rows[nz], zone_rows[nz + 1], zone_rows[nz + 2] = zv[i], level - 1, zs[i]
+            zone_rows[nz + 3], zone_rows[nz + 4] = ze[i], counts[i]
+            nz += 5
         if p.shape[0] == 0:
             break
-        contacts, rows = _level_contacts(level, p, v, s, e, firsts, ev_at)
-        contact_parts.append(contacts)
-        evidence_parts.append(rows)
-        ev_at += rows.shape[0]
+        contacts = _room(contacts, nc, 5 * firsts.shape[0])
+        evidence_rows = _room(evidence_rows, ne, 3 * p.shape[0])
+        _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
+        nc += 5 * firsts.shape[0]
+        ne += 3 * p.shape[0]
         new_persons, exposed_at = p[firsts], s[firsts]
-        found = np.sort(np.concatenate((found, new_persons)))
         if level < depth:
+            found = np.sort(np.concatenate((found, new_persons)))
             _, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
                                                   window_to, linger)
-    return _rows(contact_parts, 5), _rows(evidence_parts, 3), _rows(zone_parts, 5)
+    out = np.empty(3 + nc + ne + nz, np.uint64)
+    out[0], out[1], out[2] = nc // 5, ne // 3, nz // 5
+    out[3:3 + nc] = contacts[:nc]
+    out[3 + nc:3 + nc + ne] = evidence_rows[:ne]
+    out[3 + nc + ne:] = zone_rows[:nz]
+    return out
