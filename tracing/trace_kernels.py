@@ -238,6 +238,22 @@ def _candidates(seg, pres_v, pres_s, pres_e, need):
     return rows[:m], at[:m], codes
 
 
+AHEAD = 12
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _prefetch_person(person, exp, person_off, ids, times, r):
+    """Prefetch the id of row r's person and, for a visit without check-out, the first
+    and last of their check-in times."""
+    p = np.int64(person[r])
+    prefetch_read(ids, p)
+    if exp[r] == 0:
+        lo, hi = person_off[p], person_off[p + 1]
+        if lo < hi:
+            prefetch_read(times, lo)
+            prefetch_read(times, hi - 1)
+
+
 @njit(cache=True, nogil=True)
 def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
              out_p, out_v, out_s, out_e, k):
@@ -251,17 +267,15 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
         o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
     m = rows.shape[0]
-    # A pass that prefetches what the next one reads at random (the person's id and
-    # first check-in time), so that the cache misses of all candidates overlap instead
-    # of coming one after another.
+    # Each candidate prefetches what the candidate AHEAD places later reads at random
+    # (its person's id and check-in times; the offsets came with _candidates).
     ids, times = person_ids.reshape((person_ids.shape[0], 1)), pv_t_in.reshape((-1, 1))
-    for j in range(m):
-        p = np.int64(person[rows[j]])
-        prefetch_read(ids, p)
-        if exp[rows[j]] == 0 and person_off[p] < pv_t_in.shape[0]:
-            prefetch_read(times, person_off[p])
+    for j in range(min(m, AHEAD)):
+        _prefetch_person(person, exp, person_off, ids, times, rows[j])
     w, last_v = -1, -1
     for j in range(m):
+        if j + AHEAD < m:
+            _prefetch_person(person, exp, person_off, ids, times, rows[j + AHEAD])
         r, i = rows[j], at[j]
         p = np.int64(person[r])
         pid = person_ids[p]
@@ -421,16 +435,12 @@ def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
     a row: venue, start, end) from value nr (row nr // 3 is the first one's number)."""
     n = firsts.shape[0]
     exposed_at = s[firsts]
-    # persons ascend: by exposed_at, ties in row order (a stable mergesort cost more)
-    order = np.argsort(exposed_at)
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and exposed_at[order[j]] == exposed_at[order[i]]:
-            j += 1
-        if j - i > 1:
-            order[i:j] = np.sort(order[i:j])
-        i = j
+    # by exposed_at, ties in row order (persons ascend): one argsort of exposed_at * n +
+    # row where that fits in an int64 (always, for times in uint32)
+    if n == 0 or (exposed_at.min() >= 0 and exposed_at.max() < (np.int64(1) << 62) // n):
+        order = np.argsort(exposed_at * n + np.arange(n))
+    else:
+        order = np.argsort(exposed_at, kind="mergesort")
     c, k = nc, nr
     for j in range(n):
         i = order[j]
