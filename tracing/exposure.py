@@ -84,11 +84,11 @@ def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
           rule: ContactRule) -> TraceResult:
     """The case's contacts, level by level, and the zones of each level's presence, as a
     TraceResult holding columns (its tuples are built when first read)."""
-    flat = trace_kernels.trace(
+    answer = trace_kernels.trace(
         snap.table(rule.default_dwell), np.uint64(case), window_from, window_to,
         rule.effective_min_overlap, rule.linger, rule.depth)
     return TraceResult.from_columns(case, window_from, window_to, rule,
-                                    TraceColumns.from_flat(flat))
+                                    TraceColumns.from_flat(*answer))
 
 
 def build_overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:

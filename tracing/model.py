@@ -127,15 +127,12 @@ class TraceColumns(NamedTuple):
     zones: np.ndarray
 
     @classmethod
-    def from_flat(cls, flat: np.ndarray) -> TraceColumns:
-        """The matrices of a flat uint64 answer: the counts n, m and z, then the three
-        matrices row-major, one after another (views, not copies)."""
-        n, m, z = flat[:3].tolist()
-        a = 3 + 5 * n
-        b = a + 3 * m
+    def from_flat(cls, flat: np.ndarray, n: int, m: int, z: int) -> TraceColumns:
+        """The matrices of n contacts, m evidence rows and z zones that a flat uint64
+        array holds row-major, one after another (views, not copies)."""
         view = np.ndarray  # over flat's buffer from a byte offset: cheaper than slicing
-        return cls(view((n, 5), _U64, flat, 24), view((m, 3), _U64, flat, 8 * a),
-                   view((z, 5), _U64, flat, 8 * b))
+        return cls(view((n, 5), _U64, flat, 0), view((m, 3), _U64, flat, 40 * n),
+                   view((z, 5), _U64, flat, 40 * n + 24 * m))
 
 
 _new_evidence = partial(tuple.__new__, Evidence)

@@ -458,8 +458,9 @@ def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
 def trace(table, case, window_from, window_to, need, linger, depth):
     """The case's (uint64) contacts to `depth` levels and the zones of each level's
     presence (DESIGN.md, "The contact rule"), over the snapshot whose arrays `table`
-    names. Returns one flat uint64 array (one array to box: each returned array cost
-    about a microsecond): the counts n, m, z, then three row-major matrices:
+    names. Returns (flat, n, m, z): one uint64 array (one array to box: each returned
+    array cost about a microsecond) holding three row-major matrices one after another,
+    and their numbers of rows:
     contacts [n, 5]: person, level, exposed_at, first and end row of its evidence,
         ordered by (level, exposed_at, person);
     evidence [m, 3]: venue, start, end; each contact's rows ordered by (start, end, venue);
@@ -494,9 +495,8 @@ def trace(table, case, window_from, window_to, need, linger, depth):
             found = np.sort(np.concatenate((found, new_persons)))
             _, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
                                                   window_to, linger)
-    out = np.empty(3 + nc + ne + nz, np.uint64)
-    out[0], out[1], out[2] = nc // 5, ne // 3, nz // 5
-    out[3:3 + nc] = contacts[:nc]
-    out[3 + nc:3 + nc + ne] = evidence_rows[:ne]
-    out[3 + nc + ne:] = zone_rows[:nz]
-    return out
+    out = np.empty(nc + ne + nz, np.uint64)
+    out[:nc] = contacts[:nc]
+    out[nc:nc + ne] = evidence_rows[:ne]
+    out[nc + ne:] = zone_rows[:nz]
+    return out, nc // 5, ne // 3, nz // 5
