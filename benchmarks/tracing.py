@@ -17,8 +17,8 @@ One run, on one machine:
    that has answered a few queries sees it. Just after an open, or after the build
    has filled the caches with other data, the first hundred traces at 10M are slower
    (a p50 of 82 us over the first 50, 45 us from the 100th on, with no page faults):
-   the CPU caches and TLB are still empty of the index's hot parts. DuckDB is timed
-   on a table it has just built and queried;
+   the CPU caches and TLB are still empty of the index's hot parts (DuckDB's table,
+   below, is in memory and built just before its timed queries);
 4. F1 (depth 1) and F2 (depth 2) latency over K random cases (a person and a check-in of
    theirs, window from one day before to two days after it), p50 and p99; and the
    CPU time of the same queries (`f1_cpu_p99_ms`...), which a busy machine does not

@@ -1,7 +1,7 @@
 """Numba kernels for a whole trace, over a snapshot's two segments at once.
 
 `trace` answers one case in one call: every level's presences, evidence and zones, as
-three uint64 matrices (see its docstring). The snapshot's arrays arrive as one table of
+three uint64 matrices in one array (see its docstring). The snapshot's arrays arrive as one table of
 addresses and lengths (`exposure.Snapshot.table`) and are turned back into arrays here
 with numba.carray: one small argument to check and unbox instead of two tuples of twelve
 arrays, and one call a trace instead of two or three a level.
@@ -436,7 +436,7 @@ def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
     n = firsts.shape[0]
     exposed_at = s[firsts]
     # by exposed_at, ties in row order (persons ascend): one argsort of exposed_at * n +
-    # row where that fits in an int64 (always, for times in uint32)
+    # row where that fits in an int64 (times below 2**33: any n under 2**29)
     if n == 0 or (exposed_at.min() >= 0 and exposed_at.max() < (np.int64(1) << 62) // n):
         order = np.argsort(exposed_at * n + np.arange(n))
     else:
