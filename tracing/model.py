@@ -170,15 +170,8 @@ class TraceResult:
     def from_columns(cls, case: int, window_from: int, window_to: int, rule: ContactRule,
                      columns: TraceColumns) -> TraceResult:
         """A result whose contacts and zones are built from `columns` when first read."""
-        result = object.__new__(cls)  # __init__'s checks-free path: one per trace
-        _set = object.__setattr__
-        _set(result, "case", case)
-        _set(result, "window_from", window_from)
-        _set(result, "window_to", window_to)
-        _set(result, "rule", rule)
-        _set(result, "_contacts", None)
-        _set(result, "_zones", None)
-        _set(result, "_columns", columns)
+        result = cls(case, window_from, window_to, rule, None, None)
+        object.__setattr__(result, "_columns", columns)
         return result
 
     def __setattr__(self, name, value):
