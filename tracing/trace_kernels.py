@@ -432,7 +432,8 @@ def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
     """One level's contacts ordered by (exposed_at, person), written into `contacts`
     (flat, 5 values a contact: person, level, exposed_at, first and end evidence row)
     from value nc, and their evidence rows in the same order into `rows` (flat, 3 values
-    a row: venue, start, end) from value nr (row nr // 3 is the first one's number)."""
+    a row: venue, start, end) from value nr (row nr // 3 is the first one's number).
+    Returns the values written to each: (nc, nr) after them."""
     n = firsts.shape[0]
     exposed_at = s[firsts]
     # by exposed_at, ties in row order (persons ascend): one argsort of exposed_at * n +
@@ -452,6 +453,7 @@ def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
             k += 3
         contacts[c + 4] = k // 3
         c += 5
+    return c, k
 
 
 @njit(cache=True, nogil=True)
@@ -487,9 +489,7 @@ def trace(table, case, window_from, window_to, need, linger, depth):
             break
         contacts = _room(contacts, nc, 5 * firsts.shape[0])
         evidence_rows = _room(evidence_rows, ne, 3 * p.shape[0])
-        _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
-        nc += 5 * firsts.shape[0]
-        ne += 3 * p.shape[0]
+        nc, ne = _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
         new_persons, exposed_at = p[firsts], s[firsts]
         if level < depth:
             found = np.sort(np.concatenate((found, new_persons)))
