@@ -19,7 +19,7 @@ import numpy as np
 
 from tracing import kernels, trace_kernels
 from tracing.gc_pause import gc_paused
-from tracing.model import ContactRule, TraceColumns, TraceResult
+from tracing.model import ContactRule, TraceResult
 from tracing.segments import Segment, build_segment, empty_segment
 
 NO_MASK = np.zeros(0, np.uint8)
@@ -83,12 +83,12 @@ def segment_args(segment: Segment, dwell: np.ndarray, mask: np.ndarray) -> tuple
 def trace(snap: Snapshot, case: int, window_from: int, window_to: int,
           rule: ContactRule) -> TraceResult:
     """The case's contacts, level by level, and the zones of each level's presence, as a
-    TraceResult holding columns (its tuples are built when first read)."""
+    TraceResult holding the kernel's answer (its columns and tuples are made when
+    first read)."""
     answer = trace_kernels.trace(
         snap.table(rule.default_dwell), np.uint64(case), window_from, window_to,
         rule.effective_min_overlap, rule.linger, rule.depth)
-    return TraceResult.from_columns(case, window_from, window_to, rule,
-                                    TraceColumns.from_flat(*answer))
+    return TraceResult.from_answer(case, window_from, window_to, rule, answer)
 
 
 def build_overlay(base: Segment, head) -> tuple[Segment, np.ndarray]:

@@ -198,8 +198,9 @@ class IndexReader:
 
         Raises InvalidQuery for a case id outside uint64 or an empty window."""
         case, window_from, window_to = _check_query(case, window_from, window_to)
+        snap = self._snapshot or self.snapshot()  # built: no lock (see built_snapshot)
         # no GC pause: the answer is columns; its tuples pause the GC when first built
-        return exposure.trace(self.snapshot(), case, window_from, window_to, rule)
+        return exposure.trace(snap, case, window_from, window_to, rule)
 
     def trace_many(self, cases, froms, tos, rule: ContactRule = DEFAULT_RULE
                    ) -> list[TraceResult]:

@@ -140,45 +140,66 @@ _new_contact = partial(tuple.__new__, Contact)
 _new_zone = partial(tuple.__new__, Zone)
 
 
+def _read_only(name: str, doc: str) -> property:
+    """A public attribute of TraceResult: read from slot `_name`, never set."""
+    slot = "_" + name
+
+    def refuse(self, value):
+        raise AttributeError(f"TraceResult is frozen: cannot set {name!r}")
+
+    return property(lambda self: getattr(self, slot), refuse, doc=doc)
+
+
 class TraceResult:
     """The answer for one case: its window, the rule used, contacts and zones.
 
     Either made from Contact and Zone tuples (`TraceResult(case, window_from, window_to,
-    rule, contacts, zones)`) or, by a trace, from TraceColumns (`from_columns`): then the
-    tuples are built on first access of `contacts` or `zones`, and `columns` and
-    `contact_persons` read the answer without building them. A trace's F2 is thousands
-    of tuples, most of which a caller that pages, counts or exports never reads. Frozen,
-    compared and hashed by (case, window_from, window_to, rule, contacts, zones) like the
-    dataclass it was; pickled as columns when it has them.
+    rule, contacts, zones)`) or, by a trace, from the kernel's answer (`from_answer`) or
+    TraceColumns (`from_columns`): then the tuples are built on first access of
+    `contacts` or `zones`, and `columns` and `contact_persons` read the answer without
+    building them. A trace's F2 is thousands of tuples, most of which a caller that pages,
+    counts or exports never reads. Frozen (its public attributes are read-only), compared
+    and hashed by (case, window_from, window_to, rule, contacts, zones) like the dataclass
+    it was; pickled as columns when it has them.
+
+    Plain slots set in __init__, read through properties: made once per trace, a frozen
+    class that set its slots through object.__setattr__ cost 1.8 us to make, this 0.25.
     """
 
-    __slots__ = ("_columns", "_contacts", "_zones", "case", "rule", "window_from",
-                 "window_to")
+    __slots__ = ("_answer", "_case", "_columns", "_contacts", "_rule", "_window_from",
+                 "_window_to", "_zones")
+
+    case = _read_only("case", "The traced person's id.")
+    window_from = _read_only("window_from", "Start of the infectious window (seconds).")
+    window_to = _read_only("window_to", "End of the infectious window (seconds).")
+    rule = _read_only("rule", "The ContactRule the trace used.")
 
     def __init__(self, case: int, window_from: int, window_to: int, rule: ContactRule,
-                 contacts: tuple[Contact, ...] = (), zones: tuple[Zone, ...] = ()) -> None:
-        _set = object.__setattr__
-        _set(self, "case", case)
-        _set(self, "window_from", window_from)
-        _set(self, "window_to", window_to)
-        _set(self, "rule", rule)
-        _set(self, "_contacts", contacts)
-        _set(self, "_zones", zones)
-        _set(self, "_columns", None)
+                 contacts: tuple[Contact, ...] | None = (),
+                 zones: tuple[Zone, ...] | None = (), answer: tuple | None = None) -> None:
+        self._case = case
+        self._window_from = window_from
+        self._window_to = window_to
+        self._rule = rule
+        self._contacts = contacts
+        self._zones = zones
+        self._answer = answer
+        self._columns = None
+
+    @classmethod
+    def from_answer(cls, case: int, window_from: int, window_to: int, rule: ContactRule,
+                    answer: tuple) -> TraceResult:
+        """A result holding trace_kernels.trace's answer `(flat, n, m, z)` as it came:
+        its columns are made on first read (TraceColumns.from_flat), its tuples after."""
+        return cls(case, window_from, window_to, rule, None, None, answer)
 
     @classmethod
     def from_columns(cls, case: int, window_from: int, window_to: int, rule: ContactRule,
                      columns: TraceColumns) -> TraceResult:
         """A result whose contacts and zones are built from `columns` when first read."""
         result = cls(case, window_from, window_to, rule, None, None)
-        object.__setattr__(result, "_columns", columns)
+        result._columns = columns
         return result
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"TraceResult is frozen: cannot set {name!r}")
-
-    def __delattr__(self, name):
-        raise AttributeError(f"TraceResult is frozen: cannot delete {name!r}")
 
     @property
     def contacts(self) -> tuple[Contact, ...]:
@@ -186,8 +207,7 @@ class TraceResult:
         contacts = self._contacts
         if contacts is None:
             # two threads may both build it: equal tuples, the last one kept
-            contacts = _contacts_of(self._columns)
-            object.__setattr__(self, "_contacts", contacts)
+            contacts = self._contacts = _contacts_of(self.columns)
         return contacts
 
     @property
@@ -195,44 +215,49 @@ class TraceResult:
         """Zones ordered by (level, venue, start)."""
         zones = self._zones
         if zones is None:
-            zones = _zones_of(self._columns)
-            object.__setattr__(self, "_zones", zones)
+            zones = self._zones = _zones_of(self.columns)
         return zones
 
     @property
     def columns(self) -> TraceColumns | None:
         """The answer as columns when a trace made this result, else None."""
-        return self._columns
+        columns = self._columns
+        if columns is None and self._answer is not None:
+            columns = self._columns = TraceColumns.from_flat(*self._answer)
+        return columns
 
     @property
     def contact_persons(self) -> np.ndarray:
         """The contacts' person ids (uint64), in the order of `contacts`."""
-        if self._columns is not None:
-            return self._columns.contacts[:, 0].copy()
+        columns = self.columns
+        if columns is not None:
+            return columns.contacts[:, 0].copy()
         return np.fromiter((c.person for c in self.contacts), np.uint64,
                            len(self.contacts))
 
     @property
     def contact_levels(self) -> np.ndarray:
         """The contacts' levels (int64), in the order of `contacts`."""
-        if self._columns is not None:
-            return self._columns.contacts[:, 1].astype(np.int64)
+        columns = self.columns
+        if columns is not None:
+            return columns.contacts[:, 1].astype(np.int64)
         return np.fromiter((c.level for c in self.contacts), np.int64, len(self.contacts))
 
     def contacts_slice(self, start: int, stop: int | None = None) -> tuple[Contact, ...]:
         """`contacts[start:stop]` (start, stop >= 0), building only those tuples when
         the result holds columns and has not built them all: a page of a town's F2."""
-        if self._contacts is not None or self._columns is None:
+        columns = self.columns
+        if self._contacts is not None or columns is None:
             return self.contacts[start:stop]
-        rows = self._columns.contacts[start:stop]
+        rows = columns.contacts[start:stop]
         if rows.shape[0] == 0:
             return ()
         # a contact's evidence rows follow those of the contact before it
         first, end = int(rows[0, 3]), int(rows[-1, 4])
         rows = rows.copy()
         rows[:, 3:] -= np.uint64(first)
-        return _contacts_of(TraceColumns(rows, self._columns.evidence[first:end],
-                                         self._columns.zones[:0]))
+        return _contacts_of(TraceColumns(rows, columns.evidence[first:end],
+                                         columns.zones[:0]))
 
     def _key(self) -> tuple:
         return (self.case, self.window_from, self.window_to, self.rule, self.contacts,
@@ -247,14 +272,16 @@ class TraceResult:
         return hash(self._key())
 
     def __reduce__(self):
-        if self._columns is not None:
+        columns = self.columns
+        if columns is not None:
             return (TraceResult.from_columns, (self.case, self.window_from, self.window_to,
-                                               self.rule, self._columns))
+                                               self.rule, columns))
         return (TraceResult, self._key())
 
     def __repr__(self) -> str:
-        if self._columns is not None:
-            n, z = self._columns.contacts.shape[0], self._columns.zones.shape[0]
+        columns = self.columns
+        if columns is not None:
+            n, z = columns.contacts.shape[0], columns.zones.shape[0]
         else:
             n, z = len(self._contacts), len(self._zones)
         return (f"TraceResult(case={self.case!r}, window_from={self.window_from!r}, "
