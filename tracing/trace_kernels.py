@@ -90,8 +90,8 @@ def _exact_end(end, t, c, person_off, pv_t_in, c_other, o_person_off, o_pv_t_in)
 
 
 @njit(cache=True, nogil=True)
-def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s, out_e, k,
-               skip_dups):
+def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, out_s, out_e,
+               k, skip_dups):
     """Person code c's presences from one segment appended to the outputs from k; with
     skip_dups, check-ins that `other` also holds are left to it."""
     venue_ids, venue_off, maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
@@ -117,7 +117,8 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, pid, out_p, out_v, out_s,
         s = max(t, lo)
         e = min(end, hi)
         if s < e:
-            out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e + linger
+            out_c[k] = v if is_base else -1
+            out_v[k], out_s[k], out_e[k] = venue_ids[v], s, e + linger
             k += 1
     return k
 
@@ -128,7 +129,9 @@ def presences(base, overlay, persons, lows, hi, linger):
 
     The overlay holds the head's check-ins, each carrying the largest t_out of its key;
     a base check-in that the overlay also holds is read from the overlay only.
-    Returns (person, venue, start, end) arrays.
+    Returns (venue code in the base or -1 when the visit is the overlay's, venue id,
+    start, end) arrays: the code spares the search of the venue's id that _candidates
+    would do.
     """
     n = persons.shape[0]
     cb, co = np.empty(n, np.int64), np.empty(n, np.int64)
@@ -140,17 +143,17 @@ def presences(base, overlay, persons, lows, hi, linger):
             rows += base[7][cb[i] + 1] - base[7][cb[i]]
         if co[i] >= 0:
             rows += overlay[7][co[i] + 1] - overlay[7][co[i]]
-    out_p, out_v = np.empty(rows, np.uint64), np.empty(rows, np.uint64)
+    out_c, out_v = np.empty(rows, np.int64), np.empty(rows, np.uint64)
     out_s, out_e = np.empty(rows, np.int64), np.empty(rows, np.int64)
     k = 0
     for i in range(n):
         if cb[i] >= 0:
-            k = _visits_of(base, overlay, cb[i], co[i], lows[i], hi, linger, persons[i],
-                           out_p, out_v, out_s, out_e, k, co[i] >= 0)
+            k = _visits_of(base, overlay, cb[i], co[i], lows[i], hi, linger, True,
+                           out_c, out_v, out_s, out_e, k, co[i] >= 0)
         if co[i] >= 0:
-            k = _visits_of(overlay, base, co[i], cb[i], lows[i], hi, linger, persons[i],
-                           out_p, out_v, out_s, out_e, k, False)
-    return out_p[:k], out_v[:k], out_s[:k], out_e[:k]
+            k = _visits_of(overlay, base, co[i], cb[i], lows[i], hi, linger, False,
+                           out_c, out_v, out_s, out_e, k, False)
+    return out_c[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
 @njit(cache=True, nogil=True)
@@ -205,16 +208,17 @@ def _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e):
 
 
 @njit(cache=True, nogil=True)
-def _candidates(seg, pres_v, pres_s, pres_e, need):
+def _candidates(seg, pres_c, pres_v, pres_s, pres_e, need):
     """The venue rows of one segment whose visits would overlap a presence by >= need
     seconds at their full length, as (rows, the presence of each, venue codes of the
-    presences); the person view's offsets of each candidate are prefetched."""
+    presences); the person view's offsets of each candidate are prefetched. pres_c
+    holds the presences' venue codes in this segment where known (>= 0)."""
     venue_ids, venue_off, maxexp, person, t_in, exp, _person_ids, person_off, _pv_venue, \
         _pv_t_in, dwell, _mask = seg
     n = pres_v.shape[0]
     codes = np.empty(n, np.int64)
     for i in range(n):
-        codes[i] = _code(venue_ids, pres_v[i])
+        codes[i] = pres_c[i] if pres_c[i] >= 0 else _code(venue_ids, pres_v[i])
     starts, stops = _venue_rows(venue_off, maxexp, t_in, dwell, codes, pres_s, pres_e)
     room = 0
     for i in range(n):
@@ -345,14 +349,15 @@ def _evidence_order(p, s, e, v):
 
 
 @njit(cache=True, nogil=True)
-def evidence(base, overlay, pres_v, pres_s, pres_e, found, need):
+def evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found, need):
     """The next level's evidence: overlaps with the presences by >= need seconds, of
     persons not in `found` (sorted ids), sorted by (person, start, end, venue) without
     repeats. Returns (person, venue, start, end, index of each person's first row).
     A segment without check-ins (the overlay, after a merge) is not searched."""
-    rows_b, at_b, codes_b = _candidates(base, pres_v, pres_s, pres_e, need)
+    rows_b, at_b, codes_b = _candidates(base, pres_c, pres_v, pres_s, pres_e, need)
     if overlay[0].shape[0]:
-        rows_o, at_o, codes_o = _candidates(overlay, pres_v, pres_s, pres_e, need)
+        rows_o, at_o, codes_o = _candidates(overlay, np.full(pres_c.shape[0], -1, np.int64),
+                                            pres_v, pres_s, pres_e, need)
     else:
         rows_o, at_o, codes_o = rows_b[:0], at_b[:0], codes_b
     room = rows_b.shape[0] + rows_o.shape[0]
@@ -470,7 +475,7 @@ def trace(table, case, window_from, window_to, need, linger, depth):
     """
     base, overlay = _segment(table, 0), _segment(table, 1)
     found = np.full(1, case, np.uint64)
-    _, pres_v, pres_s, pres_e = presences(
+    pres_c, pres_v, pres_s, pres_e = presences(
         base, overlay, found, np.full(1, window_from, np.int64), window_to, linger)
     contacts, evidence_rows, zone_rows = (np.empty(0, np.uint64), np.empty(0, np.uint64),
                                           np.empty(0, np.uint64))
@@ -478,7 +483,8 @@ def trace(table, case, window_from, window_to, need, linger, depth):
     for level in range(1, depth + 1):
         if pres_v.shape[0] == 0:
             break
-        p, v, s, e, firsts = evidence(base, overlay, pres_v, pres_s, pres_e, found, need)
+        p, v, s, e, firsts = evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found,
+                                      need)
         zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
         zone_rows = _room(zone_rows, nz, 5 * zv.shape[0])
         for i in range(zv.shape[0]):
@@ -493,7 +499,7 @@ def trace(table, case, window_from, window_to, need, linger, depth):
         new_persons, exposed_at = p[firsts], s[firsts]
         if level < depth:
             found = np.sort(np.concatenate((found, new_persons)))
-            _, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
+            pres_c, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
                                                   window_to, linger)
     out = np.empty(nc + ne + nz, np.uint64)
     out[:nc] = contacts[:nc]
