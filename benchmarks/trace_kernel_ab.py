@@ -32,9 +32,12 @@ from tracing.model import ContactRule
 
 
 def load_kernels(path: Path):
-    """The module at `path` (compiled afresh: numba's cache is keyed by file)."""
+    """The module at `path` (compiled afresh: numba's cache is keyed by file). It is
+    registered in sys.modules first: loading its kernels from numba's cache in a later
+    run imports the module by name."""
     spec = importlib.util.spec_from_file_location("trace_kernels_other", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 
