@@ -25,9 +25,10 @@ One run, on one machine:
    stretch. `f1_p50_ms` and the like time `CheckinIndex.trace` alone: it returns the
    answer as numpy columns (contact persons, levels, exposed_at, evidence rows, zones),
    and builds the Contact, Evidence and Zone tuples only when `.contacts` or `.zones`
-   is first read. `f1_contacts_p50_ms`, `f1_contacts_p99_ms` (and `f2_...`) time the
-   same call followed by reading `.contacts` and `.zones`, tuples built: what a caller
-   that wants them all pays. Tuple building holds the cyclic GC off, and the
+   is first read. The traces run back to back (as DuckDB's queries do, below);
+   `f1_contacts_p50_ms`, `f1_contacts_p99_ms` (and `f2_...`) add to each trace's time
+   the first reads of its `.contacts` and `.zones`, tuples built, timed after all the
+   traces: what a caller that wants them all pays. Tuple building holds the cyclic GC off, and the
    first allocation after the pause pays the collection that was due: at 10M that pass
    (tens of ms when it reaches the oldest generation) lands in whichever timer allocates
    first, which is why a few `f2_contacts` outliers are traces of modest size;
@@ -163,12 +164,18 @@ def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
     of `.contacts` and `.zones`), and each trace's contacts' person ids (a numpy array,
     which the GC does not track).
 
-    Only the person ids are kept, as a caller that answers a query and lets it go (the
-    API) keeps nothing: 500 whole results held here were 116,000 live tuples, and the
-    collections they caused ran inside later queries (CPU: a young-generation pass of
-    about 2 ms every 45 queries, a full one of 50-60 ms once), and made the F1 p99 at 1M
-    2.2 ms of CPU instead of 0.96 ms."""
-    seconds, cpu, with_tuples, persons = [], [], [], []
+    The traces run back to back, as DuckDB's queries do, and their tuples are built
+    afterwards, each result's timed on its own: built between traces, the tuples of one
+    answer pushed the index out of the caches and made the next trace ~12 us slower at
+    10M (measured in one process, alternating blocks of 100 traces).
+
+    Only the person ids are kept once the tuples are built, as a caller that answers a
+    query and lets it go (the API) keeps nothing: 500 whole results held here were
+    116,000 live tuples, and the collections they caused ran inside later queries (CPU:
+    a young-generation pass of about 2 ms every 45 queries, a full one of 50-60 ms
+    once), and made the F1 p99 at 1M 2.2 ms of CPU instead of 0.96 ms. The results held
+    between the two loops are numpy answers, untracked by the GC."""
+    seconds, cpu, results = [], [], []
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
         # the CPU clock is a system call (~0.7 us here): read outside the wall interval
         began_cpu = time.thread_time()
@@ -176,9 +183,14 @@ def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
         result = idx.trace(case, lo, hi, rule=rule)
         answered = time.perf_counter()
         cpu.append(time.thread_time() - began_cpu)
-        result.contacts, result.zones  # noqa: B018 (the tuples are built on first read)
-        with_tuples.append(time.perf_counter() - began)
         seconds.append(answered - began)
+        results.append(result)
+    with_tuples, persons = [], []
+    for i, trace_s in enumerate(seconds):
+        result, results[i] = results[i], None
+        began = time.perf_counter()
+        result.contacts, result.zones  # noqa: B018 (the tuples are built on first read)
+        with_tuples.append(trace_s + time.perf_counter() - began)
         persons.append(result.contact_persons)
         del result
     return seconds, cpu, with_tuples, persons
