@@ -28,10 +28,11 @@ One run, on one machine:
    is first read. The traces run back to back (as DuckDB's queries do, below);
    `f1_contacts_p50_ms`, `f1_contacts_p99_ms` (and `f2_...`) add to each trace's time
    the first reads of its `.contacts` and `.zones`, tuples built, timed after all the
-   traces: what a caller that wants them all pays. Tuple building holds the cyclic GC off, and the
-   first allocation after the pause pays the collection that was due: at 10M that pass
-   (tens of ms when it reaches the oldest generation) lands in whichever timer allocates
-   first, which is why a few `f2_contacts` outliers are traces of modest size;
+   traces: what a caller that wants them all pays. Tuple building holds the cyclic GC
+   off, and the first allocation after the pause pays the collection that was due: at
+   10M that pass (tens of ms when it reaches the oldest generation) lands in whichever
+   timer allocates first, which is why a few `f2_contacts` outliers are traces of
+   modest size;
 5. a batch of 1,000 such cases through `trace_many` (depth 1, and depth 2 when cheap;
    answers as columns, no tuples built);
 6. DuckDB: the same check-ins in a table, visit ends computed in SQL (duplicates merged,
@@ -175,8 +176,8 @@ def time_queries(idx: CheckinIndex, cases, froms, tos, rule: ContactRule):
     query and lets it go (the API) keeps nothing: 500 whole results held here were
     116,000 live tuples, and the collections they caused ran inside later queries (CPU:
     a young-generation pass of about 2 ms every 45 queries, a full one of 50-60 ms
-    once), and made the F1 p99 at 1M 2.2 ms of CPU instead of 0.96 ms. The results held
-    between the two loops are numpy answers, untracked by the GC."""
+    once), and made the F1 p99 at 1M 2.2 ms of CPU instead of 0.96 ms. Between the two
+    loops the results hold only the kernel's numpy answers (no tuples)."""
     seconds, cpu, results = [], [], []
     for case, lo, hi in zip(cases.tolist(), froms.tolist(), tos.tolist(), strict=True):
         # the CPU clock is a system call (~0.7 us here): read outside the wall interval
