@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.environment import describe
+from benchmarks.environment import cpu_ticks, describe, steal_share
 from benchmarks.loadgen import open_loop_get, wrk
 from ingest.events import ScanBatch
 from ingest.wire import encode_packed
@@ -275,9 +275,10 @@ def _settle(pid: int, idle_cpu: float = 0.05, longest_s: float = 60.0) -> float:
 
 def _exposure_run(out, name, server_pid, url, paths, headers, rate, seconds) -> dict:
     """One open-loop exposure run: its latencies, and the server's CPU per query."""
-    before = _cpu_seconds(server_pid)
+    before, ticks = _cpu_seconds(server_pid), cpu_ticks()
     result = open_loop_get(url, paths, headers, rate, seconds)
     cpu = _cpu_seconds(server_pid) - before
+    out[f"exposure_{name}_steal_share"] = steal_share(ticks, cpu_ticks())
     out.update({f"exposure_{name}_{k}": v for k, v in result.items() if k != "statuses"})
     out[f"exposure_{name}_server_cpu_ms_per_query"] = round(
         cpu * 1000 / max(result["answered"], 1), 3)
@@ -344,9 +345,10 @@ def measure(out, args, url, plain_url, prep, plain_prep, ring, plain_ring,
         tokens, times = scan_bodies(keys, 120_000, 4)
         bodies = [json.dumps({"token": tk, "time": int(t), "seq": i}).encode()
                   for i, (tk, t) in enumerate(zip(tokens, times, strict=True))]
-        before = _cpu_seconds(server_pid)
+        before, ticks = _cpu_seconds(server_pid), cpu_ticks()
         result = wrk(target, bodies, {"Authorization": f"Bearer {token}",
                                       "Content-Type": "application/json"}, seconds)
+        out[f"{name}_steal_share"] = steal_share(ticks, cpu_ticks())
         if name == "single":  # the server's CPU per request: steadier than the rate
             out["single_server_cpu_us_per_request"] = round(
                 (_cpu_seconds(server_pid) - before) * 1e6

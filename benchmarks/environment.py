@@ -45,3 +45,27 @@ def describe(module: str, packages: tuple[str, ...] = ()) -> dict[str, object]:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": f"python -m {module} " + shlex.join(sys.argv[1:]),
     }
+
+
+def cpu_ticks() -> tuple[int, int, int]:
+    """The whole machine's CPU time so far, in clock ticks (/proc/stat's first line):
+    (busy: user, nice, system, irq and softirq; idle, iowait included; steal: time the
+    hypervisor gave this VM's virtual CPUs to others while they had work). (0, 0, 0)
+    where /proc/stat is absent."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            values = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0, 0
+    user, nice, system, idle, iowait, irq, softirq, steal = values + [0] * (8 - len(values))
+    return user + nice + system + irq + softirq, idle + iowait, steal
+
+
+def steal_share(before: tuple[int, int, int], after: tuple[int, int, int]) -> float:
+    """Of the machine's CPU time between two cpu_ticks() readings, the share the
+    hypervisor took (steal), 0 to 1. On a shared VM, a run whose virtual CPUs were
+    taken from it for tens of milliseconds at a time shows it here, and its latency
+    tail with it."""
+    spent = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(spent)
+    return round(spent[2] / total, 3) if total > 0 else 0.0

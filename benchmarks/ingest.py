@@ -35,7 +35,9 @@ the other work on this 2-core machine than the wall clock: `worker_cpu_us_per_ev
 (this process: the worker, kafka-python's IO thread, numba's threads),
 `producer_cpu_us_per_event` (the producer processes), `broker_cpu_us_per_event` (the
 process listening on the bootstrap port, when it can be found), and `machine_busy_cores`
-(every process's CPU over the clock: 2.0 is both cores busy). The index is opened as
+(every process's CPU over the clock: 2.0 is both cores busy), and
+`machine_steal_share` (the share of the machine's CPU time over the clock that the
+hypervisor took: see benchmarks/environment.py). The index is opened as
 `qrtrace worker` opens it (--head-limit to change that). Kernels are warmed on a
 throwaway index first; each run ends with one trace to show the index answers. Prints
 one flat JSON object with --json.
@@ -56,6 +58,7 @@ import uuid
 import numpy as np
 
 from api.keystore import load_keyring
+from benchmarks.environment import cpu_ticks, steal_share
 from benchmarks.ingest_producers import (
     Fleet,
     listener_pid,
@@ -125,7 +128,7 @@ class Meter:
     def start(self) -> None:
         """Start the clock."""
         self.began, self.cpu = time.perf_counter(), time.process_time()
-        self.busy = machine_busy_s()
+        self.busy, self.ticks = machine_busy_s(), cpu_ticks()
         self.broker = process_cpu_s(self.broker_pid) if self.broker_pid else 0.0
 
     def stop(self, n: int) -> dict:
@@ -133,7 +136,8 @@ class Meter:
         seconds = time.perf_counter() - self.began
         out = {"seconds": round(seconds, 3), "checkins_per_s": round(n / seconds),
                "worker_cpu_us_per_event": round((time.process_time() - self.cpu) / n * 1e6, 3),
-               "machine_busy_cores": round((machine_busy_s() - self.busy) / seconds, 2)}
+               "machine_busy_cores": round((machine_busy_s() - self.busy) / seconds, 2),
+               "machine_steal_share": steal_share(self.ticks, cpu_ticks())}
         if self.broker_pid:
             broker = process_cpu_s(self.broker_pid) - self.broker
             out["broker_cpu_us_per_event"] = round(broker / n * 1e6, 3)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from api.workers import die_with_parent
+from benchmarks.environment import cpu_ticks
 
 ROOT = Path(__file__).resolve().parents[1]
 KAFKA_LIBS = ROOT / ".cache" / "kafka" / "libs"
@@ -40,11 +41,9 @@ def children_cpu_s() -> float:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (every core, every process)."""
-    cpu = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in cpu]
-    idle = values[3] + values[4]  # idle, iowait
-    return (sum(values[:8]) - idle) / TICK
+    """CPU seconds the whole machine has been busy (every core, every process), not
+    counting the time the hypervisor took from it (steal: see environment.cpu_ticks)."""
+    return cpu_ticks()[0] / TICK
 
 
 def listener_pid(port: int) -> int | None:

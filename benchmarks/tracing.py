@@ -47,6 +47,9 @@ One run, on one machine:
    sets must match ours: `duckdb_mismatches` counts cases where they differ. For
    reference, `duckdb_inline_f1_p50_ms` (3 cases by default) is the one-off query that computes the
    visit ends itself, as an analyst without a prepared table would run it.
+`queries_steal_share` is the share of the machine's CPU time over steps 3-5 that the
+hypervisor took from this VM (benchmarks/environment.py): on a shared host, the runs
+whose traces are slow are the ones where it is high.
 Progress goes to stderr; `--json` prints one flat JSON object on stdout.
 """
 
@@ -63,7 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.environment import describe
+from benchmarks.environment import cpu_ticks, describe, steal_share
 from tracing import simulate
 from tracing.index import CheckinIndex
 from tracing.model import ContactRule
@@ -323,6 +326,7 @@ def run(
             )
             out["second_query_ms"] = round((time.perf_counter() - began) * 1000, 3)
             f1_rule = ContactRule(depth=1)
+            ticks = cpu_ticks()  # the host's steal over the query phases, reported below
             if warmup_queries:
                 log(f"{warmup_queries} warm-up F1 queries of other cases (not counted)")
                 warm = sample_cases(c, warmup_queries, seed, stream=12)
@@ -363,6 +367,7 @@ def run(
                 began = time.perf_counter()
                 idx.trace_many(cases[:batch], froms[:batch], tos[:batch], RULE)
                 out["batch1000_f2_s"] = round(time.perf_counter() - began, 4)
+            out["queries_steal_share"] = steal_share(ticks, cpu_ticks())
         finally:
             idx.close()
     if not skip_duckdb:
