@@ -48,10 +48,10 @@ def describe(module: str, packages: tuple[str, ...] = ()) -> dict[str, object]:
 
 
 def cpu_ticks() -> tuple[int, int, int]:
-    """The whole machine's CPU time so far, in clock ticks (/proc/stat's first line):
-    (busy: user, nice, system, irq and softirq; idle, iowait included; steal: time the
-    hypervisor gave this VM's virtual CPUs to others while they had work). (0, 0, 0)
-    where /proc/stat is absent."""
+    """The whole machine's CPU time so far, in clock ticks (/proc/stat's first line), as
+    (busy, idle, steal): busy = user + nice + system + irq + softirq; idle = idle +
+    iowait; steal = time the hypervisor gave this VM's virtual CPUs to others while they
+    had work. (0, 0, 0) where /proc/stat cannot be read."""
     try:
         with open("/proc/stat", encoding="ascii") as stat:
             values = [int(v) for v in stat.readline().split()[1:9]]
