@@ -47,9 +47,10 @@ One run, on one machine:
    sets must match ours: `duckdb_mismatches` counts cases where they differ. For
    reference, `duckdb_inline_f1_p50_ms` (3 cases by default) is the one-off query that computes the
    visit ends itself, as an analyst without a prepared table would run it.
-`queries_steal_share` is the share of the machine's CPU time over steps 3-5 that the
-hypervisor took from this VM (benchmarks/environment.py): on a shared host, the runs
-whose traces are slow are the ones where it is high.
+`queries_steal_share` is the share of the machine's CPU time, from the warm-up queries
+of step 3 to the end of step 5, that the hypervisor took from this VM
+(benchmarks/environment.py): it tells a run slowed by a host taking its CPUs from one
+that was not (on this host, the slow tracing runs had ~0: their drift is memory).
 Progress goes to stderr; `--json` prints one flat JSON object on stdout.
 """
 
