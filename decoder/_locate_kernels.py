@@ -6,8 +6,9 @@ release the GIL, so frames on several threads locate in parallel.
 
 A QR finder pattern crossed through its centre in any direction shows five runs whose
 widths go 1:1:3:1:1 (dark, light, dark, light, dark; the other way round on an inverted
-phone screen). The scan looks for that on every `row_step`-th row, confirms each hit on
-the column through the middle of its centre run, and clusters the confirmed hits.
+phone screen). The scan looks for that on every `2 * row_step`-th row whole and on the
+rows `row_step` between them across the patterns found, confirms each hit on the column
+through the middle of its centre run, and clusters the confirmed hits.
 """
 
 from __future__ import annotations
@@ -193,72 +194,118 @@ def _vertical_runs(gray, column_thresholds, tile_of_row, x, y, colour, limit, ru
 
 
 @njit(nogil=True, cache=True)
+def _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns, tile_of_row,
+              work, vertical, hits, found):
+    """Scan pixels x0..x1 - 1 of row y for 1:1:3:1:1 runs in both polarities, confirm
+    each on its centre column, and write the hits (HIT_FIELDS columns) into `hits` from
+    `found`. Returns the new count (at most len(hits)). `work` holds the scratch rows
+    (binary, ends, widths, middles, flags, row thresholds), each at least w + 2 long."""
+    binary, ends, widths, middles, flags, row_thresholds = work
+    n = x1 - x0
+    row = gray[y, x0:x1]  # a view: loops from 0 let LLVM vectorise them
+    tile_row = y // block
+    for bx in range(x0 // block, (x1 - 1) // block + 1):
+        t = thresholds[tile_row, bx]
+        for x in range(max(x0, bx * block), min(x1, bx * block + block)):
+            row_thresholds[x - x0] = t
+    # Every loop over the row is branch-free, so that LLVM vectorises it and no noise
+    # edge costs a mispredicted branch; only the rare candidates branch.
+    for x in range(n):
+        binary[x] = np.uint8(1) if row[x] < row_thresholds[x] else np.uint8(0)
+    binary[n] = np.uint8(1) - binary[n - 1]  # an edge after the last pixel
+    # Indices only ever go up from a loop variable that starts at 0: numba wraps
+    # negative indices, and the check for them (x - 1) keeps LLVM from vectorising.
+    ends[0] = 0
+    k = 1
+    for x in range(n):
+        ends[k] = x + 1
+        k += binary[x + 1] ^ binary[x]
+    runs = k - 1
+    for j in range(runs):
+        widths[j] = ends[j + 1] - ends[j]
+        middles[j] = row[(ends[j] + ends[j + 1] - 1) >> 1]
+    edge32 = np.int32(min_edge)
+    for j in range(runs - 4):
+        _flag(widths, middles, j, edge32, flags)
+    for j in range(runs - 4):
+        if flags[j] < 0:
+            continue
+        end = ends[j + 5]
+        r0, r1, r2, r3, r4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], \
+            widths[j + 4]
+        colour = binary[end - 1] == 1
+        if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
+            continue
+        total = r0 + r1 + r2 + r3 + r4
+        cx = x0 + end - r4 - r3 - (r2 + 1) // 2
+        if not _vertical_runs(gray, tile_columns[cx // block], tile_of_row, cx, y,
+                              colour, 2 * total, vertical):
+            continue
+        vt = vertical[0] + vertical[1] + vertical[2] + vertical[3] + vertical[4]
+        if _is_finder(vertical[0], vertical[1], vertical[2], vertical[3], vertical[4]) \
+                and 2 * vt >= total and vt <= 2 * total and found < len(hits):
+            hits[found, 0] = cx
+            hits[found, 1] = vertical[5]
+            hits[found, 2] = total
+            hits[found, 3] = vt
+            hits[found, 4] = 1 if colour else 0
+            found += 1
+    return found
+
+
+@njit(nogil=True, cache=True)
 def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
-    """Scan every `row_step`-th row for 1:1:3:1:1 runs in both polarities, confirm each
-    on its centre column, and write the hits (HIT_FIELDS columns) into `hits`. Returns
-    how many were written (at most len(hits))."""
+    """Find 1:1:3:1:1 runs in both polarities on every `row_step`-th row, each confirmed
+    on its centre column; write the hits (HIT_FIELDS columns) into `hits` and return how
+    many were written (at most len(hits)).
+
+    Every other one of those rows is scanned whole; the rows in between only across the
+    patterns found on those (coarse) rows, as wide as the pattern on either side of it
+    and as high. A pattern that a scan of every row_step-th row meets is met by a
+    coarse row too (its centre band, three modules of two pixels or more, holds one),
+    and the rows in between then give it the same hits: half the scan for the same
+    patterns. Hits on coarse rows come first, then the others, row by row."""
     h, w = gray.shape
     vertical = np.zeros(6, np.int64)
-    binary = np.zeros(w + 1, np.uint8)
-    ends = np.zeros(w + 2, np.int64)  # ends[j + 1]: where run j of the row ends
-    widths = np.zeros(w + 1, np.int32)
-    middles = np.zeros(w + 1, np.int32)  # the grey level in the middle of each run
-    flags = np.zeros(w + 1, np.int32)  # >= 0 where runs j..j+4 make a candidate
-    row_thresholds = np.zeros(w, np.uint8)
+    work = (np.zeros(w + 2, np.uint8), np.zeros(w + 2, np.int64), np.zeros(w + 2, np.int32),
+            np.zeros(w + 2, np.int32), np.zeros(w + 2, np.int32), np.zeros(w + 2, np.uint8))
     tile_of_row = np.arange(h) // block
-    edge32 = np.int32(min_edge)
     # thresholds column-major, so that a vertical walk reads one contiguous column
     tile_columns = np.ascontiguousarray(thresholds.T)
+    first = row_step // 2
+    coarse = 2 * row_step
     found = 0
-    tile_row = -1
-    # Every loop over a whole row is branch-free, so that LLVM vectorises it and no
-    # noise edge costs a mispredicted branch; only the rare candidates branch.
-    for y in range(row_step // 2, h, row_step):
-        row = gray[y]
-        if y // block != tile_row:
-            tile_row = y // block
-            for bx in range(thresholds.shape[1]):
-                t = thresholds[tile_row, bx]
-                for x in range(bx * block, min(w, bx * block + block)):
-                    row_thresholds[x] = t
-        for x in range(w):
-            binary[x] = np.uint8(1) if row[x] < row_thresholds[x] else np.uint8(0)
-        binary[w] = np.uint8(1) - binary[w - 1]  # an edge after the last pixel
-        # Indices only ever go up from a loop variable that starts at 0: numba wraps
-        # negative indices, and the check for them (x - 1) keeps LLVM from vectorising.
-        k = 1
-        for x in range(w):
-            ends[k] = x + 1
-            k += binary[x + 1] ^ binary[x]
-        runs = k - 1
-        for j in range(runs):
-            widths[j] = ends[j + 1] - ends[j]
-            middles[j] = row[(ends[j] + ends[j + 1] - 1) >> 1]
-        for j in range(runs - 4):
-            _flag(widths, middles, j, edge32, flags)
-        for j in range(runs - 4):
-            if flags[j] < 0:
-                continue
-            end = ends[j + 5]
-            r0, r1, r2, r3, r4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], \
-                widths[j + 4]
-            colour = binary[end - 1] == 1
-            if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
-                continue
-            total = r0 + r1 + r2 + r3 + r4
-            cx = end - r4 - r3 - (r2 + 1) // 2
-            if not _vertical_runs(gray, tile_columns[cx // block], tile_of_row, cx, y,
-                                  colour, 2 * total, vertical):
-                continue
-            vt = vertical[0] + vertical[1] + vertical[2] + vertical[3] + vertical[4]
-            if _is_finder(vertical[0], vertical[1], vertical[2], vertical[3], vertical[4]) \
-                    and 2 * vt >= total and vt <= 2 * total and found < len(hits):
-                hits[found, 0] = cx
-                hits[found, 1] = vertical[5]
-                hits[found, 2] = total
-                hits[found, 3] = vt
-                hits[found, 4] = 1 if colour else 0
-                found += 1
+    for y in range(first, h, coarse):
+        found = _scan_row(gray, thresholds, block, y, 0, w, min_edge, tile_columns,
+                          tile_of_row, work, vertical, hits, found)
+    # the rows in between, across each coarse hit: (row, x0, x1) spans, merged per row
+    spans = np.empty((4 * found + 1, 3), np.int64)
+    m = 0
+    for i in range(found):
+        cx, cy, total, vt = hits[i, 0], hits[i, 1], hits[i, 2], hits[i, 3]
+        x0, x1 = max(0, cx - total), min(w, cx + total + 1)
+        # the in-between rows (first + row_step + k * coarse) within half a height
+        top, bottom = max(0, cy - (vt + 1) // 2), min(h - 1, cy + (vt + 1) // 2)
+        base = first + row_step
+        y = base + max(0, (top - base + coarse - 1) // coarse) * coarse
+        while y <= bottom and x1 - x0 >= 8:
+            if m == spans.shape[0]:
+                grown = np.empty((2 * m, 3), np.int64)
+                grown[:m] = spans
+                spans = grown
+            spans[m, 0], spans[m, 1], spans[m, 2] = y, x0, x1
+            m += 1
+            y += coarse
+    order = np.argsort(spans[:m, 0] * (w + 1) + spans[:m, 1])
+    j = 0
+    while j < m:
+        y, x0, x1 = spans[order[j], 0], spans[order[j], 1], spans[order[j], 2]
+        j += 1
+        while j < m and spans[order[j], 0] == y and spans[order[j], 1] <= x1:
+            x1 = max(x1, spans[order[j], 2])
+            j += 1
+        found = _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns,
+                          tile_of_row, work, vertical, hits, found)
     return found
 
 

@@ -30,8 +30,9 @@ from decoder import _locate_kernels as kernels
 BLOCK = 24
 # Tiles whose neighbourhood varies less than this (grey levels) hold no pattern.
 MIN_CONTRAST = 24
-# Every ROW_STEP-th row is scanned: a finder of the smallest readable code (two pixels a
-# module, 14 pixels tall) still meets several.
+# Every ROW_STEP-th row is scanned where a finder pattern is (every other one of them
+# whole, the rest across the patterns those found): a finder of the smallest readable
+# code (two pixels a module, 14 pixels tall) still meets several.
 ROW_STEP = 3
 # The threshold of a tile is the mean of a sample, every SAMPLE_STEP pixels each way.
 SAMPLE_STEP = 4
