@@ -2,8 +2,9 @@
 
 Random probes into a table of tens of megabytes miss every cache level; asking for the row
 of the probe a few keys ahead lets the memory fetches overlap. The hint changes no result.
-Used by decoder/_token_kernels.py (the verified-token cache) and tracing/kernels.py (the
-head's key table); it lives in decoder, the package everything else builds on.
+Used by decoder/_token_kernels.py (the verified-token cache), decoder/_locate_kernels.py
+(the next rows of a frame to scan) and tracing/kernels.py (the head's key table); it
+lives in decoder, the package everything else builds on.
 """
 
 from __future__ import annotations
