@@ -277,10 +277,11 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
 
     Every other one of those rows is scanned whole; the rows in between only across the
     patterns found on those (coarse) rows, as wide as the pattern on either side of it
-    and as high. A pattern that a scan of every row_step-th row meets is met by a
-    coarse row too (its centre band, three modules of two pixels or more, holds one),
-    and the rows in between then give it the same hits: half the scan for the same
-    patterns. Hits on coarse rows come first, then the others, row by row."""
+    and as high. A pattern's centre band (three modules of two pixels or more) holds a
+    coarse row, and the rows in between then give it the hits it would have had: half
+    the scan, and the same patterns but where noise fails the coarse row's test there
+    (on 1,800 synthetic frames, 3 codes fewer read and 1 more). Hits on coarse rows
+    come first, then the others, row by row."""
     h, w = gray.shape
     vertical = np.zeros(6, np.int64)
     work = (np.zeros(w + 2, np.uint8), np.zeros(w + 2, np.int64), np.zeros(w + 2, np.int32),
