@@ -75,9 +75,9 @@ class DecodePass:
         fraction of a frame, and frames without any code never pay for them.
     on_finders: find the codes first (decoder.locate: finder patterns, grouped in
         threes) and run this pass on a crop around each, turned dark-on-light.
-    if_unsure: a whole-frame pass that runs only when an earlier on_finders pass read
-        nothing and saw finder patterns that it could not group into a code (or no
-        on_finders pass ran).
+    if_unsure: a pass that runs only when an earlier on_finders pass read nothing and
+        saw finder patterns that it could not group into a code, over the part of the
+        frame around them (or over the whole frame when no on_finders pass ran).
     """
 
     name: str
@@ -136,8 +136,9 @@ FAST: tuple[DecodePass, ...] = (
 )
 
 # Locate first: zxing-cpp reads only crops around the codes that the finder-pattern
-# scan found (its own search over a cluttered frame costs most of its time); the whole
-# frame gets the robust pass only when the scan saw finder patterns but no code.
+# scan found (its own search over a cluttered frame costs most of its time); the part of
+# the frame around loose finder patterns gets the robust pass only when the scan saw
+# such patterns but no code was read.
 LOCATE_FIRST: tuple[DecodePass, ...] = (
     DecodePass("located", try_invert=False, on_finders=True),
     DecodePass("robust", if_unsure=True),
