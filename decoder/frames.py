@@ -5,9 +5,9 @@ finder-pattern scan (decoder.locate) and lets zxing-cpp read only crops around t
 that a cluttered frame, or one without a code, costs a fraction of zxing-cpp's own
 search. Only a frame in which nothing was read and loose finder patterns were seen gets
 the robust settings, on the part of it around those patterns, and only codes located and
-still not read get
-the costly extra attempts (rescaled and filtered copies of their crops). zxing-cpp and
-the scan release the GIL, so frames spread over a thread pool use every core.
+still not read get the costly extra attempts (rescaled and filtered copies of their
+crops). zxing-cpp and the scan release the GIL, so frames spread over a thread pool use
+every core.
 
 `decode_frames(frames)` returns one `FrameResult` per frame, in order. Bad input (an
 empty or wrongly typed array, truncated or non-image bytes, an image over the size cap)
@@ -218,11 +218,10 @@ REGROW = 0.25
 # A frame in which nothing was read goes on to the robust pass when it shows more loose
 # finder patterns than this...
 UNSURE_LOOSE = 0
-# ... over the part of the frame within this many modules of them. Every code that the
-# pass read over whole frames (38 on seeds 1-3, 6, 7 and 11) lay within 20 modules of a
-# loose pattern; the part is ~half a frame, and zxing-cpp's search over a whole cluttered
-# frame was most of what that pass cost. Over 13 seeds (3,900 frames): 12% less CPU a
-# frame, 3,099 codes read against 3,100.
+# ... over the part of the frame within this many modules of them (about half a frame).
+# Every code that the pass read over whole frames (38 on seeds 1-3, 6, 7 and 11) lay
+# within 20 modules of a loose pattern. Over 13 seeds (3,900 frames): 12% less CPU a
+# frame than the whole frame, 3,099 codes read against 3,100.
 UNSURE_REACH = 60
 # The rescues that also try regions of three finder patterns where no code was seen.
 LIKELY_RESCUES = frozenset({"double"})
