@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from decoder import FrameDecoder, FrameStatus, decode_frames
-from decoder.passes import FAST, LOCATE_FIRST, THOROUGH
+from decoder.frames import _read_part
+from decoder.passes import FAST, LOCATE_FIRST, THOROUGH, DecodePass
 from tests.decoder.samples import (
     IMAGE_SUFFIXES,
     SAMPLES,
@@ -174,3 +175,19 @@ def test_corrupting_a_png_never_crashes_and_never_yields_a_wrong_text(noise):
     data[start:start + len(noise)] = noise
     [result] = decode_frames([bytes(data)])
     assert result.texts in ([], ["INTACT"])
+
+
+def test_a_part_of_a_frame_is_read_with_its_codes_placed_in_frame_pixels():
+    # The robust fallback reads only the part of a frame around loose finder patterns;
+    # the codes it finds there must be placed in the frame, where rescues crop them.
+    code = qr_image("QT1PART", scale=4)
+    h, w = code.shape
+    frame = np.full((480, 640), 200, np.uint8)
+    frame[300:300 + h, 400:400 + w] = code
+    found, unread, read = _read_part(DecodePass("robust"), frame, (350, 250, 640, 480))
+    assert [b.text for b in found if b.valid] == ["QT1PART"]
+    assert not unread
+    [(x0, y0, x1, y1)] = read
+    assert 350 <= x0 <= 400 and 250 <= y0 <= 300
+    assert x1 >= 400 + w and y1 >= 300 + h
+
