@@ -401,7 +401,8 @@ class CaseService:
                 raise BadCase(f"person: an id must be in [0, 2**64), got {ref}")
             return ref
         text = ref.strip()
-        if text.isdigit():
+        # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
+        if text.isascii() and text.isdigit():
             return self._person(int(text), keyring)
         checked = verify_token(text, keyring)
         # an expired or revoked personal token still names its holder

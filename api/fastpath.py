@@ -184,7 +184,8 @@ def _bounded(query: dict, name: str, default: int, low: int, high: int) -> int:
     if not values:
         return default
     text = values[-1]
-    if not text.lstrip("-").isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
+    if not (text.isascii() and text.lstrip("-").isdigit()) or not low <= int(text) <= high:
         raise ValueError(name)
     return int(text)
 

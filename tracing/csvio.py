@@ -89,7 +89,7 @@ def parse_time(text: str, what: str = "time") -> int:
     text = text.strip()
     if not text:
         raise ValueError(f"{what} is empty")
-    if text.lstrip("-").isdigit():
+    if text.isascii() and text.lstrip("-").isdigit():  # not "²": isdigit() takes it
         value = int(text)
         if value < 0:
             raise ValueError(f"{what} {text} is before 1970")

@@ -205,6 +205,19 @@ def test_an_exposure_page_comes_gzipped_to_who_asks_and_plain_to_the_rest(server
     assert "content-encoding" not in refused.headers
 
 
+def test_digits_that_are_not_ascii_are_refused_with_422_not_a_server_error(server):
+    # "²²".isdigit() is true and int("²²") raises: schemathesis found a 500 here
+    c = setup_commune(server)
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": "\u00b2\u00b2", "from": NOW - 86400, "to": NOW, "purpose": "test"})
+    assert r.status_code == 422, r.text
+    assert "person" in r.text
+    case = server.post("/v1/cases", token=c["official"], json={
+        "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "test"}).json()
+    r = server.get(f"/v1/cases/{case['id']}/exposure?offset=\u00b2", token=c["official"])
+    assert r.status_code == 422 and "offset" in r.text
+
+
 def test_refusals_no_token_wrong_role_other_jurisdiction(server):
     c = setup_commune(server)
     r = server.post("/v1/cases", token=c["official"], json={

@@ -38,6 +38,7 @@ def test_parse_time_accepts_epoch_and_iso_with_offset(text, expected):
     ("-5", "before 1970"),
     ("", "empty"),
     ("2021-02-30T07:30:00+07:00", "neither"),
+    ("\u00b2\u00b3", "neither epoch seconds nor ISO 8601"),  # digits to isdigit(), not int()
 ])
 def test_parse_time_rejects_with_a_reason(text, reason):
     with pytest.raises(ValueError, match=reason):
