@@ -156,7 +156,7 @@ class FrameDecoder:
                     read.extend(rescued)
                     first_stage = stage if first_stage < 0 else first_stage
                 continue
-            part = unsure if decode_pass.if_unsure and unsure is not None else whole
+            part = unsure if decode_pass.if_unsure else whole
             found, located, read_boxes = _read_part(decode_pass, gray, part)
             valid = [b for b in found if b.valid]
             unread = [box for box in _merge(unread, located)

@@ -173,7 +173,11 @@ class IndexReader:
     # ---- reading ------------------------------------------------------------------
 
     def snapshot(self) -> exposure.Snapshot:
-        """The current data as an immutable snapshot (builds the head's overlay)."""
+        """The current data as an immutable snapshot (builds the head's overlay). One
+        already built is read without the lock: a single attribute read, on every query."""
+        snap = self._snapshot
+        if snap is not None:
+            return snap
         with self._state_lock:
             if self._snapshot is not None:
                 return self._snapshot
@@ -198,9 +202,8 @@ class IndexReader:
 
         Raises InvalidQuery for a case id outside uint64 or an empty window."""
         case, window_from, window_to = _check_query(case, window_from, window_to)
-        snap = self._snapshot or self.snapshot()  # built: no lock (see built_snapshot)
         # no GC pause: the answer is columns; its tuples pause the GC when first built
-        return exposure.trace(snap, case, window_from, window_to, rule)
+        return exposure.trace(self.snapshot(), case, window_from, window_to, rule)
 
     def trace_many(self, cases, froms, tos, rule: ContactRule = DEFAULT_RULE
                    ) -> list[TraceResult]:
