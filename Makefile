@@ -38,8 +38,8 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.tokens
-	$(PY) -m benchmarks.frames
-	$(PY) -m benchmarks.tracing --checkins 10000000
+	$(PY) -m benchmarks.frames --plot out/bench/frames.svg
+	$(PY) -m benchmarks.tracing --checkins 10000000 --plot out/bench/tracing-10M.svg
 	$(PY) -m benchmarks.ingest --backend embedded --format packed
 	$(PY) -m benchmarks.api
 	@bootstrap=$$(scripts/kafka start) || exit 1; \

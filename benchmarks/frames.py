@@ -9,10 +9,11 @@ a decode rate at least zxing-cpp default's, 6x its throughput and 40x pyzbar's.
 
     python -m benchmarks.frames [--frames N] [--seed S] [--json] [--workers W]
                                 [--decoders zxing_default,pyzbar,...] [--repeat R]
-                                [--jpeg-input]
+                                [--jpeg-input] [--plot FILE.svg|FILE.png]
 
 A decoder that cannot be imported (decoder.decode_frames not written yet, libzbar0
-missing) is skipped with the reason. Progress goes to stderr; results to stdout.
+missing) is skipped with the reason. Progress goes to stderr; results to stdout;
+`--plot` also draws them (frames a second against the goals, decode rate by trait).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from benchmarks.charts import check_path, frames_chart
 from benchmarks.environment import describe
 from benchmarks.synth_frames import SynthFrame, generate_frames
 
@@ -362,7 +364,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also time decode_frames on the frames' JPEG bytes",
     )
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="also draw the results into FILE (.svg or .png)",
+    )
     args = parser.parse_args(argv)
+    if args.plot:
+        try:
+            check_path(args.plot)
+        except ValueError as exc:
+            parser.error(str(exc))
     args.decoders = [k.strip() for k in args.decoders.split(",") if k.strip()]
     unknown = set(args.decoders) - set(ALL_DECODERS)
     if unknown:
@@ -398,6 +410,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(flat_json(info, args, scores, skipped)))
     else:
         print(report(info, mix(frames), scores, skipped))
+    if args.plot and scores:
+        title = (f"{args.frames} synthetic frames (seed {args.seed}); {info['cpu']}, "
+                 f"{info['usable_cores']} cores; {info['date'][:16]}")
+        written = frames_chart(args.plot, scores, BREAKDOWN_TAGS, title,
+                               {"zxing_default": 6, "pyzbar": 40})
+        print(f"chart written to {written}", file=sys.stderr)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Benchmark of the co-location index against what an analyst would do with DuckDB.
 
-    python -m benchmarks.tracing --checkins 10000000 [--cases 200] [--json]
+    python -m benchmarks.tracing --checkins 10000000 [--cases 200] [--json] [--plot FILE]
 
 One run, on one machine:
 1. simulate N check-ins (tracing.simulate's column generator; not timed);
@@ -51,7 +51,8 @@ One run, on one machine:
 of step 3 to the end of step 5, that the hypervisor took from this VM
 (benchmarks/environment.py): it tells a run slowed by a host taking its CPUs from one
 that was not (on this host, the slow tracing runs had ~0: their drift is memory).
-Progress goes to stderr; `--json` prints one flat JSON object on stdout.
+Progress goes to stderr; `--json` prints one flat JSON object on stdout; `--plot FILE`
+(.svg or .png) also draws the latencies of F1, F2 and DuckDB's F1 as distributions.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import charts
 from benchmarks.environment import cpu_ticks, describe, steal_share
 from tracing import simulate
 from tracing.index import CheckinIndex
@@ -75,6 +77,8 @@ from tracing.venues import VenueTable
 
 DAY = 86400
 RULE = ContactRule()  # min_overlap 10 min, linger 0, default dwell 60 min
+# The issue's latency goals (p99, at 100M check-ins), drawn on the chart.
+GOALS_MS = {"F1 p99 goal (100M)": 1.0, "F2 p99 goal (100M)": 50.0}
 
 VISITS_QUERY = """
 WITH dedup AS (
@@ -273,8 +277,10 @@ def run(
     duckdb_memory_gb: int = 8,
     duckdb_inline_cases: int = 3,
     warmup_queries: int = 200,
+    plot: Path | None = None,
 ) -> dict:
-    """Measure everything; returns the flat result dict."""
+    """Measure everything; returns the flat result dict. With `plot`, also draws the
+    latency distributions into that file (benchmarks.charts)."""
     out: dict = {
         "checkins": n,
         **_machine(),
@@ -371,6 +377,7 @@ def run(
             out["queries_steal_share"] = steal_share(ticks, cpu_ticks())
         finally:
             idx.close()
+    latencies = {"F1, ours": f1_s, "F2, ours": f2_s}
     if not skip_duckdb:
         m = min(duckdb_cases, k)
         log(f"DuckDB F1 self-join over up to {m} cases")
@@ -386,6 +393,7 @@ def run(
             memory_gb=duckdb_memory_gb,
         )
         done = len(duck["seconds"])
+        latencies["F1, DuckDB self-join"] = duck["seconds"]
         ours = [set(r.tolist()) for r in f1_res[:done]]
         mismatches = [int(cases[i]) for i in range(done) if ours[i] != duck["persons"][i]]
         duck_p50 = percentile_ms(duck["seconds"], 50)
@@ -405,6 +413,11 @@ def run(
                 duckdb_inline_f1_p50_ms=inline_p50,
                 duckdb_inline_ratio=round(inline_p50 / out["f1_p50_ms"], 1),
             )
+    if plot is not None:
+        title = (f"Trace latency over {n:,} check-ins, {k} cases; {out['cpu']}, "
+                 f"{out['usable_cores']} cores; {out['date'][:16]}")
+        written = charts.latency_chart(plot, latencies, title, GOALS_MS)
+        log(f"chart written to {written}")
     out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
     return out
@@ -445,7 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one flat JSON object")
+    p.add_argument("--plot", metavar="FILE",
+                   help="also draw the latency distributions into FILE (.svg or .png)")
     args = p.parse_args(argv)
+    if args.plot:
+        try:
+            args.plot = charts.check_path(args.plot)
+        except ValueError as exc:
+            p.error(str(exc))
     if args.checkins < 1000 or args.cases < 2 or args.batch < 1 or args.warmup_queries < 0:
         p.error("--checkins must be at least 1000, --cases at least 2, --batch at least 1,"
                 " --warmup-queries at least 0")
@@ -459,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         args.duckdb_memory,
         args.duckdb_inline_cases,
         args.warmup_queries,
+        args.plot,
     )
     if args.json:
         print(json.dumps(out))
