@@ -416,7 +416,10 @@ def run(
     if plot is not None:
         title = (f"Trace latency over {n:,} check-ins, {k} cases; {out['cpu']}, "
                  f"{out['usable_cores']} cores; {out['date'][:16]}")
-        written = charts.latency_chart(plot, latencies, title, GOALS_MS)
+        goals = dict(GOALS_MS)
+        if "duckdb_f1_p50_ms" in out:  # where our F1 p50 must be for the 1,000x goal
+            goals["1,000x under DuckDB's F1 p50"] = out["duckdb_f1_p50_ms"] / 1000
+        written = charts.latency_chart(plot, latencies, title, goals)
         log(f"chart written to {written}")
     out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     out["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
