@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # benchmarks.frames imports this module
+    from benchmarks.frames import Score
 
 SUFFIXES = (".svg", ".png")
 
@@ -43,11 +47,11 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def frames_chart(path: str | Path, scores: Mapping[str, object], tags: Sequence[str],
+def frames_chart(path: str | Path, scores: Mapping[str, Score], tags: Sequence[str],
                  title: str, goals: Mapping[str, float]) -> Path:
     """Frames a second of each decoder (log scale), with a line at each goal (`goals`:
     peer key -> the multiple of its frames a second asked of us), and the decode rate of
-    each decoder over all frames and by trait. `scores`: key -> benchmarks.frames.Score.
+    each decoder over all frames and by trait. `scores`: decoder key -> its Score.
     Returns the path written."""
     path = check_path(path)
     fig = _figure(12, 6.5)
