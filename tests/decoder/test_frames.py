@@ -190,4 +190,3 @@ def test_a_part_of_a_frame_is_read_with_its_codes_placed_in_frame_pixels():
     [(x0, y0, x1, y1)] = read
     assert 350 <= x0 <= 400 and 250 <= y0 <= 300
     assert x1 >= 400 + w and y1 >= 300 + h
-
