@@ -36,11 +36,13 @@ How it follows (index.py and generations.py describe the folder):
   check-out posted here right after its check-in was acknowledged finds it.
 
 What a follower cannot see or do: rows of a bulk append (a batch of a merge's size: no
-log) until their generation is installed; it cannot write (append, set_venue_dwell,
-purge and compact raise StorageError); it needs a folder a writer created. It relies on
-local POSIX files (an open file outlives its unlinking, whose st_nlink drops to 0): not
-NFS. stats()["head_rows"] counts a merging head too (the writer's counts only the new
-one), and stats()["follower"] says how the follower is doing.
+log) until their generation is installed (then last_checkin() and checkins() load it
+first: the manifest names the latest generation a bulk load made); it cannot write
+(append, set_venue_dwell, purge and compact raise StorageError); it needs a folder a
+writer created. It relies on local POSIX files (an open file outlives its unlinking,
+whose st_nlink drops to 0): not NFS. stats()["head_rows"] counts a merging head too
+(the writer's counts only the new one), and stats()["follower"] says how the follower
+is doing.
 """
 
 from __future__ import annotations
@@ -169,6 +171,8 @@ class _Replica(IndexReader):
         followed = [log.path.name for log in self.logs]
         if int(manifest["generation"]) != self._generation:
             self.behind = True
+            if int(manifest.get("bulk_generation", 0)) > self._generation:
+                self.stuck = True  # a bulk load since: rows that no log carries
         elif not set(followed) <= set(names):
             self.behind = self.stuck = True  # not how a writer changes a manifest
         if self.stuck:

@@ -66,11 +66,18 @@ def stored_durations(base: Segment, t_max: int, person, venue, t_in) -> np.ndarr
 class GenerationsMixin:
     """Manifest, logs and merges of CheckinIndex (see the module docstring)."""
 
-    def _write_manifest(self, generation: int | None = None, wals=None) -> None:
+    def _write_manifest(self, generation: int | None = None, wals=None,
+                        bulk: bool = False) -> None:
+        """`bulk`: the generation holds rows that no log carried (a bulk load); the
+        manifest keeps the latest such generation, which a follower must load to see
+        them (tracing/follower.py)."""
+        generation = self._generation if generation is None else generation
+        if bulk:
+            self._bulk_generation = generation
         write_json(self.folder / MANIFEST, {
-            "generation": self._generation if generation is None else generation,
-            "wals": self._wals if wals is None else wals,
-            "retention_days": self.retention_days, "format": 2})
+            "generation": generation, "wals": self._wals if wals is None else wals,
+            "retention_days": self.retention_days, "format": 2,
+            "bulk_generation": self._bulk_generation})
 
     def _remove_strays(self) -> None:
         """Delete leftovers of an interrupted merge: temp files, other generations."""
@@ -222,16 +229,16 @@ class GenerationsMixin:
             raise
         del segment  # its columns map the temporary files; the saved ones are mapped anew
         segment = load_segment(self.folder, f"seg-{g}")
-        return g, segment, latest_t_in(segment)
+        return g, segment, latest_t_in(segment), extra is not None
 
     def _install(self, generation) -> None:
         """Make a built generation current (caller holds the write lock): manifest, then
         retire the merged logs, delete old files. The head's key table and count of new
         keys stay right: they hold what came after the merged rows."""
-        g, base, t_max = generation
+        g, base, t_max, bulk = generation
         retired = self._old_wals
         live = self._wals[len(retired):]
-        self._write_manifest(g, live)
+        self._write_manifest(g, live, bulk)
         for wal in retired:
             wal.retire()
         old = [p.name for p in self.folder.iterdir()

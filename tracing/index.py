@@ -110,6 +110,7 @@ class IndexReader:
         self.retention_days = retention_days
         self._state_lock = threading.Lock()
         self._generation = 0
+        self._bulk_generation = 0  # the latest generation a bulk load made (manifest)
         self._base: Segment = empty_segment()
         self._base_t_max = -1  # the base's latest t_in
         self._head: list[tuple[np.ndarray, ...]] = []
@@ -346,6 +347,7 @@ class CheckinIndex(GenerationsMixin, IndexReader):
             self._write_generation(0, empty_segment(), "wal-0.log")
         manifest = read_json(manifest_path)
         self._generation = int(manifest["generation"])
+        self._bulk_generation = int(manifest.get("bulk_generation", 0))
         self._wals = list(manifest.get("wals", [f"wal-{self._generation}.log"]))
         self._wal_seq = 1 + max(int(name[4:-4]) for name in self._wals)
         if self.retention_days is None:

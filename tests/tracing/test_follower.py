@@ -377,6 +377,21 @@ def test_check_outs_stay_exact_across_merges_before_the_reload(tmp_path):
         assert len(follower) == len(index) == 6
 
 
+def test_a_check_out_finds_its_check_in_after_a_bulk_load(tmp_path):
+    """A batch as large as a merge goes to a new generation without a log: a check-out
+    lookup on the follower then loads that generation first and finds the check-in."""
+    folder = tmp_path / "ix"
+    new_index(folder, [(1, 100, T0, 0)])
+    with CheckinIndex.open(folder, head_limit=4) as index, \
+            IndexFollower.open(folder, poll_s=None) as follower:
+        index.append(*columns([(2, 100, T0 + i, 0) for i in range(4)]))  # a bulk load
+        index.append(*columns([(3, 101, T0, 0)]))  # a logged row after it
+        assert follower.last_checkin(2, 100, T0 + 3) == (T0 + 3, 0)
+        assert follower.last_checkin(3, 101, T0) == (T0, 0)
+        assert follower.stats()["follower"]["reloads"] == 1
+        assert rows_of(follower) == rows_of(index)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 5), min_size=1, max_size=30), st.integers(1, 12))
 def test_records_decode_joined_as_one_by_one(sizes, max_rows):
