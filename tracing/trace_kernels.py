@@ -91,9 +91,10 @@ def _exact_end(end, t, c, person_off, pv_t_in, c_other, o_person_off, o_pv_t_in)
 
 @njit(cache=True, nogil=True)
 def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, out_s, out_e,
-               k, skip_dups):
+               out_t, out_x, k, skip_dups):
     """Person code c's presences from one segment appended to the outputs from k; with
-    skip_dups, check-ins that `other` also holds are left to it."""
+    skip_dups, check-ins that `other` also holds are left to it. out_t and out_x are None
+    or get each presence's t_in and 1 if its visit has a check-out, else 0."""
     venue_ids, venue_off, maxexp, person, t_in, exp, _pids, person_off, pv_venue, \
         pv_t_in, dwell, _mask = seg
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, _o_pids, o_person_off, \
@@ -109,7 +110,8 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, ou
             w = _code(o_venue_ids, venue_ids[v])
             if w >= 0 and venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
                 continue
-        if pv_venue[j] & EXPLICIT:
+        explicit = pv_venue[j] & EXPLICIT
+        if explicit:
             end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
         else:
             end = _exact_end(t + dwell[v], t, c, person_off, pv_t_in, c_other, o_person_off,
@@ -119,8 +121,27 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, ou
         if s < e:
             out_c[k] = v if is_base else -1
             out_v[k], out_s[k], out_e[k] = venue_ids[v], s, e + linger
+            if out_t is not None:
+                out_t[k], out_x[k] = t, 1 if explicit else 0
             k += 1
     return k
+
+
+@njit(cache=True, nogil=True, inline="always")
+def person_codes(base, overlay, persons):
+    """(codes of the persons in the base, in the overlay (-1: absent), their check-ins
+    in both)."""
+    n = persons.shape[0]
+    cb, co = np.empty(n, np.int64), np.empty(n, np.int64)
+    rows = 0
+    for i in range(n):
+        cb[i] = _code(base[6], persons[i])
+        co[i] = _code(overlay[6], persons[i])
+        if cb[i] >= 0:
+            rows += base[7][cb[i] + 1] - base[7][cb[i]]
+        if co[i] >= 0:
+            rows += overlay[7][co[i] + 1] - overlay[7][co[i]]
+    return cb, co, rows
 
 
 @njit(cache=True, nogil=True)
@@ -134,25 +155,17 @@ def presences(base, overlay, persons, lows, hi, linger):
     would do.
     """
     n = persons.shape[0]
-    cb, co = np.empty(n, np.int64), np.empty(n, np.int64)
-    rows = 0
-    for i in range(n):
-        cb[i] = _code(base[6], persons[i])
-        co[i] = _code(overlay[6], persons[i])
-        if cb[i] >= 0:
-            rows += base[7][cb[i] + 1] - base[7][cb[i]]
-        if co[i] >= 0:
-            rows += overlay[7][co[i] + 1] - overlay[7][co[i]]
+    cb, co, rows = person_codes(base, overlay, persons)
     out_c, out_v = np.empty(rows, np.int64), np.empty(rows, np.uint64)
     out_s, out_e = np.empty(rows, np.int64), np.empty(rows, np.int64)
     k = 0
     for i in range(n):
         if cb[i] >= 0:
             k = _visits_of(base, overlay, cb[i], co[i], lows[i], hi, linger, True,
-                           out_c, out_v, out_s, out_e, k, co[i] >= 0)
+                           out_c, out_v, out_s, out_e, None, None, k, co[i] >= 0)
         if co[i] >= 0:
             k = _visits_of(overlay, base, co[i], cb[i], lows[i], hi, linger, False,
-                           out_c, out_v, out_s, out_e, k, False)
+                           out_c, out_v, out_s, out_e, None, None, k, False)
     return out_c[:k], out_v[:k], out_s[:k], out_e[:k]
 
 
@@ -260,12 +273,13 @@ def _prefetch_person(person, exp, person_off, ids, times, r):
 
 @njit(cache=True, nogil=True)
 def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
-             out_p, out_v, out_s, out_e, k):
+             out_p, out_v, out_s, out_e, out_t, out_at, out_x, k):
     """The candidates' visits (see _candidates) that overlap their presence by >= need
     seconds with their exact end, of persons not in `found`, appended to the outputs
     from k as (person id, venue id, start, end); returns the new k. In the base,
     persons marked in its mask also have check-ins in the overlay (`other`): their visits
-    may end earlier, and keys the overlay holds are left to it."""
+    may end earlier, and keys the overlay holds are left to it. out_t, out_at and out_x are
+    None or get each visit's t_in, its presence and 1 if it has a check-out."""
     venue_ids, _venue_off, _maxexp, person, t_in, exp, person_ids, person_off, _pv_venue, \
         pv_t_in, dwell, mask = seg
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
@@ -305,6 +319,8 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
         e = min(pe, end)
         if e - s >= need:
             out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e
+            if out_t is not None:
+                out_t[k], out_at[k], out_x[k] = t, i, 1 if explicit > 0 else 0
             k += 1
     return k
 
@@ -364,10 +380,16 @@ def evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found, need):
     p, v = np.empty(room, np.uint64), np.empty(room, np.uint64)
     s, e = np.empty(room, np.int64), np.empty(room, np.int64)
     k = _confirm(base, overlay, True, rows_b, at_b, codes_b, pres_s, pres_e, need, found,
-                 p, v, s, e, 0)
+                 p, v, s, e, None, None, None, 0)
     k = _confirm(overlay, base, False, rows_o, at_o, codes_o, pres_s, pres_e, need, found,
-                 p, v, s, e, k)
-    p, v, s, e = p[:k], v[:k], s[:k], e[:k]
+                 p, v, s, e, None, None, None, k)
+    return ordered_evidence(p[:k], v[:k], s[:k], e[:k])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def ordered_evidence(p, v, s, e):
+    """Overlap rows (person, venue, start, end) sorted by (person, start, end, venue)
+    without repeats, and the index of each person's first row."""
     order = _evidence_order(p, s, e, v)
     n = 0
     firsts = np.empty(order.shape[0], np.int64)
@@ -477,30 +499,53 @@ def trace(table, case, window_from, window_to, need, linger, depth):
     found = np.full(1, case, np.uint64)
     pres_c, pres_v, pres_s, pres_e = presences(
         base, overlay, found, np.full(1, window_from, np.int64), window_to, linger)
-    contacts, evidence_rows, zone_rows = (np.empty(0, np.uint64), np.empty(0, np.uint64),
-                                          np.empty(0, np.uint64))
-    nc = ne = nz = 0
+    answer = empty_answer()
     for level in range(1, depth + 1):
         if pres_v.shape[0] == 0:
             break
         p, v, s, e, firsts = evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found,
                                       need)
-        zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
-        zone_rows = _room(zone_rows, nz, 5 * zv.shape[0])
-        for i in range(zv.shape[0]):
-            zone_rows[nz], zone_rows[nz + 1], zone_rows[nz + 2] = zv[i], level - 1, zs[i]
-            zone_rows[nz + 3], zone_rows[nz + 4] = ze[i], counts[i]
-            nz += 5
+        answer = add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e, firsts)
         if p.shape[0] == 0:
             break
-        contacts = _room(contacts, nc, 5 * firsts.shape[0])
-        evidence_rows = _room(evidence_rows, ne, 3 * p.shape[0])
-        nc, ne = _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
         new_persons, exposed_at = p[firsts], s[firsts]
         if level < depth:
             found = np.sort(np.concatenate((found, new_persons)))
             pres_c, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
                                                   window_to, linger)
+    return flat_answer(answer)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def empty_answer():
+    """An answer to build (add_level, flat_answer): contacts, values used, evidence
+    rows, values used, zones, values used; each buffer flat uint64."""
+    return np.empty(0, np.uint64), 0, np.empty(0, np.uint64), 0, np.empty(0, np.uint64), 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e, firsts):
+    """`answer` with one level added: the zones of the level's presences (venue,
+    start, end) with the persons exposed in each, and the level's contacts from its
+    evidence (ordered_evidence's rows and firsts)."""
+    contacts, nc, evidence_rows, ne, zone_rows, nz = answer
+    zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
+    zone_rows = _room(zone_rows, nz, 5 * zv.shape[0])
+    for i in range(zv.shape[0]):
+        zone_rows[nz], zone_rows[nz + 1], zone_rows[nz + 2] = zv[i], level - 1, zs[i]
+        zone_rows[nz + 3], zone_rows[nz + 4] = ze[i], counts[i]
+        nz += 5
+    if p.shape[0]:
+        contacts = _room(contacts, nc, 5 * firsts.shape[0])
+        evidence_rows = _room(evidence_rows, ne, 3 * p.shape[0])
+        nc, ne = _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
+    return contacts, nc, evidence_rows, ne, zone_rows, nz
+
+
+@njit(cache=True, nogil=True, inline="always")
+def flat_answer(answer):
+    """A built answer as `trace` returns it: (flat, n, m, z)."""
+    contacts, nc, evidence_rows, ne, zone_rows, nz = answer
     out = np.empty(nc + ne + nz, np.uint64)
     out[:nc] = contacts[:nc]
     out[nc:nc + ne] = evidence_rows[:ne]

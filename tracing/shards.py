@@ -1,0 +1,237 @@
+"""A trace over several shards: index folders that each hold some venues' check-ins.
+
+With Kafka, each worker indexes its partitions, a shard of the venues, into its own
+data folder (the topic is keyed by venue). One trace needs them all: a person's visits
+lie in every shard, and a visit without check-out ends at the person's next check-in at
+any venue (DESIGN.md, rule 2), which may be in another shard. `trace_shards` scatters
+each step to every shard and merges the answers, level by level:
+
+1. presences: each shard gives the persons' visits clipped to the window, their ends
+   cut by its own next check-ins (shard_kernels.presence_rows);
+2. every visit without check-out is cut again at the person's next check-in in any
+   shard (shard_kernels.next_check_ins: the earliest wins);
+3. overlaps: each shard gives its visits that overlap the presences by min_overlap at
+   their ends as it knows them (shard_kernels.overlap_rows); step 2 cuts theirs, and
+   the overlaps still long enough are the evidence.
+
+The answer is the one CheckinIndex.trace gives with every check-in in one index
+(tests/tracing/test_shards.py compares them on random populations). A check-in held by
+two shards (kafka_log.py describes the one window where a batch is indexed twice) counts
+once; where the copies disagree on the check-out, the copy with one wins, as a
+duplicate's check-out does in one index, and among those the longest.
+
+    with ShardedIndex.open([dir_a, dir_b]) as shards:  # read-only followers
+        result = shards.trace(case, window_from, window_to, rule)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from tracing import shard_kernels, trace_kernels
+from tracing.errors import InvalidQuery
+from tracing.exposure import Snapshot
+from tracing.model import ContactRule, TraceResult
+
+__all__ = ["ShardedIndex", "trace_shards"]
+
+
+class _Shard:
+    """One shard's snapshot, read through its table for one rule's default dwell."""
+
+    def __init__(self, snapshot: Snapshot, default_dwell: int) -> None:
+        self.snapshot = snapshot  # held: the table's addresses live as long as it does
+        self.table = snapshot.table(default_dwell)
+
+    def presence_rows(self, persons, lows, hi):
+        return shard_kernels.presence_rows(self.table, persons, lows, hi)
+
+    def overlap_rows(self, venues, starts, ends, need):
+        return shard_kernels.overlap_rows(self.table, venues, starts, ends, need)
+
+    def next_check_ins(self, persons, times):
+        return shard_kernels.next_check_ins(self.table, persons, times)
+
+    def checkouts(self, persons, venues, times):
+        return shard_kernels.checkouts(self.table, persons, venues, times)
+
+
+def trace_shards(snapshots: Sequence[Snapshot], case: int, window_from: int, window_to: int,
+                 rule: ContactRule) -> TraceResult:
+    """Contacts and zones of `case` infectious in [window_from, window_to) by `rule`, over
+    the check-ins of all the snapshots together (see the module docstring). Raises
+    InvalidQuery for a case outside uint64, an empty window or no snapshot."""
+    if not snapshots:
+        raise InvalidQuery("a trace over shards needs at least one shard")
+    if not 0 <= case < 2**64:
+        raise InvalidQuery(f"case {case} is not a person id (0 to 2**64 - 1)")
+    if window_to <= window_from:
+        raise InvalidQuery(f"the window [{window_from}, {window_to}) is empty")
+    shards = [_Shard(s, rule.default_dwell) for s in snapshots]
+    need, linger = rule.effective_min_overlap, rule.linger
+    found = np.array([case], np.uint64)
+    pres_v, pres_s, pres_e = _presences(shards, found, np.array([window_from], np.int64),
+                                        window_to, linger)
+    answer = trace_kernels.empty_answer()
+    for level in range(1, rule.depth + 1):
+        if pres_v.shape[0] == 0:
+            break
+        p, v, s, e, firsts = _evidence(shards, pres_v, pres_s, pres_e, found, need)
+        answer = trace_kernels.add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e,
+                                         firsts)
+        if p.shape[0] == 0:
+            break
+        new_persons, exposed_at = p[firsts], s[firsts]
+        if level < rule.depth:
+            found = np.sort(np.concatenate((found, new_persons)))
+            pres_v, pres_s, pres_e = _presences(shards, new_persons, exposed_at, window_to,
+                                                linger)
+    return TraceResult.from_answer(case, window_from, window_to, rule,
+                                   trace_kernels.flat_answer(answer))
+
+
+def _presences(shards: list[_Shard], persons: np.ndarray, lows: np.ndarray, hi: int,
+               linger: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The persons' presences over every shard: (venue, start, end + linger)."""
+    who, venue, start, end, t_in, explicit = _gather(
+        [shard.presence_rows(persons, lows, hi) for shard in shards])
+    keep = _one_copy((who, venue, t_in), explicit, end)
+    who, venue, start, end, t_in, explicit = (a[keep] for a in
+                                              (who, venue, start, end, t_in, explicit))
+    explicit, end = _checked_out(shards, persons[who], venue, t_in, explicit, end, hi)
+    end = _cut_at_next(shards, persons[who], t_in, explicit, end)
+    present = start < end
+    return venue[present], start[present], end[present] + linger
+
+
+def _evidence(shards: list[_Shard], pres_v, pres_s, pres_e, found: np.ndarray, need: int):
+    """The overlaps with the presences by >= need seconds over every shard, of persons
+    not in `found`, as trace_kernels.ordered_evidence gives them."""
+    person, venue, start, end, t_in, at, explicit = _gather(
+        [shard.overlap_rows(pres_v, pres_s, pres_e, need) for shard in shards])
+    new = ~np.isin(person, found)
+    person, venue, start, end, t_in, at, explicit = (
+        a[new] for a in (person, venue, start, end, t_in, at, explicit))
+    keep = _one_copy((at, person, venue, t_in), explicit, end)
+    person, venue, start, end, t_in, at, explicit = (
+        a[keep] for a in (person, venue, start, end, t_in, at, explicit))
+    explicit, end = _checked_out(shards, person, venue, t_in, explicit, end, pres_e[at])
+    end = _cut_at_next(shards, person, t_in, explicit, end)
+    long_enough = end - start >= need
+    return trace_kernels.ordered_evidence(person[long_enough], venue[long_enough],
+                                          start[long_enough], end[long_enough])
+
+
+def _gather(answers: list[tuple]) -> tuple[np.ndarray, ...]:
+    """The shards' answers (tuples of columns) as one tuple of columns."""
+    if len(answers) == 1:
+        return answers[0]
+    return tuple(np.concatenate(columns) for columns in zip(*answers, strict=True))
+
+
+def _one_copy(key: tuple[np.ndarray, ...], explicit: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Rows to keep: one per key (a check-in held by two shards comes twice), the copy
+    with a check-out first, then the longest."""
+    n = end.shape[0]
+    if n < 2:
+        return np.arange(n)
+    order = np.lexsort((-end, -explicit, *reversed(key)))
+    differs = np.zeros(n - 1, np.bool_)
+    for column in key:
+        ordered = column[order]
+        differs |= ordered[1:] != ordered[:-1]
+    first = np.concatenate(([True], differs))
+    return np.sort(order[first])
+
+
+def _checked_out(shards: list[_Shard], persons: np.ndarray, venues: np.ndarray,
+                 t_in: np.ndarray, explicit: np.ndarray, end: np.ndarray, limit
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(explicit, end) where a visit without check-out has a copy with one in another
+    shard: that copy's check-out ends it (the longest, capped at `limit`, as `end` is),
+    as a duplicate's check-out does in one index. A shard leaves out a copy whose visit
+    misses the window or the presence, so its copy elsewhere must ask."""
+    if len(shards) == 1:
+        return explicit, end
+    implicit = np.flatnonzero(explicit == 0)
+    if implicit.shape[0] == 0:
+        return explicit, end
+    longest = np.zeros(implicit.shape[0], np.int64)
+    for shard in shards:
+        np.maximum(longest, shard.checkouts(persons[implicit], venues[implicit],
+                                            t_in[implicit]), out=longest)
+    rows, length = implicit[longest > 0], longest[longest > 0]
+    if rows.shape[0] == 0:
+        return explicit, end
+    explicit, end = explicit.copy(), end.copy()
+    explicit[rows] = 1
+    end[rows] = np.minimum(t_in[rows] + length, np.broadcast_to(limit, end.shape)[rows])
+    return explicit, end
+
+
+def _cut_at_next(shards: list[_Shard], persons: np.ndarray, t_in: np.ndarray,
+                 explicit: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """`end` with each visit without check-out ended at the person's next check-in in
+    any shard, where that comes first."""
+    if len(shards) == 1:
+        return end  # the shard's own next check-ins already cut them
+    implicit = np.flatnonzero(explicit == 0)
+    if implicit.shape[0] == 0:
+        return end
+    nxt = np.full(implicit.shape[0], np.iinfo(np.int64).max, np.int64)
+    for shard in shards:
+        theirs = shard.next_check_ins(persons[implicit], t_in[implicit])
+        np.minimum(nxt, np.where(theirs >= 0, theirs, nxt), out=nxt)
+    out = end.copy()
+    out[implicit] = np.minimum(end[implicit], nxt)
+    return out
+
+
+class ShardedIndex:
+    """Index folders read together as one index, each through a read-only follower
+    (tracing.follower: no lock taken, so a worker may be writing each of them)."""
+
+    def __init__(self, followers: list) -> None:
+        self.followers = followers
+
+    @classmethod
+    def open(cls, paths: Sequence[str | os.PathLike]) -> ShardedIndex:
+        """Follow the index in each folder of `paths` (refreshed on every trace).
+        Raises StorageError for a folder without an index, InvalidQuery for no folder."""
+        from tracing.follower import IndexFollower
+
+        if not paths:
+            raise InvalidQuery("a sharded index needs at least one folder")
+        followers: list = []
+        try:
+            for path in paths:
+                followers.append(IndexFollower.open(path, poll_s=None))
+        except BaseException:
+            for f in followers:
+                f.close()
+            raise
+        return cls(followers)
+
+    def __len__(self) -> int:
+        return sum(len(f) for f in self.followers)
+
+    def trace(self, case: int, window_from: int, window_to: int,
+              rule: ContactRule) -> TraceResult:
+        """`trace_shards` over each folder's current data."""
+        for f in self.followers:
+            f.refresh()
+        return trace_shards([f.snapshot() for f in self.followers], case, window_from,
+                            window_to, rule)
+
+    def close(self) -> None:
+        for f in self.followers:
+            f.close()
+
+    def __enter__(self) -> ShardedIndex:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
