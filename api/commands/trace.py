@@ -36,7 +36,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "window (F1), who shared one with those people afterwards (F2), and "
                     "the venues and hours to act on (zones). Times: ISO 8601 with an "
                     "offset, or epoch seconds.")
-    p.add_argument("--data", required=True, metavar="DIR", help="data folder")
+    p.add_argument("--data", required=True, metavar="DIR", action="append",
+                   help="data folder; repeat it to trace over several shards as one index "
+                        "(one folder per Kafka worker: each holds some venues' check-ins)")
     p.add_argument("--case", required=True, metavar="PERSON", help="the case's person id")
     p.add_argument("--from", dest="window_from", required=True, metavar="T",
                    help="start of the infectious window")
@@ -96,8 +98,6 @@ def _window(args: argparse.Namespace) -> tuple[int, int]:
 
 def run(args: argparse.Namespace) -> int:
     """Trace and print; returns 0. Raises UsageError for bad input or a missing folder."""
-    from tracing.index import CheckinIndex
-
     try:
         case = int(args.case)
     except ValueError:
@@ -107,19 +107,23 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = _window(args)
     rule = build_rule(args)
     tz = parse_offset(args.tz)
-    data = Path(args.data)
-    if not data.is_dir():
-        raise UsageError(f"data folder {data} does not exist")
-    if not (index_path(data) / "MANIFEST.json").exists():
-        raise UsageError(f"data folder {data} has no index yet (run qrtrace import first)")
+    folders = [Path(d) for d in args.data]
+    for data in folders:
+        if not data.is_dir():
+            raise UsageError(f"data folder {data} does not exist")
+        if not (index_path(data) / "MANIFEST.json").exists():
+            raise UsageError(f"data folder {data} has no index yet (run qrtrace import first)")
+    venues = VenueTable()
+    for data in folders:
+        try:
+            venues.update(VenueTable.load(data))
+        except VenueTableError as exc:
+            raise UsageError(str(exc)) from None
     try:
-        venues = VenueTable.load(data)
-    except VenueTableError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        idx = CheckinIndex.open(index_path(data), create=False)
+        idx = _open(folders)
     except (TracingError, OSError) as exc:
-        raise UsageError(f"cannot open the index in {data}: {exc}") from None
+        raise UsageError(f"cannot open the index in {', '.join(map(str, folders))}: "
+                         f"{exc}") from None
     try:
         began = time.perf_counter()
         result = idx.trace(case, lo, hi, rule=rule)
@@ -135,6 +139,18 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(result, venues, tz, query_ms))
     return 0
+
+
+def _open(folders: list[Path]):
+    """One folder's index (opened for writing: its owner must not be running), or
+    several folders read together as shards (read-only followers)."""
+    if len(folders) == 1:
+        from tracing.index import CheckinIndex
+
+        return CheckinIndex.open(index_path(folders[0]), create=False)
+    from tracing.shards import ShardedIndex
+
+    return ShardedIndex.open([index_path(d) for d in folders])
 
 
 def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable) -> None:

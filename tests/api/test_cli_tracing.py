@@ -87,6 +87,34 @@ def test_trace_rule_options_and_table(data, tmp_path):
     assert str(FRIEND) in table and graphml.read_text().startswith("<?xml")
 
 
+def test_trace_over_shards_answers_as_one_folder(tmp_path):
+    """Check-ins split by venue into two data folders, as two Kafka workers would hold
+    them: `trace --data A --data B` gives what one folder with all of them gives."""
+    checkins, venues = tmp_path / "all.csv", tmp_path / "venues.csv"
+    qrtrace("simulate", "--people", "200", "--venues", "20", "--days", "2", "--seed", "9",
+            "--start", "2021-12-01", "--out", str(checkins), "--venues-out", str(venues),
+            "--no-progress")
+    header, *rows = checkins.read_text(encoding="utf-8").splitlines()
+    venue_at = header.split(",").index("venue")
+    for shard in (0, 1):
+        part = [r for r in rows if int(r.split(",")[venue_at]) % 2 == shard]
+        (tmp_path / f"{shard}.csv").write_text("\n".join([header, *part]) + "\n")
+    for name in ("all", "0", "1"):
+        qrtrace("import", "--data", str(tmp_path / f"d{name}"), str(tmp_path / f"{name}.csv"),
+                "--venues", str(venues), "--no-progress")
+    cases = sorted({int(r.split(",")[header.split(",").index("person")]) for r in rows})[:6]
+    found = 0
+    for case in cases:
+        window = ["--case", str(case), "--from", "2021-12-01T00:00:00+07:00",
+                  "--to", "2021-12-03T00:00:00+07:00", "--json"]
+        one = json.loads(qrtrace("trace", "--data", str(tmp_path / "dall"), *window).stdout)
+        two = json.loads(qrtrace("trace", "--data", str(tmp_path / "d0"), "--data",
+                                 str(tmp_path / "d1"), *window).stdout)
+        assert (two["contacts"], two["zones"]) == (one["contacts"], one["zones"])
+        found += len(one["contacts"])
+    assert found  # the cases have contacts to compare
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--from", "2021-12-01T08:00:00", "--to", "2"], "has no UTC offset"),
     (["--from", "5", "--to", "5"], "is not after"),
