@@ -23,6 +23,7 @@ COMMANDS = (
     "trace",
     "ingest_",
     "worker",
+    "shard",
     "serve",
 )
 

@@ -4,6 +4,7 @@
     ├── InvalidCheckin (ValueError)  a check-in row is malformed; names the row and field
     ├── InvalidQuery (ValueError)    a trace's case or window is malformed
     └── StorageError (OSError)       the data folder is missing, locked or corrupt
+        └── ShardUnavailable         a shard of a sharded trace did not answer
 """
 
 from __future__ import annotations
@@ -23,3 +24,9 @@ class InvalidQuery(TracingError, ValueError):
 
 class StorageError(TracingError, OSError):
     """The index's folder cannot be used: missing, not an index, or corrupt beyond repair."""
+
+
+class ShardUnavailable(StorageError):
+    """A shard (tracing/shards.py) could not answer: unreachable, refused, or broken; the
+    message names the shard and why. A trace without one of its shards would be wrong,
+    so it fails whole."""

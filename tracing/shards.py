@@ -36,41 +36,50 @@ from tracing.errors import InvalidQuery
 from tracing.exposure import Snapshot
 from tracing.model import ContactRule, TraceResult
 
-__all__ = ["ShardedIndex", "trace_shards"]
+__all__ = ["LocalShard", "ShardedIndex", "trace_shards"]
 
 
-class _Shard:
-    """One shard's snapshot, read through its table for one rule's default dwell."""
+class LocalShard:
+    """A snapshot's answers to the four questions of a sharded trace, for one rule's
+    default dwell (the kernels of shard_kernels). A shard elsewhere answers the same
+    questions over the network (api/shard_client.py: RemoteShard.bind)."""
 
     def __init__(self, snapshot: Snapshot, default_dwell: int) -> None:
         self.snapshot = snapshot  # held: the table's addresses live as long as it does
         self.table = snapshot.table(default_dwell)
 
     def presence_rows(self, persons, lows, hi):
+        """shard_kernels.presence_rows."""
         return shard_kernels.presence_rows(self.table, persons, lows, hi)
 
     def overlap_rows(self, venues, starts, ends, need):
+        """shard_kernels.overlap_rows."""
         return shard_kernels.overlap_rows(self.table, venues, starts, ends, need)
 
     def next_check_ins(self, persons, times):
+        """shard_kernels.next_check_ins."""
         return shard_kernels.next_check_ins(self.table, persons, times)
 
     def checkouts(self, persons, venues, times):
+        """shard_kernels.checkouts."""
         return shard_kernels.checkouts(self.table, persons, venues, times)
 
 
-def trace_shards(snapshots: Sequence[Snapshot], case: int, window_from: int, window_to: int,
+def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
                  rule: ContactRule) -> TraceResult:
     """Contacts and zones of `case` infectious in [window_from, window_to) by `rule`, over
-    the check-ins of all the snapshots together (see the module docstring). Raises
-    InvalidQuery for a case outside uint64, an empty window or no snapshot."""
-    if not snapshots:
+    the check-ins of all the shards together (see the module docstring). A shard is a
+    Snapshot, or anything with `bind(default_dwell)` that gives an object answering as
+    LocalShard does (api/shard_client.RemoteShard). Raises InvalidQuery for a case outside
+    uint64, an empty window or no shard; ShardUnavailable when a shard cannot answer."""
+    if not shards:
         raise InvalidQuery("a trace over shards needs at least one shard")
     if not 0 <= case < 2**64:
         raise InvalidQuery(f"case {case} is not a person id (0 to 2**64 - 1)")
     if window_to <= window_from:
         raise InvalidQuery(f"the window [{window_from}, {window_to}) is empty")
-    shards = [_Shard(s, rule.default_dwell) for s in snapshots]
+    shards = [LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
+              else s.bind(rule.default_dwell) for s in shards]
     need, linger = rule.effective_min_overlap, rule.linger
     found = np.array([case], np.uint64)
     pres_v, pres_s, pres_e = _presences(shards, found, np.array([window_from], np.int64),
@@ -93,7 +102,7 @@ def trace_shards(snapshots: Sequence[Snapshot], case: int, window_from: int, win
                                    trace_kernels.flat_answer(answer))
 
 
-def _presences(shards: list[_Shard], persons: np.ndarray, lows: np.ndarray, hi: int,
+def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
                linger: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The persons' presences over every shard: (venue, start, end + linger)."""
     who, venue, start, end, t_in, explicit = _gather(
@@ -107,7 +116,7 @@ def _presences(shards: list[_Shard], persons: np.ndarray, lows: np.ndarray, hi: 
     return venue[present], start[present], end[present] + linger
 
 
-def _evidence(shards: list[_Shard], pres_v, pres_s, pres_e, found: np.ndarray, need: int):
+def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
     """The overlaps with the presences by >= need seconds over every shard, of persons
     not in `found`, as trace_kernels.ordered_evidence gives them."""
     person, venue, start, end, t_in, at, explicit = _gather(
@@ -147,7 +156,7 @@ def _one_copy(key: tuple[np.ndarray, ...], explicit: np.ndarray, end: np.ndarray
     return np.sort(order[first])
 
 
-def _checked_out(shards: list[_Shard], persons: np.ndarray, venues: np.ndarray,
+def _checked_out(shards: list, persons: np.ndarray, venues: np.ndarray,
                  t_in: np.ndarray, explicit: np.ndarray, end: np.ndarray, limit
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(explicit, end) where a visit without check-out has a copy with one in another
@@ -172,7 +181,7 @@ def _checked_out(shards: list[_Shard], persons: np.ndarray, venues: np.ndarray,
     return explicit, end
 
 
-def _cut_at_next(shards: list[_Shard], persons: np.ndarray, t_in: np.ndarray,
+def _cut_at_next(shards: list, persons: np.ndarray, t_in: np.ndarray,
                  explicit: np.ndarray, end: np.ndarray) -> np.ndarray:
     """`end` with each visit without check-out ended at the person's next check-in in
     any shard, where that comes first."""
@@ -191,20 +200,24 @@ def _cut_at_next(shards: list[_Shard], persons: np.ndarray, t_in: np.ndarray,
 
 
 class ShardedIndex:
-    """Index folders read together as one index, each through a read-only follower
-    (tracing.follower: no lock taken, so a worker may be writing each of them)."""
+    """Index folders, and shards elsewhere, read together as one index: each folder
+    through a read-only follower (tracing.follower: no lock taken, so a worker may be
+    writing it), each remote shard (anything with `bind`, as api/shard_client.RemoteShard)
+    asked over the network."""
 
-    def __init__(self, followers: list) -> None:
+    def __init__(self, followers: list, remotes: Sequence = ()) -> None:
         self.followers = followers
+        self.remotes = list(remotes)
 
     @classmethod
-    def open(cls, paths: Sequence[str | os.PathLike]) -> ShardedIndex:
-        """Follow the index in each folder of `paths` (refreshed on every trace).
-        Raises StorageError for a folder without an index, InvalidQuery for no folder."""
+    def open(cls, paths: Sequence[str | os.PathLike], remotes: Sequence = ()) -> ShardedIndex:
+        """Follow the index in each folder of `paths` (refreshed on every trace), with the
+        shards `remotes`. Raises StorageError for a folder without an index, InvalidQuery
+        for no shard at all."""
         from tracing.follower import IndexFollower
 
-        if not paths:
-            raise InvalidQuery("a sharded index needs at least one folder")
+        if not paths and not remotes:
+            raise InvalidQuery("a sharded index needs at least one folder or shard")
         followers: list = []
         try:
             for path in paths:
@@ -213,22 +226,21 @@ class ShardedIndex:
             for f in followers:
                 f.close()
             raise
-        return cls(followers)
-
-    def __len__(self) -> int:
-        return sum(len(f) for f in self.followers)
+        return cls(followers, remotes)
 
     def trace(self, case: int, window_from: int, window_to: int,
               rule: ContactRule) -> TraceResult:
-        """`trace_shards` over each folder's current data."""
+        """`trace_shards` over each folder's current data and the remote shards."""
         for f in self.followers:
             f.refresh()
-        return trace_shards([f.snapshot() for f in self.followers], case, window_from,
-                            window_to, rule)
+        return trace_shards([*(f.snapshot() for f in self.followers), *self.remotes], case,
+                            window_from, window_to, rule)
 
     def close(self) -> None:
         for f in self.followers:
             f.close()
+        for r in self.remotes:
+            r.close()
 
     def __enter__(self) -> ShardedIndex:
         return self

@@ -36,9 +36,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "window (F1), who shared one with those people afterwards (F2), and "
                     "the venues and hours to act on (zones). Times: ISO 8601 with an "
                     "offset, or epoch seconds.")
-    p.add_argument("--data", required=True, metavar="DIR", action="append",
+    p.add_argument("--data", metavar="DIR", action="append", default=[],
                    help="data folder; repeat it to trace over several shards as one index "
                         "(one folder per Kafka worker: each holds some venues' check-ins)")
+    p.add_argument("--shard", metavar="URL", action="append", default=[],
+                   help="a shard server (qrtrace shard) to trace over too, with the token "
+                        "of QRTRACE_SHARD_TOKEN; repeatable")
     p.add_argument("--case", required=True, metavar="PERSON", help="the case's person id")
     p.add_argument("--from", dest="window_from", required=True, metavar="T",
                    help="start of the infectious window")
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     rule = build_rule(args)
     tz = parse_offset(args.tz)
     folders = [Path(d) for d in args.data]
+    if not folders and not args.shard:
+        raise UsageError("give a data folder (--data DIR) or a shard (--shard URL)")
     for data in folders:
         if not data.is_dir():
             raise UsageError(f"data folder {data} does not exist")
@@ -120,10 +125,10 @@ def run(args: argparse.Namespace) -> int:
         except VenueTableError as exc:
             raise UsageError(str(exc)) from None
     try:
-        idx = _open(folders)
-    except (TracingError, OSError) as exc:
-        raise UsageError(f"cannot open the index in {', '.join(map(str, folders))}: "
-                         f"{exc}") from None
+        idx = _open(folders, args.shard)
+    except (TracingError, OSError, ValueError) as exc:
+        where = ", ".join([*map(str, folders), *args.shard])
+        raise UsageError(f"cannot open the index in {where}: {exc}") from None
     try:
         began = time.perf_counter()
         result = idx.trace(case, lo, hi, rule=rule)
@@ -141,16 +146,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open(folders: list[Path]):
+def _open(folders: list[Path], shard_urls: list[str]):
     """One folder's index (opened for writing: its owner must not be running), or
-    several folders read together as shards (read-only followers)."""
-    if len(folders) == 1:
+    several folders (read-only followers) and shard servers read together as one."""
+    if len(folders) == 1 and not shard_urls:
         from tracing.index import CheckinIndex
 
         return CheckinIndex.open(index_path(folders[0]), create=False)
+    from api.shard_client import RemoteShard
     from tracing.shards import ShardedIndex
 
-    return ShardedIndex.open([index_path(d) for d in folders])
+    remotes = []
+    if shard_urls:
+        from api.commands.shard import shard_token
+
+        token = shard_token()
+        remotes = [RemoteShard(url, token) for url in shard_urls]
+    return ShardedIndex.open([index_path(d) for d in folders], remotes)
 
 
 def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable) -> None:

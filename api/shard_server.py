@@ -1,0 +1,108 @@
+"""`qrtrace shard`: one worker's index answering a sharded trace's questions over HTTP.
+
+With Kafka, each worker indexes a shard of the venues into its own data folder. A shard
+server runs beside a worker, reads that folder through a read-only follower (the worker
+keeps the lock and goes on writing), and answers the four questions of a sharded trace
+(tracing/shards.py) for a coordinator elsewhere (`qrtrace trace --shard URL`, `qrtrace
+serve --shard URL`):
+
+    POST /v1/shard/presences   persons, lows, hi           -> the persons' visits
+    POST /v1/shard/overlaps    venues, starts, ends, need  -> visits overlapping those
+    POST /v1/shard/next        persons, times              -> next check-ins
+    POST /v1/shard/checkouts   persons, venues, times      -> check-outs of those visits
+    GET  /healthz
+
+Bodies are archives of numpy columns (api/shard_wire.py), each request with the rule's
+default dwell. Least privilege: the questions need the token of QRTRACE_SHARD_TOKEN
+(a bearer token, compared by hash in constant time), and answer nothing but rows of ids
+and times for the ids and venues asked; no case, name or audit lives here (the
+coordinator audits the official's query). Each question reads the newest snapshot, so
+the questions of one trace may see check-ins that arrived between them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.shard_wire import DWELL, QUESTIONS, ShardWireError, pack, unpack
+from tracing.follower import IndexFollower
+from tracing.shards import LocalShard
+
+MAX_BODY = 64 * 1024 * 1024
+NPZ = "application/x-npz"
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def _answer(follower: IndexFollower, question: str, columns: dict):
+    """The shard's answer to one question (kernels: the GIL is released)."""
+    shard = LocalShard(follower.snapshot(), columns.pop("default_dwell"))
+    if question == "presences":
+        return shard.presence_rows(columns["persons"], columns["lows"], columns["hi"])
+    if question == "overlaps":
+        return shard.overlap_rows(columns["venues"], columns["starts"], columns["ends"],
+                                  columns["need"])
+    if question == "next":
+        return (shard.next_check_ins(columns["persons"], columns["times"]),)
+    return (shard.checkouts(columns["persons"], columns["venues"], columns["times"]),)
+
+
+def create_shard_app(index_folder: Path, token: str) -> Starlette:
+    """The shard server's ASGI app over the index in `index_folder` (followed from
+    start-up to shutdown), answering only requests with `token`."""
+    digest = token_digest(token)
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state["follower"] = IndexFollower.open(index_folder)
+        try:
+            yield
+        finally:
+            state["follower"].close()
+
+    def refused(request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token_digest(given), digest):
+            return JSONResponse({"detail": "a shard token is required"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
+        return None
+
+    async def ask(request: Request) -> Response:
+        question = request.path_params["question"]
+        if question not in QUESTIONS:
+            return JSONResponse({"detail": f"no question {question!r}; ask one of "
+                                           f"{', '.join(QUESTIONS)}"}, status_code=404)
+        problem = refused(request)
+        if problem is not None:
+            return problem
+        spec, same, answer_spec = QUESTIONS[question]
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
+        try:
+            columns = unpack(body, {**spec, **DWELL}, same)
+        except ShardWireError as exc:
+            return JSONResponse({"detail": str(exc)}, status_code=400)
+        answer = await run_in_threadpool(_answer, state["follower"], question, columns)
+        return Response(pack(**dict(zip(answer_spec, answer, strict=True))), media_type=NPZ)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/v1/shard/{question}", ask, methods=["POST"]),
+                             Route("/healthz", healthz)], lifespan=lifespan)

@@ -1,0 +1,147 @@
+"""`qrtrace shard`, a real server on loopback: sharded traces over the network answer as
+one data folder holding everything, and only to the shard token."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from api.shard_client import RemoteShard
+from api.shard_wire import pack
+from tests.api.conftest import ROOT, free_port
+from tests.api.test_cli_tracing import qrtrace
+from tracing import CheckinIndex, ContactRule, simulate
+from tracing.errors import ShardUnavailable
+from tracing.shards import trace_shards
+from tracing.venues import VenueTable
+
+TOKEN = "shd_" + secrets.token_urlsafe(24)
+DAY = 86_400
+
+
+@pytest.fixture(scope="module")
+def town(tmp_path_factory):
+    """A simulated town in three data folders: all of it, and its venues split in two
+    (odd venues in `far`, which a shard server answers for); a writer holds `far` open."""
+    root = tmp_path_factory.mktemp("shards")
+    c, town = simulate.checkins_for_count(60_000, seed=5, days=4)
+    ids, dwell = VenueTable(town.venues()).resolved_dwell()
+    parts = {"all": np.ones(len(c), bool), "near": c.venue % 2 == 0, "far": c.venue % 2 == 1}
+    for name, mine in parts.items():
+        with CheckinIndex.open(root / name / "index") as index:
+            index.set_venue_dwell(ids, dwell)
+            index.append(c.person[mine], c.venue[mine], c.t_in[mine], c.t_out[mine])
+    writer = CheckinIndex.open(root / "far" / "index")  # the worker's lock, held
+    port = free_port()
+    log = open(root / "shard.log", "wb")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "shard", "--data", str(root / "far"),
+         "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((root / "shard.log").read_text()) from None
+                time.sleep(0.2)
+        cases = [(int(c.person[i]), int(c.t_in[i]) - DAY, int(c.t_in[i]) + 2 * DAY)
+                 for i in np.random.default_rng(1).integers(0, len(c), 5)]
+        yield root, url, cases, writer
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+        writer.close()
+
+
+def test_trace_over_a_folder_and_a_shard_server_answers_as_one_folder(town):
+    root, url, cases, _writer = town
+    env_token = {"QRTRACE_SHARD_TOKEN": TOKEN}
+    found = 0
+    for case, lo, hi in cases:
+        window = ["--case", str(case), "--from", str(lo), "--to", str(hi), "--json"]
+        one = json.loads(qrtrace("trace", "--data", str(root / "all"), *window).stdout)
+        done = subprocess.run(
+            [sys.executable, "-m", "api.cli", "trace", "--data", str(root / "near"),
+             "--shard", url, *window], capture_output=True, text=True, cwd=ROOT,
+            env={**os.environ, **env_token}, timeout=120)
+        assert done.returncode == 0, done.stderr
+        two = json.loads(done.stdout)
+        assert (two["contacts"], two["zones"]) == (one["contacts"], one["zones"])
+        found += len(one["contacts"])
+    assert found
+
+
+def test_the_shard_sees_what_its_writer_appends(town):
+    root, url, _cases, writer = town
+    t = 1_700_000_000
+    writer.append(np.array([7_000_001, 7_000_002], np.uint64), np.array([1, 1], np.uint64),
+                  np.array([t, t + 60]), np.array([t + 3600, t + 3600]))
+    shard = RemoteShard(url, TOKEN)
+    try:
+        time.sleep(0.3)  # the server's follower polls every 50 ms
+        with CheckinIndex.open(root / "near" / "index") as near:
+            result = trace_shards([near.snapshot(), shard], 7_000_001, t, t + 7200,
+                                  ContactRule(depth=1))
+    finally:
+        shard.close()
+    assert [(c.person, c.exposed_at) for c in result.contacts] == [(7_000_002, t + 60)]
+
+
+def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
+    _root, url, _cases, _writer = town
+    body = pack(persons=np.array([1], np.uint64), times=np.array([0], np.int64),
+                default_dwell=3600)
+    ask = url + "/v1/shard/next"
+    assert requests.post(ask, data=body, timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer " + "x" * 40}
+    assert requests.post(ask, data=body, headers=wrong, timeout=10).status_code == 401
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    assert requests.post(ask, data=body, headers=right, timeout=10).status_code == 200
+    bad = requests.post(ask, data=b"not an archive", headers=right, timeout=10)
+    assert bad.status_code == 400 and "not an archive" in bad.json()["detail"]
+    short = pack(persons=np.array([1, 2], np.uint64), times=np.array([0], np.int64),
+                 default_dwell=3600)
+    bad = requests.post(ask, data=short, headers=right, timeout=10)
+    assert bad.status_code == 400 and "same length" in bad.json()["detail"]
+    wrong_type = pack(persons=np.array([1.5]), times=np.array([0], np.int64),
+                      default_dwell=3600)
+    bad = requests.post(ask, data=wrong_type, headers=right, timeout=10)
+    assert bad.status_code == 400 and "persons must be 1-D uint64" in bad.json()["detail"]
+    assert requests.post(url + "/v1/shard/cases", data=body, headers=right,
+                         timeout=10).status_code == 404
+
+
+def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town, tmp_path):
+    root, url, (case, lo, hi), _writer = town[0], town[1], town[2][0], town[3]
+    dead = f"http://127.0.0.1:{free_port()}"
+    with CheckinIndex.open(root / "near" / "index") as near:
+        for shard, message in ((RemoteShard(dead, TOKEN), dead),
+                               (RemoteShard(url, "y" * 30), "answered 401")):
+            with pytest.raises(ShardUnavailable, match=message):
+                trace_shards([near.snapshot(), shard], case, lo, hi, ContactRule())
+            shard.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "trace", "--data", str(root / "near"), "--shard",
+         dead, "--case", str(case), "--from", str(lo), "--to", str(hi)],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN})
+    assert done.returncode == 2 and dead in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", "trace", "--shard", url, "--case", "1", "--from",
+         "0", "--to", "10"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "QRTRACE_SHARD_TOKEN"})
+    assert done.returncode == 2 and "QRTRACE_SHARD_TOKEN" in done.stderr
