@@ -36,6 +36,7 @@ from api.schemas import LARGE_BOUNDS, Problem
 from api.service import Service
 from api.settings import Settings
 from api.writer import WriterGone
+from tracing.errors import ShardUnavailable
 
 
 def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
@@ -98,6 +99,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(WriterGone)
     async def writer_gone(request: Request, exc: WriterGone):
+        return _problem(503, str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(ShardUnavailable)
+    async def shard_unavailable(request: Request, exc: ShardUnavailable):
         return _problem(503, str(exc), {"Retry-After": "5"})
 
     async def case_error(request: Request, exc: Exception):

@@ -35,6 +35,7 @@ from api.registry import Case, Principal, Registry, in_jurisdiction
 from decoder import KeyRing, Kind, Status, verify_token
 from tracing import exposure
 from tracing.model import ContactRule, TraceResult
+from tracing.shards import trace_shards
 
 MAX_WINDOW_S = 60 * 86400
 logger = logging.getLogger(__name__)
@@ -92,15 +93,19 @@ class CaseService:
                  default_dwell: int = 3600, cache_size: int = 8,
                  page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0,
                  page_refresh_s: float = 5.0, page_max_age_s: float = 60.0,
-                 refresh_rest: float = 3.0) -> None:
+                 refresh_rest: float = 3.0, shards: list | None = None) -> None:
         self.registry = registry
+        # shard servers (api/shard_client.RemoteShard) whose check-ins traces also cover:
+        # their changes do not show in this index's snapshot, so with shards a kept trace
+        # or page is current by its age only (max_staleness_s, page_refresh_s)
+        self.shards = list(shards or ())
         self.index = index
         self.audit = audit
         self._keyring = keyring
         self.default_dwell = default_dwell
         # case id -> (snapshot, trace): a few (an official paging through one case's
         # exposure, zones and graph); a town's F2 trace is thousands of GC-tracked tuples
-        self._cache: OrderedDict[int, tuple[object, TraceResult]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[object, TraceResult, float]] = OrderedDict()
         self._cache_size = cache_size
         # (case id, kind) -> _Page, up to page_bytes in all: what officials re-read, kept
         # for many more cases than their traces
@@ -227,7 +232,7 @@ class CaseService:
         page = self._pages.get(key)
         if page is None:
             return None
-        if page.snapshot is snapshot:
+        if page.snapshot is snapshot and not self.shards:
             page.checked = time.monotonic()
         else:
             age = time.monotonic() - page.checked
@@ -378,19 +383,25 @@ class CaseService:
     def _trace(self, case: Case, snapshot, keep: bool = True):
         """The trace of `case` over `snapshot`, from the cache when made on it; kept
         there if `keep`."""
+        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(case.id)
-            if cached is not None and cached[0] is snapshot:
+            if cached is not None and cached[0] is snapshot and (
+                    not self.shards or now - cached[2] < self.max_staleness_s):
                 self._cache.move_to_end(case.id)
                 return cached[1]
         rule = ContactRule(min_overlap=case.min_overlap, linger=case.linger, depth=case.depth,
                            default_dwell=case.default_dwell)
         # columns: the tuples pause the GC themselves when a rendering first reads them
-        result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
+        if self.shards:  # raises ShardUnavailable (503) when one cannot answer
+            result = trace_shards([snapshot, *self.shards], case.person, case.t_from,
+                                  case.t_to, rule)
+        else:
+            result = exposure.trace(snapshot, case.person, case.t_from, case.t_to, rule)
         if not keep:
             return result
         with self._lock:
-            self._cache[case.id] = (snapshot, result)
+            self._cache[case.id] = (snapshot, result, now)
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result

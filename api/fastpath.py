@@ -38,6 +38,7 @@ from api.routes.cases import DEFAULT_PAGE, MAX_PAGE
 from api.schemas import ROW_ID_MAX, ScanIn
 from api.views import exposure_json
 from api.writer import WriterGone
+from tracing.errors import ShardUnavailable
 
 PATH = "/v1/scan"
 EXPOSURE = re.compile(r"/v1/cases/([0-9]{1,19})/exposure")
@@ -77,7 +78,7 @@ class ScanFastPath:
             service.metrics.rate_limited.labels(exc.scope).inc()
             status, body = 429, {"detail": str(exc)}
             headers = [(b"retry-after", str(exc.retry_after).encode())]
-        except WriterGone as exc:
+        except (WriterGone, ShardUnavailable) as exc:
             status, body = 503, {"detail": str(exc)}
             headers = [(b"retry-after", b"5")]
         except CaseError as exc:

@@ -150,8 +150,26 @@ class Service:
                                                name="qrtrace-retention")
             self._retention.start()
             self._closers.insert(0, self._stop_retention)
-        self.cases = CaseService(self.registry, self.index, self.audit, self.keyring)
+        shards = self._shards(settings)
+        self.cases = CaseService(self.registry, self.index, self.audit, self.keyring,
+                                 shards=shards)
         self._closers.insert(0, self.cases.close)
+
+    def _shards(self, settings: Settings) -> list:
+        """Clients of the shard servers that traces cover besides this index; each is
+        also a readiness check (a trace without one of them would be wrong)."""
+        if not settings.shards:
+            return []
+        from api.shard_client import RemoteShard
+
+        if settings.shard_token is None:
+            raise ValueError("shards need a shard token (QRTRACE_SHARD_TOKEN)")
+        shards = [RemoteShard(url, settings.shard_token.value, timeout_s=10.0)
+                  for url in settings.shards]
+        for shard in shards:
+            self.readiness_checks.append(shard.problem)
+            self._closers.insert(0, shard.close)
+        return shards
 
     def _ensure_admin(self) -> str | None:
         token = self.settings.admin_token

@@ -55,3 +55,7 @@ class Settings:
     # an official's exposure page waits for its audit line's fsync (True), or only for its
     # write, the fsync following at once (False: see api/audit.py)
     audit_fsync_before_answer: bool = False
+    # shard servers (`qrtrace shard`) whose check-ins officials' traces also cover, asked
+    # with shard_token (QRTRACE_SHARD_TOKEN)
+    shards: tuple[str, ...] = ()
+    shard_token: Secret | None = None

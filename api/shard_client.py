@@ -67,6 +67,19 @@ class RemoteShard:
             raise ShardUnavailable(f"shard {self.url} answered badly: {exc}") from None
         return tuple(answer[name] for name in answer_spec)
 
+    def problem(self) -> str | None:
+        """Why the shard cannot answer now (its /healthz, 2 s at most), or None: a
+        readiness check of a server whose traces need it."""
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=2.0)
+        try:
+            connection.request("GET", "/healthz")
+            status = connection.getresponse().status
+        except (OSError, http.client.HTTPException) as exc:
+            return f"shard {self.url} does not answer: {exc}"
+        finally:
+            connection.close()
+        return None if status == 200 else f"shard {self.url} answered {status} to /healthz"
+
     def close_connection(self) -> None:
         if self._connection is not None:
             self._connection.close()

@@ -5,7 +5,9 @@ The admin token comes from QRTRACE_ADMIN_TOKEN when set; otherwise one is create
 first start and printed once (only its hash is kept). With --kafka, scans are produced to
 the topic and an in-process worker indexes them. With --workers N, N processes serve on
 the one address: this one owns the index and writes, the others follow it and answer
-reads (api/workers.py).
+reads (api/workers.py). With --shard URL (repeatable), officials' traces also cover
+those shard servers (`qrtrace shard`: other workers' indexes), asked with
+QRTRACE_SHARD_TOKEN; the server is not ready while one does not answer.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "written before the query runs; before-answer also waits for the "
                         "disk; after-answer (default) asks for the fsync at once and does "
                         "not wait (a power cut can lose the last lines, at most 1 s of them)")
+    p.add_argument("--shard", metavar="URL", action="append", default=[],
+                   help="a shard server (qrtrace shard, another worker's index) that "
+                        "officials' traces also cover, asked with QRTRACE_SHARD_TOKEN; "
+                        "repeatable")
     p.add_argument("--log-level", default="warning", help="uvicorn's log level")
     p.set_defaults(func=run)
 
@@ -81,6 +87,17 @@ def settings_from(args: argparse.Namespace):
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if not 1 <= args.retention_days <= 3650:
         raise UsageError(f"--retention-days must be from 1 to 3650, got {args.retention_days}")
+    shard_token = None
+    if args.shard:
+        from api.commands.shard import shard_token as read_shard_token
+        from api.shard_client import RemoteShard
+
+        shard_token = Secret(read_shard_token())
+        for url in args.shard:
+            try:
+                RemoteShard(url, shard_token.value)
+            except ValueError as exc:
+                raise UsageError(f"--shard: {exc}") from None
     return Settings(data=args.data, kafka=args.kafka, topic=args.topic, group=args.group,
                     admin_token=Secret(token) if token else None,
                     retention_days=args.retention_days,
@@ -89,7 +106,8 @@ def settings_from(args: argparse.Namespace):
                         venue_burst=args.venue_burst, venue_per_hour=args.venue_per_hour,
                         person_per_hour=args.person_per_hour,
                         enabled=not args.no_rate_limits),
-                    audit_fsync_before_answer=args.audit_fsync == "before-answer")
+                    audit_fsync_before_answer=args.audit_fsync == "before-answer",
+                    shards=tuple(args.shard), shard_token=shard_token)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from tests.api.conftest import ROOT, free_port
 from tests.api.test_cli_tracing import qrtrace
 from tracing import CheckinIndex, ContactRule, simulate
 from tracing.errors import ShardUnavailable
+from tracing.follower import IndexFollower
 from tracing.shards import trace_shards
 from tracing.venues import VenueTable
 
@@ -32,7 +33,8 @@ def town(tmp_path_factory):
     """A simulated town in three data folders: all of it, and its venues split in two
     (odd venues in `far`, which a shard server answers for); a writer holds `far` open."""
     root = tmp_path_factory.mktemp("shards")
-    c, town = simulate.checkins_for_count(60_000, seed=5, days=4)
+    today = int(time.time()) // DAY  # recent: a server's retention keeps them
+    c, town = simulate.checkins_for_count(60_000, seed=5, days=4, start_day=today - 5)
     ids, dwell = VenueTable(town.venues()).resolved_dwell()
     parts = {"all": np.ones(len(c), bool), "near": c.venue % 2 == 0, "far": c.venue % 2 == 1}
     for name, mine in parts.items():
@@ -57,7 +59,7 @@ def town(tmp_path_factory):
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError((root / "shard.log").read_text()) from None
                 time.sleep(0.2)
-        cases = [(int(c.person[i]), int(c.t_in[i]) - DAY, int(c.t_in[i]) + 2 * DAY)
+        cases = [(int(c.person[i]), int(c.t_in[i]) - DAY, int(c.t_in[i]) + DAY)
                  for i in np.random.default_rng(1).integers(0, len(c), 5)]
         yield root, url, cases, writer
     finally:
@@ -93,7 +95,7 @@ def test_the_shard_sees_what_its_writer_appends(town):
     shard = RemoteShard(url, TOKEN)
     try:
         time.sleep(0.3)  # the server's follower polls every 50 ms
-        with CheckinIndex.open(root / "near" / "index") as near:
+        with IndexFollower.open(root / "near" / "index", poll_s=None) as near:
             result = trace_shards([near.snapshot(), shard], 7_000_001, t, t + 7200,
                                   ContactRule(depth=1))
     finally:
@@ -128,7 +130,7 @@ def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
 def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town, tmp_path):
     root, url, (case, lo, hi), _writer = town[0], town[1], town[2][0], town[3]
     dead = f"http://127.0.0.1:{free_port()}"
-    with CheckinIndex.open(root / "near" / "index") as near:
+    with IndexFollower.open(root / "near" / "index", poll_s=None) as near:
         for shard, message in ((RemoteShard(dead, TOKEN), dead),
                                (RemoteShard(url, "y" * 30), "answered 401")):
             with pytest.raises(ShardUnavailable, match=message):
@@ -145,3 +147,30 @@ def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town, tmp_path
          "0", "--to", "10"], capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={k: v for k, v in os.environ.items() if k != "QRTRACE_SHARD_TOKEN"})
     assert done.returncode == 2 and "QRTRACE_SHARD_TOKEN" in done.stderr
+
+
+def test_serve_traces_cases_over_its_index_and_a_shard(town, live_server):
+    """`qrtrace serve --shard URL`: an official's exposure covers the shard's venues,
+    as the one folder holding everything answers."""
+    root, url, cases, _writer = town
+    server = live_server(data=root / "near", extra=("--shard", url),
+                         env={"QRTRACE_SHARD_TOKEN": TOKEN})
+    r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": "commune"})
+    official = r.json()["token"]
+    with IndexFollower.open(root / "all" / "index", poll_s=None) as whole:
+        found = 0
+        for case, lo, hi in cases[:3]:
+            r = server.post("/v1/cases", token=official, json={
+                "person": str(case), "from": lo, "to": min(hi, int(time.time())),
+                "purpose": "sharded trace test"})
+            assert r.status_code == 201, r.text
+            opened = r.json()
+            exposure = server.get(f"/v1/cases/{opened['id']}/exposure?limit=50000",
+                                  token=official).json()
+            rule = ContactRule(**{k: v for k, v in exposure["rule"].items() if k != "name"})
+            want = whole.trace(case, lo, min(hi, int(time.time())), rule)
+            got = sorted((c["person"], c["level"], c["exposed_at"]) for c in exposure["contacts"])
+            assert got == sorted((c.person, c.level, c.exposed_at) for c in want.contacts)
+            found += len(want.contacts)
+        assert found
+    assert server.get("/readyz").status_code == 200
