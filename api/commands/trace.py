@@ -147,12 +147,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open(folders: list[Path], shard_urls: list[str]):
-    """One folder's index (opened for writing: its owner must not be running), or
-    several folders (read-only followers) and shard servers read together as one."""
+    """One folder's index, or several folders and shard servers read together as one;
+    folders through read-only followers, so a server or worker may be writing them."""
     if len(folders) == 1 and not shard_urls:
-        from tracing.index import CheckinIndex
+        from tracing.follower import IndexFollower
 
-        return CheckinIndex.open(index_path(folders[0]), create=False)
+        return IndexFollower.open(index_path(folders[0]), poll_s=None)
     from api.shard_client import RemoteShard
     from tracing.shards import ShardedIndex
 

@@ -87,6 +87,22 @@ def test_trace_rule_options_and_table(data, tmp_path):
     assert str(FRIEND) in table and graphml.read_text().startswith("<?xml")
 
 
+def test_trace_reads_a_folder_that_a_running_writer_holds(data, tmp_path):
+    """A server or worker keeps its index open (and locked) all day; an official's
+    `qrtrace trace` on the same folder still answers, and sees what it appends."""
+    import shutil
+
+    from tracing import CheckinIndex
+
+    data = Path(shutil.copytree(data, tmp_path / "data"))
+    window = ["--case", str(CASE), "--from", str(T), "--to", str(T + 86400), "--json"]
+    with CheckinIndex.open(data / "index") as writer:
+        writer.append([CASE + 10], [VENUE], [T + 900], [T + 2700])  # 30 min with the case
+        done = qrtrace("trace", "--data", str(data), *window)
+        persons = {c["person"] for c in json.loads(done.stdout)["contacts"]}
+        assert {FRIEND, CASE + 10} <= persons
+
+
 def test_trace_over_shards_answers_as_one_folder(tmp_path):
     """Check-ins split by venue into two data folders, as two Kafka workers would hold
     them: `trace --data A --data B` gives what one folder with all of them gives."""
