@@ -96,3 +96,85 @@ def test_a_restarted_worker_resumes_from_its_saved_offsets(kafka_bootstrap, topi
     again = run_worker(kafka_bootstrap, topic, data, group="other")
     assert again["records_in"] == 50 and again["checkins_added"] == 50
     assert again["duplicates"] == 0
+
+
+def _partition(venue: int, partitions: int = 3) -> int:
+    """The partition kafka-python's default partitioner gives a venue's key."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(str(venue).encode()) & 0x7FFFFFFF) % partitions
+
+
+def _assignments(log) -> list[int] | None:
+    """A worker's latest assignment, from its JSON log lines (None before any)."""
+    latest = None
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry["message"] == "assigned":
+                latest = entry["partitions"]
+    return latest
+
+
+def test_two_workers_shards_are_traced_as_one_index(kafka_bootstrap, topic, tmp_path):
+    """Two workers share the topic's partitions, each indexing its venues into its own
+    folder; `qrtrace trace --data A --data B` answers as one index: the case's visit at
+    one worker's venue ends at its check-in at the other's, and an F1 person met at the
+    second meets an F2 person at the first."""
+    import shutil
+    import time
+
+    from kafka import KafkaProducer
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    keyring = keyring_of(folders[0])
+    folders[1].mkdir()
+    shutil.copy(folders[0] / "keys.json", folders[1] / "keys.json")  # workers share keys
+    logs = [tmp_path / "a.log", tmp_path / "b.log"]
+    workers = []
+    for data, log in zip(folders, logs, strict=True):
+        with open(log, "wb") as out:
+            workers.append(subprocess.Popen(
+                [*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data", str(data),
+                 "--topic", topic, "--group", f"{topic}-shards", "--idle-exit", "12",
+                 "--report", "1"], stderr=out, stdout=subprocess.DEVNULL))
+    try:
+        deadline = time.monotonic() + 90
+        while True:  # both in the group, the three partitions split between them
+            held = [_assignments(log) for log in logs]
+            if all(held) and sorted(held[0] + held[1]) == [0, 1, 2]:
+                break
+            assert time.monotonic() < deadline, f"no split of the partitions: {held}"
+            time.sleep(0.5)
+        venue_a = next(v for v in range(10, 40) if _partition(v) in held[0])
+        venue_b = next(v for v in range(10, 40) if _partition(v) in held[1])
+        visits = [
+            (1, venue_a, T0, 0), (1, venue_b, T0 + 1200, 0),  # the case leaves a for b
+            (2, venue_a, T0 + 1500, 0),  # after the case left: not F1 (F2 through 3)
+            (3, venue_a, T0 + 300, 0),   # 15 minutes with the case: F1
+            (4, venue_b, T0 + 1300, 0),  # with the case at b: F1
+            (4, venue_a, T0 + 3800, 0), (5, venue_a, T0 + 3900, 0),  # 4 meets 5: F2
+        ]
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for e in events_for(keyring, visits):
+            producer.send(topic, encode_json(e), key=str(e.venue).encode(),
+                          headers=[("qrtrace-format", b"json")])
+        producer.flush()
+        producer.close()
+        for worker in workers:
+            assert worker.wait(timeout=120) == 0
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+    window = ["--case", "1", "--from", str(T0), "--to", str(T0 + 86400), "--json"]
+
+    def traced(*datas):
+        done = subprocess.run([*QRTRACE, "trace", *(a for d in datas for a in ("--data", str(d))),
+                               *window], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return {c["person"]: c["level"] for c in json.loads(done.stdout)["contacts"]}
+
+    assert traced(*folders) == {3: 1, 4: 1, 2: 2, 5: 2}
+    alone = traced(folders[0])  # one shard alone: the case never left for b
+    assert alone[2] == 1 and alone.get(4) != 1
