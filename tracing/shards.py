@@ -8,11 +8,16 @@ each step to every shard and merges the answers, level by level:
 
 1. presences: each shard gives the persons' visits clipped to the window, their ends
    cut by its own next check-ins (shard_kernels.presence_rows);
-2. every visit without check-out is cut again at the person's next check-in in any
-   shard (shard_kernels.next_check_ins: the earliest wins);
+2. a visit without check-out takes the check-out of a copy of it in another shard, if
+   one has it (shard_kernels.checkouts), and every visit still without one is cut
+   again at the person's next check-in in any shard (shard_kernels.next_check_ins: the
+   earliest wins);
 3. overlaps: each shard gives its visits that overlap the presences by min_overlap at
-   their ends as it knows them (shard_kernels.overlap_rows); step 2 cuts theirs, and
-   the overlaps still long enough are the evidence.
+   their ends as it knows them (shard_kernels.overlap_rows); step 2 finishes theirs,
+   and the overlaps still long enough are the evidence.
+
+Four questions a shard answers, over a snapshot (LocalShard) or over the network
+(api/shard_client.RemoteShard, answered by `qrtrace shard`).
 
 The answer is the one CheckinIndex.trace gives with every check-in in one index
 (tests/tracing/test_shards.py compares them on random populations). A check-in held by
