@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from api.shard_wire import QUESTIONS, ShardWireError, pack, unpack
+from api.shard_wire import MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
 from tracing.errors import ShardUnavailable
 
 
@@ -42,7 +42,7 @@ class RemoteShard:
         ShardUnavailable."""
         body = pack(**columns)
         headers = {"Authorization": f"Bearer {self._token}",
-                   "Content-Type": "application/x-npz"}
+                   "Content-Type": MEDIA_TYPE}
         with self._lock:
             for attempt in (0, 1):  # a kept-alive connection the server closed: once more
                 try:

@@ -12,7 +12,7 @@ serve --shard URL`):
     POST /v1/shard/checkouts   persons, venues, times      -> check-outs of those visits
     GET  /healthz
 
-Bodies are archives of numpy columns (api/shard_wire.py), each request with the rule's
+Bodies are messages of numpy columns (api/shard_wire.py), each request with the rule's
 default dwell. Least privilege: the questions need the token of QRTRACE_SHARD_TOKEN
 (a bearer token, compared by hash in constant time), and answer nothing but rows of ids
 and times for the ids and venues asked; no case, name or audit lives here (the
@@ -33,12 +33,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.shard_wire import DWELL, QUESTIONS, ShardWireError, pack, unpack
+from api.shard_wire import DWELL, MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
 from tracing.follower import IndexFollower
 from tracing.shards import LocalShard
 
 MAX_BODY = 64 * 1024 * 1024
-NPZ = "application/x-npz"
 
 
 def token_digest(token: str) -> bytes:
@@ -99,7 +98,7 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
         except ShardWireError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
         answer = await run_in_threadpool(_answer, state["follower"], question, columns)
-        return Response(pack(**dict(zip(answer_spec, answer, strict=True))), media_type=NPZ)
+        return Response(pack(**dict(zip(answer_spec, answer, strict=True))), media_type=MEDIA_TYPE)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

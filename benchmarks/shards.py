@@ -1,13 +1,16 @@
 """Traces over several shards against one index holding everything: what asking costs.
 
-    python -m benchmarks.shards [--checkins N] [--shards S] [--cases K] [--depth D] [--json]
+    python -m benchmarks.shards [--checkins N] [--shards S] [--cases K] [--depth D]
+                                [--remote] [--json]
 
 Simulated check-ins (seed 0, as benchmarks.tracing) are built into one index and, split
 by venue (venue id % S, as Kafka's partitions keyed by venue split them), into S more;
 the same K cases (benchmarks.tracing.sample_cases: a person's check-in, window one day
 before to two days after) are traced over the one index (CheckinIndex.trace) and over
-the S shards (tracing.shards.trace_shards), alternating case by case in one process.
-Every pair of answers must be equal (the run stops otherwise). Prints the p50 and p99 of
+the S shards (tracing.shards.trace_shards), alternating case by case in one process;
+with --remote, each shard is a `qrtrace shard` server on loopback, asked over HTTP
+(api/shard_client.py), all on this machine. Every pair of answers must be equal (the
+run stops otherwise). Prints the p50 and p99 of
 each in ms and their ratio; `--json` one flat JSON object. Progress goes to stderr.
 """
 
@@ -15,6 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +36,8 @@ from tracing.model import ContactRule
 from tracing.shards import trace_shards
 
 
-def run(n: int, shards: int, cases: int, depth: int, folder: Path) -> dict:
+def run(n: int, shards: int, cases: int, depth: int, folder: Path, remote: bool = False
+        ) -> dict:
     """Build, trace both ways, compare; the figures as a flat dict."""
     c, town = simulate.checkins_for_count(n, seed=0)
     began = time.perf_counter()
@@ -39,17 +47,19 @@ def run(n: int, shards: int, cases: int, depth: int, folder: Path) -> dict:
     for s in range(shards):
         mine = c.venue % np.uint64(shards) == s
         build(simulate.Checkins(c.person[mine], c.venue[mine], c.t_in[mine], c.t_out[mine]),
-              town, folder / f"shard-{s}")
+              town, folder / f"shard-{s}" / "index")
         sizes.append(int(mine.sum()))
     built_s = time.perf_counter() - began
     sample = sample_cases(c, cases, 0)
     del c
     rule = ContactRule(depth=depth)
     one_s, sharded_s, contacts = [], [], 0
-    indexes = [CheckinIndex.open(folder / f"shard-{s}", create=False) for s in range(shards)]
+    indexes = [] if remote else [CheckinIndex.open(folder / f"shard-{s}" / "index",
+                                                   create=False) for s in range(shards)]
+    servers = _ShardServers([folder / f"shard-{s}" for s in range(shards)]) if remote else None
     try:
         with CheckinIndex.open(folder / "all", create=False) as whole:
-            snaps = [ix.snapshot() for ix in indexes]
+            snaps = servers.shards if remote else [ix.snapshot() for ix in indexes]
             queries = list(zip(*(a.tolist() for a in sample), strict=True))
             for case, lo, hi in queries[:20]:  # compiled, caches warm, not timed
                 whole.trace(case, lo, hi, rule)
@@ -71,9 +81,12 @@ def run(n: int, shards: int, cases: int, depth: int, folder: Path) -> dict:
     finally:
         for ix in indexes:
             ix.close()
+        if servers is not None:
+            servers.close()
     out = {
         "checkins": n, "shards": shards, "shard_checkins": " ".join(map(str, sizes)),
-        "depth": depth, "cases": cases, "contacts_per_case": round(contacts / cases, 1),
+        "remote": remote, "depth": depth, "cases": cases,
+        "contacts_per_case": round(contacts / cases, 1),
         "build_s": round(built_s, 1),
         "one_p50_ms": percentile_ms(one_s, 50), "one_p99_ms": percentile_ms(one_s, 99),
         "sharded_p50_ms": percentile_ms(sharded_s, 50),
@@ -84,6 +97,39 @@ def run(n: int, shards: int, cases: int, depth: int, folder: Path) -> dict:
     return out
 
 
+class _ShardServers:
+    """A `qrtrace shard` process for each data folder, on free loopback ports, with a
+    fresh token; `shards` are their clients."""
+
+    def __init__(self, folders: list[Path]) -> None:
+        from api.shard_client import RemoteShard
+
+        token = secrets.token_urlsafe(32)
+        self.processes, self.shards = [], []
+        for data in folders:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            self.processes.append(subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "shard", "--data", str(data), "--port",
+                 str(port)], env={**os.environ, "QRTRACE_SHARD_TOKEN": token},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.shards.append(RemoteShard(f"http://127.0.0.1:{port}", token))
+        deadline = time.monotonic() + 120
+        while any(shard.problem() for shard in self.shards):
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                self.close()
+                raise SystemExit("the shard servers did not start")
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+        for process in self.processes:
+            process.terminate()
+            process.wait(timeout=20)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.shards", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shards", type=int, default=2)
     p.add_argument("--cases", type=int, default=1000)
     p.add_argument("--depth", type=int, default=1)
+    p.add_argument("--remote", action="store_true",
+                   help="ask each shard through a `qrtrace shard` server on loopback")
     p.add_argument("--json", action="store_true", help="print one flat JSON object")
     args = p.parse_args(argv)
     if args.shards < 1 or args.cases < 1 or not 1 <= args.depth <= 8:
         p.error("--shards and --cases must be at least 1, --depth from 1 to 8")
     with tempfile.TemporaryDirectory(prefix="qrtrace-shards-") as tmp:
-        out = run(args.checkins, args.shards, args.cases, args.depth, Path(tmp))
+        out = run(args.checkins, args.shards, args.cases, args.depth, Path(tmp), args.remote)
     if args.json:
         print(json.dumps(out))
     else:

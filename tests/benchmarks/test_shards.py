@@ -15,3 +15,10 @@ def test_the_shards_benchmark_compares_equal_answers_and_reports_both(capsys):
     assert len(out["shard_checkins"].split()) == 3
     assert sum(map(int, out["shard_checkins"].split())) == out["checkins"]
     assert out["sharded_p50_ms"] > 0 and out["one_p50_ms"] > 0
+
+
+def test_the_shards_benchmark_asks_shard_servers_with_remote(capsys):
+    assert shards.main(["--checkins", "20000", "--shards", "2", "--cases", "20", "--remote",
+                        "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["remote"] is True and out["answers_equal"] == 20
