@@ -20,15 +20,24 @@ from api.shard_wire import MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
 from tracing.errors import ShardUnavailable
 
 
+def shard_address(url: str) -> tuple[str, int]:
+    """(host, port) of a shard server's address http://HOST:PORT; ValueError otherwise."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 80
+    except ValueError:  # a port that is no number or out of range
+        port = None
+    if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/") or not port:
+        raise ValueError(f"a shard's address must be http://HOST:PORT, got {url!r}")
+    return parts.hostname, port
+
+
 class RemoteShard:
     """A shard server at `url` (http://host:port), asked with `token`."""
 
     def __init__(self, url: str, token: str, timeout_s: float = 30.0) -> None:
-        parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname or parts.path not in ("", "/"):
-            raise ValueError(f"a shard's address must be http://HOST:PORT, got {url!r}")
+        self._host, self._port = shard_address(url)
         self.url = url.rstrip("/")
-        self._host, self._port = parts.hostname, parts.port or 80
         self._token, self._timeout = token, timeout_s
         self._lock = threading.Lock()
         self._connection: http.client.HTTPConnection | None = None

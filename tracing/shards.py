@@ -70,22 +70,6 @@ class LocalShard:
         return shard_kernels.checkouts(self.table, persons, venues, times)
 
 
-class _Shards:
-    """The shards of one trace, each asked a question in turn. (Asking them at once, a
-    thread each, gave nothing with two shard servers on this two-core machine: 13.8 ms
-    an F1 against 13.4; it would pay with shards on machines of their own.)"""
-
-    def __init__(self, bound: list) -> None:
-        self.bound = bound
-
-    def __len__(self) -> int:
-        return len(self.bound)
-
-    def ask(self, question: str, *args) -> list:
-        """Each shard's answer to `question` (a LocalShard method name), in order."""
-        return [getattr(b, question)(*args) for b in self.bound]
-
-
 def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
                  rule: ContactRule) -> TraceResult:
     """Contacts and zones of `case` infectious in [window_from, window_to) by `rule`, over
@@ -99,15 +83,10 @@ def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
         raise InvalidQuery(f"case {case} is not a person id (0 to 2**64 - 1)")
     if window_to <= window_from:
         raise InvalidQuery(f"the window [{window_from}, {window_to}) is empty")
-    bound = _Shards([LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
-                     else s.bind(rule.default_dwell) for s in shards])
-    answer = _trace(bound, case, window_from, window_to, rule)
-    return TraceResult.from_answer(case, window_from, window_to, rule, answer)
-
-
-def _trace(shards: _Shards, case: int, window_from: int, window_to: int,
-           rule: ContactRule) -> tuple:
-    """trace_shards' levels; the answer as trace_kernels.flat_answer gives it."""
+    # asked one after another: asking them at once, a thread each, gave nothing with
+    # two shard servers on this two-core machine (13.8 ms an F1 against 13.4)
+    shards = [LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
+              else s.bind(rule.default_dwell) for s in shards]
     need, linger = rule.effective_min_overlap, rule.linger
     found = np.array([case], np.uint64)
     pres_v, pres_s, pres_e = _presences(shards, found, np.array([window_from], np.int64),
@@ -126,14 +105,15 @@ def _trace(shards: _Shards, case: int, window_from: int, window_to: int,
             found = np.sort(np.concatenate((found, new_persons)))
             pres_v, pres_s, pres_e = _presences(shards, new_persons, exposed_at, window_to,
                                                 linger)
-    return trace_kernels.flat_answer(answer)
+    return TraceResult.from_answer(case, window_from, window_to, rule,
+                                   trace_kernels.flat_answer(answer))
 
 
-def _presences(shards: _Shards, persons: np.ndarray, lows: np.ndarray, hi: int,
+def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
                linger: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The persons' presences over every shard: (venue, start, end + linger)."""
     who, venue, start, end, t_in, explicit = _gather(
-        shards.ask("presence_rows", persons, lows, hi))
+        [shard.presence_rows(persons, lows, hi) for shard in shards])
     keep = _one_copy((who, venue, t_in), explicit, end)
     who, venue, start, end, t_in, explicit = (a[keep] for a in
                                               (who, venue, start, end, t_in, explicit))
@@ -143,11 +123,11 @@ def _presences(shards: _Shards, persons: np.ndarray, lows: np.ndarray, hi: int,
     return venue[present], start[present], end[present] + linger
 
 
-def _evidence(shards: _Shards, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
+def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
     """The overlaps with the presences by >= need seconds over every shard, of persons
     not in `found`, as trace_kernels.ordered_evidence gives them."""
     person, venue, start, end, t_in, at, explicit = _gather(
-        shards.ask("overlap_rows", pres_v, pres_s, pres_e, need))
+        [shard.overlap_rows(pres_v, pres_s, pres_e, need) for shard in shards])
     new = ~np.isin(person, found)
     person, venue, start, end, t_in, at, explicit = (
         a[new] for a in (person, venue, start, end, t_in, at, explicit))
@@ -183,7 +163,7 @@ def _one_copy(key: tuple[np.ndarray, ...], explicit: np.ndarray, end: np.ndarray
     return np.sort(order[first])
 
 
-def _checked_out(shards: _Shards, persons: np.ndarray, venues: np.ndarray,
+def _checked_out(shards: list, persons: np.ndarray, venues: np.ndarray,
                  t_in: np.ndarray, explicit: np.ndarray, end: np.ndarray, limit
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(explicit, end) where a visit without check-out has a copy with one in another
@@ -196,9 +176,9 @@ def _checked_out(shards: _Shards, persons: np.ndarray, venues: np.ndarray,
     if implicit.shape[0] == 0:
         return explicit, end
     longest = np.zeros(implicit.shape[0], np.int64)
-    for theirs in shards.ask("checkouts", persons[implicit], venues[implicit],
-                             t_in[implicit]):
-        np.maximum(longest, theirs, out=longest)
+    for shard in shards:
+        np.maximum(longest, shard.checkouts(persons[implicit], venues[implicit],
+                                            t_in[implicit]), out=longest)
     rows, length = implicit[longest > 0], longest[longest > 0]
     if rows.shape[0] == 0:
         return explicit, end
@@ -208,7 +188,7 @@ def _checked_out(shards: _Shards, persons: np.ndarray, venues: np.ndarray,
     return explicit, end
 
 
-def _cut_at_next(shards: _Shards, persons: np.ndarray, t_in: np.ndarray,
+def _cut_at_next(shards: list, persons: np.ndarray, t_in: np.ndarray,
                  explicit: np.ndarray, end: np.ndarray) -> np.ndarray:
     """`end` with each visit without check-out ended at the person's next check-in in
     any shard, where that comes first."""
@@ -218,7 +198,8 @@ def _cut_at_next(shards: _Shards, persons: np.ndarray, t_in: np.ndarray,
     if implicit.shape[0] == 0:
         return end
     nxt = np.full(implicit.shape[0], np.iinfo(np.int64).max, np.int64)
-    for theirs in shards.ask("next_check_ins", persons[implicit], t_in[implicit]):
+    for shard in shards:
+        theirs = shard.next_check_ins(persons[implicit], t_in[implicit])
         np.minimum(nxt, np.where(theirs >= 0, theirs, nxt), out=nxt)
     out = end.copy()
     out[implicit] = np.minimum(end[implicit], nxt)

@@ -90,12 +90,12 @@ def settings_from(args: argparse.Namespace):
     shard_token = None
     if args.shard:
         from api.commands.shard import shard_token as read_shard_token
-        from api.shard_client import RemoteShard
+        from api.shard_client import shard_address
 
         shard_token = Secret(read_shard_token())
         for url in args.shard:
             try:
-                RemoteShard(url, shard_token.value)
+                shard_address(url)
             except ValueError as exc:
                 raise UsageError(f"--shard: {exc}") from None
     return Settings(data=args.data, kafka=args.kafka, topic=args.topic, group=args.group,

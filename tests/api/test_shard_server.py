@@ -42,31 +42,36 @@ def town(tmp_path_factory):
             index.set_venue_dwell(ids, dwell)
             index.append(c.person[mine], c.venue[mine], c.t_in[mine], c.t_out[mine])
     writer = CheckinIndex.open(root / "far" / "index")  # the worker's lock, held
-    port = free_port()
-    log = open(root / "shard.log", "wb")  # noqa: SIM115 (closed below)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "shard", "--data", str(root / "far"),
-         "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN})
-    url = f"http://127.0.0.1:{port}"
+    server, url = start_shard(root / "far", root / "shard.log")
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((root / "shard.log").read_text()) from None
-                time.sleep(0.2)
         cases = [(int(c.person[i]), int(c.t_in[i]) - DAY, int(c.t_in[i]) + DAY)
                  for i in np.random.default_rng(1).integers(0, len(c), 5)]
         yield root, url, cases, writer
     finally:
         server.terminate()
         server.wait(timeout=20)
-        log.close()
         writer.close()
+
+
+def start_shard(data, log) -> tuple[subprocess.Popen, str]:
+    """A `qrtrace shard` process over `data` on a free port, answering; and its URL."""
+    port = free_port()
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "shard", "--data", str(data), "--port",
+             str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return server, url
+        except requests.ConnectionError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(log.read_text()) from None
+            time.sleep(0.2)
 
 
 def test_trace_over_a_folder_and_a_shard_server_answers_as_one_folder(town):
@@ -129,8 +134,9 @@ def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
                          timeout=10).status_code == 404
 
 
-def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town, tmp_path):
-    root, url, (case, lo, hi), _writer = town[0], town[1], town[2][0], town[3]
+def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town):
+    root, url, cases, _writer = town
+    case, lo, hi = cases[0]
     dead = f"http://127.0.0.1:{free_port()}"
     with IndexFollower.open(root / "near" / "index", poll_s=None) as near:
         for shard, message in ((RemoteShard(dead, TOKEN), dead),
@@ -176,3 +182,27 @@ def test_serve_traces_cases_over_its_index_and_a_shard(town, live_server):
             found += len(want.contacts)
         assert found
     assert server.get("/readyz").status_code == 200
+
+
+def test_serve_answers_503_and_is_not_ready_while_a_shard_is_down(town, live_server):
+    """A trace missing a shard would be wrong: while the shard server is down, an
+    official's exposure is refused with 503 naming it, and /readyz names it too."""
+    root, _url, cases, _writer = town
+    shard, url = start_shard(root / "far", root / "shard-2.log")
+    try:
+        server = live_server(data=root / "near", extra=("--shard", url),
+                             env={"QRTRACE_SHARD_TOKEN": TOKEN})
+        r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": "commune"})
+        official = r.json()["token"]
+        case, lo, hi = cases[0]
+        opened = server.post("/v1/cases", token=official, json={
+            "person": str(case), "from": lo, "to": min(hi, int(time.time())),
+            "purpose": "shard down test"}).json()
+    finally:
+        shard.terminate()
+        shard.wait(timeout=20)
+    r = server.get(f"/v1/cases/{opened['id']}/exposure", token=official)
+    assert r.status_code == 503 and url in r.json()["detail"]
+    assert r.headers["Retry-After"] == "5"
+    r = server.get("/readyz")
+    assert r.status_code == 503 and any(url in p for p in r.json()["problems"])
