@@ -12,7 +12,13 @@ import io
 from datetime import date
 
 from api.registry import Principal, in_jurisdiction
-from tracing.adoption import AdoptionReport, adoption_report, day_bounds, iso_day, venue_day_counts
+from tracing.adoption import (
+    AdoptionReport,
+    adoption_report,
+    day_bounds,
+    iso_day,
+    venue_day_counts_over,
+)
 from tracing.venues import VenueTable
 
 _EPOCH = date(1970, 1, 1)
@@ -20,10 +26,13 @@ _EPOCH = date(1970, 1, 1)
 
 def adoption_for(service, caller: Principal, day_from: date, day_to: date) -> AdoptionReport:
     """The adoption report over local days [day_from, day_to] for the venues inside the
-    caller's jurisdiction (an admin: every venue, unknown ones included)."""
+    caller's jurisdiction (an admin: every venue, unknown ones included), over this
+    server's index and its shards (`serve --shard`). Raises ShardUnavailable when a shard
+    cannot answer."""
     first, last = (day_from - _EPOCH).days, (day_to - _EPOCH).days
     tz = service.settings.tz_offset_s
-    counts = venue_day_counts(service.index.snapshot(), *day_bounds(first, last, tz), tz)
+    counts = venue_day_counts_over([service.index.snapshot(), *service.cases.shards],
+                                   *day_bounds(first, last, tz), tz)
     qr_points = service.registry.qr_points()
     venues = service.venues
     if caller.jurisdiction:

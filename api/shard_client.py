@@ -2,6 +2,7 @@
 
     shard = RemoteShard("http://10.0.0.7:8090", token)
     result = trace_shards([local_snapshot, shard], case, lo, hi, rule)
+    counts = venue_day_counts_over([local_snapshot, shard], t_from, t_to, tz)
 
 One keep-alive connection per shard (http.client: no extra dependency), used by one
 question at a time. Anything but a well-formed answer raises ShardUnavailable naming the
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from api.shard_wire import MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
+from tracing.adoption import VenueDays
 from tracing.errors import ShardUnavailable
 
 
@@ -75,6 +77,22 @@ class RemoteShard:
         except ShardWireError as exc:
             raise ShardUnavailable(f"shard {self.url} answered badly: {exc}") from None
         return tuple(answer[name] for name in answer_spec)
+
+    # the questions of the reports over shards (tracing/adoption.py), by the names of
+    # the functions that answer them over a snapshot
+
+    def venue_day_counts(self, t_from: int, t_to: int, tz_offset_s: int) -> VenueDays:
+        venue, day, checkins = self.ask("counts", t_from=int(t_from), t_to=int(t_to),
+                                        tz_offset_s=int(tz_offset_s))
+        return VenueDays(venue, day, checkins, int(t_from), int(t_to), int(tz_offset_s))
+
+    def venue_checkins(self, venue_ids, t_from: int, t_to: int):
+        return self.ask("checkins", venues=_u64(venue_ids), t_from=int(t_from),
+                        t_to=int(t_to))
+
+    def window_person_ids(self, venue_ids, t_from: int, t_to: int) -> np.ndarray:
+        return self.ask("persons", venues=_u64(venue_ids), t_from=int(t_from),
+                        t_to=int(t_to))[0]
 
     def problem(self) -> str | None:
         """Why the shard cannot answer now (its /healthz, 2 s at most), or None: a

@@ -10,13 +10,18 @@ serve --shard URL`):
     POST /v1/shard/overlaps    venues, starts, ends, need  -> visits overlapping those
     POST /v1/shard/next        persons, times              -> next check-ins
     POST /v1/shard/checkouts   persons, venues, times      -> check-outs of those visits
+    POST /v1/shard/counts      t_from, t_to, tz_offset_s   -> check-ins per venue and day
+    POST /v1/shard/checkins    venues, t_from, t_to        -> those venues' check-ins
+    POST /v1/shard/persons     venues, t_from, t_to        -> persons seen at those venues
     GET  /healthz
 
-Bodies are messages of numpy columns (api/shard_wire.py), each request with the rule's
-default dwell. Least privilege: the questions need the token of QRTRACE_SHARD_TOKEN
-(a bearer token, compared by hash in constant time), and answer nothing but rows of ids
-and times for the ids and venues asked; no case, name or audit lives here (the
-coordinator audits the official's query). Each question reads the newest snapshot, so
+The last three serve the adoption report and the lockdown comparison over shards
+(tracing/adoption.py). Bodies are messages of numpy columns (api/shard_wire.py), each
+question of a trace with the rule's default dwell. Least privilege: the questions need
+the token of QRTRACE_SHARD_TOKEN (a bearer token, compared by hash in constant time),
+and answer nothing but rows of ids and times for the ids and venues asked, and counts
+per venue and day; no case, name or audit lives here (the coordinator audits the
+official's query). Each question reads the newest snapshot, so
 the questions of one trace may see check-ins that arrived between them.
 """
 
@@ -33,7 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.shard_wire import DWELL, MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
+from api.shard_wire import MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
+from tracing.adoption import venue_checkins, venue_day_counts, window_person_ids
 from tracing.follower import IndexFollower
 from tracing.shards import LocalShard
 
@@ -45,8 +51,18 @@ def token_digest(token: str) -> bytes:
 
 
 def _answer(follower: IndexFollower, question: str, columns: dict):
-    """The shard's answer to one question (kernels: the GIL is released)."""
-    shard = LocalShard(follower.snapshot(), columns.pop("default_dwell"))
+    """The shard's answer to one question, as a tuple of columns."""
+    snapshot = follower.snapshot()
+    if question == "counts":
+        counts = venue_day_counts(snapshot, columns["t_from"], columns["t_to"],
+                                  columns["tz_offset_s"])
+        return counts.venue, counts.day, counts.checkins
+    if question == "checkins":
+        return venue_checkins(snapshot, columns["venues"], columns["t_from"], columns["t_to"])
+    if question == "persons":
+        return (window_person_ids(snapshot, columns["venues"], columns["t_from"],
+                                  columns["t_to"]),)
+    shard = LocalShard(snapshot, columns.pop("default_dwell"))
     if question == "presences":
         return shard.presence_rows(columns["persons"], columns["lows"], columns["hi"])
     if question == "overlaps":
@@ -94,7 +110,7 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
         if len(body) > MAX_BODY:
             return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
         try:
-            columns = unpack(body, {**spec, **DWELL}, same)
+            columns = unpack(body, spec, same)
         except ShardWireError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
         answer = await run_in_threadpool(_answer, state["follower"], question, columns)

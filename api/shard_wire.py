@@ -82,27 +82,42 @@ def unpack(body: bytes, spec: dict[str, str], same_length: tuple[str, ...] = ()
     return out
 
 
-# Each question of a sharded trace (tracing/shards.py): the request's columns, the ones
-# that must have the same length, and the answer's columns in the order LocalShard
-# returns them. Every request also carries the rule's default dwell.
+# Each question a shard answers: the request's columns, the ones that must have the same
+# length, and the answer's columns in the order LocalShard (the four of a sharded trace,
+# tracing/shards.py, each with the rule's default dwell) or tracing/adoption.py (the
+# three of the reports over shards) returns them.
+_DWELL = {"default_dwell": "scalar:int64"}
+_WINDOW = {"t_from": "scalar:int64", "t_to": "scalar:int64"}
 QUESTIONS: dict[str, tuple[dict[str, str], tuple[str, ...], dict[str, str]]] = {
     "presences": (
-        {"persons": "uint64", "lows": "int64", "hi": "scalar:int64"},
+        {"persons": "uint64", "lows": "int64", "hi": "scalar:int64", **_DWELL},
         ("persons", "lows"),
         {"who": "int64", "venue": "uint64", "start": "int64", "end": "int64",
          "t_in": "int64", "explicit": "int64"}),
     "overlaps": (
-        {"venues": "uint64", "starts": "int64", "ends": "int64", "need": "scalar:int64"},
+        {"venues": "uint64", "starts": "int64", "ends": "int64", "need": "scalar:int64",
+         **_DWELL},
         ("venues", "starts", "ends"),
         {"person": "uint64", "venue": "uint64", "start": "int64", "end": "int64",
          "t_in": "int64", "at": "int64", "explicit": "int64"}),
     "next": (
-        {"persons": "uint64", "times": "int64"},
+        {"persons": "uint64", "times": "int64", **_DWELL},
         ("persons", "times"),
         {"next": "int64"}),
     "checkouts": (
-        {"persons": "uint64", "venues": "uint64", "times": "int64"},
+        {"persons": "uint64", "venues": "uint64", "times": "int64", **_DWELL},
         ("persons", "venues", "times"),
         {"length": "int64"}),
+    "counts": (
+        {**_WINDOW, "tz_offset_s": "scalar:int64"},
+        (),
+        {"venue": "uint64", "day": "int64", "checkins": "int64"}),
+    "checkins": (
+        {"venues": "uint64", **_WINDOW},
+        (),
+        {"venue": "uint64", "person": "uint64", "t_in": "int64"}),
+    "persons": (
+        {"venues": "uint64", **_WINDOW},
+        (),
+        {"person": "uint64"}),
 }
-DWELL = {"default_dwell": "scalar:int64"}

@@ -44,7 +44,8 @@ def exposure_view(service, case: Case, result: TraceResult, offset: int = 0,
     named = {z.venue for z in result.zones}
     for contact in page:
         named.update(e.venue for e in contact.evidence)
-    comparison = lockdown_comparison(service.cases.snapshot(), service.venues, result)
+    comparison = lockdown_comparison(service.cases.snapshot(), service.venues, result,
+                                     service.cases.shards)
     shown = case_out(case)  # sent as is (no response model): use the API's field names
     shown["from"], shown["to"] = shown.pop("window_from"), shown.pop("window_to")
     return {"case": shown, "rule": result.rule.to_dict(),

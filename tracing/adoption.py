@@ -4,6 +4,10 @@
     report = adoption_report(venues, qr_points, counts, day_from, day_to)
     page = lockdown_comparison(index.snapshot(), venues, index.trace(case, lo, hi))
 
+Over several shards (index folders of Kafka workers, shard servers): the same with
+venue_day_counts_over(shards, ...) and lockdown_comparison(..., shards=others), each
+check-in held by two shards counted once.
+
 A day is a local calendar day, as a local epoch day: (t + tz_offset_s) // 86400 (day 0 is
 1970-01-01 local). Check-ins are counted on the day of their t_in, within [t_from, t_to).
 A check-in that the snapshot's overlay repeats from the base is counted once.
@@ -20,6 +24,7 @@ counts do not cover (the missing days would read as days without check-ins).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache, partial
@@ -309,15 +314,17 @@ def _villages(names, which, ids, qr, total, c, n_days, v, d, day_from
 
 # ---- whole-village lockdown against narrow zones --------------------------------------
 
-def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceResult) -> dict:
+def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceResult,
+                        shards: Sequence = ()) -> dict:
     """The narrow response to a trace against locking down the villages of its zones.
 
-    Takes the snapshot the trace read (or a later one), the venue table and the trace.
-    Returns {"narrow": {quarantine (F1), test (F2), venues (distinct zone venues, every
-    level), zones, zone_hours (level-0 zones)}, "village": {villages (sorted names; a zone
-    venue without a village is its own, "venue <id>"), persons (distinct persons with a
+    Takes the snapshot the trace read (or a later one), the venue table, the trace, and
+    the other shards the trace covered (see venue_day_counts_over). Returns {"narrow":
+    {quarantine (F1), test (F2), venues (distinct zone venues, every level), zones,
+    zone_hours (level-0 zones)}, "village": {villages (sorted names; a zone venue
+    without a village is its own, "venue <id>"), persons (distinct persons with a
     check-in, t_in in the trace's window, at any venue of those villages), venues}}.
-    Raises nothing of its own.
+    Raises ShardUnavailable when a shard cannot answer.
     """
     zone_venues = sorted({z.venue for z in result.zones})
     levels = result.contact_levels
@@ -329,16 +336,29 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
     village_of = {vid: getattr(venues.get(vid), "village", "") for vid in zone_venues}
     named = {name for name in village_of.values() if name}
     own = [vid for vid, name in village_of.items() if not name]
-    locked = sorted(set(venues.in_villages(named)) | set(own))
+    locked = np.array(sorted(set(venues.in_villages(named)) | set(own)), np.uint64)
+    lo, hi = result.window_from, result.window_to
+    if shards:
+        persons = _distinct(np.concatenate(
+            [_on(s, window_person_ids, locked, lo, hi) for s in (snapshot, *shards)])).shape[0]
+    else:
+        persons = _count_persons(snapshot, *_window_person_codes(snapshot, locked, lo, hi))
+    village = {"villages": sorted(named) + [f"venue {vid}" for vid in own],
+               "persons": int(persons), "venues": int(locked.shape[0])}
+    return {"narrow": narrow, "village": village}
+
+
+def _window_person_codes(snapshot: Snapshot, venue_ids: np.ndarray, t_from: int, t_to: int
+                         ) -> list[np.ndarray]:
+    """Person codes, in the base and in the overlay, of the check-ins at `venue_ids` with
+    t_in in [t_from, t_to) (repeats included)."""
     found = []
     for segment in (snapshot.base, snapshot.overlay):
-        codes = segment.venue_codes(np.array(locked, np.uint64))
-        found.append(ak.window_persons(segment.venue_off, segment.t_in, segment.person,
-                                       codes[codes >= 0], _clip(result.window_from),
-                                       _clip(result.window_to)))
-    village = {"villages": sorted(named) + [f"venue {vid}" for vid in own],
-               "persons": _count_persons(snapshot, *found), "venues": len(locked)}
-    return {"narrow": narrow, "village": village}
+        codes = segment.venue_codes(venue_ids)
+        rows, _ = ak.window_rows(segment.venue_off, segment.t_in, codes[codes >= 0],
+                                 _clip(t_from), _clip(t_to))
+        found.append(segment.person[rows])
+    return found
 
 
 def _count_persons(snapshot: Snapshot, base_codes: np.ndarray, overlay_codes: np.ndarray
@@ -365,3 +385,82 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+# ---- over several shards ---------------------------------------------------------------
+# With Kafka, each worker indexes a shard of the venues into its own folder
+# (tracing/shards.py). A shard is a Snapshot or a shard server's client
+# (api/shard_client.RemoteShard), which answers the three questions below by name.
+
+def window_person_ids(snapshot: Snapshot, venue_ids: np.ndarray, t_from: int, t_to: int
+                      ) -> np.ndarray:
+    """The distinct person ids (sorted uint64) with a check-in at `venue_ids`, t_in in
+    [t_from, t_to)."""
+    base_codes, overlay_codes = _window_person_codes(snapshot, venue_ids, t_from, t_to)
+    return _distinct(np.concatenate((snapshot.base.person_ids[_distinct(base_codes)],
+                                     snapshot.overlay.person_ids[_distinct(overlay_codes)])))
+
+
+def venue_checkins(snapshot: Snapshot, venue_ids: np.ndarray, t_from: int, t_to: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(venue uint64, person uint64, t_in int64): the check-ins at `venue_ids` with t_in
+    in [t_from, t_to), a check-in the overlay repeats from the base given twice."""
+    out = []
+    for segment in (snapshot.base, snapshot.overlay):
+        codes = segment.venue_codes(np.asarray(venue_ids, np.uint64))
+        codes = codes[codes >= 0]
+        rows, which = ak.window_rows(segment.venue_off, segment.t_in, codes,
+                                     _clip(t_from), _clip(t_to))
+        out.append((segment.venue_ids[codes[which]], segment.person_ids[segment.person[rows]],
+                    segment.t_in[rows].astype(np.int64)))
+    return tuple(np.concatenate(columns) for columns in zip(*out, strict=True))
+
+
+def venue_day_counts_over(shards: Sequence, t_from: int, t_to: int,
+                          tz_offset_s: int = VIETNAM_OFFSET_S) -> VenueDays:
+    """venue_day_counts over the check-ins of every shard together.
+
+    Each shard counts its own. A venue counted by two shards (its partition moved from
+    one worker to another) may have check-ins that both hold (a batch indexed twice:
+    ingest/kafka_log.py), so its counts come from those shards' rows instead, each
+    distinct (venue, person, t_in) once. Raises InvalidQuery as venue_day_counts does,
+    ShardUnavailable when a shard cannot answer."""
+    t_from, t_to, tz = int(t_from), int(t_to), int(tz_offset_s)
+    if t_from >= t_to:
+        raise InvalidQuery(f"window: t_from ({t_from}) must be before t_to ({t_to})")
+    parts = [_on(s, venue_day_counts, t_from, t_to, tz) for s in shards]
+    if len(parts) == 1:
+        return parts[0]
+    held, times = np.unique(np.concatenate([_distinct(p.venue) for p in parts]),
+                            return_counts=True)
+    shared = held[times > 1]
+    kept, asked = [], []
+    for shard, part in zip(shards, parts, strict=True):
+        theirs = np.isin(part.venue, shared)
+        kept.append((part.venue[~theirs], part.day[~theirs], part.checkins[~theirs]))
+        if theirs.any():
+            asked.append(_on(shard, venue_checkins, shared, t_from, t_to))
+    if asked:
+        venue, person, t_in = (np.concatenate(cs) for cs in zip(*asked, strict=True))
+        order = np.lexsort((t_in, person, venue))
+        venue, person, t_in = venue[order], person[order], t_in[order]
+        first = np.ones(venue.shape[0], np.bool_)
+        first[1:] = (venue[1:] != venue[:-1]) | (person[1:] != person[:-1]) | \
+            (t_in[1:] != t_in[:-1])
+        venue, day = venue[first], (t_in[first] + tz) // SECONDS_PER_DAY
+        order = np.lexsort((day, venue))
+        venue, day = venue[order], day[order]
+        starts = np.flatnonzero(np.concatenate(
+            ([True], (venue[1:] != venue[:-1]) | (day[1:] != day[:-1]))))
+        kept.append((venue[starts], day[starts],
+                     np.diff(np.append(starts, venue.shape[0])).astype(np.int64)))
+    venue, day, count = (np.concatenate(cs) for cs in zip(*kept, strict=True))
+    order = np.lexsort((day, venue))
+    return VenueDays(venue[order], day[order], count[order], t_from, t_to, tz)
+
+
+def _on(shard, local, *args):
+    """`local(shard, *args)` for a snapshot; the same question by name otherwise."""
+    if isinstance(shard, Snapshot):
+        return local(shard, *args)
+    return getattr(shard, local.__name__)(*args)

@@ -92,22 +92,25 @@ def merge_counts(v1, d1, c1, v2, d2, c2, out_v, out_d, out_c):
 
 
 @njit(cache=True)
-def window_persons(venue_off, t_in, person, codes, t_from, t_to):
-    """Person codes of the rows at the given venue codes with t_from <= t_in < t_to
-    (repeats included)."""
+def window_rows(venue_off, t_in, codes, t_from, t_to):
+    """(rows, which): the venue-view rows at the given venue codes with t_from <= t_in <
+    t_to (repeats included), and for each the index in `codes` of its venue."""
     total = 0
     for v in codes:
         a = lower_bound(t_in, venue_off[v], venue_off[v + 1], t_from)
         total += lower_bound(t_in, a, venue_off[v + 1], t_to) - a
-    out = np.empty(total, np.uint32)
+    rows = np.empty(total, np.int64)
+    which = np.empty(total, np.int64)
     k = 0
-    for v in codes:
+    for i in range(codes.shape[0]):
+        v = codes[i]
         a = lower_bound(t_in, venue_off[v], venue_off[v + 1], t_from)
         b = lower_bound(t_in, a, venue_off[v + 1], t_to)
         for r in range(a, b):
-            out[k] = person[r]
+            rows[k] = r
+            which[k] = i
             k += 1
-    return out
+    return rows, which
 
 
 @njit(cache=True)

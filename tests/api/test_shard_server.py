@@ -9,6 +9,8 @@ import secrets
 import subprocess
 import sys
 import time
+from collections import Counter
+from datetime import date
 
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from api.shard_wire import pack
 from tests.api.conftest import ROOT, free_port
 from tests.api.test_cli_tracing import qrtrace
 from tracing import CheckinIndex, ContactRule, simulate
+from tracing.adoption import day_bounds, lockdown_comparison, venue_day_counts
 from tracing.errors import ShardUnavailable
 from tracing.follower import IndexFollower
 from tracing.shards import trace_shards
@@ -26,6 +29,7 @@ from tracing.venues import VenueTable
 
 TOKEN = "shd_" + secrets.token_urlsafe(24)
 DAY = 86_400
+EPOCH = date(1970, 1, 1).toordinal()
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +162,9 @@ def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town):
 
 
 def test_serve_traces_cases_over_its_index_and_a_shard(town, live_server):
-    """`qrtrace serve --shard URL`: an official's exposure covers the shard's venues,
-    as the one folder holding everything answers."""
+    """`qrtrace serve --shard URL`: an official's exposure, its lockdown comparison and
+    the adoption report cover the shard's venues, as the one folder holding everything
+    answers."""
     root, url, cases, _writer = town
     server = live_server(data=root / "near", extra=("--shard", url),
                          env={"QRTRACE_SHARD_TOKEN": TOKEN})
@@ -180,7 +185,21 @@ def test_serve_traces_cases_over_its_index_and_a_shard(town, live_server):
             got = sorted((c["person"], c["level"], c["exposed_at"]) for c in exposure["contacts"])
             assert got == sorted((c.person, c.level, c.exposed_at) for c in want.contacts)
             found += len(want.contacts)
+            # the venues of the zones have no village here: each is locked down alone
+            village = lockdown_comparison(whole.snapshot(), VenueTable(()), want)["village"]
+            assert exposure["comparison"]["village"] == village
         assert found
+        first, last = min(c[1] for c in cases) // DAY, max(c[2] for c in cases) // DAY
+        report = server.get(f"/v1/reports/adoption?from={date.fromordinal(EPOCH + first)}"
+                            f"&to={date.fromordinal(EPOCH + last)}")
+        assert report.status_code == 200, report.text
+        tz = 7 * 3600  # the server's default: UTC+7
+        counts = venue_day_counts(whole.snapshot(), *day_bounds(first, last, tz), tz)
+    per_venue = Counter()
+    for venue, n in zip(counts.venue.tolist(), counts.checkins.tolist(), strict=True):
+        per_venue[venue] += n
+    got = {row["venue"]: row["checkins"] for row in report.json()["venues"] if row["checkins"]}
+    assert got == dict(per_venue) and {v % 2 for v in got} == {0, 1}
     assert server.get("/readyz").status_code == 200
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.tracing import naive
-from tests.tracing.test_index import VENUES, checkin, columns, dwells, queries, rules
+from tests.tracing.test_index import PERSONS, VENUES, checkin, columns, dwells, queries, rules
 from tracing import CheckinIndex, ContactRule, InvalidQuery
+from tracing.adoption import venue_day_counts_over, window_person_ids
 from tracing.errors import StorageError
 from tracing.shards import ShardedIndex, trace_shards
 
@@ -126,6 +128,48 @@ def test_copies_with_two_check_outs_count_once_with_the_later(tmp_path):
     [contact] = got.contacts
     assert [(e.start, e.end) for e in contact.evidence] == [(600, 3000)]
     assert got == naive.trace(rows_a + rows_b, 1, 0, 4 * H, ContactRule(depth=1))
+
+
+# check-ins over two local days and more, whatever the time zone
+spread_checkin = st.tuples(st.sampled_from(PERSONS), st.sampled_from(VENUES),
+                           st.integers(0, 70).map(lambda k: k * 1800), st.booleans()).map(
+    lambda r: (r[0], r[1], r[2], r[2] + 900 if r[3] else None))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(spread_checkin, max_size=40), owners=st.lists(st.integers(0, 2),
+                                                                   max_size=40),
+       copies=st.lists(st.integers(0, 39), max_size=6),
+       window=st.tuples(st.integers(-1, 70), st.integers(1, 72)),
+       tz=st.sampled_from([0, 7 * H, -5 * H]),
+       asked=st.sets(st.sampled_from(VENUES), min_size=1))
+def test_reports_over_shards_count_each_check_in_once(rows, owners, copies, window, tz,
+                                                      asked):
+    """The adoption report's counts and the lockdown comparison's persons over shards
+    (rows spread at random, a venue's check-ins in several shards, some rows in two
+    shards as a batch indexed twice would be) are those of the distinct check-ins."""
+    lo, hi = window[0] * 1800, (window[0] + window[1]) * 1800
+    with tempfile.TemporaryDirectory() as folder:
+        indexes = _shards(Path(folder), rows,
+                          lambda i, _r: owners[i] if i < len(owners) else 0, {}, len(rows) // 2)
+        twice = [rows[i] for i in copies if i < len(rows)]
+        for index in indexes[:2]:
+            index.append(*columns(twice))
+        try:
+            snaps = [ix.snapshot() for ix in indexes]
+            counts = venue_day_counts_over(snaps, lo, hi, tz)
+            persons = np.unique(np.concatenate(
+                [window_person_ids(s, np.array(sorted(asked), np.uint64), lo, hi)
+                 for s in snaps]))
+        finally:
+            for index in indexes:
+                index.close()
+    distinct = {(p, v, t) for p, v, t, _out in rows if lo <= t < hi}
+    want = Counter((v, (t + tz) // 86400) for _p, v, t in distinct)
+    got = list(zip(counts.venue.tolist(), counts.day.tolist(), counts.checkins.tolist(),
+                   strict=True))
+    assert got == sorted((v, d, n) for (v, d), n in want.items())
+    assert persons.tolist() == sorted({p for p, v, _t in distinct if v in asked})
 
 
 def test_sharded_index_follows_folders_a_writer_holds(tmp_path):
