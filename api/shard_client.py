@@ -45,7 +45,7 @@ class RemoteShard:
         self._connection: http.client.HTTPConnection | None = None
 
     def bind(self, default_dwell: int) -> _Bound:
-        """The four questions of tracing/shards.py for one rule's default dwell."""
+        """The three questions of tracing/shards.py for one rule's default dwell."""
         return _Bound(self, int(default_dwell))
 
     def ask(self, question: str, **columns) -> tuple[np.ndarray, ...]:
@@ -132,13 +132,9 @@ class _Bound:
                               ends=_i64(ends), need=int(need),
                               default_dwell=self.default_dwell)
 
-    def next_check_ins(self, persons, times):
-        return self.shard.ask("next", persons=_u64(persons), times=_i64(times),
-                              default_dwell=self.default_dwell)[0]
-
-    def checkouts(self, persons, venues, times):
-        return self.shard.ask("checkouts", persons=_u64(persons), venues=_u64(venues),
-                              times=_i64(times), default_dwell=self.default_dwell)[0]
+    def visit_ends(self, persons, venues, times):
+        return self.shard.ask("ends", persons=_u64(persons), venues=_u64(venues),
+                              times=_i64(times), default_dwell=self.default_dwell)
 
 
 def _u64(a) -> np.ndarray:

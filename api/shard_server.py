@@ -2,14 +2,14 @@
 
 With Kafka, each worker indexes a shard of the venues into its own data folder. A shard
 server runs beside a worker, reads that folder through a read-only follower (the worker
-keeps the lock and goes on writing), and answers the four questions of a sharded trace
+keeps the lock and goes on writing), and answers the three questions of a sharded trace
 (tracing/shards.py) for a coordinator elsewhere (`qrtrace trace --shard URL`, `qrtrace
 serve --shard URL`):
 
     POST /v1/shard/presences   persons, lows, hi           -> the persons' visits
     POST /v1/shard/overlaps    venues, starts, ends, need  -> visits overlapping those
-    POST /v1/shard/next        persons, times              -> next check-ins
-    POST /v1/shard/checkouts   persons, venues, times      -> check-outs of those visits
+    POST /v1/shard/ends        persons, venues, times      -> those visits' check-outs
+                                                              and next check-ins
     POST /v1/shard/counts      t_from, t_to, tz_offset_s   -> check-ins per venue and day
     POST /v1/shard/checkins    venues, t_from, t_to        -> those venues' check-ins
     POST /v1/shard/persons     venues, t_from, t_to        -> persons seen at those venues
@@ -68,9 +68,7 @@ def _answer(follower: IndexFollower, question: str, columns: dict):
     if question == "overlaps":
         return shard.overlap_rows(columns["venues"], columns["starts"], columns["ends"],
                                   columns["need"])
-    if question == "next":
-        return (shard.next_check_ins(columns["persons"], columns["times"]),)
-    return (shard.checkouts(columns["persons"], columns["venues"], columns["times"]),)
+    return shard.visit_ends(columns["persons"], columns["venues"], columns["times"])
 
 
 def create_shard_app(index_folder: Path, token: str) -> Starlette:

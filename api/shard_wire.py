@@ -83,7 +83,7 @@ def unpack(body: bytes, spec: dict[str, str], same_length: tuple[str, ...] = ()
 
 
 # Each question a shard answers: the request's columns, the ones that must have the same
-# length, and the answer's columns in the order LocalShard (the four of a sharded trace,
+# length, and the answer's columns in the order LocalShard (the three of a sharded trace,
 # tracing/shards.py, each with the rule's default dwell) or tracing/adoption.py (the
 # three of the reports over shards) returns them.
 _DWELL = {"default_dwell": "scalar:int64"}
@@ -100,14 +100,10 @@ QUESTIONS: dict[str, tuple[dict[str, str], tuple[str, ...], dict[str, str]]] = {
         ("venues", "starts", "ends"),
         {"person": "uint64", "venue": "uint64", "start": "int64", "end": "int64",
          "t_in": "int64", "at": "int64", "explicit": "int64"}),
-    "next": (
-        {"persons": "uint64", "times": "int64", **_DWELL},
-        ("persons", "times"),
-        {"next": "int64"}),
-    "checkouts": (
+    "ends": (
         {"persons": "uint64", "venues": "uint64", "times": "int64", **_DWELL},
         ("persons", "venues", "times"),
-        {"length": "int64"}),
+        {"length": "int64", "next": "int64"}),
     "counts": (
         {**_WINDOW, "tz_offset_s": "scalar:int64"},
         (),

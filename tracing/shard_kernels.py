@@ -78,33 +78,26 @@ def overlap_rows(table, pres_v, pres_s, pres_e, need):
 
 
 @njit(cache=True, nogil=True)
-def next_check_ins(table, persons, times):
-    """For each i, the first t_in of person persons[i] in this shard strictly after
-    times[i], or -1 if there is none."""
+def visit_ends(table, persons, venues, times):
+    """For each check-in without a check-out as the coordinator knows it (persons[i],
+    venues[i], times[i]: ids and t_in), what this shard knows that ends it: (the length
+    of its visit to a check-out of a copy of it here, the longest, or 0 if this shard
+    holds no copy with one; the person's first t_in here strictly after times[i], or -1
+    if there is none)."""
     base, overlay = _segment(table, 0), _segment(table, 1)
-    out = np.empty(persons.shape[0], np.int64)
-    for i in range(persons.shape[0]):
-        best = -1
-        for seg in (base, overlay):
-            nxt = _next_in(seg[7], seg[9], _code(seg[6], persons[i]), times[i])
-            if nxt >= 0 and (best < 0 or nxt < best):
-                best = nxt
-        out[i] = best
-    return out
-
-
-@njit(cache=True, nogil=True)
-def checkouts(table, persons, venues, times):
-    """For each check-in (persons[i], venues[i], times[i]), ids and t_in, the length of
-    its visit to its check-out in this shard (the longest of its copies), or 0 if this
-    shard holds it without one or not at all."""
-    base, overlay = _segment(table, 0), _segment(table, 1)
-    out = np.zeros(persons.shape[0], np.int64)
+    length = np.zeros(persons.shape[0], np.int64)
+    nxt = np.full(persons.shape[0], -1, np.int64)
     for i in range(persons.shape[0]):
         for seg in (base, overlay):
-            p, v = _code(seg[6], persons[i]), _code(seg[0], venues[i])
-            if p >= 0 and v >= 0:
+            p = _code(seg[6], persons[i])
+            if p < 0:
+                continue
+            v = _code(seg[0], venues[i])
+            if v >= 0:
                 r = venue_row(seg[1], seg[4], seg[3], v, times[i], p)
                 if r >= 0:
-                    out[i] = max(out[i], np.int64(seg[5][r]))
-    return out
+                    length[i] = max(length[i], np.int64(seg[5][r]))
+            t = _next_in(seg[7], seg[9], p, times[i])
+            if t >= 0 and (nxt[i] < 0 or t < nxt[i]):
+                nxt[i] = t
+    return length, nxt

@@ -9,15 +9,16 @@ each step to every shard and merges the answers, level by level:
 1. presences: each shard gives the persons' visits clipped to the window, their ends
    cut by its own next check-ins (shard_kernels.presence_rows);
 2. a visit without check-out takes the check-out of a copy of it in another shard, if
-   one has it (shard_kernels.checkouts), and every visit still without one is cut
-   again at the person's next check-in in any shard (shard_kernels.next_check_ins: the
-   earliest wins);
+   one has it, and every visit still without one is cut again at the person's next
+   check-in in any shard, the earliest (shard_kernels.visit_ends: one question for
+   both);
 3. overlaps: each shard gives its visits that overlap the presences by min_overlap at
    their ends as it knows them (shard_kernels.overlap_rows); step 2 finishes theirs,
    and the overlaps still long enough are the evidence.
 
-Four questions a shard answers, over a snapshot (LocalShard) or over the network
-(api/shard_client.RemoteShard, answered by `qrtrace shard`).
+Three questions a shard answers, over a snapshot (LocalShard) or over the network
+(api/shard_client.RemoteShard, answered by `qrtrace shard`): two round trips per step,
+four per level.
 
 The answer is the one CheckinIndex.trace gives with every check-in in one index
 (tests/tracing/test_shards.py compares them on random populations). A check-in held by
@@ -45,7 +46,7 @@ __all__ = ["LocalShard", "ShardedIndex", "trace_shards"]
 
 
 class LocalShard:
-    """A snapshot's answers to the four questions of a sharded trace, for one rule's
+    """A snapshot's answers to the three questions of a sharded trace, for one rule's
     default dwell (the kernels of shard_kernels). A shard elsewhere answers the same
     questions over the network (api/shard_client.py: RemoteShard.bind)."""
 
@@ -61,13 +62,9 @@ class LocalShard:
         """shard_kernels.overlap_rows."""
         return shard_kernels.overlap_rows(self.table, venues, starts, ends, need)
 
-    def next_check_ins(self, persons, times):
-        """shard_kernels.next_check_ins."""
-        return shard_kernels.next_check_ins(self.table, persons, times)
-
-    def checkouts(self, persons, venues, times):
-        """shard_kernels.checkouts."""
-        return shard_kernels.checkouts(self.table, persons, venues, times)
+    def visit_ends(self, persons, venues, times):
+        """shard_kernels.visit_ends."""
+        return shard_kernels.visit_ends(self.table, persons, venues, times)
 
 
 def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
@@ -117,8 +114,7 @@ def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
     keep = _one_copy((who, venue, t_in), explicit, end)
     who, venue, start, end, t_in, explicit = (a[keep] for a in
                                               (who, venue, start, end, t_in, explicit))
-    explicit, end = _checked_out(shards, persons[who], venue, t_in, explicit, end, hi)
-    end = _cut_at_next(shards, persons[who], t_in, explicit, end)
+    explicit, end = _ended(shards, persons[who], venue, t_in, explicit, end, hi)
     present = start < end
     return venue[present], start[present], end[present] + linger
 
@@ -134,8 +130,7 @@ def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int
     keep = _one_copy((at, person, venue, t_in), explicit, end)
     person, venue, start, end, t_in, at, explicit = (
         a[keep] for a in (person, venue, start, end, t_in, at, explicit))
-    explicit, end = _checked_out(shards, person, venue, t_in, explicit, end, pres_e[at])
-    end = _cut_at_next(shards, person, t_in, explicit, end)
+    explicit, end = _ended(shards, person, venue, t_in, explicit, end, pres_e[at])
     long_enough = end - start >= need
     return trace_kernels.ordered_evidence(person[long_enough], venue[long_enough],
                                           start[long_enough], end[long_enough])
@@ -163,47 +158,32 @@ def _one_copy(key: tuple[np.ndarray, ...], explicit: np.ndarray, end: np.ndarray
     return np.sort(order[first])
 
 
-def _checked_out(shards: list, persons: np.ndarray, venues: np.ndarray,
-                 t_in: np.ndarray, explicit: np.ndarray, end: np.ndarray, limit
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(explicit, end) where a visit without check-out has a copy with one in another
-    shard: that copy's check-out ends it (the longest, capped at `limit`, as `end` is),
-    as a duplicate's check-out does in one index. A shard leaves out a copy whose visit
-    misses the window or the presence, so its copy elsewhere must ask."""
+def _ended(shards: list, persons: np.ndarray, venues: np.ndarray, t_in: np.ndarray,
+           explicit: np.ndarray, end: np.ndarray, limit) -> tuple[np.ndarray, np.ndarray]:
+    """(explicit, end) with each visit without check-out ended by what the other shards
+    know: a copy of it with a check-out ends it there (the longest, capped at `limit`,
+    as `end` is), as a duplicate's check-out does in one index (a shard leaves out a
+    copy whose visit misses the window or the presence, so its copy elsewhere must ask);
+    otherwise the person's next check-in in any shard does, where that comes first."""
     if len(shards) == 1:
-        return explicit, end
+        return explicit, end  # the shard's own copies and next check-ins already did
     implicit = np.flatnonzero(explicit == 0)
     if implicit.shape[0] == 0:
         return explicit, end
     longest = np.zeros(implicit.shape[0], np.int64)
-    for shard in shards:
-        np.maximum(longest, shard.checkouts(persons[implicit], venues[implicit],
-                                            t_in[implicit]), out=longest)
-    rows, length = implicit[longest > 0], longest[longest > 0]
-    if rows.shape[0] == 0:
-        return explicit, end
-    explicit, end = explicit.copy(), end.copy()
-    explicit[rows] = 1
-    end[rows] = np.minimum(t_in[rows] + length, np.broadcast_to(limit, end.shape)[rows])
-    return explicit, end
-
-
-def _cut_at_next(shards: list, persons: np.ndarray, t_in: np.ndarray,
-                 explicit: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """`end` with each visit without check-out ended at the person's next check-in in
-    any shard, where that comes first."""
-    if len(shards) == 1:
-        return end  # the shard's own next check-ins already cut them
-    implicit = np.flatnonzero(explicit == 0)
-    if implicit.shape[0] == 0:
-        return end
     nxt = np.full(implicit.shape[0], np.iinfo(np.int64).max, np.int64)
     for shard in shards:
-        theirs = shard.next_check_ins(persons[implicit], t_in[implicit])
+        length, theirs = shard.visit_ends(persons[implicit], venues[implicit], t_in[implicit])
+        np.maximum(longest, length, out=longest)
         np.minimum(nxt, np.where(theirs >= 0, theirs, nxt), out=nxt)
-    out = end.copy()
-    out[implicit] = np.minimum(end[implicit], nxt)
-    return out
+    explicit, end = explicit.copy(), end.copy()
+    out = longest > 0
+    rows = implicit[out]
+    explicit[rows] = 1
+    end[rows] = np.minimum(t_in[rows] + longest[out], np.broadcast_to(limit, end.shape)[rows])
+    rows = implicit[~out]
+    end[rows] = np.minimum(end[rows], nxt[~out])
+    return explicit, end
 
 
 class ShardedIndex:

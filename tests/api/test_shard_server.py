@@ -114,9 +114,10 @@ def test_the_shard_sees_what_its_writer_appends(town):
 
 def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
     _root, url, _cases, _writer = town
-    body = pack(persons=np.array([1], np.uint64), times=np.array([0], np.int64),
-                default_dwell=3600)
-    ask = url + "/v1/shard/next"
+    one = {"venues": np.array([1], np.uint64), "times": np.array([0], np.int64),
+           "default_dwell": 3600}
+    body = pack(persons=np.array([1], np.uint64), **one)
+    ask = url + "/v1/shard/ends"
     assert requests.post(ask, data=body, timeout=10).status_code == 401
     wrong = {"Authorization": "Bearer " + "x" * 40}
     assert requests.post(ask, data=body, headers=wrong, timeout=10).status_code == 401
@@ -126,12 +127,10 @@ def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
     assert bad.status_code == 400 and "not a shard message" in bad.json()["detail"]
     bad = requests.post(ask, data=body[:-1], headers=right, timeout=10)
     assert bad.status_code == 400 and "the message has" in bad.json()["detail"]
-    short = pack(persons=np.array([1, 2], np.uint64), times=np.array([0], np.int64),
-                 default_dwell=3600)
+    short = pack(persons=np.array([1, 2], np.uint64), **one)
     bad = requests.post(ask, data=short, headers=right, timeout=10)
     assert bad.status_code == 400 and "same length" in bad.json()["detail"]
-    wrong_type = pack(persons=np.array([1.5]), times=np.array([0], np.int64),
-                      default_dwell=3600)
+    wrong_type = pack(persons=np.array([1.5]), **one)
     bad = requests.post(ask, data=wrong_type, headers=right, timeout=10)
     assert bad.status_code == 400 and "persons: float64" in bad.json()["detail"]
     assert requests.post(url + "/v1/shard/cases", data=body, headers=right,
