@@ -13,6 +13,11 @@ is appended in parts, in order, the next part decoded and verified in a second t
 while one is appended; the dead letters and the checkpoint still come after every part
 is durable. A bad record or row never stops the batch. Retried scans (the same person,
 venue and t_in) are counted as duplicates by the index, not added twice.
+
+With `purge_every_s`, `run` also deletes the check-ins older than the index's retention
+period from every file, between batches (a minute after start, then every
+purge_every_s): a Kafka worker's folder is a shard that no server purges. `qrtrace
+serve` purges its own index and runs its worker without it.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class Metrics:
     duplicates: int = 0
     rejected: Counter = field(default_factory=Counter)
     batches: int = 0
+    purged: int = 0
     lag: int = -1
 
     def as_dict(self) -> dict:
@@ -97,8 +103,12 @@ class Worker:
     """Moves scan records from a ScanLog into a CheckinIndex; see the module docstring."""
 
     def __init__(self, log: ScanLog, index, keyring: KeyRing, *, max_records: int = 5000,
-                 poll_timeout_s: float = 0.5, part_events: int | None = None):
+                 poll_timeout_s: float = 0.5, part_events: int | None = None,
+                 purge_every_s: float | None = None):
+        if purge_every_s is not None and purge_every_s <= 0:
+            raise ValueError(f"purge_every_s must be positive, got {purge_every_s}")
         self.log = log
+        self.purge_every_s = purge_every_s
         self.part_events = part_events or PART_EVENTS
         self.index = index
         self.keyring = keyring
@@ -125,6 +135,8 @@ class Worker:
         metrics. Raises LogError if the log fails, StorageError if the index does."""
         stop = stop or threading.Event()
         last_record = last_report = time.monotonic()
+        next_purge = (None if self.purge_every_s is None
+                      else last_record + min(60.0, self.purge_every_s))
         while not stop.is_set():
             outcome = self.run_once()
             now = time.monotonic()
@@ -132,11 +144,23 @@ class Worker:
                 last_record = now
             elif idle_exit_s is not None and now - last_record >= idle_exit_s:
                 break
+            if next_purge is not None and now >= next_purge:
+                self.purge()
+                next_purge = time.monotonic() + self.purge_every_s
             if now - last_report >= report_every_s:
                 self.report()
                 last_report = now
         self.report()
         return self.metrics
+
+    def purge(self) -> int:
+        """Delete the index's expired check-ins now (CheckinIndex.purge); log and return
+        how many. Raises StorageError if the index fails."""
+        removed = self.index.purge(int(time.time()))
+        self.metrics.purged += removed
+        logger.info("retention purge", extra={"fields": {
+            "removed": removed, "retention_days": self.index.retention_days}})
+        return removed
 
     def report(self) -> None:
         """Measure the lag and log the metrics as one structured line."""

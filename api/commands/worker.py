@@ -3,6 +3,10 @@ the data folder's index, in consumer group `qrtrace-index`; runs until interrupt
 
 Logs are JSON lines on stderr (a metrics line every --report seconds).
 
+The worker deletes check-ins older than the folder's retention period (--retention-days,
+stored in the folder) every --purge-every seconds: its folder is a shard that no server
+purges.
+
 A worker is a static member of the group (its --instance-id, by default from the host and
 the data folder): restarted within the session timeout, it takes its partitions back
 without a rebalance. --leave makes a stopped worker leave the group at once instead.
@@ -45,6 +49,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="exit after S seconds without records (default: run until stopped)")
     p.add_argument("--report", type=float, default=10.0, metavar="S",
                    help="seconds between metrics lines (default 10)")
+    p.add_argument("--retention-days", type=int, default=None, metavar="N",
+                   help="delete check-ins older than N days (stored in the folder; default: "
+                        "the folder's period, 21 for a new one)")
+    p.add_argument("--purge-every", type=float, default=6 * 3600, metavar="S",
+                   help="seconds between retention purges (default 21600: six hours; the "
+                        "first a minute after start)")
     p.add_argument("--leave", action="store_true",
                    help="on SIGINT/SIGTERM, leave the group so that its partitions move to "
                         "the other workers at once (scaling down); without it they wait "
@@ -60,9 +70,14 @@ def run(args: argparse.Namespace) -> int:
     from ingest.runtime import offsets_path
     from ingest.worker import Worker, configure_json_logging
 
+    if args.retention_days is not None and not 1 <= args.retention_days <= 3650:
+        raise UsageError(f"--retention-days must be from 1 to 3650, got {args.retention_days}")
+    if not args.purge_every > 0:
+        raise UsageError(f"--purge-every must be a positive number of seconds, got "
+                         f"{args.purge_every}")
     configure_json_logging()
     data = Path(args.data)
-    keyring, index = open_keys_and_index(data)
+    keyring, index = open_keys_and_index(data, args.retention_days)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -73,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         index.close()
         raise UsageError(str(exc)) from None
     try:
-        Worker(log, index, keyring, max_records=args.max_records).run(
+        Worker(log, index, keyring, max_records=args.max_records,
+               purge_every_s=args.purge_every).run(
             stop, idle_exit_s=args.idle_exit, report_every_s=args.report)
     except LogError as exc:
         raise UsageError(str(exc)) from None

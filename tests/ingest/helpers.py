@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from api.keystore import load_keyring
 from decoder import issue_token
 from ingest.events import ScanBatch, ScanEvent
 
-T0 = 1_764_000_000  # 2025-11-24, a time well inside the index's range
+# midnight UTC five days ago: scans of the three days after it are inside any retention
+# period, so a worker's purge (a minute after it starts) never takes them
+T0 = (int(time.time()) // 86_400 - 5) * 86_400
 
 
 def keyring_of(data):

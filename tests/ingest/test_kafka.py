@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
+import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
 from ingest.events import ScanBatch, ScanEvent
 from ingest.wire import encode_json, encode_packed
 from tests.ingest.conftest import console_produce
 from tests.ingest.helpers import T0, events_for, forged, keyring_of, person_token
+from tracing.index import CheckinIndex
 
 QRTRACE = [sys.executable, "-m", "api.cli"]
+DAY = 86_400
 
 
 def read_topic(bootstrap: str, topic: str, expect: int, timeout_ms: int = 15000) -> list:
@@ -31,10 +35,11 @@ def read_topic(bootstrap: str, topic: str, expect: int, timeout_ms: int = 15000)
     return out
 
 
-def run_worker(bootstrap, topic, data, idle_exit=6.0, group="group"):
+def run_worker(bootstrap, topic, data, idle_exit=6.0, group="group", extra=()):
     done = subprocess.run(
         [*QRTRACE, "worker", "--kafka", bootstrap, "--data", str(data), "--topic", topic,
-         "--group", f"{topic}-{group}", "--idle-exit", str(idle_exit), "--report", "1"],
+         "--group", f"{topic}-{group}", "--idle-exit", str(idle_exit), "--report", "1",
+         *extra],
         capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
@@ -96,6 +101,38 @@ def test_a_restarted_worker_resumes_from_its_saved_offsets(kafka_bootstrap, topi
     again = run_worker(kafka_bootstrap, topic, data, group="other")
     assert again["records_in"] == 50 and again["checkins_added"] == 50
     assert again["duplicates"] == 0
+
+
+def test_a_worker_purges_its_folder_by_the_retention_period_it_is_given(
+        kafka_bootstrap, topic, tmp_path):
+    """`qrtrace worker --retention-days 10`: check-ins older than ten days leave every
+    file of the worker's folder (no server purges it); newer ones and new scans stay."""
+    from kafka import KafkaProducer
+
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    now = int(time.time())
+    with CheckinIndex.open(data / "index") as index:  # 21 days, as a new folder gets
+        index.append(np.array([1, 2], np.uint64), np.array([30, 30], np.uint64),
+                     np.array([now - 15 * DAY, now - 5 * DAY]), np.zeros(2, np.int64))
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    for e in events_for(keyring, [(3, 30, now - 3600, 0)]):
+        producer.send(topic, encode_json(e), key=b"30", headers=[("qrtrace-format", b"json")])
+    producer.flush()
+    producer.close()
+    metrics = run_worker(kafka_bootstrap, topic, data,
+                         extra=("--retention-days", "10", "--purge-every", "0.5"))
+    assert metrics["purged"] == 1 and metrics["checkins_added"] == 1
+    with CheckinIndex.open(data / "index") as index:
+        person, *_ = index.checkins()
+        assert sorted(person.tolist()) == [2, 3] and index.retention_days == 10
+    files = b"".join(f.read_bytes() for f in (data / "index").rglob("*") if f.is_file())
+    for width in (np.uint32, np.int64):  # as the segments and the write-ahead log hold it
+        assert width(now - 15 * DAY).tobytes() not in files
+    bad = subprocess.run([*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data", str(data),
+                          "--retention-days", "0"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "--retention-days" in bad.stderr
 
 
 def _partition(venue: int, partitions: int = 3) -> int:

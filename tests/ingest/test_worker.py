@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tracing.index import CheckinIndex
 
 JSON_H = [(FORMAT_HEADER, b"json")]
 PACKED_H = [(FORMAT_HEADER, b"packed-v1")]
+DAY = 86_400
 
 
 @pytest.fixture
@@ -216,3 +218,23 @@ def test_a_poll_appended_in_parts_does_what_one_append_does(tmp_path, seed):
 def _as_records(records) -> list:
     from ingest.log import Record
     return [Record(value, headers) for value, headers in records]
+
+
+def test_a_running_worker_deletes_check_ins_past_the_retention_period(tmp_path):
+    """A Kafka worker's folder is a shard no server purges: the worker does, between
+    batches, and keeps indexing."""
+    keyring = keyring_of(tmp_path)
+    now = int(time.time())
+    with CheckinIndex.open(tmp_path / "index", retention_days=21) as index:
+        index.append(np.array([1, 2, 3], np.uint64), np.full(3, 9, np.uint64),
+                     np.array([now - 30 * DAY, now - 22 * DAY, now - 20 * DAY]),
+                     np.zeros(3, np.int64))
+        log = EmbeddedLog()
+        worker = Worker(log, index, keyring, poll_timeout_s=0.01, purge_every_s=0.05)
+        log.submit(encode_json(events_for(keyring, [(4, 9, now - 3600, 0)])[0]), JSON_H)
+        worker.run(idle_exit_s=0.5)
+        log.close()
+        assert sorted(p for p, *_ in _stored(index)) == [3, 4]
+        assert worker.metrics.purged == 2 and worker.metrics.checkins_added == 1
+        with pytest.raises(ValueError, match="purge_every_s"):
+            Worker(log, index, keyring, purge_every_s=0)
