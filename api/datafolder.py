@@ -12,15 +12,22 @@ from tracing.errors import TracingError
 from tracing.index import CheckinIndex
 
 
-def open_keys_and_index(data: Path, retention_days: int | None = None
-                        ) -> tuple[KeyRing, CheckinIndex]:
-    """The key ring of `data` (created on first use) and its index (likewise), with
-    `retention_days` stored (None: the folder's, 21 for a new one).
+def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
+    """The key ring of `data` (created on first use) and its index (likewise).
 
     Raises UsageError naming the folder and what is wrong with it.
     """
     try:
-        return load_keyring(data), CheckinIndex.open(index_path(data),
-                                                     retention_days=retention_days)
-    except (KeystoreError, TracingError, OSError) as exc:
+        return load_keyring(data), open_index(data)
+    except (KeystoreError, OSError) as exc:
+        raise UsageError(f"cannot open the data folder {data}: {exc}") from None
+
+
+def open_index(data: Path, retention_days: int | None = None) -> CheckinIndex:
+    """The index of `data` (created on first use), with `retention_days` stored (None:
+    the folder's, 21 for a new one). Raises UsageError naming the folder and the
+    problem."""
+    try:
+        return CheckinIndex.open(index_path(data), retention_days=retention_days)
+    except (TracingError, OSError) as exc:
         raise UsageError(f"cannot open the data folder {data}: {exc}") from None

@@ -25,6 +25,7 @@ import binascii
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import stat
@@ -32,12 +33,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from api.filewatch import FileWatch
 from decoder.tokens import DecoderError, KeyRing
 
 KEYS_FILE = "keys.json"
 LOCK_FILE = "keys.lock"
 FORMAT = "qrtrace-keyring"
 SECRET_BYTES = 32
+logger = logging.getLogger("qrtrace.keys")
 
 
 class KeystoreError(Exception):
@@ -144,6 +147,39 @@ def load_keyring(data_dir: str | os.PathLike, *, create: bool = True) -> KeyRing
             if not path.exists():  # another process may have won the race
                 _write(data_dir, KeyRing({0: secrets.token_bytes(SECRET_BYTES)}, 0), None)
     return _read(path)[0]
+
+
+class KeyFile:
+    """A key ring file read again when it changes (one stat a call): how a Kafka worker
+    verifies tokens with the server's keys.json and sees a rotation without a restart.
+
+        keys = KeyFile(path)   # KeystoreError if it is missing or not a key ring
+        ring = keys()          # the ring as the file holds it now
+
+    After a change the file cannot be read (a copy half-written, a mode too open), the
+    last good ring stays in use, the problem is logged, and the next call tries again."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._watch = FileWatch(self.path)
+        self._ring = _read(self.path)[0]
+        self._problem: str | None = None
+
+    def __call__(self) -> KeyRing:
+        if self._watch.changed():
+            try:
+                self._ring = _read(self.path)[0]
+            except KeystoreError as exc:
+                self._watch.look_again()
+                if str(exc) != self._problem:
+                    logger.error("key ring not reloaded, the last one stays in use",
+                                 extra={"fields": {"problem": str(exc)}})
+                self._problem = str(exc)
+            else:
+                self._problem = None
+                logger.info("key ring reloaded", extra={"fields": {
+                    "path": str(self.path), "active": self._ring.active}})
+        return self._ring
 
 
 def _change(data_dir: str | os.PathLike, change) -> KeyRing:

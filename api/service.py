@@ -32,6 +32,7 @@ from pathlib import Path
 from api.audit import AuditLog
 from api.batcher import ScanBatcher
 from api.cases import CaseService
+from api.filewatch import FileWatch
 from api.intake import IndexSink, KafkaSink, LocalStore, ScanIntake
 from api.keystore import KEYS_FILE, load_keyring
 from api.metrics import Metrics
@@ -58,34 +59,6 @@ def _file_lock(path: Path):
         os.close(fd)
 
 
-class FileWatch:
-    """Whether a file changed (replaced, written, created or removed) since the last
-    look: one stat a look."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._seen = self._stamp()
-
-    def _stamp(self):
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
-    def changed(self) -> bool:
-        """True once after each change."""
-        stamp = self._stamp()
-        if stamp == self._seen:
-            return False
-        self._seen = stamp
-        return True
-
-    def seen_now(self) -> None:
-        """Take the file as it is now as seen (after this process changed it)."""
-        self._seen = self._stamp()
-
-
 class Service:
     """The opened parts of the service (see the module docstring).
 
@@ -108,7 +81,6 @@ class Service:
         self._closers: list = []
         self._closing = False
         self._kafka_log = None
-        self._kafka_worker = None
         self.writer = writer
         self.process = process
         self.readiness_checks: list = []  # callables: a problem (str) or None
@@ -195,7 +167,9 @@ class Service:
                        group=self.settings.group)
         producer.partitions_for(self.settings.topic)  # metadata now: fail fast, not later
         self._kafka_log = log
-        worker = self._kafka_worker = Worker(log, self.index, self.keyring())
+        # the worker asks self.keyring for the current ring once a batch: a rotation
+        # made through any process reaches it
+        worker = Worker(log, self.index, self.keyring)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), name="qrtrace-worker",
                                   daemon=True)
@@ -218,8 +192,6 @@ class Service:
         with self._lock:
             if self._keyring is None or self._keys_watch.changed():
                 self._keyring = load_keyring(self.settings.data)
-                if self._kafka_worker is not None:  # it holds its own reference
-                    self._kafka_worker.keyring = self._keyring
             return self._keyring
 
     def reload_keyring(self) -> None:

@@ -1,7 +1,7 @@
 """The worker: scan records from a log into the index, durably, a batch at a time.
 
     log = EmbeddedLog()  # or KafkaLog(bootstrap, offsets_path)
-    worker = Worker(log, index, load_keyring(data_dir))
+    worker = Worker(log, index, load_keyring(data_dir))  # or KeyFile(path): reloaded
     worker.run(stop_event)
 
 Each batch: poll; decode the records (a bad one gets its reason); decode camera frames;
@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -102,7 +103,8 @@ def reason_key(reason: str) -> str:
 class Worker:
     """Moves scan records from a ScanLog into a CheckinIndex; see the module docstring."""
 
-    def __init__(self, log: ScanLog, index, keyring: KeyRing, *, max_records: int = 5000,
+    def __init__(self, log: ScanLog, index, keys: KeyRing | Callable[[], KeyRing], *,
+                 max_records: int = 5000,
                  poll_timeout_s: float = 0.5, part_events: int | None = None,
                  purge_every_s: float | None = None):
         if purge_every_s is not None and purge_every_s <= 0:
@@ -111,7 +113,10 @@ class Worker:
         self.purge_every_s = purge_every_s
         self.part_events = part_events or PART_EVENTS
         self.index = index
-        self.keyring = keyring
+        # the ring, or a callable giving the current one (api/keystore.KeyFile: a
+        # rotation reaches a running worker), asked once a batch
+        self._keys = keys if callable(keys) else (lambda: keys)
+        self.keyring = self._keys()
         self.max_records = max_records
         self.poll_timeout_s = poll_timeout_s
         self.metrics = Metrics()
@@ -183,6 +188,7 @@ class Worker:
         again (the index counts the parts already stored as duplicates)."""
         rejected: Counter = Counter()
         letters: list[tuple[Record, str, bytes | None, int]] = []
+        self.keyring = self._keys()
         parts = self._parts(records)
         added = duplicates = n = 0
         with contextlib.closing(self._prepared(parts)) as prepared:

@@ -3,6 +3,12 @@ the data folder's index, in consumer group `qrtrace-index`; runs until interrupt
 
 Logs are JSON lines on stderr (a metrics line every --report seconds).
 
+Tokens are verified with the key ring of --keys (default DATA/keys.json), which must be
+the server's: a copy of `qrtrace serve`'s DATA/keys.json, or that file itself on shared
+storage. The worker reads it again when it changes, so a key rotation reaches it without
+a restart; it never makes keys of its own (tokens nobody issued with them would all go
+to the dead-letter topic).
+
 The worker deletes check-ins older than the folder's retention period (--retention-days,
 stored in the folder) every --purge-every seconds: its folder is a shard that no server
 purges.
@@ -30,6 +36,21 @@ def _instance_id(data: Path) -> str:
     return f"{socket.gethostname()}-{digest}"
 
 
+def _key_file(path: Path):
+    """The key ring file the worker verifies with, watched (api/keystore.KeyFile).
+    Raises UsageError when it is missing or not a key ring."""
+    from api.keystore import KeyFile, KeystoreError
+
+    if not path.exists():
+        raise UsageError(f"no key ring at {path}: a worker verifies the tokens the server "
+                         f"issued, so it needs the server's keys.json (copy it there with "
+                         f"mode 0600, or pass --keys FILE)")
+    try:
+        return KeyFile(path)
+    except KeystoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `worker`."""
     p = subparsers.add_parser(
@@ -49,6 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="exit after S seconds without records (default: run until stopped)")
     p.add_argument("--report", type=float, default=10.0, metavar="S",
                    help="seconds between metrics lines (default 10)")
+    p.add_argument("--keys", metavar="FILE",
+                   help="the server's key ring file, read again when it changes (default: "
+                        "DATA/keys.json, which must exist: copy the server's)")
     p.add_argument("--retention-days", type=int, default=None, metavar="N",
                    help="delete check-ins older than N days (stored in the folder; default: "
                         "the folder's period, 21 for a new one)")
@@ -64,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the worker until SIGINT/SIGTERM (or --idle-exit); returns 0. Raises UsageError."""
-    from api.datafolder import open_keys_and_index
+    from api.datafolder import open_index
+    from api.keystore import KEYS_FILE
     from ingest.kafka_log import KafkaLog
     from ingest.log import LogError
     from ingest.runtime import offsets_path
@@ -77,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.purge_every}")
     configure_json_logging()
     data = Path(args.data)
-    keyring, index = open_keys_and_index(data, args.retention_days)
+    keys = _key_file(Path(args.keys) if args.keys else data / KEYS_FILE)
+    index = open_index(data, args.retention_days)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -88,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         index.close()
         raise UsageError(str(exc)) from None
     try:
-        Worker(log, index, keyring, max_records=args.max_records,
+        Worker(log, index, keys, max_records=args.max_records,
                purge_every_s=args.purge_every).run(
             stop, idle_exit_s=args.idle_exit, report_every_s=args.report)
     except LogError as exc:

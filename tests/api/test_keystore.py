@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from api import keystore
-from api.keystore import KeystoreError, load_keyring, retire_key, rotate_key
+from api.keystore import KeyFile, KeystoreError, load_keyring, retire_key, rotate_key
 from decoder.tokens import Status, issue_token, verify_token
 
 
@@ -91,3 +91,27 @@ def test_bad_files_give_a_clear_error_without_secrets(tmp_path, capsys, caplog):
     assert secret_b64 not in capsys.readouterr().out + caplog.text + repr(ring)
     with pytest.raises(KeystoreError, match="does not exist"):
         load_keyring(tmp_path / "missing", create=False)
+
+
+def test_a_key_file_is_read_again_after_a_rotation_and_survives_a_bad_copy(tmp_path, caplog):
+    """KeyFile: what a Kafka worker verifies with; a rotation made by the server reaches
+    it at the next call, and a file that cannot be read leaves the last good ring."""
+    data = tmp_path / "data"
+    first = load_keyring(data)
+    keys = KeyFile(data / "keys.json")
+    assert keys() == first
+    rotated = rotate_key(data)
+    assert keys() == rotated and keys().active != first.active
+    good = (data / "keys.json").read_bytes()
+    (data / "keys.json").write_bytes(good[: len(good) // 2])  # a copy caught half-way
+    assert keys() == rotated
+    assert "key ring not reloaded" in caplog.text
+    assert keys() == rotated
+    (data / "keys.json").write_bytes(good)
+    assert keys() == rotated
+    retired = retire_key(data, first.active)
+    assert keys() == retired
+    token = issue_token("person", 5, first)
+    assert verify_token(token, keys(), today=1).status is Status.RETIRED_KEY
+    with pytest.raises(KeystoreError, match="cannot read"):
+        KeyFile(tmp_path / "missing.json")

@@ -135,6 +135,64 @@ def test_a_worker_purges_its_folder_by_the_retention_period_it_is_given(
     assert bad.returncode == 2 and "--retention-days" in bad.stderr
 
 
+def test_a_worker_verifies_with_the_servers_key_file_and_sees_its_rotation(
+        kafka_bootstrap, topic, tmp_path):
+    """`qrtrace worker --keys FILE` with the server's keys.json: scans signed with the
+    key the server rotates to while the worker runs are check-ins, not dead letters; a
+    folder without a key ring is refused (a worker making its own keys would reject
+    every scan)."""
+    from kafka import KafkaProducer
+
+    from api.keystore import rotate_key
+
+    server, data = tmp_path / "server", tmp_path / "worker"
+    keyring = keyring_of(server)
+    refused = subprocess.run([*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data",
+                              str(data), "--topic", topic], capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 2 and "no key ring" in refused.stderr
+    assert not (data / "keys.json").exists()
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+
+    def send(ring, visits):
+        for e in events_for(ring, visits):
+            producer.send(topic, encode_json(e), key=str(e.venue).encode(),
+                          headers=[("qrtrace-format", b"json")])
+        producer.flush()
+
+    send(keyring, [(p, 40, T0 + p, 0) for p in range(1, 11)])
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data", str(data), "--topic",
+             topic, "--group", f"{topic}-keys", "--keys", str(server / "keys.json"),
+             "--idle-exit", "8", "--report", "0.5"], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while _last_metrics(log).get("checkins_added", 0) < 10:  # the old key's scans in
+            assert worker.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        rotated = rotate_key(server)
+        assert rotated.active != keyring.active
+        send(rotated, [(p, 41, T0 + p, 0) for p in range(1, 11)])
+        assert worker.wait(timeout=90) == 0
+    finally:
+        worker.kill()
+        producer.close()
+    metrics = _last_metrics(log)
+    assert metrics["checkins_added"] == 20 and metrics["rejected"] == 0, metrics
+    assert "key ring reloaded" in log.read_text()
+
+
+def _last_metrics(log) -> dict:
+    """The last metrics line a worker wrote to `log` ({} before any)."""
+    lines = [json.loads(line) for line in log.read_text().splitlines()
+             if line.startswith("{")]
+    metrics = [line for line in lines if line["message"] == "metrics"]
+    return metrics[-1] if metrics else {}
+
+
 def _partition(venue: int, partitions: int = 3) -> int:
     """The partition kafka-python's default partitioner gives a venue's key."""
     from kafka.partitioner.default import murmur2
