@@ -428,6 +428,8 @@ def venue_day_counts_over(shards: Sequence, t_from: int, t_to: int,
     t_from, t_to, tz = int(t_from), int(t_to), int(tz_offset_s)
     if t_from >= t_to:
         raise InvalidQuery(f"window: t_from ({t_from}) must be before t_to ({t_to})")
+    if not shards:
+        raise InvalidQuery("counts over shards need at least one shard")
     parts = [_on(s, venue_day_counts, t_from, t_to, tz) for s in shards]
     if len(parts) == 1:
         return parts[0]
@@ -442,21 +444,32 @@ def venue_day_counts_over(shards: Sequence, t_from: int, t_to: int,
             asked.append(_on(shard, venue_checkins, shared, t_from, t_to))
     if asked:
         venue, person, t_in = (np.concatenate(cs) for cs in zip(*asked, strict=True))
-        order = np.lexsort((t_in, person, venue))
-        venue, person, t_in = venue[order], person[order], t_in[order]
-        first = np.ones(venue.shape[0], np.bool_)
-        first[1:] = (venue[1:] != venue[:-1]) | (person[1:] != person[:-1]) | \
-            (t_in[1:] != t_in[:-1])
-        venue, day = venue[first], (t_in[first] + tz) // SECONDS_PER_DAY
-        order = np.lexsort((day, venue))
-        venue, day = venue[order], day[order]
-        starts = np.flatnonzero(np.concatenate(
-            ([True], (venue[1:] != venue[:-1]) | (day[1:] != day[:-1]))))
-        kept.append((venue[starts], day[starts],
-                     np.diff(np.append(starts, venue.shape[0])).astype(np.int64)))
+        first = _distinct_rows(venue, person, t_in)  # each check-in once
+        kept.append(_group_counts(venue[first], (t_in[first] + tz) // SECONDS_PER_DAY))
     venue, day, count = (np.concatenate(cs) for cs in zip(*kept, strict=True))
     order = np.lexsort((day, venue))
     return VenueDays(venue[order], day[order], count[order], t_from, t_to, tz)
+
+
+def _distinct_rows(*columns: np.ndarray) -> np.ndarray:
+    """Indices of one row per distinct row of the columns (sorted by them, the first
+    column first)."""
+    order = np.lexsort(columns[::-1])
+    new = np.zeros(order.shape[0], np.bool_)
+    new[:1] = True
+    for column in columns:
+        ordered = column[order]
+        new[1:] |= ordered[1:] != ordered[:-1]
+    return order[new]
+
+
+def _group_counts(venue: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(venue, day, rows) per distinct (venue, day) of the rows, sorted."""
+    order = np.lexsort((day, venue))
+    venue, day = venue[order], day[order]
+    starts = np.flatnonzero(np.concatenate(
+        ([True], (venue[1:] != venue[:-1]) | (day[1:] != day[:-1])))[:venue.shape[0]])
+    return venue[starts], day[starts], np.diff(np.append(starts, venue.shape[0]))
 
 
 def _on(shard, local, *args):
