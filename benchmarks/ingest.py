@@ -73,7 +73,9 @@ from ingest.wire import FORMAT_HEADER, encode_json, encode_packed
 from ingest.worker import Worker
 from tracing.index import CheckinIndex
 
-T0 = 1_764_000_000
+# midnight UTC fifteen days ago: the two weeks of scans end yesterday, inside the
+# retention period (the worker refuses older check-ins, as the API does)
+T0 = (int(time.time()) // 86_400 - 15) * 86_400
 PERSONS = 50_000
 VENUES = 5_000
 

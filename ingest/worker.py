@@ -6,7 +6,8 @@
 
 Each batch: poll; decode the records (a bad one gets its reason); decode camera frames;
 verify every token in one call (decoder.verify_tokens); refuse rows that the index would
-refuse (times outside [0, 2**32), a check-out not after its check-in); append the rest to
+refuse (times outside [0, 2**32), a check-out not after its check-in) and, as the API
+does, times in the future or older than the retention period; append the rest to
 the index (durable when it returns: the index's write-ahead log); send every refused
 record or row to the dead-letter log with its reason; checkpoint the batch. A large batch
 is appended in parts, in order, the next part decoded and verified in a second thread
@@ -57,6 +58,8 @@ logger = logging.getLogger("qrtrace.ingest")
 # a poll of more than twice this many packed rows' worth of bytes is appended in parts,
 # the next part verified while one is appended (Worker.process)
 PART_EVENTS = 1 << 17
+# a scan may be this far ahead of the worker's clock (the API's default, api/settings.py)
+FUTURE_SKEW_S = 300
 
 _JSON = JSON.encode()
 _PACKED = PACKED_V1.encode()
@@ -106,11 +109,13 @@ class Worker:
     def __init__(self, log: ScanLog, index, keys: KeyRing | Callable[[], KeyRing], *,
                  max_records: int = 5000,
                  poll_timeout_s: float = 0.5, part_events: int | None = None,
-                 purge_every_s: float | None = None):
+                 purge_every_s: float | None = None, future_skew_s: int = FUTURE_SKEW_S,
+                 clock: Callable[[], float] = time.time):
         if purge_every_s is not None and purge_every_s <= 0:
             raise ValueError(f"purge_every_s must be positive, got {purge_every_s}")
         self.log = log
         self.purge_every_s = purge_every_s
+        self.future_skew_s, self.clock = future_skew_s, clock
         self.part_events = part_events or PART_EVENTS
         self.index = index
         # the ring, or a callable giving the current one (api/keystore.KeyFile: a
@@ -258,7 +263,8 @@ class Worker:
         bad = checked.status != Status.OK
         reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
         reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")
-        _check_times(batch, reasons)
+        _check_times(batch, reasons, int(self.clock()), self.future_skew_s,
+                     self.index.retention_days * 86_400)
         return batch, source, reasons, checked.id, refused
 
     def _decode(self, records: list[Record], refused: list) -> tuple[ScanBatch, np.ndarray]:
@@ -407,18 +413,28 @@ _FIXED_REASONS = [None, *(f"token: {s.reason}" for s in Status)]
 _STATUS_CODE = 1
 
 
-def _check_times(batch: ScanBatch, reasons: Reasons) -> None:
-    """Mark rows whose times the index would refuse (see tracing.checkins)."""
+def _check_times(batch: ScanBatch, reasons: Reasons, now: int, skew_s: int,
+                 retention_s: int) -> None:
+    """Mark rows whose times the index would refuse (see tracing.checkins), and, as the
+    API does (api/intake.py), times in the future beyond `skew_s` and check-ins older
+    than the retention period (the next purge would delete them)."""
     t_in, t_out = batch.t_in, batch.t_out
     out_of_range = (t_in < 0) | (t_in >= MAX_TIME)
     has_out = t_out > 0
     not_after = has_out & (t_out <= t_in)
     too_long = has_out & ~not_after & (t_out - t_in > MAX_DURATION)
-    if not (out_of_range.any() or not_after.any() or too_long.any()):
+    future_in = t_in > now + skew_s
+    too_old = t_in < now - retention_s
+    future_out = has_out & (t_out > now + skew_s)
+    if not (out_of_range.any() or not_after.any() or too_long.any() or future_in.any()
+            or too_old.any() or future_out.any()):
         return
     reasons.mark(out_of_range, "time: t_in outside [0, 2**32) seconds")
+    reasons.mark(future_in, "time: check-in is in the future")
+    reasons.mark(too_old, "time: check-in is older than the retention period")
     reasons.mark(~out_of_range & not_after, "time: t_out not after t_in")
     reasons.mark(~out_of_range & too_long, "time: visit longer than 2**31 s")
+    reasons.mark(future_out, "time: check-out is in the future")
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -238,3 +238,22 @@ def test_a_running_worker_deletes_check_ins_past_the_retention_period(tmp_path):
         assert worker.metrics.purged == 2 and worker.metrics.checkins_added == 1
         with pytest.raises(ValueError, match="purge_every_s"):
             Worker(log, index, keyring, purge_every_s=0)
+
+
+def test_times_in_the_future_or_past_the_retention_are_refused_as_the_api_does(setup):
+    """A producer writing to the topic directly meets the API's time checks in the
+    worker: every row ends as a check-in or a rejection with its reason."""
+    log, index, keyring, worker = setup
+    now = int(time.time())
+    visits = [(1, 10, now - 3600, 0), (2, 10, now + 3600, 0), (3, 10, now - 22 * DAY, 0),
+              (4, 10, now - 600, now + 3600), (5, 10, now + 60, 0)]
+    log.submit(encode_packed(ScanBatch.of(events_for(keyring, visits))), PACKED_H)
+    outcome = worker.run_once()
+    assert sorted(p for p, *_ in _stored(index)) == [1, 5]  # 60 s ahead: clock skew
+    assert outcome.rejected == {"time: check-in is in the future": 1,
+                                "time: check-in is older than the retention period": 1,
+                                "time: check-out is in the future": 1}
+    assert [reason for _, reason in log.dead_letters] == [
+        "time: check-in is in the future",
+        "time: check-in is older than the retention period",
+        "time: check-out is in the future"]
