@@ -25,7 +25,6 @@ import binascii
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import secrets
 import stat
@@ -33,14 +32,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from api.filewatch import FileWatch
+from api.filewatch import WatchedFile
 from decoder.tokens import DecoderError, KeyRing
 
 KEYS_FILE = "keys.json"
 LOCK_FILE = "keys.lock"
 FORMAT = "qrtrace-keyring"
 SECRET_BYTES = 32
-logger = logging.getLogger("qrtrace.keys")
 
 
 class KeystoreError(Exception):
@@ -52,7 +50,10 @@ def _now() -> str:
 
 
 @contextlib.contextmanager
-def _locked(data_dir: Path) -> Iterator[None]:
+def locked(data_dir: Path) -> Iterator[None]:
+    """The folder's key lock (DATA/keys.lock), held for the block: changes to keys.json
+    and revoked.json (api/revocations.py) are made under it."""
+    data_dir = Path(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -143,49 +144,29 @@ def load_keyring(data_dir: str | os.PathLike, *, create: bool = True) -> KeyRing
     if not path.exists():
         if not create:
             raise KeystoreError(f"{path} does not exist; create it with a fresh key first")
-        with _locked(data_dir):
+        with locked(data_dir):
             if not path.exists():  # another process may have won the race
                 _write(data_dir, KeyRing({0: secrets.token_bytes(SECRET_BYTES)}, 0), None)
     return _read(path)[0]
 
 
-class KeyFile:
-    """A key ring file read again when it changes (one stat a call): how a Kafka worker
-    verifies tokens with the server's keys.json and sees a rotation without a restart.
+class KeyFile(WatchedFile[KeyRing]):
+    """A key ring file read again when it changes (api/filewatch.WatchedFile): how a
+    Kafka worker verifies tokens with the server's keys.json and sees a rotation without
+    a restart. Raises KeystoreError if the file is missing or not a key ring.
 
-        keys = KeyFile(path)   # KeystoreError if it is missing or not a key ring
+        keys = KeyFile(path)
         ring = keys()          # the ring as the file holds it now
-
-    After a change the file cannot be read (a copy half-written, a mode too open), the
-    last good ring stays in use, the problem is logged, and the next call tries again."""
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._watch = FileWatch(self.path)
-        self._ring = _read(self.path)[0]
-        self._problem: str | None = None
-
-    def __call__(self) -> KeyRing:
-        if self._watch.changed():
-            try:
-                self._ring = _read(self.path)[0]
-            except KeystoreError as exc:
-                self._watch.look_again()
-                if str(exc) != self._problem:
-                    logger.error("key ring not reloaded, the last one stays in use",
-                                 extra={"fields": {"problem": str(exc)}})
-                self._problem = str(exc)
-            else:
-                self._problem = None
-                logger.info("key ring reloaded", extra={"fields": {
-                    "path": str(self.path), "active": self._ring.active}})
-        return self._ring
+        super().__init__(path, lambda p: _read(p)[0], KeystoreError, "key ring")
 
 
 def _change(data_dir: str | os.PathLike, change) -> KeyRing:
     data_dir = Path(data_dir)
     load_keyring(data_dir)
-    with _locked(data_dir):
+    with locked(data_dir):
         ring, doc = _read(data_dir / KEYS_FILE)
         try:
             new = change(ring)

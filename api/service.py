@@ -38,6 +38,7 @@ from api.keystore import KEYS_FILE, load_keyring
 from api.metrics import Metrics
 from api.ratelimit import ScanLimiter
 from api.registry import Registry
+from api.revocations import export_revocations
 from api.settings import Settings
 from decoder import KeyRing, RevocationList
 from ingest.runtime import index_path, offsets_path
@@ -106,6 +107,7 @@ class Service:
         if writer is None:
             self.index.set_venue_dwell(*self._venues.resolved_dwell())
             self.admin_token_created = self._ensure_admin()
+            export_revocations(data, self.registry)  # for Kafka workers elsewhere
             sink = IndexSink(self.index) if settings.kafka is None else self._kafka_sink()
             store = LocalStore(sink, ScanLimiter(settings.scan_limits))
         else:
@@ -169,7 +171,7 @@ class Service:
         self._kafka_log = log
         # the worker asks self.keyring for the current ring once a batch: a rotation
         # made through any process reaches it
-        worker = Worker(log, self.index, self.keyring)
+        worker = Worker(log, self.index, self.keyring, revoked=self.revoked)
         stop = threading.Event()
         thread = threading.Thread(target=worker.run, args=(stop,), name="qrtrace-worker",
                                   daemon=True)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from decoder import KeyRing, Kind, Status, verify_tokens
+from decoder import KeyRing, Kind, RevocationList, Status, verify_tokens
 from ingest.events import TOKEN_DTYPE, ScanBatch, concat
 from ingest.log import Record, ScanLog
 from ingest.wire import (
@@ -110,7 +110,8 @@ class Worker:
                  max_records: int = 5000,
                  poll_timeout_s: float = 0.5, part_events: int | None = None,
                  purge_every_s: float | None = None, future_skew_s: int = FUTURE_SKEW_S,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 revoked: Callable[[], RevocationList] | None = None):
         if purge_every_s is not None and purge_every_s <= 0:
             raise ValueError(f"purge_every_s must be positive, got {purge_every_s}")
         self.log = log
@@ -122,6 +123,10 @@ class Worker:
         # rotation reaches a running worker), asked once a batch
         self._keys = keys if callable(keys) else (lambda: keys)
         self.keyring = self._keys()
+        # revoked token ids, asked once a batch (api/revocations.RevocationFile); None:
+        # none are checked
+        self._revoked = revoked
+        self.revocations = None if revoked is None else revoked()
         self.max_records = max_records
         self.poll_timeout_s = poll_timeout_s
         self.metrics = Metrics()
@@ -194,6 +199,8 @@ class Worker:
         rejected: Counter = Counter()
         letters: list[tuple[Record, str, bytes | None, int]] = []
         self.keyring = self._keys()
+        if self._revoked is not None:
+            self.revocations = self._revoked()
         parts = self._parts(records)
         added = duplicates = n = 0
         with contextlib.closing(self._prepared(parts)) as prepared:
@@ -259,7 +266,7 @@ class Worker:
         batch, source = self._decode(records, refused)
         reasons = Reasons(len(batch))
         tokens = self._read_frames(batch, reasons)
-        checked = verify_tokens(tokens, self.keyring)
+        checked = verify_tokens(tokens, self.keyring, revoked=self.revocations)
         bad = checked.status != Status.OK
         reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
         reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")

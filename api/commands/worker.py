@@ -7,7 +7,8 @@ Tokens are verified with the key ring of --keys (default DATA/keys.json), which 
 the server's: a copy of `qrtrace serve`'s DATA/keys.json, or that file itself on shared
 storage. The worker reads it again when it changes, so a key rotation reaches it without
 a restart; it never makes keys of its own (tokens nobody issued with them would all go
-to the dead-letter topic).
+to the dead-letter topic). Revoked token ids come likewise from --revoked (default
+DATA/revoked.json, which `qrtrace serve` writes after each revocation).
 
 The worker deletes check-ins older than the folder's retention period (--retention-days,
 stored in the folder) every --purge-every seconds: its folder is a shard that no server
@@ -73,6 +74,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keys", metavar="FILE",
                    help="the server's key ring file, read again when it changes (default: "
                         "DATA/keys.json, which must exist: copy the server's)")
+    p.add_argument("--revoked", metavar="FILE",
+                   help="the server's list of revoked token ids, read again when it "
+                        "changes (default: DATA/revoked.json; none: nothing is revoked)")
     p.add_argument("--retention-days", type=int, default=None, metavar="N",
                    help="delete check-ins older than N days (stored in the folder; default: "
                         "the folder's period, 21 for a new one)")
@@ -90,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the worker until SIGINT/SIGTERM (or --idle-exit); returns 0. Raises UsageError."""
     from api.datafolder import open_index
     from api.keystore import KEYS_FILE
+    from api.revocations import REVOKED_FILE, RevocationFile, RevocationFileError
     from ingest.kafka_log import KafkaLog
     from ingest.log import LogError
     from ingest.runtime import offsets_path
@@ -103,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     configure_json_logging()
     data = Path(args.data)
     keys = _key_file(Path(args.keys) if args.keys else data / KEYS_FILE)
+    try:
+        revoked = RevocationFile(Path(args.revoked) if args.revoked else data / REVOKED_FILE)
+    except RevocationFileError as exc:
+        raise UsageError(str(exc)) from None
     index = open_index(data, args.retention_days)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -115,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     try:
         Worker(log, index, keys, max_records=args.max_records,
-               purge_every_s=args.purge_every).run(
+               purge_every_s=args.purge_every, revoked=revoked).run(
             stop, idle_exit_s=args.idle_exit, report_every_s=args.report)
     except LogError as exc:
         raise UsageError(str(exc)) from None

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, AdminCaller, ServiceDep
 from api.registry import NotFound
+from api.revocations import export_revocations
 from api.schemas import (
     ROW_ID_MAX,
     AuditEntryOut,
@@ -154,6 +155,7 @@ def revoke_token(body: RevokeIn, admin: AdminCaller, service: ServiceDep) -> Res
     # stored by kind name, which the revocation list (decoder.RevocationList) reads
     service.registry.revoke_token_id(body.kind, body.id)
     service.reload_revoked()
+    export_revocations(service.settings.data, service.registry)  # for Kafka workers
     _audit(service, admin, "revoke_token", kind=body.kind, id=body.id)
     return Response(status_code=204)
 

@@ -75,6 +75,27 @@ def test_scans_get_a_result_each_and_a_retry_is_duplicate(server):
     assert [r["seq"] for r in again["results"]] == [1, 2, 3, 4, 5]
 
 
+def test_a_revoked_personal_token_no_longer_checks_in_here_or_at_kafka_workers(server):
+    """An admin revokes person 12's tokens: its scans are refused with that reason, and
+    DATA/revoked.json, which Kafka workers read, lists it."""
+    c = setup_commune(server)
+    device = c["devices"][1]
+    scan = {"token": c["tokens"][12], "time": NOW - 3600, "seq": 1}
+    assert server.post("/v1/scans", token=device, json={"scans": [scan]}).json()[
+        "results"][0]["status"] == "accepted"
+    exported = json.loads((server.data / "revoked.json").read_text())
+    assert (exported["person"], exported["venue"]) == ([], [])
+    r = server.post("/v1/admin/tokens/revoke", json={"kind": "person", "id": 12})
+    assert r.status_code == 204, r.text
+    later = [{**scan, "time": NOW - 600, "seq": 2},
+             {"token": c["tokens"][11], "time": NOW - 600, "seq": 3}]
+    results = server.post("/v1/scans", token=device, json={"scans": later}).json()["results"]
+    assert [(x["status"], x.get("reason")) for x in results] == [
+        ("rejected", "token: revoked"), ("accepted", None)]
+    exported = json.loads((server.data / "revoked.json").read_text())
+    assert (exported["person"], exported["venue"]) == ([12], [])
+
+
 def test_the_venue_comes_from_the_device_not_the_request(server):
     c = setup_commune(server)
     r = server.post("/v1/scan", token=c["devices"][2],

@@ -137,13 +137,15 @@ def test_a_worker_purges_its_folder_by_the_retention_period_it_is_given(
 
 def test_a_worker_verifies_with_the_servers_key_file_and_sees_its_rotation(
         kafka_bootstrap, topic, tmp_path):
-    """`qrtrace worker --keys FILE` with the server's keys.json: scans signed with the
-    key the server rotates to while the worker runs are check-ins, not dead letters; a
-    folder without a key ring is refused (a worker making its own keys would reject
-    every scan)."""
+    """`qrtrace worker --keys FILE --revoked FILE` with the server's files: scans signed
+    with the key the server rotates to while the worker runs are check-ins, and those of
+    a person revoked meanwhile are dead letters; a folder without a key ring is refused
+    (a worker making its own keys would reject every scan)."""
     from kafka import KafkaProducer
 
     from api.keystore import rotate_key
+    from api.registry import Registry
+    from api.revocations import export_revocations
 
     server, data = tmp_path / "server", tmp_path / "worker"
     keyring = keyring_of(server)
@@ -167,7 +169,8 @@ def test_a_worker_verifies_with_the_servers_key_file_and_sees_its_rotation(
         worker = subprocess.Popen(
             [*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data", str(data), "--topic",
              topic, "--group", f"{topic}-keys", "--keys", str(server / "keys.json"),
-             "--idle-exit", "8", "--report", "0.5"], stdout=out, stderr=subprocess.STDOUT)
+             "--revoked", str(server / "revoked.json"), "--idle-exit", "8", "--report",
+             "0.5"], stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while _last_metrics(log).get("checkins_added", 0) < 10:  # the old key's scans in
@@ -175,14 +178,23 @@ def test_a_worker_verifies_with_the_servers_key_file_and_sees_its_rotation(
             time.sleep(0.2)
         rotated = rotate_key(server)
         assert rotated.active != keyring.active
+        registry = Registry(server)  # what POST /v1/admin/tokens/revoke does
+        try:
+            registry.revoke_token_id("person", 3)
+            export_revocations(server, registry)
+        finally:
+            registry.close()
         send(rotated, [(p, 41, T0 + p, 0) for p in range(1, 11)])
         assert worker.wait(timeout=90) == 0
     finally:
         worker.kill()
         producer.close()
     metrics = _last_metrics(log)
-    assert metrics["checkins_added"] == 20 and metrics["rejected"] == 0, metrics
+    assert metrics["checkins_added"] == 19 and metrics["rejected"] == 1, metrics
+    assert metrics["rejected.token: revoked"] == 1
     assert "key ring reloaded" in log.read_text()
+    [dead] = read_topic(kafka_bootstrap, topic + ".dlq", expect=1)
+    assert dict(dead.headers)["qrtrace-reason"] == b"token: revoked"
 
 
 def _last_metrics(log) -> dict:
