@@ -12,6 +12,10 @@ with --remote, each shard is a `qrtrace shard` server on loopback, asked over HT
 (api/shard_client.py), all on this machine. Every pair of answers must be equal (the
 run stops otherwise). Prints the p50 and p99 of
 each in ms and their ratio; `--json` one flat JSON object. Progress goes to stderr.
+
+Then the adoption report's counts (check-ins per venue and local day over the cases'
+whole span) from the one index and over the shards, ten alternated rounds, equal or the
+run stops: `counts_one_ms`, `counts_sharded_ms` (medians).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import numpy as np
 
 from benchmarks.tracing import build, percentile_ms, sample_cases
 from tracing import simulate
+from tracing.adoption import venue_day_counts, venue_day_counts_over
 from tracing.index import CheckinIndex
 from tracing.model import ContactRule
 from tracing.shards import trace_shards
@@ -78,6 +83,8 @@ def run(n: int, shards: int, cases: int, depth: int, folder: Path, remote: bool 
                 if got != want:
                     raise SystemExit(f"the answers differ for case {case} ({lo}, {hi})")
                 contacts += len(want.contact_persons)
+            counts = _time_counts(whole.snapshot(), snaps, int(sample[1].min()),
+                                  int(sample[2].max()))
     finally:
         for ix in indexes:
             ix.close()
@@ -92,9 +99,32 @@ def run(n: int, shards: int, cases: int, depth: int, folder: Path, remote: bool 
         "sharded_p50_ms": percentile_ms(sharded_s, 50),
         "sharded_p99_ms": percentile_ms(sharded_s, 99),
         "answers_equal": cases,
+        **counts,
     }
     out["p50_ratio"] = round(out["sharded_p50_ms"] / out["one_p50_ms"], 2)
     return out
+
+
+def _time_counts(whole, shards, t_from: int, t_to: int, rounds: int = 10) -> dict:
+    """The adoption report's counts (check-ins per venue and local day) over the cases'
+    whole span, from the one index and over the shards, alternated; medians in ms.
+    Stops the run if the two differ."""
+    one_s, sharded_s = [], []
+    for i in range(rounds + 1):  # the first round compiles and warms, not timed
+        for turn in ((0, 1) if i % 2 else (1, 0)):
+            t0 = time.perf_counter()
+            if turn == 0:
+                want = venue_day_counts(whole, t_from, t_to)
+                one_s.append(time.perf_counter() - t0)
+            else:
+                got = venue_day_counts_over(shards, t_from, t_to)
+                sharded_s.append(time.perf_counter() - t0)
+        if not all(np.array_equal(getattr(got, k), getattr(want, k))
+                   for k in ("venue", "day", "checkins")):
+            raise SystemExit("the check-ins per venue and day differ")
+    return {"counts_rows": len(want), "counts_days": round((t_to - t_from) / 86400, 1),
+            "counts_one_ms": round(float(np.median(one_s[1:])) * 1e3, 2),
+            "counts_sharded_ms": round(float(np.median(sharded_s[1:])) * 1e3, 2)}
 
 
 class _ShardServers:

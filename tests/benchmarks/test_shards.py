@@ -15,6 +15,7 @@ def test_the_shards_benchmark_compares_equal_answers_and_reports_both(capsys):
     assert len(out["shard_checkins"].split()) == 3
     assert sum(map(int, out["shard_checkins"].split())) == out["checkins"]
     assert out["sharded_p50_ms"] > 0 and out["one_p50_ms"] > 0
+    assert out["counts_rows"] > 0 and out["counts_sharded_ms"] > 0
 
 
 def test_the_shards_benchmark_asks_shard_servers_with_remote(capsys):
@@ -22,3 +23,4 @@ def test_the_shards_benchmark_asks_shard_servers_with_remote(capsys):
                         "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["remote"] is True and out["answers_equal"] == 20
+    assert out["counts_rows"] > 0 and out["counts_sharded_ms"] > 0
