@@ -7,7 +7,7 @@ from pathlib import Path
 from api.cli import UsageError
 from api.keystore import KeystoreError, load_keyring
 from decoder import KeyRing
-from ingest.runtime import index_path
+from ingest.runtime import index_path, private_data_folder
 from tracing.errors import TracingError
 from tracing.index import CheckinIndex
 
@@ -18,6 +18,7 @@ def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
     Raises UsageError naming the folder and what is wrong with it.
     """
     try:
+        private_data_folder(data)
         return load_keyring(data), open_index(data)
     except (KeystoreError, OSError) as exc:
         raise UsageError(f"cannot open the data folder {data}: {exc}") from None
@@ -28,6 +29,7 @@ def open_index(data: Path, retention_days: int | None = None) -> CheckinIndex:
     the folder's, 21 for a new one). Raises UsageError naming the folder and the
     problem."""
     try:
+        private_data_folder(data)
         return CheckinIndex.open(index_path(data), retention_days=retention_days)
     except (TracingError, OSError) as exc:
         raise UsageError(f"cannot open the data folder {data}: {exc}") from None

@@ -41,7 +41,7 @@ from api.registry import Registry
 from api.revocations import export_revocations
 from api.settings import Settings
 from decoder import KeyRing, RevocationList
-from ingest.runtime import index_path, offsets_path
+from ingest.runtime import index_path, offsets_path, private_data_folder
 from tracing.index import CheckinIndex
 from tracing.venues import VENUES_FILE, VenueTable
 
@@ -74,8 +74,7 @@ class Service:
         (KeystoreError, TracingError, RegistryError, AuditError, LogError)."""
         self.settings = settings
         self.metrics = Metrics()
-        data = Path(settings.data)
-        data.mkdir(parents=True, exist_ok=True)
+        data = private_data_folder(settings.data)  # citizens' movements: owner only
         self._lock = threading.Lock()
         self._keyring: KeyRing | None = load_keyring(data)
         self._revoked: RevocationList | None = None

@@ -3,10 +3,16 @@
     DATA/index                      the check-in index (tracing/)
     DATA/keys.json                  the token key ring (api.keystore)
     DATA/ingest/kafka-offsets.json  the Kafka offsets saved with the index
+
+A data folder holds citizens' movements: `private_data_folder` makes it readable by its
+owner only, whatever the umask, before anything is written in it.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +20,30 @@ from ingest.wire import FORMAT_HEADER, HEADER_SIZE, JSON, MAGIC, PACKED_V1, ROW_
 
 INDEX_FOLDER = "index"
 OFFSETS_FILE = Path("ingest") / "kafka-offsets.json"
+
+
+logger = logging.getLogger("qrtrace.data")
+
+
+def private_data_folder(data: str | Path) -> Path:
+    """Create the data folder `data` with mode 0700 (its parents as the umask gives
+    them), or make an existing one 0700 if others may read or enter it (logged; a
+    folder this user cannot change is left as it is, with a warning). Returns the
+    path. Raises OSError if it cannot be created."""
+    data = Path(data)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(os.stat(data).st_mode)
+    if mode & 0o077:
+        try:
+            os.chmod(data, 0o700)
+        except OSError as exc:
+            logger.warning("the data folder is open to others and could not be made "
+                           "private", extra={"fields": {"path": str(data), "mode": oct(mode),
+                                                        "problem": str(exc)}})
+        else:
+            logger.warning("the data folder was open to others: made private (mode 700)",
+                           extra={"fields": {"path": str(data), "was": oct(mode)}})
+    return data
 
 
 def index_path(data: str | Path) -> Path:

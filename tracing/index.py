@@ -320,7 +320,7 @@ class CheckinIndex(GenerationsMixin, IndexReader):
         if not (folder / MANIFEST).exists():
             if not create:
                 raise StorageError(f"{folder}: no qrtrace index here (no {MANIFEST})")
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         index = cls(folder, retention_days, head_limit)
         index._lock_folder()
         try:

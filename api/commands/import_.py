@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from api.cli import UsageError
-from ingest.runtime import index_path
+from ingest.runtime import index_path, private_data_folder
 from tracing import csvio
 from tracing.column_files import scratch
 from tracing.errors import InvalidCheckin, TracingError
@@ -58,11 +58,10 @@ def _open_index(data: Path, retention_days: int | None):
         raise UsageError(f"--retention-days must be at least 1, got {retention_days}")
     if data.exists() and not data.is_dir():
         raise UsageError(f"--data {data} is not a folder")
-    if not data.exists():
-        if not data.parent.is_dir():
-            raise UsageError(f"--data {data}: folder {data.parent} does not exist")
-        data.mkdir()
+    if not data.exists() and not data.parent.is_dir():
+        raise UsageError(f"--data {data}: folder {data.parent} does not exist")
     try:
+        private_data_folder(data)
         return CheckinIndex.open(index_path(data), retention_days=retention_days, create=True)
     except (TracingError, OSError) as exc:
         raise UsageError(f"cannot open the index in {data}: {exc}") from exc
