@@ -18,8 +18,7 @@ def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
     Raises UsageError naming the folder and what is wrong with it.
     """
     try:
-        private_data_folder(data)
-        return load_keyring(data), open_index(data)
+        return load_keyring(data), open_index(data)  # open_index makes the folder private
     except (KeystoreError, OSError) as exc:
         raise UsageError(f"cannot open the data folder {data}: {exc}") from None
 
