@@ -381,15 +381,26 @@ CACHE_ROW = 8
 
 
 @njit(cache=True, inline="always")
-def _token_words(row, words):
-    """The bytes of `row` as six little-endian words, zero padded, into `words`."""
-    width = row.shape[0]
+def _token_words(rows, i, words):
+    """The bytes of token row i of `rows` as six little-endian words, zero padded, into
+    `words`. For rows of 43 bytes (every token) the byte offsets are constants, and LLVM
+    reads each word with one load instead of eight (20-29 -> 6 ns a token)."""
+    if rows.shape[1] == 43:
+        for k in range(5):
+            w = np.uint64(0)
+            for j in range(8):
+                w |= np.uint64(rows[i, 8 * k + j]) << np.uint64(8 * j)
+            words[k] = w
+        words[5] = (np.uint64(rows[i, 40]) | (np.uint64(rows[i, 41]) << _U8)
+                    | (np.uint64(rows[i, 42]) << _U16))
+        return
+    width = rows.shape[1]
     for k in range(6):
         w = np.uint64(0)
         for j in range(8):
             b = 8 * k + j
             if b < width:
-                w |= np.uint64(row[b]) << np.uint64(8 * j)
+                w |= np.uint64(rows[i, b]) << np.uint64(8 * j)
         words[k] = w
 
 
@@ -414,7 +425,7 @@ def _cache_find(table, words, s, mask):
     return -s - 1
 
 
-PREFETCH_AHEAD = 8  # tokens whose cache rows are on their way while one is looked up
+LOOKUP_CHUNK = 16  # tokens whose table rows are asked for at once, then compared
 
 
 @njit(cache=True, nogil=True)
@@ -423,37 +434,35 @@ def cache_lookup(rows, table, shift, today, s_ok, s_expired, status, kind, ids, 
     """Fill the outputs of the token rows that the cache `table` holds, as verify_rows
     would (status OK, or EXPIRED from `today`); the indices of the others go to
     `missed`. Returns how many missed. Found means all 43 bytes equal a stored token's:
-    the stored one's MAC verified, so this one's does. The rows of the next tokens are
-    prefetched meanwhile: a table larger than the caches costs a miss a token."""
+    the stored one's MAC verified, so this one's does. A table larger than the caches
+    costs a miss a token: the tokens go LOOKUP_CHUNK at a time, their rows all asked for
+    before the first is compared, so that the misses overlap (measured, 1M lookups in a
+    table of 50,000 tokens: 110-180 ns a token when each asked for the row of the token
+    eight ahead, 48-53 ns so)."""
     mask = table.shape[0] - 1
     n = rows.shape[0]
-    words = np.empty(6, dtype=np.uint64)
-    ahead = np.empty(6, dtype=np.uint64)
-    slots = np.empty(PREFETCH_AHEAD, dtype=np.int64)
-    for i in range(min(PREFETCH_AHEAD, n)):
-        _token_words(rows[i], ahead)
-        slots[i] = _cache_slot(ahead, shift)
-        prefetch_read(table, slots[i])
+    words = np.empty((LOOKUP_CHUNK, 6), dtype=np.uint64)
+    slots = np.empty(LOOKUP_CHUNK, dtype=np.int64)
     n_missed = 0
-    for i in range(n):
-        s = slots[i % PREFETCH_AHEAD]
-        if i + PREFETCH_AHEAD < n:
-            _token_words(rows[i + PREFETCH_AHEAD], ahead)
-            slots[i % PREFETCH_AHEAD] = _cache_slot(ahead, shift)
-            prefetch_read(table, slots[i % PREFETCH_AHEAD])
-        _token_words(rows[i], words)
-        s = _cache_find(table, words, s, mask)
-        if s < 0:
-            missed[n_missed] = i
-            n_missed += 1
-            continue
-        meta = table[s, 7]
-        exp = meta >> np.uint64(32)
-        kind[i] = meta & np.uint64(0xFF)
-        key_ids[i] = (meta >> np.uint64(8)) & np.uint64(0xFFFF)
-        ids[i] = table[s, 6]
-        expires[i] = exp
-        status[i] = s_expired if (exp != 0 and today >= np.int64(exp)) else s_ok
+    for start in range(0, n, LOOKUP_CHUNK):
+        stop = min(start + LOOKUP_CHUNK, n)
+        for i in range(start, stop):
+            _token_words(rows, i, words[i - start])
+            slots[i - start] = _cache_slot(words[i - start], shift)
+            prefetch_read(table, slots[i - start])
+        for i in range(start, stop):
+            s = _cache_find(table, words[i - start], slots[i - start], mask)
+            if s < 0:
+                missed[n_missed] = i
+                n_missed += 1
+                continue
+            meta = table[s, 7]
+            exp = meta >> np.uint64(32)
+            kind[i] = meta & np.uint64(0xFF)
+            key_ids[i] = (meta >> np.uint64(8)) & np.uint64(0xFFFF)
+            ids[i] = table[s, 6]
+            expires[i] = exp
+            status[i] = s_expired if (exp != 0 and today >= np.int64(exp)) else s_ok
     return n_missed
 
 
@@ -468,7 +477,7 @@ def cache_insert(rows, table, shift, start, room, kind, ids, key_ids, expires):
     for i in range(start, rows.shape[0]):
         if kind[i] == 0:
             continue
-        _token_words(rows[i], words)
+        _token_words(rows, i, words)
         s = _cache_find(table, words, _cache_slot(words, shift), mask)
         if s >= 0:
             continue
