@@ -1,11 +1,11 @@
 """Frame-decoding benchmark: our batch decoder against zxing-cpp, pyzbar and OpenCV.
 
-Generates synthetic camera frames (not timed), then runs each
-decoder over the same list after a short warm-up and reports, per decoder, frames/s
-(wall clock), CPU ms per frame, the decode rate (expected texts found / expected texts),
-wrong texts (found but not in the frame) and false-positive frames (no-code frames where
-something was found), with decode rates by frame trait. The targets for decode_frames:
-a decode rate at least zxing-cpp default's, 6x its throughput and 40x pyzbar's.
+Generates synthetic camera frames (not timed), then runs each decoder over the same list
+after a short warm-up and reports, per decoder, frames/s (wall clock), CPU ms per frame,
+the decode rate (expected texts found / expected texts), wrong texts (found but not in
+the frame) and false-positive frames (no-code frames where something was found), with
+decode rates by frame trait. The targets for decode_frames: a decode rate at least
+zxing-cpp default's, 6x its throughput and 40x pyzbar's.
 
     python -m benchmarks.frames [--frames N] [--seed S] [--generator synth|camera]
                                 [--json] [--workers W]
