@@ -349,7 +349,7 @@ def _rescue(decode_pass: DecodePass, gray: np.ndarray,
             continue
         tried.append(box)
         # The crop, however large: a filtered or rescaled copy of the whole frame costs
-        # up to 24 ms (2x a 720p frame), and over 2,300 frames of both generators it
+        # up to 24 ms (2x a 720p frame), and over 3,000 frames of both generators it
         # read five codes that the crops did not (one of them outside every crop).
         found, _ = decode_pass.run(np.ascontiguousarray(gray[y0:y1, x0:x1]))
         valid = [b for b in found if b.valid]
