@@ -13,6 +13,7 @@ it past the last batch (offsets that compaction removed included).
 
 from __future__ import annotations
 
+from functools import cache
 from itertools import repeat
 
 import numpy as np
@@ -43,55 +44,6 @@ def install(consumer) -> bool:
     return True
 
 
-RECEIVE_BYTES = 1 << 20  # one recv call reads up to this much of a fetch response
-
-
-def receive_in_large_reads() -> bool:
-    """Make kafka-python's plain TCP connections read the socket up to RECEIVE_BYTES at
-    a time into a buffer of their own, instead of 4,096 bytes a call (kafka-python
-    3.0.12): a fetch of 64 packed records of 880 KB each was ~14,000 recv calls and
-    as many bytes objects on the client's IO thread. The same bytes come out, in the
-    same pieces per readable event; errors as before. Applies to every kafka-python
-    client of the process; returns False (changing nothing) for a kafka-python whose
-    transport is not the one this was written against."""
-    try:
-        from kafka.net import transport
-    except ImportError:
-        return False
-    cls = getattr(transport, "KafkaTCPTransport", None)
-    if cls is None or not hasattr(cls, "_sock_recv"):
-        return False
-    if getattr(cls._sock_recv, "_qrtrace", False):
-        return True
-    errors = transport.Errors
-    log = transport.log
-
-    def _sock_recv(self):
-        view = getattr(self, "_qrtrace_recv", None)
-        if view is None:
-            view = self._qrtrace_recv = memoryview(bytearray(RECEIVE_BYTES))
-        received, err = [], None
-        while True:
-            try:
-                n = self._sock.recv_into(view)
-                if not n:  # the peer closed: as kafka-python says it
-                    log.error("%s: socket disconnected", self)
-                    err = errors.KafkaConnectionError("socket disconnected")
-                    break
-                received.append(bytes(view[:n]))
-            except (BlockingIOError, InterruptedError):
-                break
-            except BaseException as exc:
-                log.exception("%s: Error receiving network data closing socket", self)
-                err = errors.KafkaConnectionError(exc)
-                break
-        return b"".join(received), err
-
-    _sock_recv._qrtrace = True
-    cls._sock_recv = _sock_recv
-    return True
-
-
 def _take(self, n=None):
     from kafka.consumer.fetcher import Fetcher
 
@@ -108,7 +60,7 @@ def _unpack_records(self, tp, records, key_deserializer, value_deserializer):
 
     topic, partition = tp.topic, tp.partition
     try:
-        batch = records.next_batch()
+        batch = _next_batch(records)
         last_batch = None
         while batch is not None:
             last_batch = batch
@@ -120,7 +72,7 @@ def _unpack_records(self, tp, records, key_deserializer, value_deserializer):
                 self.leader_epoch = batch.leader_epoch
                 if batch.is_control_batch:
                     self.next_fetch_offset = batch.next_offset
-                    batch = records.next_batch()
+                    batch = _next_batch(records)
                     continue
             split = _split(batch) if batch.magic == 2 and not batch.compression_type else None
             if split is not None:
@@ -140,7 +92,7 @@ def _unpack_records(self, tp, records, key_deserializer, value_deserializer):
                     self.next_fetch_offset = record.offset + 1
                     yield Record(record.value, record.headers or (), record.key, partition,
                                  record.offset, topic)
-            batch = records.next_batch()
+            batch = _next_batch(records)
         else:
             # as kafka-python does: past the last batch, even if compaction removed its
             # last records
@@ -149,6 +101,50 @@ def _unpack_records(self, tp, records, key_deserializer, value_deserializer):
             self.drain()
     except StopIteration:  # as kafka-python: a StopIteration must not end the generator
         raise RuntimeError("StopIteration raised unpacking messageset") from None
+
+
+# where a record batch's magic byte sits: after base offset (8), length (4), leader epoch (4)
+_MAGIC_AT = 16
+
+
+def _next_batch(records):
+    """`records.next_batch()` (a kafka-python MemoryRecords), except that a v2 batch reads
+    the fetched bytes in place: kafka-python copies each batch into a bytearray first
+    (~10-60 ns a packed event, more with the page faults of a fresh 16 MB copy), and a
+    v2 batch is only read. Legacy (v0, v1) and too-short batches, and the errors, are
+    kafka-python's."""
+    view = records._next_slice
+    batch_class = _view_batch_class()
+    if view is None or len(view) < batch_class.HEADER_STRUCT.size or view[_MAGIC_AT] != 2:
+        return records.next_batch()  # with its errors for a batch too short
+    records._cache_next()  # what next_batch does to move past it
+    return batch_class(view)
+
+
+@cache
+def _view_batch_class():
+    from kafka.record.default_records import DefaultRecordBatch
+
+    class ViewBatch(DefaultRecordBatch):
+        """A DefaultRecordBatch over a read-only view of the fetched bytes. Its __init__
+        is kafka-python's (2.0.2 to 3.0.12) but for the bytearray copy; its header and
+        CRC check read the view. kafka-python's record-by-record reader (compressed
+        batches, and those `_split` leaves to it) gets the copy it expects."""
+
+        def __init__(self, buffer):
+            self._buffer = buffer
+            self._header_data = self.HEADER_STRUCT.unpack_from(buffer)
+            self._pos = self.HEADER_STRUCT.size
+            self._num_records = self._header_data[12]
+            self._next_record_index = 0
+            self._decompressed = False
+
+        def __iter__(self):
+            if not isinstance(self._buffer, bytearray):
+                self._buffer = bytearray(self._buffer)  # it decodes slices of it as text
+            return super().__iter__()
+
+    return ViewBatch
 
 
 def warm_up() -> None:
@@ -160,7 +156,7 @@ def warm_up() -> None:
 _HEADERS: dict[bytes, tuple] = {}  # the bytes of a record's headers -> parsed (shared)
 
 
-FEW_RECORDS = 64  # a batch of at most this many records has its values copied one by one
+FEW_RECORDS = 64  # a batch of at most this many records gives its values as views
 
 
 def _split(batch):
@@ -175,16 +171,16 @@ def _split(batch):
     if split_records(raw, batch._pos, count, delta, key_at, key_len, value_at, value_len,
                      head_at, head_end):
         return None
-    # a few large records (packed batches): each piece copied once from the buffer;
-    # many small ones (JSON events): one copy of the buffer, then slices (cheaper each)
+    # a few large records (packed batches): values are read-only views of the fetched
+    # bytes, not copies; many small ones (JSON events): one copy of the buffer, then
+    # slices (cheaper each than a view)
     few = count <= FEW_RECORDS
-    data = memoryview(buf) if few else bytes(buf)
+    data = memoryview(buf).toreadonly() if few else bytes(buf)
     values = [data[a:a + n] if n >= 0 else None
               for a, n in zip(value_at.tolist(), value_len.tolist(), strict=True)]
     keys = [data[a:a + n] if n >= 0 else None
             for a, n in zip(key_at.tolist(), key_len.tolist(), strict=True)]
     if few:
-        values = [None if v is None else bytes(v) for v in values]
         keys = [None if k is None else bytes(k) for k in keys]
     headers = []
     for a, b in zip(head_at.tolist(), head_end.tolist(), strict=True):

@@ -216,9 +216,9 @@ def encode_json(event: ScanEvent) -> bytes:
 
 
 def parse_json(value: bytes) -> ScanEvent | str:
-    """The event of a JSON record, or the reason (a str) it is not one."""
+    """The event of a JSON record (bytes or a buffer), or the reason (a str) it is not one."""
     try:
-        doc = json.loads(value)
+        doc = json.loads(value if isinstance(value, bytes | bytearray) else bytes(value))
     except (ValueError, RecursionError) as exc:
         return f"json: not a JSON document ({type(exc).__name__})"
     try:

@@ -40,12 +40,38 @@ def test_a_split_batch_holds_what_kafka_python_reads(records, base_offset, few):
         values, headers, keys, offsets = _split(_batch(records, base_offset))
     finally:
         kafka_records.FEW_RECORDS = saved
-    assert all(type(v) is bytes for v in values + keys if v is not None)
+    assert all(type(k) is bytes for k in keys if k is not None)
+    # few (large) values are read-only views of the fetched bytes, never copies to change
+    assert all(type(v) is bytes or (type(v) is memoryview and v.readonly)
+               for v in values if v is not None)
     theirs = list(_batch(records, base_offset))
     assert values == [r.value for r in theirs]
     assert keys == [r.key for r in theirs]
     assert [list(h) for h in headers] == [r.headers for r in theirs]
     assert offsets == [r.offset for r in theirs]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_records, min_size=1, max_size=4), st.integers(0, 60))
+def test_batches_read_in_place_are_the_batches_kafka_python_reads(batches, cut):
+    """Fetched data (several batches, the last one cut short as a fetch may end) gives the
+    same batches, records and end whether read in place or by kafka-python."""
+    from kafka.record.memory_records import MemoryRecords
+
+    data = b"".join(bytes(_batch(records, 1000 * i)._buffer)
+                    for i, records in enumerate(batches))
+    data = data[:len(data) - cut]
+
+    def read(next_batch):
+        fetched, out = MemoryRecords(data), []
+        while (batch := next_batch(fetched)) is not None:
+            out.append((batch.base_offset, batch.next_offset, batch.validate_crc(),
+                        [(r.offset, r.key, r.value, r.headers) for r in batch]))
+        return out
+
+    ours = read(kafka_records._next_batch)
+    assert ours == read(MemoryRecords.next_batch)
+    assert len(ours) == len(batches) - (cut > 0)
 
 
 @settings(max_examples=100, deadline=None)
@@ -114,33 +140,3 @@ def test_records_and_positions_match_kafka_python_on_a_real_broker(kafka_bootstr
         assert our_positions[-1] == their_positions[-1] == len(sent)
         if max_records == 7:  # every poll stops inside a batch: positions follow records
             assert our_positions == their_positions
-
-
-def test_large_socket_reads_give_the_same_bytes_and_errors():
-    """kafka-python's plain TCP transport, reading in large pieces, passes on every byte
-    the peer sent, in order, and says so when the peer closes."""
-    import random
-    import socket
-    import threading
-
-    from kafka import errors
-    from kafka.net.transport import KafkaTCPTransport
-
-    from ingest.kafka_records import receive_in_large_reads
-
-    assert receive_in_large_reads() and receive_in_large_reads()  # once is enough
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    data = random.Random(4).randbytes(3_000_000)
-    sender = threading.Thread(target=lambda: (theirs.sendall(data), theirs.close()))
-    sender.start()
-    transport = KafkaTCPTransport.__new__(KafkaTCPTransport)  # only its socket is read
-    transport._sock, transport._closed = ours, False
-    got, err = bytearray(), None
-    while err is None:
-        chunk, err = transport._sock_recv()
-        got += chunk
-    sender.join()
-    ours.close()
-    assert bytes(got) == data
-    assert isinstance(err, errors.KafkaConnectionError)
