@@ -170,6 +170,9 @@ def _events(value: bytes) -> int:
     return int.from_bytes(value[8:12], "little") if value[:4] == b"QRTP" else 1
 
 
+STALL_S = 60  # a run that consumes nothing for this long stops with an error
+
+
 def run_kafka(index, keyring, records, max_records, bootstrap, offsets, *, mode: str,
               producer: str, producers: int) -> tuple[dict, Worker]:
     """Produce `records` to a fresh topic and consume them into `index`, at once (`mode`
@@ -200,8 +203,14 @@ def run_kafka(index, keyring, records, max_records, bootstrap, offsets, *, mode:
     meter.start()
     if mode == "concurrent":
         fleet.go()
+    consumed, progress_at = 0, time.monotonic()
     while worker.metrics.records_in < len(records):
         worker.run_once()
+        if worker.metrics.records_in > consumed:
+            consumed, progress_at = worker.metrics.records_in, time.monotonic()
+        elif (failure := fleet.failure()) or time.monotonic() - progress_at > STALL_S:
+            raise RuntimeError(failure or f"no record came for {STALL_S} s: {consumed} of "
+                               f"{len(records)} consumed")
     out.update(meter.stop(n))
     if mode == "concurrent":
         produce_s, produce_cpu = fleet.finish()

@@ -134,6 +134,15 @@ class Fleet:
         for feeder in self._feeders:
             feeder.start()
 
+    def failure(self) -> str | None:
+        """Why a producer stopped before sending everything (it exited with an error),
+        or None while none has."""
+        for proc in self.procs:
+            code = proc.poll() if self.kind == "java" else proc.exitcode
+            if code not in (None, 0):
+                return f"a {self.kind} producer exited with {code} (its errors are above)"
+        return None
+
     def finish(self) -> tuple[float, float]:
         """Wait for every producer to end; returns (seconds until the last one had sent
         and flushed everything, their CPU seconds from `go` on)."""
