@@ -3,6 +3,7 @@ responses out of them, however the bytes arrive."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import threading
@@ -82,7 +83,7 @@ def test_responses_split_anywhere_decode_as_sent(records, cuts, seed):
                       for i, (cid, r) in enumerate(zip(ids, records, strict=True)))
     points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
     got = []
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         piece = stream[a:b]
         # pieces arrive as bytes or, from the socket reader, as read-only views
         got += protocol.receive_bytes(memoryview(piece).toreadonly() if seed % 2 else piece)
