@@ -116,6 +116,7 @@ def _frame_writer(Frame):
             at += take
             if frame.tell() < len(frame):
                 break
+            self._receiving = False
             frame.seek(0)
             responses.append(self._process_response(frame))
             self._reset_buffer()

@@ -41,7 +41,7 @@ def test_a_split_batch_holds_what_kafka_python_reads(records, base_offset, few):
     finally:
         kafka_records.FEW_RECORDS = saved
     assert all(type(k) is bytes for k in keys if k is not None)
-    # few (large) values are read-only views of the fetched bytes, never copies to change
+    # the values of a few (large) records are read-only views of the fetched bytes
     assert all(type(v) is bytes or (type(v) is memoryview and v.readonly)
                for v in values if v is not None)
     theirs = list(_batch(records, base_offset))
