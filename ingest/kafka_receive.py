@@ -16,7 +16,7 @@ bytes), most of it on the client's IO thread, holding the GIL that the worker ne
   the decoder reads the frame in place: a fetched byte is copied once by the kernel
   into the buffer, once into the frame, and once out of it as the records' bytes.
 
-The same bytes, in the same pieces, give the same responses and the same errors. Each
+The same bytes, however the socket splits them, give the same responses and errors. Each
 change applies only to a kafka-python whose classes have the methods it replaces; for
 another version `install` changes nothing and returns False.
 """
