@@ -92,12 +92,11 @@ def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
     for level in range(1, rule.depth + 1):
         if pres_v.shape[0] == 0:
             break
-        p, v, s, e, firsts = _evidence(shards, pres_v, pres_s, pres_e, found, need)
-        answer = trace_kernels.add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e,
-                                         firsts)
-        if p.shape[0] == 0:
+        p, v, s, e = _evidence(shards, pres_v, pres_s, pres_e, found, need)
+        answer, new_persons, exposed_at = trace_kernels.add_level(
+            answer, level, pres_v, pres_s, pres_e, p, v, s, e)
+        if new_persons.shape[0] == 0:
             break
-        new_persons, exposed_at = p[firsts], s[firsts]
         if level < rule.depth:
             found = np.sort(np.concatenate((found, new_persons)))
             pres_v, pres_s, pres_e = _presences(shards, new_persons, exposed_at, window_to,
@@ -121,7 +120,7 @@ def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
 
 def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
     """The overlaps with the presences by >= need seconds over every shard, of persons
-    not in `found`, as trace_kernels.ordered_evidence gives them."""
+    not in `found`, as rows (person, venue, start, end) for trace_kernels.add_level."""
     person, venue, start, end, t_in, at, explicit = _gather(
         [shard.overlap_rows(pres_v, pres_s, pres_e, need) for shard in shards])
     new = ~np.isin(person, found)
@@ -132,8 +131,8 @@ def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int
         a[keep] for a in (person, venue, start, end, t_in, at, explicit))
     explicit, end = _ended(shards, person, venue, t_in, explicit, end, pres_e[at])
     long_enough = end - start >= need
-    return trace_kernels.ordered_evidence(person[long_enough], venue[long_enough],
-                                          start[long_enough], end[long_enough])
+    return (person[long_enough], venue[long_enough], start[long_enough],
+            end[long_enough])
 
 
 def _gather(answers: list[tuple]) -> tuple[np.ndarray, ...]:

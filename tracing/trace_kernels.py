@@ -113,9 +113,16 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, ou
         explicit = pv_venue[j] & EXPLICIT
         if explicit:
             end = t + np.int64(exp[venue_row(venue_off, t_in, person, v, t, c)])
-        else:
-            end = _exact_end(t + dwell[v], t, c, person_off, pv_t_in, c_other, o_person_off,
-                             o_pv_t_in)
+        else:  # the next strictly later check-in in this segment follows row j
+            end = t + dwell[v]
+            nxt = j + 1
+            while nxt < person_off[c + 1] and np.int64(pv_t_in[nxt]) == t:
+                nxt += 1
+            if nxt < person_off[c + 1] and np.int64(pv_t_in[nxt]) < end:
+                end = np.int64(pv_t_in[nxt])
+            if c_other >= 0:
+                end = _exact_end(end, t, -1, person_off, pv_t_in, c_other, o_person_off,
+                                 o_pv_t_in)
         s = max(t, lo)
         e = min(end, hi)
         if s < e:
@@ -292,12 +299,28 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
         _prefetch_person(person, exp, person_off, ids, times, rows[j])
     w, last_v = -1, -1
     for j in range(m):
+        # The helpers of this loop are written out in it: called, they cost the
+        # reference counts of the arrays handed to them at every candidate.
         if j + AHEAD < m:
-            _prefetch_person(person, exp, person_off, ids, times, rows[j + AHEAD])
+            ra = rows[j + AHEAD]
+            pa = np.int64(person[ra])
+            prefetch_read(ids, pa)
+            if exp[ra] == 0:
+                lo, hi = person_off[pa], person_off[pa + 1]
+                if lo < hi:
+                    prefetch_read(times, lo)
+                    prefetch_read(times, hi - 1)
         r, i = rows[j], at[j]
         p = np.int64(person[r])
         pid = person_ids[p]
-        if _code(found, pid) >= 0:
+        lo, hi = 0, found.shape[0]
+        while lo < hi:  # is pid in found?
+            mid = (lo + hi) >> 1
+            if found[mid] < pid:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < found.shape[0] and found[lo] == pid:
             continue
         v = codes[i]
         if v != last_v:  # the venue in the other segment
@@ -313,9 +336,19 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
         if is_base and c_other >= 0 and w >= 0 and \
                 venue_row(o_venue_off, o_t_in, o_person, w, t, c_other) >= 0:
             continue
-        if explicit == 0:
-            end = _exact_end(end, t, p, person_off, pv_t_in, c_other, o_person_off,
-                             o_pv_t_in)
+        if explicit == 0:  # ends at the person's next later check-in, if earlier
+            lo, hi = person_off[p], person_off[p + 1]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if np.int64(pv_t_in[mid]) <= t:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo < person_off[p + 1] and np.int64(pv_t_in[lo]) < end:
+                end = np.int64(pv_t_in[lo])
+            if c_other >= 0:
+                end = _exact_end(end, t, -1, person_off, pv_t_in, c_other, o_person_off,
+                                 o_pv_t_in)
         e = min(pe, end)
         if e - s >= need:
             out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e
@@ -325,51 +358,104 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
     return k
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _after(s, e, v, a, b):
-    """Whether row a comes after row b by (start, end, venue)."""
-    if s[a] != s[b]:
-        return s[a] > s[b]
-    if e[a] != e[b]:
-        return e[a] > e[b]
-    return v[a] > v[b]
+_HASH = np.uint64(0x9E3779B97F4A7C15)  # spreads person ids over contacts_of's table
+SMALL_TIE = 32  # runs of equal starts up to this long are ordered by insertion
 
 
 @njit(cache=True, nogil=True)
-def _evidence_order(p, s, e, v):
-    """The rows' order by (person, start, end, venue): one sort by person, then each
-    person's rows (usually a few) by insertion. Four stable sorts of the whole, least
-    significant key first, took a quarter of an F1 trace at 10M check-ins."""
-    order = np.argsort(p)
+def _start_order(p, v, s, e):
+    """The rows' order by (start, person, end, venue): one argsort of the starts, then
+    each run of equal starts (the persons already at a venue when a presence began
+    share its start) by insertion, or by stable sorts when it is long. The comparisons
+    are written out in the loop: a helper taking the arrays, even inlined, cost their
+    reference counts at every call, 8 us an F1 trace."""
+    order = np.argsort(s)
     n = order.shape[0]
     i = 0
     while i < n:
         j = i + 1
-        while j < n and p[order[j]] == p[order[i]]:
+        while j < n and s[order[j]] == s[order[i]]:
             j += 1
-        if j - i <= 32:
+        if j - i <= SMALL_TIE:
             for a in range(i + 1, j):
                 x = order[a]
+                px, ex, vx = p[x], e[x], v[x]
                 b = a - 1
-                while b >= i and _after(s, e, v, order[b], x):
-                    order[b + 1] = order[b]
+                while b >= i:
+                    y = order[b]
+                    if not (px < p[y] or (px == p[y] and (
+                            ex < e[y] or (ex == e[y] and vx < v[y])))):
+                        break
+                    order[b + 1] = y
                     b -= 1
                 order[b + 1] = x
-        else:  # rows the same in every key are equal: any order among them will do
+        else:  # rows the same in every key are equal: any order among them
             g = order[i:j].copy()
             g = g[np.argsort(v[g], kind="mergesort")]
             g = g[np.argsort(e[g], kind="mergesort")]
-            order[i:j] = g[np.argsort(s[g], kind="mergesort")]
+            order[i:j] = g[np.argsort(p[g], kind="mergesort")]
         i = j
     return order
 
 
 @njit(cache=True, nogil=True)
+def contacts_of(p, v, s, e):
+    """A level's evidence rows (person, venue, start, end; in any order, repeats
+    allowed) as its contacts: (persons, exposed_at, first row of each and, last, the
+    row count; venue, start, end of the rows). Contacts are ordered by (exposed_at,
+    person), each one's rows by (start, end, venue), without repeats.
+
+    One sort by (start, person, end, venue) does it all: a person's first row in that
+    order is their exposure, so persons come in contact order as they are first met
+    (numbered through a small hash table), and their rows in evidence order."""
+    order = _start_order(p, v, s, e)
+    n = order.shape[0]
+    size = 16
+    while size < 2 * n:
+        size *= 2
+    mask = size - 1
+    slots = np.full(size, -1, np.int64)
+    persons = np.empty(n, np.uint64)
+    exposed_at = np.empty(n, np.int64)
+    group = np.empty(n, np.int64)
+    counts = np.zeros(n + 1, np.int64)
+    nc = 0
+    for i in range(n):
+        r = order[i]
+        if i > 0:
+            q = order[i - 1]
+            if p[r] == p[q] and v[r] == v[q] and s[r] == s[q] and e[r] == e[q]:
+                group[i] = -1  # a repeat
+                continue
+        h = np.int64(((p[r] * _HASH) >> np.uint64(32)) & np.uint64(mask))
+        while slots[h] >= 0 and persons[slots[h]] != p[r]:
+            h = (h + 1) & mask
+        if slots[h] < 0:
+            slots[h] = nc
+            persons[nc], exposed_at[nc] = p[r], s[r]
+            nc += 1
+        group[i] = slots[h]
+        counts[slots[h] + 1] += 1
+    for g in range(nc):
+        counts[g + 1] += counts[g]
+    m = counts[nc]
+    ev_v, ev_s, ev_e = np.empty(m, np.uint64), np.empty(m, np.int64), np.empty(m, np.int64)
+    at = counts[:nc].copy()
+    for i in range(n):
+        g = group[i]
+        if g >= 0:
+            r = order[i]
+            ev_v[at[g]], ev_s[at[g]], ev_e[at[g]] = v[r], s[r], e[r]
+            at[g] += 1
+    return persons[:nc], exposed_at[:nc], counts[:nc + 1], ev_v, ev_s, ev_e
+
+
+@njit(cache=True, nogil=True)
 def evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found, need):
     """The next level's evidence: overlaps with the presences by >= need seconds, of
-    persons not in `found` (sorted ids), sorted by (person, start, end, venue) without
-    repeats. Returns (person, venue, start, end, index of each person's first row).
-    A segment without check-ins (the overlay, after a merge) is not searched."""
+    persons not in `found` (sorted ids), as rows (person, venue, start, end) in no
+    order, repeats possible (contacts_of orders them). A segment without check-ins (the
+    overlay, after a merge) is not searched."""
     rows_b, at_b, codes_b = _candidates(base, pres_c, pres_v, pres_s, pres_e, need)
     if overlay[0].shape[0]:
         rows_o, at_o, codes_o = _candidates(overlay, np.full(pres_c.shape[0], -1, np.int64),
@@ -383,36 +469,15 @@ def evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found, need):
                  p, v, s, e, None, None, None, 0)
     k = _confirm(overlay, base, False, rows_o, at_o, codes_o, pres_s, pres_e, need, found,
                  p, v, s, e, None, None, None, k)
-    return ordered_evidence(p[:k], v[:k], s[:k], e[:k])
-
-
-@njit(cache=True, nogil=True, inline="always")
-def ordered_evidence(p, v, s, e):
-    """Overlap rows (person, venue, start, end) sorted by (person, start, end, venue)
-    without repeats, and the index of each person's first row."""
-    order = _evidence_order(p, s, e, v)
-    n = 0
-    firsts = np.empty(order.shape[0], np.int64)
-    nf = 0
-    out_p, out_v = np.empty(order.shape[0], np.uint64), np.empty(order.shape[0], np.uint64)
-    out_s, out_e = np.empty(order.shape[0], np.int64), np.empty(order.shape[0], np.int64)
-    for r in order:
-        if n > 0 and out_p[n - 1] == p[r] and out_v[n - 1] == v[r] and out_s[n - 1] == s[r] \
-                and out_e[n - 1] == e[r]:
-            continue
-        if n == 0 or out_p[n - 1] != p[r]:
-            firsts[nf] = n
-            nf += 1
-        out_p[n], out_v[n], out_s[n], out_e[n] = p[r], v[r], s[r], e[r]
-        n += 1
-    return out_p[:n], out_v[:n], out_s[:n], out_e[:n], firsts[:nf]
+    return p[:k], v[:k], s[:k], e[:k]
 
 
 @njit(cache=True, nogil=True)
-def zones(pres_v, pres_s, pres_e, ev_v, ev_s, firsts):
+def zones(pres_v, pres_s, pres_e, ev_v, ev_s, offsets):
     """Zones of one level: each venue's presences merged where they overlap or touch,
-    sorted by (venue, start), with the number of distinct persons (evidence rows grouped
-    by `firsts`) whose evidence starts in each. Returns (venue, start, end, exposed)."""
+    sorted by (venue, start), with the number of distinct persons (evidence rows
+    offsets[g]:offsets[g + 1] are person g's) whose evidence starts in each. Returns
+    (venue, start, end, exposed)."""
     order = np.argsort(pres_s, kind="mergesort")
     order = order[np.argsort(pres_v[order], kind="mergesort")]
     n = order.shape[0]
@@ -427,9 +492,8 @@ def zones(pres_v, pres_s, pres_e, ev_v, ev_s, firsts):
     k += 1
     counts = np.zeros(k, np.int64)
     last_person = np.full(k, -1, np.int64)
-    for g in range(firsts.shape[0]):
-        stop = firsts[g + 1] if g + 1 < firsts.shape[0] else ev_v.shape[0]
-        for i in range(firsts[g], stop):
+    for g in range(offsets.shape[0] - 1):
+        for i in range(offsets[g], offsets[g + 1]):
             lo, hi = 0, k
             while lo < hi:  # the last zone at or before (venue, start)
                 mid = (lo + hi) // 2
@@ -455,35 +519,6 @@ def _room(buf, used, extra):
 
 
 @njit(cache=True, nogil=True)
-def _level_contacts(level, p, v, s, e, firsts, contacts, nc, rows, nr):
-    """One level's contacts ordered by (exposed_at, person), written into `contacts`
-    (flat, 5 values a contact: person, level, exposed_at, first and end evidence row)
-    from value nc, and their evidence rows in the same order into `rows` (flat, 3 values
-    a row: venue, start, end) from value nr (row nr // 3 is the first one's number).
-    Returns the values written to each: (nc, nr) after them."""
-    n = firsts.shape[0]
-    exposed_at = s[firsts]
-    # by exposed_at, ties in row order (persons ascend): one argsort of exposed_at * n +
-    # row where that fits in an int64 (times below 2**33: any n under 2**29)
-    if n == 0 or (exposed_at.min() >= 0 and exposed_at.max() < (np.int64(1) << 62) // n):
-        order = np.argsort(exposed_at * n + np.arange(n))
-    else:
-        order = np.argsort(exposed_at, kind="mergesort")
-    c, k = nc, nr
-    for j in range(n):
-        i = order[j]
-        stop = firsts[i + 1] if i + 1 < n else p.shape[0]
-        contacts[c], contacts[c + 1], contacts[c + 2] = p[firsts[i]], level, exposed_at[i]
-        contacts[c + 3] = k // 3
-        for r in range(firsts[i], stop):
-            rows[k], rows[k + 1], rows[k + 2] = v[r], s[r], e[r]
-            k += 3
-        contacts[c + 4] = k // 3
-        c += 5
-    return c, k
-
-
-@njit(cache=True, nogil=True)
 def trace(table, case, window_from, window_to, need, linger, depth):
     """The case's (uint64) contacts to `depth` levels and the zones of each level's
     presence (DESIGN.md, "The contact rule"), over the snapshot whose arrays `table`
@@ -503,16 +538,15 @@ def trace(table, case, window_from, window_to, need, linger, depth):
     for level in range(1, depth + 1):
         if pres_v.shape[0] == 0:
             break
-        p, v, s, e, firsts = evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found,
-                                      need)
-        answer = add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e, firsts)
-        if p.shape[0] == 0:
+        p, v, s, e = evidence(base, overlay, pres_c, pres_v, pres_s, pres_e, found, need)
+        answer, new_persons, exposed_at = add_level(answer, level, pres_v, pres_s, pres_e,
+                                                    p, v, s, e)
+        if new_persons.shape[0] == 0:
             break
-        new_persons, exposed_at = p[firsts], s[firsts]
         if level < depth:
             found = np.sort(np.concatenate((found, new_persons)))
             pres_c, pres_v, pres_s, pres_e = presences(base, overlay, new_persons, exposed_at,
-                                                  window_to, linger)
+                                                       window_to, linger)
     return flat_answer(answer)
 
 
@@ -523,23 +557,34 @@ def empty_answer():
     return np.empty(0, np.uint64), 0, np.empty(0, np.uint64), 0, np.empty(0, np.uint64), 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e, firsts):
-    """`answer` with one level added: the zones of the level's presences (venue,
-    start, end) with the persons exposed in each, and the level's contacts from its
-    evidence (ordered_evidence's rows and firsts)."""
+@njit(cache=True, nogil=True)
+def add_level(answer, level, pres_v, pres_s, pres_e, p, v, s, e):
+    """`answer` with one level added from its presences (venue, start, end) and its
+    evidence rows (person, venue, start, end; any order, repeats possible): the zones
+    of the presences with the persons exposed in each, the level's contacts and their
+    evidence (contacts_of). Returns (answer, the level's persons, their exposed_at), in
+    contact order."""
     contacts, nc, evidence_rows, ne, zone_rows, nz = answer
-    zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, v, s, firsts)
+    persons, exposed_at, offsets, ev_v, ev_s, ev_e = contacts_of(p, v, s, e)
+    zv, zs, ze, counts = zones(pres_v, pres_s, pres_e, ev_v, ev_s, offsets)
     zone_rows = _room(zone_rows, nz, 5 * zv.shape[0])
     for i in range(zv.shape[0]):
         zone_rows[nz], zone_rows[nz + 1], zone_rows[nz + 2] = zv[i], level - 1, zs[i]
         zone_rows[nz + 3], zone_rows[nz + 4] = ze[i], counts[i]
         nz += 5
-    if p.shape[0]:
-        contacts = _room(contacts, nc, 5 * firsts.shape[0])
-        evidence_rows = _room(evidence_rows, ne, 3 * p.shape[0])
-        nc, ne = _level_contacts(level, p, v, s, e, firsts, contacts, nc, evidence_rows, ne)
-    return contacts, nc, evidence_rows, ne, zone_rows, nz
+    n = persons.shape[0]
+    contacts = _room(contacts, nc, 5 * n)
+    evidence_rows = _room(evidence_rows, ne, 3 * ev_v.shape[0])
+    first = ne // 3  # the number of this level's first evidence row
+    for g in range(n):
+        contacts[nc], contacts[nc + 1], contacts[nc + 2] = persons[g], level, exposed_at[g]
+        contacts[nc + 3], contacts[nc + 4] = first + offsets[g], first + offsets[g + 1]
+        nc += 5
+    for r in range(ev_v.shape[0]):
+        evidence_rows[ne], evidence_rows[ne + 1], evidence_rows[ne + 2] = ev_v[r], ev_s[r], \
+            ev_e[r]
+        ne += 3
+    return (contacts, nc, evidence_rows, ne, zone_rows, nz), persons, exposed_at
 
 
 @njit(cache=True, nogil=True, inline="always")
