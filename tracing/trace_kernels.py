@@ -76,19 +76,6 @@ def _next_in(person_off, pv_t_in, c, t):
     return next_later(person_off, pv_t_in, c, t)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _exact_end(end, t, c, person_off, pv_t_in, c_other, o_person_off, o_pv_t_in):
-    """A visit without check-out ends at the earlier of `end` (t + dwell) and the
-    person's next later check-in in either segment."""
-    nxt = _next_in(person_off, pv_t_in, c, t)
-    if 0 <= nxt < end:
-        end = nxt
-    nxt = _next_in(o_person_off, o_pv_t_in, c_other, t)
-    if 0 <= nxt < end:
-        end = nxt
-    return end
-
-
 @njit(cache=True, nogil=True)
 def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, out_s, out_e,
                out_t, out_x, k, skip_dups):
@@ -120,9 +107,9 @@ def _visits_of(seg, other, c, c_other, lo, hi, linger, is_base, out_c, out_v, ou
                 nxt += 1
             if nxt < person_off[c + 1] and np.int64(pv_t_in[nxt]) < end:
                 end = np.int64(pv_t_in[nxt])
-            if c_other >= 0:
-                end = _exact_end(end, t, -1, person_off, pv_t_in, c_other, o_person_off,
-                                 o_pv_t_in)
+            nxt = _next_in(o_person_off, o_pv_t_in, c_other, t)  # or in `other`
+            if 0 <= nxt < end:
+                end = nxt
         s = max(t, lo)
         e = min(end, hi)
         if s < e:
@@ -299,8 +286,8 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
         _prefetch_person(person, exp, person_off, ids, times, rows[j])
     w, last_v = -1, -1
     for j in range(m):
-        # The helpers of this loop are written out in it: called, they cost the
-        # reference counts of the arrays handed to them at every candidate.
+        # The helpers of this loop are written out in it: called with the arrays,
+        # they cost tens of ns a candidate (benchmarks/RESULTS.md, seventeenth session).
         if j + AHEAD < m:
             ra = rows[j + AHEAD]
             pa = np.int64(person[ra])
@@ -346,9 +333,9 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
                     hi = mid
             if lo < person_off[p + 1] and np.int64(pv_t_in[lo]) < end:
                 end = np.int64(pv_t_in[lo])
-            if c_other >= 0:
-                end = _exact_end(end, t, -1, person_off, pv_t_in, c_other, o_person_off,
-                                 o_pv_t_in)
+            nxt = _next_in(o_person_off, o_pv_t_in, c_other, t)  # or in `other`
+            if 0 <= nxt < end:
+                end = nxt
         e = min(pe, end)
         if e - s >= need:
             out_p[k], out_v[k], out_s[k], out_e[k] = pid, venue_ids[v], s, e
@@ -366,9 +353,9 @@ SMALL_TIE = 32  # runs of equal starts up to this long are ordered by insertion
 def _start_order(p, v, s, e):
     """The rows' order by (start, person, end, venue): one argsort of the starts, then
     each run of equal starts (the persons already at a venue when a presence began
-    share its start) by insertion, or by stable sorts when it is long. The comparisons
-    are written out in the loop: a helper taking the arrays, even inlined, cost their
-    reference counts at every call, 8 us an F1 trace."""
+    share its start) by insertion, or by stable sorts when it is long. The comparison
+    is written out in the loop: a helper taking the arrays, even inlined, cost about
+    80 ns a call, 8 us an F1 trace (benchmarks/RESULTS.md, seventeenth session)."""
     order = np.argsort(s)
     n = order.shape[0]
     i = 0
