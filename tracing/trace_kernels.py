@@ -252,19 +252,6 @@ def _candidates(seg, pres_c, pres_v, pres_s, pres_e, need):
 AHEAD = 12
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _prefetch_person(person, exp, person_off, ids, times, r):
-    """Prefetch the id of row r's person and, for a visit without check-out, the first
-    and last of their check-in times."""
-    p = np.int64(person[r])
-    prefetch_read(ids, p)
-    if exp[r] == 0:
-        lo, hi = person_off[p], person_off[p + 1]
-        if lo < hi:
-            prefetch_read(times, lo)
-            prefetch_read(times, hi - 1)
-
-
 @njit(cache=True, nogil=True)
 def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
              out_p, out_v, out_s, out_e, out_t, out_at, out_x, k):
@@ -279,13 +266,12 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
     o_venue_ids, o_venue_off, _o_maxexp, o_person, o_t_in, _o_exp, o_person_ids, \
         o_person_off, _o_pv_venue, o_pv_t_in, _o_dwell, _o_mask = other
     m = rows.shape[0]
-    # Each candidate prefetches what the candidate AHEAD places later reads at random
-    # (its person's id and check-in times; the offsets came with _candidates).
+    # Each candidate prefetches what the candidate AHEAD places later reads at random:
+    # its person's id and, for a visit without check-out, the first and last of their
+    # check-in times (the offsets came with _candidates); the loop starts AHEAD early.
     ids, times = person_ids.reshape((person_ids.shape[0], 1)), pv_t_in.reshape((-1, 1))
-    for j in range(min(m, AHEAD)):
-        _prefetch_person(person, exp, person_off, ids, times, rows[j])
     w, last_v = -1, -1
-    for j in range(m):
+    for j in range(-AHEAD, m):
         # The helpers of this loop are written out in it: called with the arrays,
         # they cost tens of ns a candidate (benchmarks/RESULTS.md, seventeenth session).
         if j + AHEAD < m:
@@ -297,6 +283,8 @@ def _confirm(seg, other, is_base, rows, at, codes, pres_s, pres_e, need, found,
                 if lo < hi:
                     prefetch_read(times, lo)
                     prefetch_read(times, hi - 1)
+        if j < 0:
+            continue
         r, i = rows[j], at[j]
         p = np.int64(person[r])
         pid = person_ids[p]
