@@ -338,14 +338,42 @@ SMALL_TIE = 32  # runs of equal starts up to this long are ordered by insertion
 
 
 @njit(cache=True, nogil=True)
+def _insertion_by_start(p, v, s, e, order, budget):
+    """Sort `order` by (start, person, end, venue) by insertion, giving up (False) after
+    `budget` moves. A level's rows come presence by presence, each presence's by visit
+    start: nearly in order already, but for the persons who were at a venue when the
+    presence began (their start is the presence's)."""
+    n = order.shape[0]
+    for a in range(1, n):
+        x = order[a]
+        sx, px, ex, vx = s[x], p[x], e[x], v[x]
+        b = a - 1
+        while b >= 0:
+            y = order[b]
+            if not (sx < s[y] or (sx == s[y] and (px < p[y] or (px == p[y] and (
+                    ex < e[y] or (ex == e[y] and vx < v[y])))))):
+                break
+            order[b + 1] = y
+            b -= 1
+            budget -= 1
+        order[b + 1] = x
+        if budget < 0:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _start_order(p, v, s, e):
     """The rows' order by (start, person, end, venue): one argsort of the starts, then
     each run of equal starts (the persons already at a venue when a presence began
     share its start) by insertion, or by stable sorts when it is long. The comparison
     is written out in the loop: a helper taking the arrays, even inlined, cost about
     80 ns a call, 8 us an F1 trace (benchmarks/RESULTS.md, seventeenth session)."""
+    n = s.shape[0]
+    order = np.arange(n)
+    if _insertion_by_start(p, v, s, e, order, 4 * n + 64):
+        return order
     order = np.argsort(s)
-    n = order.shape[0]
     i = 0
     while i < n:
         j = i + 1

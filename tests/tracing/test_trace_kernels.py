@@ -1,7 +1,8 @@
 """contacts_of, the step that turns a level's evidence rows into its contacts, against a
-plain Python ordering: the rows come in any order, with repeats and with many equal
-starts (persons already at a venue when a presence began), which the kernel orders by
-insertion up to SMALL_TIE rows and by stable sorts beyond."""
+plain Python ordering: the rows come nearly in order or in any order, with repeats and
+with many equal starts (persons already at a venue when a presence began). The kernel
+sorts nearly ordered rows by insertion; others by an argsort of the starts, then runs
+of equal starts by insertion up to SMALL_TIE rows and by stable sorts beyond."""
 
 from __future__ import annotations
 
@@ -59,6 +60,15 @@ def test_a_long_run_of_equal_starts_and_repeats():
     got = kernel_contacts(rows)
     assert got == expected_contacts(rows)
     assert sum(len(evidence) for _, _, evidence in got) == len(set(rows))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(row, min_size=40, max_size=200), st.randoms(use_true_random=False))
+def test_rows_nearly_in_order(rows, random):
+    """As a level's rows come: by start, the rows at one start in any order (ordered
+    by insertion in place, without the argsort)."""
+    rows = sorted(rows, key=lambda r: (r[2], random.random()))
+    assert kernel_contacts(rows) == expected_contacts(rows)
 
 
 def test_no_rows_no_contacts():
