@@ -28,19 +28,27 @@ class ProcessSession(requests.Session):
     name = ""
 
 
-def connections(server, names=PROCESSES, tries: int = 400) -> dict[str, ProcessSession]:
-    """One kept-alive session per server process, by the name /healthz gives."""
+def connections(server, names=PROCESSES, timeout: float = 60.0) -> dict[str, ProcessSession]:
+    """One kept-alive session per server process, by the name /healthz gives. The
+    server is ready once one process answers; a follower may still be starting (on a
+    busy machine, for longer than 400 connections took), so this waits for it."""
     found: dict[str, ProcessSession] = {}
-    for _ in range(tries):
+    deadline = time.monotonic() + timeout
+    tries = 0
+    while time.monotonic() < deadline:
         session = ProcessSession()
         session.name = session.get(server.url + "/healthz", timeout=30).json()["process"]
+        tries += 1
         if session.name in found:
             session.close()
+            if tries > 50:
+                time.sleep(0.02)
         else:
             found[session.name] = session
         if set(found) >= set(names):
             return found
-    raise AssertionError(f"only {sorted(found)} answered after {tries} connections")
+    raise AssertionError(f"only {sorted(found)} answered after {tries} connections "
+                         f"in {timeout} s")
 
 
 def call(server, session: ProcessSession, method, path, token="admin", **kw):
