@@ -342,7 +342,9 @@ def _insertion_by_start(p, v, s, e, order, budget):
     """Sort `order` by (start, person, end, venue) by insertion, giving up (False) after
     `budget` moves. A level's rows come presence by presence, each presence's by visit
     start: nearly in order already, but for the persons who were at a venue when the
-    presence began (their start is the presence's)."""
+    presence began (their start is the presence's). The comparison is written out in
+    the loop: a helper taking the arrays, even inlined, cost about 80 ns a call, 8 us an
+    F1 trace (benchmarks/RESULTS.md, seventeenth session)."""
     n = order.shape[0]
     for a in range(1, n):
         x = order[a]
@@ -367,9 +369,7 @@ def _start_order(p, v, s, e):
     """The rows' order by (start, person, end, venue): by insertion when they come
     nearly in order (as a level's do), else one argsort of the starts, then each run of
     equal starts (the persons already at a venue when a presence began share its start)
-    by insertion, or by stable sorts when it is long. The comparison
-    is written out in the loop: a helper taking the arrays, even inlined, cost about
-    80 ns a call, 8 us an F1 trace (benchmarks/RESULTS.md, seventeenth session)."""
+    by insertion, or by stable sorts when it is long."""
     n = s.shape[0]
     order = np.arange(n)
     if _insertion_by_start(p, v, s, e, order, 4 * n + 64):
@@ -380,20 +380,9 @@ def _start_order(p, v, s, e):
         j = i + 1
         while j < n and s[order[j]] == s[order[i]]:
             j += 1
-        if j - i <= SMALL_TIE:
-            for a in range(i + 1, j):
-                x = order[a]
-                px, ex, vx = p[x], e[x], v[x]
-                b = a - 1
-                while b >= i:
-                    y = order[b]
-                    if not (px < p[y] or (px == p[y] and (
-                            ex < e[y] or (ex == e[y] and vx < v[y])))):
-                        break
-                    order[b + 1] = y
-                    b -= 1
-                order[b + 1] = x
-        else:  # rows the same in every key are equal: any order among them
+        if 1 < j - i <= SMALL_TIE:  # (a call for each row alone cost F2 5%)
+            _insertion_by_start(p, v, s, e, order[i:j], SMALL_TIE * SMALL_TIE)
+        elif j - i > SMALL_TIE:  # rows the same in every key are equal: any order
             g = order[i:j].copy()
             g = g[np.argsort(v[g], kind="mergesort")]
             g = g[np.argsort(e[g], kind="mergesort")]

@@ -30,8 +30,8 @@ class ProcessSession(requests.Session):
 
 def connections(server, names=PROCESSES, timeout: float = 60.0) -> dict[str, ProcessSession]:
     """One kept-alive session per server process, by the name /healthz gives. The
-    server is ready once one process answers; a follower may still be starting (on a
-    busy machine, for longer than 400 connections took), so this waits for it."""
+    server is ready once one process answers; a follower may still be starting (for
+    seconds on a busy machine), so this waits for it."""
     found: dict[str, ProcessSession] = {}
     deadline = time.monotonic() + timeout
     tries = 0

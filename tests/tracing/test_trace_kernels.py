@@ -71,5 +71,15 @@ def test_rows_nearly_in_order(rows, random):
     assert kernel_contacts(rows) == expected_contacts(rows)
 
 
+def test_rows_out_of_order_with_short_runs_of_equal_starts():
+    """Too far out of order for the insertion sort: the argsort of the starts, then each
+    short run of equal starts (two to a few rows) ordered by insertion."""
+    rng = np.random.default_rng(11)
+    rows = [(int(rng.integers(0, 60)), int(rng.integers(0, 4)), 1_000 + 7 * int(s),
+             int(rng.integers(3_000, 3_050))) for s in rng.integers(0, 80, 300)]
+    rows.sort(key=lambda r: -r[2])  # descending: every row out of place
+    assert kernel_contacts(rows) == expected_contacts(rows)
+
+
 def test_no_rows_no_contacts():
     assert kernel_contacts([]) == []
