@@ -104,10 +104,3 @@ def sign_in_tokens(service: Service) -> DemoTokens:
     return DemoTokens(tokens[COMMUNE_OFFICIAL], tokens[DISTRICT_OFFICIAL],
                       cases[-1].id if cases else 0)
 
-
-def warm_up(service: Service, case_id: int) -> None:
-    """Trace the demo case once, so that the first official to open it does not wait for
-    the kernels to compile (numba caches them on disk after the first run)."""
-    case = service.registry.get_case(case_id)
-    if case is not None:
-        service.index.trace(case.person, case.t_from, case.t_to)

@@ -160,6 +160,7 @@ def follower_main(argv: list[str]) -> int:
     """A follower: serve on the inherited socket, writing through the writer."""
     import uvicorn
 
+    from api import warmup
     from api.app import create_asgi
     from api.service import Service
     from api.writer import RemoteStore
@@ -173,6 +174,7 @@ def follower_main(argv: list[str]) -> int:
     writer = RemoteStore(socket.socket(fileno=writer_fd))
     service = Service(settings, writer=writer, process=f"follower {slot}")
     try:
+        warmup.warm_up()  # the writer has warmed them first: loaded from numba's cache
         writer.ready()
         gc.collect()
         gc.freeze()

@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from api import warmup
     from api.app import create_asgi
     from api.service import Service
 
@@ -134,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
                   f"  {service.admin_token_created}", file=sys.stderr, flush=True)
         if args.demo:
             _demo(service)
+        print(warmup.NOTICE, file=sys.stderr, flush=True)
+        warmup.warm_up()
         print(f"qrtrace serving {args.data} on http://{args.host}:{args.port}/",
               file=sys.stderr, flush=True)
         # what start-up made (modules, the venue table, keys) lives as long as the server:
@@ -182,9 +185,6 @@ def _demo(service) -> None:
         print("loading the demo commune (first start only)...", file=sys.stderr, flush=True)
         demo_commune.load(service, progress=lambda text: print(text, file=sys.stderr))
     tokens = demo_commune.sign_in_tokens(service)
-    print("warming the tracing kernels (slow only on a fresh install: numba compiles them "
-          "once)...", file=sys.stderr, flush=True)
-    demo_commune.warm_up(service, tokens.case_id)
     print("Sign in to the officials' page with one of these tokens (new at each start):\n"
           f"  commune official ({demo_commune.JURISDICTION}): {tokens.commune_official}\n"
           f"  district official ({demo_commune.DISTRICT}): {tokens.district_official}\n"

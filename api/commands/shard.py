@@ -50,8 +50,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"data folder {args.data} has no index yet")
     import uvicorn
 
+    from api import warmup
     from api.shard_server import create_shard_app
 
+    print(warmup.NOTICE, file=sys.stderr, flush=True)
+    warmup.warm_up()
     print(f"qrtrace shard serving {args.data} on http://{args.host}:{args.port}/",
           file=sys.stderr, flush=True)
     uvicorn.run(create_shard_app(folder, token), host=args.host, port=args.port,

@@ -111,6 +111,16 @@ def start_server(data: Path, *, demo: bool = False, extra: tuple[str, ...] = (),
     raise RuntimeError(f"qrtrace serve did not get ready in {timeout} s:\n{server.output()}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernels_compiled():
+    """numba's on-disk cache filled once, here, before any server starts: a server loads
+    every kernel before it answers (api/warmup.py), and on a fresh clone compiling them
+    all takes about two minutes, too close to start_server's wait."""
+    from api.warmup import warm_up
+
+    warm_up()
+
+
 @pytest.fixture
 def live_server(tmp_path):
     """A factory of running servers, each on a fresh data folder; all stopped after."""
