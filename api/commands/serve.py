@@ -73,14 +73,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# An admin token shorter than this is taken, with a warning: the operator chose it, and a
+# server that refused to start would leave check-in points without a service.
+STRONG_TOKEN = 24
+
+
+def check_admin_token(token: str) -> None:
+    """Refuse an admin token that no client could send in a Bearer header (whitespace,
+    control or non-ASCII characters); warn about a short one."""
+    if not all("!" <= ch <= "~" for ch in token):
+        raise UsageError("QRTRACE_ADMIN_TOKEN may hold only printable ASCII characters "
+                         "without spaces (it is sent as 'Authorization: Bearer TOKEN')")
+    if len(token) < STRONG_TOKEN:
+        print(f"warning: QRTRACE_ADMIN_TOKEN has {len(token)} characters; anyone who guesses"
+              f" it administers the service: use {STRONG_TOKEN} or more, e.g. the output of"
+              " python3 -c 'import secrets; print(secrets.token_urlsafe(24))'",
+              file=sys.stderr, flush=True)
+
+
 def settings_from(args: argparse.Namespace):
     """The Settings of a `serve` command line and the environment."""
     from api.ratelimit import ScanLimits
     from api.settings import Secret, Settings
 
     token = os.environ.get("QRTRACE_ADMIN_TOKEN") or None  # set but empty: as unset
-    if token is not None and len(token) < 24:
-        raise UsageError("QRTRACE_ADMIN_TOKEN must be at least 24 characters long")
+    if token is not None:
+        check_admin_token(token)
     for name in ("device_burst", "device_per_hour", "venue_burst", "venue_per_hour",
                  "person_per_hour"):
         if getattr(args, name) < 1:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,7 +17,7 @@ import pytest
 from api.qrimage import qr_png
 from ingest.events import ScanBatch, ScanEvent
 from ingest.wire import encode_packed
-from tests.api.conftest import start_server
+from tests.api.conftest import ROOT, start_server
 
 COMMUNE = "Hoài Đức/Đức Thượng"
 NOW = int(time.time())
@@ -341,3 +344,22 @@ def test_admin_token_is_created_once_and_printed_once(tmp_path):
     finally:
         second.stop()
     assert token not in (data / "registry.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_a_short_admin_token_from_the_environment_works_with_a_warning(tmp_path):
+    server = start_server(tmp_path / "data", admin_token="s3cret")
+    try:
+        assert "QRTRACE_ADMIN_TOKEN has 6 characters" in server.output()
+        assert server.get("/v1/admin/keys").status_code == 200
+        assert server.get("/v1/admin/keys", token="s3cre").status_code == 401
+    finally:
+        server.stop()
+
+
+def test_an_admin_token_that_cannot_be_sent_is_refused_at_start(tmp_path):
+    env = {**os.environ, "QRTRACE_ADMIN_TOKEN": "two words"}
+    done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--data",
+                           str(tmp_path / "data"), "--port", "9"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "QRTRACE_ADMIN_TOKEN may hold only printable ASCII" in done.stderr
