@@ -8,13 +8,16 @@ Nodes are named `p<id>` for persons and `v<id>` for venues:
 
 Edges:
 - person-venue (`kind="visit"`): the case to each venue of its level-0 zones, and every
-  contact to the venues of its evidence; `minutes` (summed overlap or zone length),
-  `start`, `end` (first start, last end), `overlaps` (how many intervals);
+  contact to the venues of its evidence; `minutes` (the time its evidence intervals there
+  cover, overlapping ones counted once, or the zone's length), `start`, `end` (first
+  start, last end), `overlaps` (how many evidence intervals);
 - person-person (`kind="exposure"`, from the level above to the level below), drawn only
   where the result proves it: every F1 from the case; a level-k+1 person from a level-k
   person when their evidence intervals at the same venue intersect (the level-k person
-  was there then, after their own exposure). A level-k+1 person with no such proof hangs
-  from the venue alone: the result does not name which level-k person exposed them.
+  was there then, after their own exposure), from the MAX_SOURCES level-k persons with
+  the longest time together at most; `minutes` is that time. A level-k+1 person with no
+  such proof hangs from the venue alone: the result does not name which level-k person
+  exposed them.
 
 Exports: GraphML (`write_graphml`), JSON node-link (`write_json`) and a hand-written SVG
 drawing from a NetworkX layout (`write_svg`); no plotting library needed.
@@ -29,9 +32,16 @@ from collections import defaultdict
 from html import escape
 
 import networkx as nx
+import numpy as np
 
 from tracing.model import Contact, TraceResult
 
+# A level-k+1 person's exposure edges come from at most this many level-k persons: those
+# with the longest time together. In a crowded venue every pair proves an exposure (a
+# market hour of 600 persons: 250 F1s and 250 F2s, 13,000 edges built in 7 s; of 3,000,
+# millions of edges, which took a server more than ten minutes): no picture or reader
+# can use that, and who else was there is in the contacts' evidence.
+MAX_SOURCES = 3
 LEVEL_COLOURS = ("#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#1f77b4")
 VENUE_COLOUR = "#7f7f7f"
 
@@ -63,34 +73,41 @@ def contact_graph(result: TraceResult, venue_names: dict[int, str] | None = None
             g.add_node(node, kind="venue", venue=venue, name=names.get(venue, ""), zone_level=-1)
         return node
 
-    def add_visit(person: str, venue: int, start: int, end: int) -> None:
+    def add_visit(person: str, venue: int, start: int, end: int, seconds: int,
+                  overlaps: int) -> None:
         node = add_venue(venue)
-        minutes = (end - start) / 60.0
         if g.has_edge(person, node):
             e = g.edges[person, node]
-            e["minutes"] = round(e["minutes"] + minutes, 2)
+            e["minutes"] = round(e["minutes"] + seconds / 60, 2)
             e["start"], e["end"] = min(e["start"], start), max(e["end"], end)
-            e["overlaps"] += 1
+            e["overlaps"] += overlaps
         else:
-            g.add_edge(person, node, kind="visit", minutes=round(minutes, 2), start=start,
-                       end=end, overlaps=1)
+            g.add_edge(person, node, kind="visit", minutes=round(seconds / 60, 2),
+                       start=start, end=end, overlaps=overlaps)
 
     for zone in result.zones:
         node = add_venue(zone.venue)
         level = g.nodes[node]["zone_level"]
         g.nodes[node]["zone_level"] = zone.level if level < 0 else min(level, zone.level)
         if zone.level == 0:
-            add_visit(person_node(result.case), zone.venue, zone.start, zone.end)
+            add_visit(person_node(result.case), zone.venue, zone.start, zone.end,
+                      zone.end - zone.start, 1)
+    spans = {}
     for c in result.contacts:
-        g.add_node(person_node(c.person), kind="person", person=c.person, level=c.level,
+        node = person_node(c.person)
+        g.add_node(node, kind="person", person=c.person, level=c.level,
                    exposed_at=c.exposed_at)
-        for e in c.evidence:
-            add_visit(person_node(c.person), e.venue, e.start, e.end)
-    _add_exposures(g, result)
+        spans[c.person] = _spans(c.evidence)
+        for venue, (merged, count) in spans[c.person].items():
+            add_visit(node, venue, merged[0][0], max(end for _, end in merged),
+                      sum(end - start for start, end in merged), count)
+    _add_exposures(g, result, spans)
     return g
 
 
-def _add_exposures(g: nx.Graph, result: TraceResult) -> None:
+def _add_exposures(g: nx.Graph, result: TraceResult, spans: dict[int, dict]) -> None:
+    """The exposure edges (see the module docstring); `spans`: _spans of each contact's
+    evidence, by person."""
     by_level: dict[int, list[Contact]] = defaultdict(list)
     for c in result.contacts:
         by_level[c.level].append(c)
@@ -105,23 +122,74 @@ def _add_exposures(g: nx.Graph, result: TraceResult) -> None:
         above = by_level.get(level - 1, [])
         if level < 2 or not above:
             continue
-        # Intervals of the level above, per venue, to find who was provably there.
-        there: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
-        for a in above:
-            for e in a.evidence:
-                there[e.venue].append((e.start, e.end, a.person))
+        there = _presences(above, spans)
         for c in by_level[level]:
-            for e in c.evidence:
-                for start, end, person in there.get(e.venue, ()):
-                    common = min(end, e.end) - max(start, e.start)
-                    if common <= 0:
-                        continue
-                    a, b = person_node(person), person_node(c.person)
-                    if g.has_edge(a, b):
-                        g.edges[a, b]["minutes"] = round(g.edges[a, b]["minutes"] + common / 60, 2)
-                    else:
-                        g.add_edge(a, b, kind="exposure", source=a, venue=e.venue,
-                                   minutes=round(common / 60, 2), start=max(start, e.start))
+            b = person_node(c.person)
+            for person, (seconds, venue, start) in _sources(spans[c.person], there):
+                g.add_edge(person_node(person), b, kind="exposure", source=person_node(person),
+                           venue=venue, minutes=round(seconds / 60, 2), start=start)
+
+
+def _spans(evidence) -> dict[int, tuple[list[list[int]], int]]:
+    """Per venue, the evidence intervals there with overlapping ones merged (in time
+    order), and how many intervals there were. A crowded venue gives a contact an
+    interval per presence it met: hundreds that overlap."""
+    by_venue: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for e in evidence:
+        by_venue[e.venue].append((e.start, e.end))
+    merged: dict[int, tuple[list[list[int]], int]] = {}
+    for venue, spans in by_venue.items():
+        out: list[list[int]] = []
+        for start, end in sorted(spans):
+            if out and start <= out[-1][1]:
+                out[-1][1] = max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        merged[venue] = out, len(spans)
+    return merged
+
+
+def _presences(contacts: list[Contact], spans: dict[int, dict]
+               ) -> dict[int, tuple[np.ndarray, ...]]:
+    """Per venue, where the contacts provably were (their evidence, merged per person):
+    columns start, end (int64) and person (uint64)."""
+    columns: dict[int, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
+    for c in contacts:
+        for venue, (merged, _) in spans[c.person].items():
+            starts, ends, persons = columns[venue]
+            for start, end in merged:
+                starts.append(start)
+                ends.append(end)
+                persons.append(c.person)
+    return {venue: (np.array(s, np.int64), np.array(e, np.int64), np.array(p, np.uint64))
+            for venue, (s, e, p) in columns.items()}
+
+
+def _sources(spans: dict, there: dict[int, tuple[np.ndarray, ...]]
+             ) -> list[tuple[int, tuple[int, int, int]]]:
+    """The level-above persons whose presences meet a contact's evidence (its `spans`)
+    longest, at most
+    MAX_SOURCES: [(person, (seconds together, venue, first common second))], longest
+    first (ties: smaller person id first)."""
+    found: dict[int, list[int]] = {}
+    for venue, (merged, _) in spans.items():
+        if venue not in there:
+            continue
+        starts, ends, persons = there[venue]
+        for start, end in merged:
+            lo = np.maximum(starts, start)
+            common = np.minimum(ends, end) - lo
+            hit = np.flatnonzero(common > 0)
+            if hit.shape[0] > MAX_SOURCES:
+                hit = hit[np.lexsort((persons[hit], -common[hit]))[:MAX_SOURCES]]
+            for i in hit.tolist():
+                person, seconds = int(persons[i]), int(common[i])
+                if person in found:
+                    found[person][0] += seconds
+                else:
+                    found[person] = [seconds, venue, int(lo[i])]
+    best = sorted(found.items(), key=lambda item: (-item[1][0], item[0]))[:MAX_SOURCES]
+    return [(person, tuple(value)) for person, value in best]
 
 
 def clusters(g: nx.Graph, method: str = "components") -> list[set[int]]:

@@ -79,3 +79,31 @@ def test_exports_round_trip(tmp_path):
     graph.write_svg(g, tmp_path / "g.svg")
     svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
     assert svg.startswith("<svg") and "Chợ &lt;10&gt; &amp; co" in svg
+
+
+def test_a_crowded_venue_gives_each_contact_its_longest_sources_only():
+    # 60 F1s and 60 F2s in one market hall, arriving a minute apart: every F2 met dozens
+    # of F1s there; its exposure edges come from the MAX_SOURCES it spent longest with.
+    f1 = [Contact(100 + i, 1, T + 60 * i, (Evidence(10, T + 60 * i, T + 60 * i + 3600),))
+          for i in range(60)]
+    f2 = [Contact(500 + j, 2, T + 3700 + 60 * j,
+                  (Evidence(10, T + 3700 + 60 * j, T + 5400 + 60 * j),
+                   Evidence(10, T + 3900 + 60 * j, T + 5000 + 60 * j)))  # one overlaps
+          for j in range(60)]
+    result = TraceResult(case=1, window_from=T, window_to=T + 86400, rule=ContactRule(),
+                         contacts=(*f1, *f2), zones=(Zone(10, 0, T, T + 3600, 1),))
+    g = graph.contact_graph(result)
+    for c in f2:
+        (start, end), = {(min(e.start for e in c.evidence), max(e.end for e in c.evidence))}
+        together = {a.person: min(end, a.evidence[0].end) - max(start, a.evidence[0].start)
+                    for a in f1}
+        expected = sorted((p for p, s in together.items() if s > 0),
+                          key=lambda p: (-together[p], p))[:graph.MAX_SOURCES]
+        sources = {int(n[1:]) for n in g.neighbors(f"p{c.person}")
+                   if g.edges[n, f"p{c.person}"]["kind"] == "exposure"}
+        assert sources == set(expected)
+        for p in expected:
+            assert g.edges[f"p{p}", f"p{c.person}"]["minutes"] == round(together[p] / 60, 2)
+        # the visit counts the overlapping evidence once
+        assert g.edges[f"p{c.person}", "v10"]["minutes"] == round((end - start) / 60, 2)
+        assert g.edges[f"p{c.person}", "v10"]["overlaps"] == 2
