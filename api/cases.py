@@ -134,8 +134,14 @@ class CaseService:
         jurisdiction = official.jurisdiction if request.jurisdiction is None \
             else request.jurisdiction.strip("/")
         if not in_jurisdiction(jurisdiction, official.jurisdiction):
-            raise OutOfJurisdiction(
+            refusal = OutOfJurisdiction(
                 f"jurisdiction {jurisdiction!r} is outside your own ({official.jurisdiction!r})")
+            self.audit.record(actor=official.name, role=official.role,
+                              action="open_case_refused", purpose=request.purpose,
+                              detail={"principal": official.id, "person": person,
+                                      "jurisdiction": official.jurisdiction,
+                                      "reason": str(refusal)})
+            raise refusal
         try:
             rule = ContactRule(min_overlap=request.min_overlap, linger=request.linger,
                                depth=request.depth, default_dwell=self.default_dwell)
@@ -149,11 +155,26 @@ class CaseService:
         return case
 
     def get(self, official: Principal, case_id: int, action: str = "read_case") -> Case:
-        """The case, if the official may see it; audited as `action`.
-        Raises CaseNotFound or OutOfJurisdiction."""
-        case = self.visible(official, self.registry.get_case(case_id), case_id)
+        """The case, if the official may see it; audited as `action`, and a refusal as
+        `action` + "_refused" (an official probing other jurisdictions' cases shows in
+        the log). Raises CaseNotFound or OutOfJurisdiction."""
+        try:
+            case = self.visible(official, self.registry.get_case(case_id), case_id)
+        except CaseError as exc:
+            self.audit.record(**self.refusal_fields(official, action, case_id, exc))
+            raise
         self._audit(official, action, case)
         return case
+
+    @staticmethod
+    def refusal_fields(official: Principal, action: str, case_id: int,
+                       refusal: CaseError) -> dict:
+        """The audit entry of a refused read of case `case_id` (its purpose is the case's,
+        which the official was not shown: none is written)."""
+        return dict(actor=official.name, role=official.role, action=f"{action}_refused",
+                    case=case_id, detail={"principal": official.id,
+                                          "jurisdiction": official.jurisdiction,
+                                          "reason": str(refusal)})
 
     def visible(self, official: Principal, case: Case | None, case_id: int) -> Case:
         """`case` (the registry's answer for `case_id`) if the official may see it; not

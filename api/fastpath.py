@@ -116,7 +116,12 @@ class ScanFastPath:
         case = service.registry.case_in_memory(case_id)
         if case is None:
             case = await loop.run_in_executor(None, service.registry.get_case, case_id)
-        case = cases.visible(official, case, case_id)
+        try:
+            case = cases.visible(official, case, case_id)
+        except CaseError as exc:
+            await service.audit.record_async(
+                **cases.refusal_fields(official, "exposure", case_id, exc))
+            raise
         await cases.audit_async(official, "exposure", case)
         # the page made on the current snapshot answers from the loop; only a new page
         # (a trace and its rendering) goes to a thread

@@ -260,6 +260,15 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
         "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "positive test",
         "jurisdiction": COMMUNE})
     assert r.status_code == 403
+    assert server.get(f"/v1/cases/{case_id}/exposure", token=other).status_code == 403
+    assert server.get(f"/v1/cases/{case_id + 7}/zones", token=other).status_code == 404
+    # the other commune's official probing shows in the audit log, refusals included
+    probes = [e for e in server.get("/v1/admin/audit?limit=1000").json()
+              if e["actor"] == "other commune"]
+    assert [(e["action"], e["case"]) for e in probes] == [
+        ("read_case_refused", case_id), ("list_cases", None), ("open_case_refused", None),
+        ("exposure_refused", case_id), ("zones_refused", case_id + 7)]
+    assert probes[2]["purpose"] == "positive test" and probes[2]["detail"]["person"] == 11
     assert server.post("/v1/scans", token=c["official"], json={"scans": [
         {"token": c["tokens"][11], "time": NOW}]}).status_code == 403
     assert server.get("/v1/admin/audit", token=c["official"]).status_code == 403
