@@ -321,6 +321,23 @@ def test_input_limits(server):
     r = server.post("/v1/admin/officials", json={"name": "x", "jurisdiction": "A",
                                                   "role": "admin"})
     assert r.status_code == 422  # no mass assignment
+    # batch sizes: 10,000 scans and 32 frames at most, refused whole beyond
+    scan = {"token": c["tokens"][11], "time": NOW - 60}
+    r = server.post("/v1/scans", token=device, json={"scans": [scan] * 10_001})
+    assert r.status_code == 422 and "10000" in r.text, r.text[:300]
+    frame = {"image": base64.b64encode(qr_png(c["tokens"][11])).decode(), "time": NOW - 60}
+    r = server.post("/v1/frames", token=device, json={"frames": [frame] * 33})
+    assert r.status_code == 422 and "32" in r.text, r.text[:300]
+    r = server.post("/v1/scan", token=device, data=b'{"token": "' + b"x" * 5000 + b'"}',
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    # times: a scan older than the retention period (21 days) is rejected with the reason
+    r = server.post("/v1/scans", token=device, json={"scans": [
+        {"token": c["tokens"][12], "time": NOW - 22 * 86400, "seq": 1},
+        {"token": c["tokens"][12], "time": NOW + 3600, "seq": 2}]})
+    assert [(i["status"], i.get("reason")) for i in r.json()["results"]] == [
+        ("rejected", "time: check-in is older than the retention period"),
+        ("rejected", "time: check-in is in the future")]
 
 
 def test_operations_endpoints(server):
