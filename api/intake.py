@@ -129,7 +129,7 @@ class LocalStore:
         admitted ones. Returns the refusals by group, the rows written (indices into the
         batch) and, for each of those, whether it was already stored. Durable when it
         returns."""
-        refused = self._admit(batch, group, ok, persons)
+        refused, admitted = self._admit(batch, group, ok, persons)
         for g in refused:
             ok = ok & (group != g)
         rows = np.flatnonzero(ok)
@@ -137,14 +137,18 @@ class LocalStore:
         if rows.shape[0]:
             part = batch if rows.shape[0] == len(batch) else batch.take(rows)
             duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
+            if admitted and duplicate.any():
+                self._refund(batch, group, rows[duplicate], persons, admitted)
         return refused, rows, duplicate
 
     def _admit(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
-               persons: np.ndarray) -> dict[int, RateLimited]:
-        """Admit each group's valid rows through the limiter; the refusals by group."""
+               persons: np.ndarray) -> tuple[dict[int, RateLimited], float]:
+        """Admit each group's valid rows through the limiter: the refusals by group, and
+        when the admitted ones were counted (0 if none was)."""
         refused: dict[int, RateLimited] = {}
+        admitted = 0.0
         if not self.limiter.limits.enabled:
-            return refused
+            return refused, admitted
         if group.shape[0] and group[0] == group[-1] and (group == group[0]).all():
             groups = [(int(group[0]), np.flatnonzero(ok))]
         else:
@@ -154,11 +158,21 @@ class LocalStore:
             if first is None:
                 continue
             try:
-                self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
-                                   persons[rows])
+                at = self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
+                                        persons[rows])
+                admitted = at if not admitted else min(admitted, at)
             except RateLimited as exc:
                 refused[g] = exc
-        return refused
+        return refused, admitted
+
+    def _refund(self, batch: ScanBatch, group: np.ndarray, duplicates: np.ndarray,
+                persons: np.ndarray, admitted: float) -> None:
+        """Give the limits back the rows that stored nothing (a retried upload), per
+        group (one device and venue each)."""
+        for g in np.unique(group[duplicates]):
+            rows = duplicates[group[duplicates] == g]
+            self.limiter.refund(int(batch.device[rows[0]]), int(batch.venue[rows[0]]),
+                                persons[rows], admitted)
 
 
 class ScanIntake:

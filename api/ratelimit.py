@@ -2,7 +2,8 @@
 
 `ScanLimiter.admit(device, venue, persons)` admits a whole batch of scans or refuses the whole
 batch with RateLimited and consumes nothing, so a refused batch leaves nothing half-counted
-and can be sent again unchanged.
+and can be sent again unchanged. `refund` gives back what admitted scans took when they
+turn out to be duplicates of stored check-ins (a retried upload adds nothing).
 
 - Device and venue: token buckets holding up to `*_burst` scans, refilled at `*_per_hour`.
   A batch larger than the burst can never pass: split it. A bucket that has filled up again
@@ -137,6 +138,12 @@ class _Buckets:
             del self._held[oldest]
 
 
+    def give_back(self, key: int, scans: int, now: float) -> None:
+        """Return `scans` tokens taken from `key` (never past a full bucket)."""
+        if key in self._held:
+            self._held[key] = (min(self.burst, self.tokens(key, now) + scans), now)
+
+
 class _PersonCounts:
     """Scans per person in the sliding hour: count-min sketches of two one-hour windows.
 
@@ -199,6 +206,21 @@ class _PersonCounts:
         return self._refusal(persons[over], [b[over] for b in before],
                              [p[over] for p in previous], share)  # fmt: skip
 
+    def remove(self, persons: np.ndarray, slots: list[np.ndarray], since: float,
+               now: float) -> None:
+        """Uncount scans of `persons` that `add_or_refuse` counted at time `since`, if the
+        window it counted them in is still the current one (else they have faded into the
+        previous window's share, and are left there). Saturated counters stay."""
+        self._turn(now)
+        if since < self._start:
+            return
+        counts, k = self._counts, self._current
+        for slot in slots:
+            # each occurrence added one to its counter in this window, and only a refused
+            # batch's rollback or a window's turn ever lowers one: none goes below zero
+            index = 2 * slot + k
+            np.subtract.at(counts, index[counts[index] < _SATURATED], _ONE)
+
     def _refusal(self, bad, before, previous, share) -> RateLimited:
         """The refusal for the occurrences of persons `bad` (with their counters' `before`
         and `previous` counts in each row), and when to retry."""
@@ -257,19 +279,20 @@ class ScanLimiter:
         with self._lock:
             return len(self._devices) + len(self._venues)
 
-    def admit(self, device: int, venue: int, persons: np.ndarray) -> None:
+    def admit(self, device: int, venue: int, persons: np.ndarray) -> float:
         """Count the scans of `persons` (uint64 ids, repeats allowed) at `device` and `venue`,
         or raise RateLimited and count none of them. The device's limit is checked first,
-        then the venue's (the larger wait of the two), then the persons'. A no-op when the
-        limits are disabled. Raises ValueError if persons is not a 1-D integer array."""
+        then the venue's (the larger wait of the two), then the persons'. Returns the time
+        they were counted at (for `refund`). A no-op when the limits are disabled.
+        Raises ValueError if persons is not a 1-D integer array."""
         if self._persons is None:
-            return
+            return 0.0
         persons = np.asarray(persons)
         if persons.ndim != 1 or not np.issubdtype(persons.dtype, np.integer):
             raise ValueError(f"persons: must be a 1-D integer array, not {persons.dtype}")
         scans = len(persons)
         if scans == 0:
-            return
+            return 0.0
         persons = persons.astype(np.uint64, copy=False)
         slots = self._persons.slots(persons)
         with self._lock:
@@ -285,3 +308,20 @@ class ScanLimiter:
                 raise refusal
             self._devices.take(device, scans, now)
             self._venues.take(venue, scans, now)
+        return now
+
+    def refund(self, device: int, venue: int, persons: np.ndarray, admitted_at: float
+               ) -> None:
+        """Give back what `admit` (which returned `admitted_at`) counted for the scans of
+        `persons` at `device` and `venue` that stored nothing: duplicates of check-ins
+        already stored (a retried upload). They are not check-ins, so they take no room
+        from the limits. A no-op when the limits are disabled."""
+        if self._persons is None or not len(persons):
+            return
+        persons = np.asarray(persons).astype(np.uint64, copy=False)
+        slots = self._persons.slots(persons)
+        with self._lock:
+            now = self._clock()
+            self._devices.give_back(device, len(persons), now)
+            self._venues.give_back(venue, len(persons), now)
+            self._persons.remove(persons, slots, admitted_at, now)

@@ -172,3 +172,24 @@ def test_bad_limits_and_batches_are_refused_with_the_field_named():
     with pytest.raises(ValueError, match="persons"):
         limiter(FakeClock()).admit(1, 5, np.array([1.5]))
     limiter(FakeClock()).admit(1, 5, ids())  # an empty batch is fine
+
+
+def test_a_refund_gives_back_exactly_what_duplicates_took():
+    clock = FakeClock()
+    limits = limiter(clock, device_burst=60, device_per_hour=1, venue_burst=60,
+                     venue_per_hour=1)
+    at = limits.admit(1, 5, ids(*[A] * 40, B))
+    limits.refund(1, 5, ids(*[A] * 30, B), at)  # a retried upload: 31 duplicates
+    limits.admit(1, 5, ids(*[A] * 40))  # 50 of A counted now, 50 of the device's 60 used
+    assert refusal(limits, 1, 5, ids(A)).scope == "person"
+    assert refusal(limits, 1, 5, ids(*[C] * 11)).scope == "device"
+    limits.admit(1, 5, ids(*[C] * 10))
+
+
+def test_a_refund_after_the_window_turned_leaves_the_persons_counts():
+    clock = FakeClock()
+    limits = limiter(clock)
+    at = limits.admit(1, 5, ids(*[A] * 50))
+    clock.now += 3600  # A's 50 are now the previous window's, fading
+    limits.refund(1, 5, ids(*[A] * 50), at)
+    assert refusal(limits, 1, 5, ids(A)).scope == "person"

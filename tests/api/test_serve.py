@@ -293,6 +293,22 @@ def test_rate_limit_refuses_the_whole_batch_with_retry_after(live_server):
     assert r.json()["accepted"] == 5
 
 
+def test_a_retried_upload_takes_no_room_from_the_limits(live_server):
+    server = live_server(extra=("--device-burst", "10", "--device-per-hour", "1"))
+    c = setup_commune(server)
+    device = c["devices"][1]
+    first = [{"token": c["tokens"][11 + i % 4], "time": NOW - 1000 + i} for i in range(5)]
+    assert server.post("/v1/scans", token=device, json={"scans": first}).json()["accepted"] == 5
+    retry = server.post("/v1/scans", token=device, json={"scans": first}).json()
+    assert retry["duplicates"] == 5
+    more = [{"token": c["tokens"][11 + i % 4], "time": NOW - 500 + i} for i in range(5)]
+    r = server.post("/v1/scans", token=device, json={"scans": more})
+    assert r.status_code == 200 and r.json()["accepted"] == 5, r.text
+    r = server.post("/v1/scans", token=device, json={"scans": [
+        {"token": c["tokens"][11], "time": NOW - 100}]})
+    assert r.status_code == 429  # the ten new check-ins did use the burst
+
+
 def test_person_rate_limit(live_server):
     server = live_server(extra=("--person-per-hour", "3"))
     c = setup_commune(server)
