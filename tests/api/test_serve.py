@@ -279,6 +279,30 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
         "token": c["tokens"][11], "time": NOW - 10}).status_code == 401
 
 
+def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
+    c = setup_commune(server)  # venues 1 and 2 in Đức Thượng
+    rows = [{"venue": 3, "name": "Chợ Kim Chung", "village": "Thôn Bắc",
+             "commune": "Kim Chung", "district": "Hoài Đức", "category": "market"},
+            {"venue": 4, "name": "Chợ Vân Canh", "village": "Thôn Nam",
+             "commune": "Vân Canh", "district": "Nam Từ Liêm", "category": "market"}]
+    assert server.put("/v1/admin/venues", json={"venues": rows}).status_code == 200
+    server.post("/v1/scan", token=c["devices"][1], json={"token": c["tokens"][11],
+                                                         "time": NOW - 600})
+    other = _official_token(server, "Hoài Đức/Kim Chung", "other commune")
+    district = _official_token(server, "Hoài Đức", "district")
+    day = time.strftime("%Y-%m-%d", time.gmtime(NOW - 600 + 7 * 3600))  # the scan's local day
+    seen = {}
+    for who, token in (("commune", c["official"]), ("other", other),
+                       ("district", district), ("admin", "admin")):
+        r = server.get(f"/v1/reports/adoption?from={day}&to={day}", token=token)
+        assert r.status_code == 200, r.text
+        seen[who] = {v["venue"]: v["checkins"] for v in r.json()["venues"]}
+    assert seen["commune"] == {1: 1, 2: 0}
+    assert seen["other"] == {3: 0}
+    assert seen["district"] == {1: 1, 2: 0, 3: 0}
+    assert seen["admin"] == {1: 1, 2: 0, 3: 0, 4: 0}
+
+
 def test_rate_limit_refuses_the_whole_batch_with_retry_after(live_server):
     server = live_server(extra=("--device-burst", "5", "--device-per-hour", "3600"))
     c = setup_commune(server)
