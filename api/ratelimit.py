@@ -137,7 +137,6 @@ class _Buckets:
                 break
             del self._held[oldest]
 
-
     def give_back(self, key: int, scans: int, now: float) -> None:
         """Return `scans` tokens taken from `key` (never past a full bucket)."""
         if key in self._held:

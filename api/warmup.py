@@ -26,4 +26,3 @@ def warm_up() -> float:
     decoder.warmup.warm_up()
     tracing.warmup.warm_up()
     return time.perf_counter() - started
-

@@ -64,8 +64,9 @@ def warm_up() -> None:
         with CheckinIndex.open(folder, retention_days=7, head_limit=64) as index:
             index.set_venue_dwell(*venues.resolved_dwell())
             index.append(*_checkins(start, 1, wide=True), rows=True)  # a base, in bulk
-            for seed in (2, 3):  # head batches, the last repeating some rows
+            for seed in (2, 3):  # head batches
                 index.append(*(c[:40] for c in _checkins(start, seed)), rows=True)
+            # and two that repeat rows: of the base, and of the head
             index.append(*(c[:40] for c in _checkins(start, 1, wide=True)))
             index.append(*(c[:40] for c in _checkins(start, 3)))
             snapshot = index.snapshot()  # the head as an overlay
