@@ -168,9 +168,8 @@ def _presences(contacts: list[Contact], spans: dict[int, dict]
 def _sources(spans: dict, there: dict[int, tuple[np.ndarray, ...]]
              ) -> list[tuple[int, tuple[int, int, int]]]:
     """The level-above persons whose presences meet a contact's evidence (its `spans`)
-    longest, at most
-    MAX_SOURCES: [(person, (seconds together, venue, first common second))], longest
-    first (ties: smaller person id first)."""
+    longest, at most MAX_SOURCES: [(person, (seconds together, venue, first common
+    second))], longest first (ties: smaller person id first)."""
     found: dict[int, list[int]] = {}
     for venue, (merged, _) in spans.items():
         if venue not in there:
