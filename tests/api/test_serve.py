@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from api.qrimage import qr_png
 from ingest.events import ScanBatch, ScanEvent
@@ -150,6 +152,13 @@ def test_camera_frames_are_decoded_and_stored(server):
     assert results[0]["status"] == "accepted"
     assert results[1] == {"seq": 2, "status": "rejected", "reason": "frame: no token found"}
     assert results[2]["reason"] == "frame: image is not base64"
+    # a JPEG, as a phone's camera sends it, of another person
+    jpeg = io.BytesIO()
+    Image.open(io.BytesIO(qr_png(c["tokens"][13]))).convert("L").save(jpeg, "JPEG",
+                                                                      quality=80)
+    r = server.post("/v1/frames", token=c["devices"][1], json={"frames": [
+        {"image": base64.b64encode(jpeg.getvalue()).decode(), "time": NOW - 50, "seq": 4}]})
+    assert r.json()["results"] == [{"seq": 4, "status": "accepted", "reason": None}], r.text
 
 
 def test_checkout_closes_the_latest_visit(server):
