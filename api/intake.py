@@ -89,6 +89,10 @@ class IndexSink:
         result = self.index.append(persons, venue, t_in, t_out, rows=True)
         return result.duplicate
 
+    def duplicates(self, persons, venue, t_in) -> np.ndarray:
+        """Which rows a write now would call duplicates (bool per row); stores nothing."""
+        return self.index.duplicates(persons, venue, t_in)
+
 
 class KafkaSink:
     """The scale-out backend: packed-v1 records to `topic`, one per venue, keyed by it."""
@@ -116,7 +120,13 @@ class KafkaSink:
 class LocalStore:
     """The last step of an intake, where all the scans of a service meet: the rate
     limits (shared counts) and the sink. A server of several processes runs one, in the
-    process that owns the index; the others reach it through api.writer."""
+    process that owns the index; the others reach it through api.writer.
+
+    Duplicates of stored check-ins take no room from the limits: the rows a write finds
+    stored are given back after it, and a request the limits refuse is looked at again
+    without its rows already stored (when the sink can tell: the embedded index), so that
+    a retried upload is answered "duplicate" even when its device or persons are at their
+    limits."""
 
     def __init__(self, sink, limiter: ScanLimiter) -> None:
         self.sink = sink
@@ -129,7 +139,7 @@ class LocalStore:
         admitted ones. Returns the refusals by group, the rows written (indices into the
         batch) and, for each of those, whether it was already stored. Durable when it
         returns."""
-        refused, admitted = self._admit(batch, group, ok, persons)
+        refused, admitted, counted = self._admit(batch, group, ok, persons)
         for g in refused:
             ok = ok & (group != g)
         rows = np.flatnonzero(ok)
@@ -137,33 +147,60 @@ class LocalStore:
         if rows.shape[0]:
             part = batch if rows.shape[0] == len(batch) else batch.take(rows)
             duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
-            if admitted and duplicate.any():
-                self._refund(batch, group, rows[duplicate], persons, admitted)
+            give_back = rows[duplicate & counted[rows]]
+            if give_back.shape[0]:
+                self._refund(batch, group, give_back, persons, admitted)
         return refused, rows, duplicate
 
     def _admit(self, batch: ScanBatch, group: np.ndarray, ok: np.ndarray,
-               persons: np.ndarray) -> tuple[dict[int, RateLimited], float]:
-        """Admit each group's valid rows through the limiter: the refusals by group, and
-        when the admitted ones were counted (0 if none was)."""
+               persons: np.ndarray) -> tuple[dict[int, RateLimited], float, np.ndarray]:
+        """Admit each group's valid rows through the limiter: the refusals by group, when
+        the admitted rows were counted (0 if none was), and which rows were (bool)."""
         refused: dict[int, RateLimited] = {}
         admitted = 0.0
+        counted = np.zeros(len(batch), np.bool_)
         if not self.limiter.limits.enabled:
-            return refused, admitted
+            return refused, admitted, counted
         if group.shape[0] and group[0] == group[-1] and (group == group[0]).all():
             groups = [(int(group[0]), np.flatnonzero(ok))]
         else:
             groups = [(int(g), np.flatnonzero(ok & (group == g))) for g in np.unique(group)]
         for g, rows in groups:
-            first = rows[0] if rows.shape[0] else None
-            if first is None:
-                continue
             try:
-                at = self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
-                                        persons[rows])
-                admitted = at if not admitted else min(admitted, at)
+                at = self._admit_rows(batch, rows, persons)
             except RateLimited as exc:
-                refused[g] = exc
-        return refused, admitted
+                rows = self._not_stored(batch, rows, persons)
+                if rows is None:
+                    refused[g] = exc
+                    continue
+                try:  # without the rows already stored (a retried upload)
+                    at = self._admit_rows(batch, rows, persons)
+                except RateLimited as again:
+                    refused[g] = again
+                    continue
+            if at:
+                admitted = at if not admitted else min(admitted, at)
+                counted[rows] = True
+        return refused, admitted, counted
+
+    def _admit_rows(self, batch: ScanBatch, rows: np.ndarray, persons: np.ndarray) -> float:
+        """Count `rows` (of one device and venue) in the limits, or raise RateLimited and
+        count none; when they were counted (0 if there were none)."""
+        if not rows.shape[0]:
+            return 0.0
+        first = rows[0]
+        return self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
+                                  persons[rows])
+
+    def _not_stored(self, batch: ScanBatch, rows: np.ndarray, persons: np.ndarray
+                    ) -> np.ndarray | None:
+        """`rows` less those the sink already holds, or None when none is held or the
+        sink cannot tell."""
+        duplicates = getattr(self.sink, "duplicates", None)
+        if duplicates is None or not rows.shape[0]:
+            return None
+        stored = duplicates(persons[rows], batch.venue[rows], batch.t_in[rows])
+        return rows[~stored] if stored.any() else None
 
     def _refund(self, batch: ScanBatch, group: np.ndarray, duplicates: np.ndarray,
                 persons: np.ndarray, admitted: float) -> None:

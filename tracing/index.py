@@ -8,13 +8,14 @@
 Beyond the agreed API: `open(..., head_limit=1 << 20)` (rows in the head before it merges
 into the base), `checkins()` (every distinct check-in as columns), `snapshot()`; append
 returns AppendResult(added, duplicates), and with `rows=True` also `duplicate`, a bool per
-input row; `last_checkin(person, venue, at)` (the visit a check-out scan ends);
-`retention_days=None` on open keeps the stored period; Evidence, Contact and Zone are
-named tuples now (same fields, positional and keyword construction and to_dict as
-before); a trace's TraceResult holds its answer as numpy columns (`columns`,
-`contact_persons`) and builds those tuples on the first read of `contacts` or `zones`.
-Errors: tracing/errors.py. The first call of each kernel in a fresh checkout
-compiles it (~30 s in all, cached after that).
+input row; `duplicates(person, venue, t_in)` asks the same without storing;
+`last_checkin(person, venue, at)` (the visit a check-out scan ends); `retention_days=None`
+on open keeps the stored period; Evidence, Contact and Zone are named tuples now (same
+fields, positional and keyword construction and to_dict as before); a trace's
+TraceResult holds its answer as numpy columns (`columns`, `contact_persons`) and builds
+those tuples on the first read of `contacts` or `zones`. Errors: tracing/errors.py. The
+first call of each kernel in a fresh checkout compiles it (~30 s in all, cached after
+that).
 
 Layout of the folder (see segments.py for the columns; 20 bytes per check-in plus 16
 per distinct person, both views and the id dictionaries counted):
@@ -450,6 +451,17 @@ class CheckinIndex(GenerationsMixin, IndexReader):
             wal.sync(synced_to)
         added = int(fresh.sum())
         return AppendResult(added, n - added, grouped.row_duplicates(~fresh) if rows else None)
+
+    def duplicates(self, person, venue, t_in) -> np.ndarray:
+        """Which rows an append now would call duplicates (bool per row): their
+        (person, venue, t_in) is stored already or an earlier row of the batch has it.
+        Stores nothing. Raises InvalidCheckin naming the first bad row."""
+        grouped = group_batch(*validate_batch(person, venue, t_in))
+        with self._write_lock:
+            if self._wal is None:
+                raise StorageError(f"{self.folder}: index is closed")
+            fresh, _ = self._lookup(grouped.columns, write=False)
+        return grouped.row_duplicates(~fresh)
 
     def _bulk_append(self, batch, rows: bool) -> AppendResult:
         """A batch as large as a merge: one merge into a new segment, no log."""

@@ -342,6 +342,27 @@ def test_a_retried_upload_takes_no_room_from_the_limits(live_server):
     assert r.status_code == 429  # the ten new check-ins did use the burst
 
 
+def test_a_retried_upload_is_answered_duplicate_at_the_limits(live_server):
+    """An upload stored whose answer was lost, sent again when the device's burst is spent
+    and its persons are at their hourly limit: every scan comes back a duplicate, not 429.
+    A retry that also carries a new scan is refused whole, as any batch over a limit."""
+    server = live_server(extra=("--device-burst", "6", "--device-per-hour", "1",
+                                "--person-per-hour", "3"))
+    c = setup_commune(server)
+    device = c["devices"][1]
+    first = [{"token": c["tokens"][11 + i % 2], "time": NOW - 1000 + i} for i in range(6)]
+    assert server.post("/v1/scans", token=device, json={"scans": first}).json()["accepted"] == 6
+    for _ in range(2):
+        r = server.post("/v1/scans", token=device, json={"scans": first})
+        assert r.status_code == 200, r.text
+        assert r.json()["duplicates"] == 6 and r.json()["accepted"] == 0
+    r = server.post("/v1/scan", token=device, json=first[0])
+    assert r.status_code == 200 and r.json()["status"] == "duplicate", r.text
+    more = [*first, {"token": c["tokens"][13], "time": NOW - 10}]
+    r = server.post("/v1/scans", token=device, json={"scans": more})
+    assert r.status_code == 429 and "device" in r.text and "Retry-After" in r.headers
+
+
 def test_person_rate_limit(live_server):
     server = live_server(extra=("--person-per-hour", "3"))
     c = setup_commune(server)

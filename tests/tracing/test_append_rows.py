@@ -1,6 +1,7 @@
-"""append(..., rows=True) says which rows were duplicates; last_checkin finds the visit a
-check-out scan ends. Both against plain Python models, through head appends, background
-merges, bulk loads (batches as large as a merge), compactions and reopening."""
+"""append(..., rows=True) says which rows were duplicates, and duplicates() says it before
+storing anything; last_checkin finds the visit a check-out scan ends. All against plain
+Python models, through head appends, background merges, bulk loads (batches as large as a
+merge), compactions and reopening."""
 
 from __future__ import annotations
 
@@ -38,12 +39,16 @@ class Model:
     def __init__(self):
         self.rows = []
 
-    def append(self, batch) -> list[bool]:
+    def duplicates(self, batch) -> list[bool]:
         stored = {(p, v, t) for p, v, t, _ in self.rows}
         duplicate = []
         for p, v, t, _ in batch:
             duplicate.append((p, v, t) in stored)
             stored.add((p, v, t))
+        return duplicate
+
+    def append(self, batch) -> list[bool]:
+        duplicate = self.duplicates(batch)
         self.rows += batch
         return duplicate
 
@@ -64,6 +69,8 @@ def test_row_outcomes_and_last_checkin_match_the_model(ops, head_limit, data):
         try:
             for op in ops:
                 if op[0] == "append":
+                    asked = index.duplicates(*columns(op[1])[:3])
+                    assert asked.tolist() == model.duplicates(op[1])
                     result = index.append(*columns(op[1]), rows=True)
                     want = model.append(op[1])
                     assert result.duplicate.dtype == np.bool_
@@ -124,6 +131,7 @@ def test_appends_while_a_merge_runs(tmp_path, monkeypatch):
     model = Model()
     with CheckinIndex.open(tmp_path / "ix", head_limit=4) as index:
         def append(batch):
+            assert index.duplicates(*columns(batch)[:3]).tolist() == model.duplicates(batch)
             assert index.append(*columns(batch), rows=True).duplicate.tolist() == \
                 model.append(batch)
             assert len(index) == len(naive.dedupe(model.rows))
@@ -231,6 +239,7 @@ def test_failed_background_merge_keeps_every_row(tmp_path, monkeypatch):
     model = Model()
     with CheckinIndex.open(tmp_path / "ix", head_limit=4) as index:
         def append(batch):
+            assert index.duplicates(*columns(batch)[:3]).tolist() == model.duplicates(batch)
             assert index.append(*columns(batch), rows=True).duplicate.tolist() == \
                 model.append(batch)
 
