@@ -103,8 +103,12 @@ def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
                     return size_problem
                 gray = img.convert("L")
                 gray.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        return BadInput("unreadable_input", f"not a readable image: {exc}")
+    except UnidentifiedImageError:
+        # Pillow's message names only the BytesIO object it was given
+        return BadInput("unreadable_input", "not a readable image: no known image format "
+                        "(PNG, JPEG, WebP, BMP, GIF, PPM or TIFF) in these bytes")
+    except Image.DecompressionBombError as exc:
+        return BadInput("too_large", f"image would decompress too large: {exc}")
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports truncated or corrupt data through these.
         return BadInput("unreadable_input", f"corrupt or truncated image: {exc}")

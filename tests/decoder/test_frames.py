@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -159,6 +161,26 @@ def test_frames_over_the_size_cap_are_refused_before_decoding():
     for result in (array_result, png_result):
         assert result.status is FrameStatus.TOO_LARGE
         assert "over the cap of 1,000,000" in result.detail
+
+
+def test_a_png_header_claiming_a_huge_image_is_refused_from_its_header():
+    """20,000 x 20,000 pixels claimed in 57 bytes: refused as too large before decoding,
+    in a batch that goes on; non-image bytes are named as such, not as Pillow's object."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 20_000, 20_000,
+                                                                8, 0, 0, 0, 0)) + \
+        chunk(b"IEND", b"")
+    good = png_bytes(on_canvas(qr_image("AFTER")))
+    bomb_result, junk_result, good_result = decode_frames([bomb, b"GIF? no, text", good])
+    assert bomb_result.status is FrameStatus.TOO_LARGE, bomb_result
+    assert "400000000 pixels" in bomb_result.detail
+    assert junk_result.status is FrameStatus.UNREADABLE_INPUT
+    assert junk_result.detail.startswith("not a readable image: no known image format")
+    assert "BytesIO" not in junk_result.detail
+    assert good_result.texts == ["AFTER"]
 
 
 def test_a_code_holding_binary_data_is_reported_not_passed_as_text():
