@@ -59,7 +59,8 @@ def test_trace_json_has_the_documented_shape_and_the_known_contact(data):
     done = qrtrace("trace", "--data", str(data), "--case", str(CASE),
                    "--from", "2021-12-01T00:00:00+07:00", "--to", str(T + 86400), "--json")
     result = json.loads(done.stdout)
-    assert {"rule", "contacts", "zones", "query_ms"} <= result.keys()
+    assert {"rule", "contacts", "zones", "query_ms", "first_query_ms"} <= result.keys()
+    assert result["query_ms"] > 0 and result["first_query_ms"] > 0
     assert result["rule"]["min_overlap"] == 600 and result["rule"]["depth"] == 2
     contacts = {c["person"]: c for c in result["contacts"]}
     friend = contacts[FRIEND]
