@@ -196,12 +196,13 @@ class CheckoutIn(Strict):
 # ---- cases -----------------------------------------------------------------------
 
 class CaseIn(Strict):
-    """Open a case: the person (personal token, or id as digits), the infectious
-    window [from, to), the purpose (kept in the audit log) and the rule's parameters."""
+    """Open a case: the person (personal token, or id as a JSON integer, as a case
+    answers it, or as digits), the infectious window [from, to), the purpose (kept in the
+    audit log) and the rule's parameters."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    person: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")]
+    person: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")] | U64
     window_from: StoredTime = Field(alias="from")
     window_to: StoredTime = Field(alias="to")
     purpose: Annotated[str, Field(min_length=3, max_length=500)]

@@ -251,6 +251,24 @@ def test_digits_that_are_not_ascii_are_refused_with_422_not_a_server_error(serve
     assert r.status_code == 422 and "offset" in r.text
 
 
+def test_a_case_opens_on_the_person_id_as_a_case_answers_it(server):
+    """A case answers its person as a JSON integer; that integer opens a case as well as
+    the token or the digits do (a string was required before), and anything else is
+    named in the 422."""
+    c = setup_commune(server)
+    window = {"from": NOW - 86400, "to": NOW, "purpose": "positive test"}
+    by_token = server.post("/v1/cases", token=c["official"],
+                           json={"person": c["tokens"][11], **window}).json()
+    assert by_token["person"] == 11
+    for person in (by_token["person"], "11", 11.0, 2**64 - 1):
+        r = server.post("/v1/cases", token=c["official"], json={"person": person, **window})
+        assert r.status_code == 201, (person, r.text)
+        assert r.json()["person"] == int(person)
+    for person in (-1, 2**64, 11.5, True, None, [11]):
+        r = server.post("/v1/cases", token=c["official"], json={"person": person, **window})
+        assert r.status_code == 422 and "person" in r.text, (person, r.text)
+
+
 def test_refusals_no_token_wrong_role_other_jurisdiction(server):
     c = setup_commune(server)
     r = server.post("/v1/cases", token=c["official"], json={
