@@ -267,6 +267,12 @@ def test_a_case_opens_on_the_person_id_as_a_case_answers_it(server):
     for person in (-1, 2**64, 11.5, True, None, [11]):
         r = server.post("/v1/cases", token=c["official"], json={"person": person, **window})
         assert r.status_code == 422 and "person" in r.text, (person, r.text)
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": 11, "from": "2026-11-27T00:00:00+07:00", "to": "2026-11-20T00:00:00+07:00",
+        "purpose": "a window backwards"})
+    assert r.status_code == 422
+    assert r.json()["detail"] == \
+        "to (2026-11-19T17:00:00Z) must be after from (2026-11-26T17:00:00Z)"
 
 
 def test_refusals_no_token_wrong_role_other_jurisdiction(server):
