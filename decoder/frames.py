@@ -415,8 +415,8 @@ def decode_frames(frames: object) -> list[FrameResult]:
 def read_tokens(frames: object) -> list[tuple[str | None, str | None]]:
     """For each frame of a batch (as `decode_frames` takes it), the first text it shows
     that has the token's shape (43 ASCII characters) and None, or None and why not:
-    "frame: no token found" (codes, but none a token) or "frame: <status>". The text is
-    not verified: that is `verify_tokens`' work."""
+    "frame: no token found" (codes, but none a token) or "frame: <status>", followed by
+    " (<detail>)" for bad input. The text is not verified: that is `verify_tokens`' work."""
     from decoder.tokens import TOKEN_LEN
 
     out: list[tuple[str | None, str | None]] = []
@@ -426,5 +426,6 @@ def read_tokens(frames: object) -> list[tuple[str | None, str | None]]:
             out.append((found[0], None))
         else:
             status = str(getattr(result.status, "value", result.status))
-            out.append((None, "frame: no token found" if status == "ok" else f"frame: {status}"))
+            reason = "frame: no token found" if status == "ok" else f"frame: {status}"
+            out.append((None, f"{reason} ({result.detail})" if result.detail else reason))
     return out

@@ -98,9 +98,11 @@ class BatchOutcome:
 
 
 def reason_key(reason: str) -> str:
-    """The counter name of a reason: its first part ("token: bad_mac" stays whole)."""
+    """The counter name of a reason: its first part ("token: bad_mac" stays whole; a
+    frame's detail in parentheses is left out)."""
     head, _, rest = reason.partition(":")
-    return f"{head}: {rest.strip()}" if head in ("token", "frame", "time") else head
+    rest = rest.partition(" (")[0].strip()
+    return f"{head}: {rest}" if head in ("token", "frame", "time") else head
 
 
 class Worker:

@@ -145,13 +145,17 @@ def test_camera_frames_are_decoded_and_stored(server):
                "seq": 1},
               {"image": base64.b64encode(qr_png("not a token at all")).decode(),
                "time": NOW - 60, "seq": 2},
-              {"image": "%%%", "time": NOW - 60, "seq": 3}]
+              {"image": "%%%", "time": NOW - 60, "seq": 3},
+              {"image": base64.b64encode(b"a text file").decode(), "time": NOW - 60,
+               "seq": 5}]
     r = server.post("/v1/frames", token=c["devices"][1], json={"frames": frames})
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert results[0]["status"] == "accepted"
     assert results[1] == {"seq": 2, "status": "rejected", "reason": "frame: no token found"}
     assert results[2]["reason"] == "frame: image is not base64"
+    assert results[3]["reason"].startswith(
+        "frame: unreadable_input (not a readable image: no known image format")
     # a JPEG, as a phone's camera sends it, of another person
     jpeg = io.BytesIO()
     Image.open(io.BytesIO(qr_png(c["tokens"][13]))).convert("L").save(jpeg, "JPEG",

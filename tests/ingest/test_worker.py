@@ -125,7 +125,10 @@ def test_camera_frames_are_decoded_to_tokens(setup):
     log.submit(encode_json(ScanEvent(10, 3, 2, T0, None, b"not an image")), JSON_H)
     worker.run_once()
     assert _stored(index) == {(42, 10, T0)}
-    assert [reason for _, reason in log.dead_letters] == ["frame: unreadable_input"]
+    [(_, reason)] = log.dead_letters
+    assert reason == "frame: unreadable_input (not a readable image: no known image format " \
+        "(PNG, JPEG, WebP, BMP, GIF, PPM or TIFF) in these bytes)"
+    assert worker.metrics.as_dict()["rejected.frame: unreadable_input"] == 1
 
 
 def test_producers_wait_for_durable_acknowledgement(setup):
