@@ -27,12 +27,12 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
 from api.audit import AuditLog
 from api.registry import Case, Principal, Registry, in_jurisdiction
+from api.schemas import rfc3339_utc
 from decoder import KeyRing, Kind, Status, verify_token
 from tracing import exposure
 from tracing.model import ContactRule, TraceResult
@@ -129,8 +129,8 @@ class CaseService:
         """Open a case; audited. Raises BadCase or OutOfJurisdiction."""
         person = self._person(request.person, self._keyring())
         if request.t_from >= request.t_to:
-            raise BadCase(f"to ({_utc(request.t_to)}) must be after from "
-                          f"({_utc(request.t_from)})")
+            raise BadCase(f"to ({rfc3339_utc(request.t_to)}) must be after from "
+                          f"({rfc3339_utc(request.t_from)})")
         if request.t_to - request.t_from > MAX_WINDOW_S:
             raise BadCase("the infectious window may span at most 60 days")
         jurisdiction = official.jurisdiction if request.jurisdiction is None \
@@ -455,8 +455,3 @@ class CaseService:
                     purpose=case.purpose,
                     detail={"principal": official.id, "person": case.person,
                             "jurisdiction": case.jurisdiction})
-
-
-def _utc(t: int) -> str:
-    """Epoch seconds as RFC 3339 UTC text, for messages: 2026-11-20T01:00:00Z."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -80,6 +80,12 @@ def rfc3339_seconds(text: str) -> int:
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
+def rfc3339_utc(seconds: int) -> str:
+    """Epoch seconds as RFC 3339 UTC text (2026-11-20T01:00:00Z), for messages that
+    name a time."""
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _timestamp(value: object) -> int:
     if isinstance(value, str):
         return rfc3339_seconds(value)

@@ -25,6 +25,7 @@ from api.schemas import (
     ScanBatchOut,
     ScanIn,
     ScanResult,
+    rfc3339_utc,
 )
 from ingest.events import TOKEN_DTYPE, ScanBatch
 from ingest.wire import decode_packed
@@ -168,7 +169,7 @@ async def post_checkout(body: CheckoutIn, device: DeviceCaller,
         found = service.index.last_checkin(checked.id, device.venue, body.time)
         if found is None:
             raise HTTPException(404, "no check-in of this person at this venue before "
-                                     f"{body.time}")
+                                     f"{rfc3339_utc(body.time)}")
         t_in = found[0]
     batch = _batch([body.token], [t_in], [body.time], [body.seq])
     outcome: IntakeOutcome = await run_in_threadpool(_submit, service, device, batch)
