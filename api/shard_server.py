@@ -88,9 +88,12 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
     def refused(request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token_digest(given), digest):
-            return JSONResponse({"detail": "a shard token is required"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+        if scheme.lower() != "bearer":
+            return _unauthorised("a shard token is required (Authorization: Bearer TOKEN, "
+                                 "the QRTRACE_SHARD_TOKEN the shard was started with)")
+        if not hmac.compare_digest(token_digest(given), digest):
+            return _unauthorised("wrong shard token: not the QRTRACE_SHARD_TOKEN this shard "
+                                 "was started with")
         if int(request.headers.get("content-length") or 0) > MAX_BODY:
             return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
         return None
@@ -119,3 +122,8 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
 
     return Starlette(routes=[Route("/v1/shard/{question}", ask, methods=["POST"]),
                              Route("/healthz", healthz)], lifespan=lifespan)
+
+
+def _unauthorised(detail: str) -> Response:
+    return JSONResponse({"detail": detail}, status_code=401,
+                        headers={"WWW-Authenticate": "Bearer"})

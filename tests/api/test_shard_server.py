@@ -118,9 +118,12 @@ def test_only_the_shard_token_is_answered_and_bad_bodies_are_named(town):
            "default_dwell": 3600}
     body = pack(persons=np.array([1], np.uint64), **one)
     ask = url + "/v1/shard/ends"
-    assert requests.post(ask, data=body, timeout=10).status_code == 401
+    none = requests.post(ask, data=body, timeout=10)
+    assert none.status_code == 401 and "a shard token is required" in none.json()["detail"]
     wrong = {"Authorization": "Bearer " + "x" * 40}
-    assert requests.post(ask, data=body, headers=wrong, timeout=10).status_code == 401
+    refused = requests.post(ask, data=body, headers=wrong, timeout=10)
+    assert refused.status_code == 401 and refused.json()["detail"].startswith(
+        "wrong shard token")
     right = {"Authorization": f"Bearer {TOKEN}"}
     assert requests.post(ask, data=body, headers=right, timeout=10).status_code == 200
     bad = requests.post(ask, data=b"not a message", headers=right, timeout=10)
