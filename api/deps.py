@@ -60,15 +60,22 @@ def bearer_principal(service: Service, authorization: str | None, role: str) -> 
                             headers={"WWW-Authenticate": "Bearer"})
     principal = principal_of(service, token.strip())
     if principal.role != role:
-        raise HTTPException(403, f"this needs a {role} token, not a {principal.role} token")
+        raise HTTPException(403, _wrong_role((role,), principal.role))
     return principal
+
+
+def _wrong_role(roles: tuple[str, ...], held: str) -> str:
+    """'this needs an official or admin token, not a device token'."""
+    def article(word: str) -> str:
+        return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+    return f"this needs {article(' or '.join(roles))} token, not {article(held)} token"
 
 
 def _role(*roles: str):
     async def check(principal: Annotated[Principal, Depends(caller)]) -> Principal:
         if principal.role not in roles:
-            raise HTTPException(403, f"this needs a {' or '.join(roles)} token, "
-                                     f"not a {principal.role} token")
+            raise HTTPException(403, _wrong_role(roles, principal.role))
         return principal
     return check
 

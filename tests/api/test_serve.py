@@ -292,7 +292,11 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
     assert server.get(f"/v1/cases/{case_id}", token=None).status_code == 401
     assert server.get(f"/v1/cases/{case_id}", token="qrt_official_nope").status_code == 401
     assert server.get(f"/v1/cases/{case_id}", token=c["devices"][1]).status_code == 403
-    assert server.get(f"/v1/cases/{case_id}").status_code == 403  # the admin
+    as_admin = server.get(f"/v1/cases/{case_id}")
+    assert as_admin.status_code == 403
+    assert as_admin.json()["detail"] == "this needs an official token, not an admin token"
+    as_device = server.post("/v1/scan", token=c["official"], json={"token": "x", "time": NOW})
+    assert as_device.json()["detail"] == "this needs a device token, not an official token"
     assert server.get(f"/v1/cases/{case_id}", token=other).status_code == 403
     assert server.get(f"/v1/cases/{case_id}", token=district).status_code == 200
     assert server.get("/v1/cases", token=other).json() == []
