@@ -212,11 +212,11 @@ def format_table(result: TraceResult, venues: VenueTable, tz: timezone,
     for c in result.contacts:
         by_level[c.level] = by_level.get(c.level, 0) + 1
     counts = ", ".join(f"F{lvl}: {n}" for lvl, n in sorted(by_level.items())) or "none"
-    took = f" ({query_ms:.1f} ms" if query_ms is not None else ""
-    if took:
-        first = f"; the first in this process {first_ms:.0f} ms, loading the kernels" \
-            if first_ms is not None else ""
-        took += first + ")"
+    took = ""
+    if query_ms is not None:
+        first = "" if first_ms is None else \
+            f"; the first in this process {first_ms:.0f} ms, loading the kernels"
+        took = f" ({query_ms:.1f} ms{first})"
     lines += [f"contacts: {counts}{took}", ""]
     if result.contacts:
         lines.append(f"{'level':<6}{'person':>20}  {'exposed at':<17}  evidence")
