@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from api.cli import UsageError
+from api.notice import notice_if_slow
 from ingest.runtime import index_path
 from tracing.csvio import parse_time
 from tracing.errors import TracingError
@@ -24,6 +25,10 @@ from tracing.venues import VenueTable, VenueTableError
 
 """The index lives in DATA/index: it owns that folder (and deletes files it does not
 know there), while DATA itself holds other tables (venues.json, keys, ...)."""
+
+# Shown when the first trace of a process takes seconds rather than milliseconds.
+COMPILING = ("trace: compiling the kernels, once after an install (tens of seconds; "
+             "later runs load them from the cache)...")
 
 _TZ = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 
@@ -134,10 +139,13 @@ def run(args: argparse.Namespace) -> int:
         # ms, against well under one for the query itself): the same trace again shows
         # what a query costs in a running server.
         times = []
-        for _ in range(2):
+        with notice_if_slow(COMPILING) as first:
             began = time.perf_counter()
             result = idx.trace(case, lo, hi, rule=rule)
             times.append((time.perf_counter() - began) * 1000)
+        began = time.perf_counter()
+        result = idx.trace(case, lo, hi, rule=rule)
+        times.append((time.perf_counter() - began) * 1000)
     except TracingError as exc:
         raise UsageError(str(exc)) from None
     finally:
@@ -148,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result.to_dict(), "query_ms": round(query_ms, 3),
                           "first_query_ms": round(first_ms, 3)}, ensure_ascii=False))
     else:
-        print(format_table(result, venues, tz, query_ms, first_ms))
+        print(format_table(result, venues, tz, query_ms, first_ms, compiled=first.shown))
     return 0
 
 
@@ -189,9 +197,11 @@ def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTab
 
 
 def format_table(result: TraceResult, venues: VenueTable, tz: timezone,
-                 query_ms: float | None = None, first_ms: float | None = None) -> str:
+                 query_ms: float | None = None, first_ms: float | None = None,
+                 compiled: bool = False) -> str:
     """A readable report of `result`: rule, contacts with evidence, zones; local times;
-    the query's time, and the first one's of the process (which loaded the kernels)."""
+    the query's time, and the first one's of the process (which loaded the kernels, or
+    compiled them: `compiled`)."""
 
     def when(t: int) -> str:
         return datetime.fromtimestamp(t, tz).strftime("%Y-%m-%d %H:%M")
@@ -215,7 +225,8 @@ def format_table(result: TraceResult, venues: VenueTable, tz: timezone,
     took = ""
     if query_ms is not None:
         first = "" if first_ms is None else \
-            f"; the first in this process {first_ms:.0f} ms, loading the kernels"
+            f"; the first in this process {first_ms:.0f} ms, " \
+            f"{'compiling' if compiled else 'loading'} the kernels"
         took = f" ({query_ms:.1f} ms{first})"
     lines += [f"contacts: {counts}{took}", ""]
     if result.contacts:
