@@ -75,6 +75,11 @@ _fsync = getattr(os, "fdatasync", os.fsync)  # data and size; the mtime need not
 _logger = logging.getLogger(__name__)
 
 
+def audit_path(data: Path) -> Path:
+    """The audit log of a data folder: the server's, and the command line's traces."""
+    return data / "audit" / "audit.log"
+
+
 class AuditError(Exception):
     """The audit log file is unusable: unreadable, not an audit log, shrank, or not durable."""
 

@@ -29,7 +29,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from api.audit import AuditLog
+from api.audit import AuditLog, audit_path
 from api.batcher import ScanBatcher
 from api.cases import CaseService
 from api.filewatch import FileWatch
@@ -95,7 +95,7 @@ class Service:
         self._closers.append(self.index.close)
         self.registry = Registry(data)
         self._closers.insert(0, self.registry.close)
-        self.audit = AuditLog(data / "audit" / "audit.log",
+        self.audit = AuditLog(audit_path(data),
                               sync_wait=settings.audit_fsync_before_answer)
         self._closers.insert(0, self.audit.close)
         self._venues = VenueTable.load(data)

@@ -30,6 +30,7 @@ import math
 import os
 from collections import defaultdict
 from html import escape
+from typing import IO
 
 import networkx as nx
 import numpy as np
@@ -216,24 +217,38 @@ def to_json(g: nx.Graph) -> dict:
     return nx.node_link_data(g, edges="links")
 
 
+def _private(path: str | os.PathLike, mode: str) -> IO:
+    """`path` opened for writing, readable by its owner only (mode 0600, an existing
+    file narrowed too): a contact graph names persons and where they were."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return open(fd, mode, encoding=None if "b" in mode else "utf-8")
+
+
 def write_json(g: nx.Graph, path: str | os.PathLike) -> None:
-    """Write the node-link JSON of `g` to `path`."""
-    with open(path, "w", encoding="utf-8") as fh:
+    """Write the node-link JSON of `g` to `path` (mode 0600)."""
+    with _private(path, "w") as fh:
         json.dump(to_json(g), fh, ensure_ascii=False)
 
 
 def write_graphml(g: nx.Graph, path: str | os.PathLike) -> None:
-    """Write `g` as GraphML (every attribute is a number or a string)."""
-    nx.write_graphml(g, path)
+    """Write `g` as GraphML (every attribute is a number or a string; mode 0600)."""
+    with _private(path, "wb") as fh:
+        nx.write_graphml(g, fh)
 
 
 def write_svg(g: nx.Graph, path: str | os.PathLike, size: int = 900) -> None:
     """Draw `g` as a standalone SVG: persons coloured by level, venues as grey squares.
 
     The layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell
-    layout by level beyond, where a spring layout is slow and unreadable anyway.
+    layout by level beyond, where a spring layout is slow and unreadable anyway. The
+    file is readable by its owner only (mode 0600).
     """
-    with open(path, "w", encoding="utf-8") as fh:
+    with _private(path, "w") as fh:
         fh.write(svg_text(g, size))
 
 

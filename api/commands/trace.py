@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -59,6 +60,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="minutes a presence lingers after leaving (default 0)")
     p.add_argument("--dwell-default", type=float, default=60, metavar="MIN",
                    help="visit length without check-out when the venue names none (default 60)")
+    p.add_argument("--purpose", metavar="TEXT",
+                   help="why this trace is run, written to the audit log with it")
+    p.add_argument("--audit-log", metavar="FILE",
+                   help="an audit log to record the trace in, besides each --data folder's "
+                        "audit/audit.log (needed when tracing over --shard servers alone)")
     p.add_argument("--tz", default="+07:00", help="offset for printed times (default +07:00)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--graphml", metavar="FILE", help="write the contact graph as GraphML")
@@ -135,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
         where = ", ".join([*map(str, folders), *args.shard])
         raise UsageError(f"cannot open the index in {where}: {exc}") from None
     try:
+        _audit(args, folders, case, lo, hi, rule)
+    except UsageError:
+        idx.close()
+        raise
+    try:
         # A process's first trace loads the numba kernels from their cache (a few hundred
         # ms, against well under one for the query itself): the same trace again shows
         # what a query costs in a running server.
@@ -158,6 +169,44 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_table(result, venues, tz, query_ms, first_ms, compiled=first.shown))
     return 0
+
+
+def _audit(args: argparse.Namespace, folders: list[Path], case: int, lo: int, hi: int,
+           rule: ContactRule) -> None:
+    """Record the trace, before it runs, in the audit log of every data folder it reads
+    (the one a server of that folder keeps: DATA/audit/audit.log) and in --audit-log:
+    like an official's query through the API, a trace on the command line reads
+    citizens' movements. Raises UsageError when there is no log to write or one cannot
+    be written: the trace is then refused."""
+    from api.audit import AuditError, AuditLog, audit_path
+
+    logs = [audit_path(data) for data in folders]
+    if args.audit_log:
+        logs.append(Path(args.audit_log))
+    if not logs:
+        raise UsageError("a trace over shard servers alone is recorded nowhere: give "
+                         "--audit-log FILE (traces are audited like officials' queries)")
+    detail = {"from": lo, "to": hi, "depth": rule.depth,
+              "min_overlap": rule.min_overlap, "linger": rule.linger,
+              "folders": [str(d.resolve()) for d in folders], "shards": list(args.shard)}
+    for path in logs:
+        try:
+            with AuditLog(path) as log:
+                log.record(actor=_os_user(), role="command_line", action="trace",
+                           case=case, purpose=args.purpose, detail=detail)
+        except AuditError as exc:
+            raise UsageError(f"cannot write the audit log, so the trace is refused: {exc}") \
+                from None
+
+
+def _os_user() -> str:
+    """Who runs the command: the login name, or the numeric uid when it has none."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _open(folders: list[Path], shard_urls: list[str]):

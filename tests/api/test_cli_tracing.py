@@ -160,6 +160,42 @@ def test_missing_folder_and_file_are_clear_errors(tmp_path, capsys):
     assert "no index yet" in capsys.readouterr().err
 
 
+def test_a_trace_is_audited_in_its_folder_before_it_answers(data):
+    """A trace on the command line reads citizens' movements as an official's query does:
+    it leaves an entry in the folder's audit log (the server's), chained to the rest."""
+    from api.audit import AuditLog, audit_path
+
+    log = audit_path(data)
+    before = log.read_text().count("\n") if log.exists() else 0
+    qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
+            "--to", str(T + 86400), "--depth", "1", "--purpose", "PCR positive", "--json")
+    lines = log.read_text().splitlines()
+    assert len(lines) == before + 1
+    entry = json.loads(lines[-1])
+    assert (entry["role"], entry["action"], entry["case"], entry["purpose"]) == \
+        ("command_line", "trace", CASE, "PCR positive")
+    assert entry["actor"] and entry["detail"]["from"] == T and entry["detail"]["depth"] == 1
+    assert oct(log.stat().st_mode & 0o777) == "0o600"
+    with AuditLog(log) as opened:
+        assert opened.verify().ok
+
+
+def test_a_trace_that_cannot_be_audited_is_refused(tmp_path):
+    """No audit entry, no trace: a folder whose audit log is not one answers nothing."""
+    from api.audit import audit_path
+
+    folder = tmp_path / "data"
+    qrtrace("simulate", "--people", "50", "--venues", "5", "--days", "1", "--seed", "1",
+            "--start", "2021-12-01", "--out", str(tmp_path / "c.csv"), "--no-progress")
+    qrtrace("import", "--data", str(folder), str(tmp_path / "c.csv"), "--no-progress")
+    audit_path(folder).parent.mkdir(mode=0o700, exist_ok=True)
+    audit_path(folder).write_text("not an audit log\n")
+    done = qrtrace("trace", "--data", str(folder), "--case", "1", "--from", str(T),
+                   "--to", str(T + 86400), "--json", check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "cannot write the audit log, so the trace is refused" in done.stderr
+
+
 _line = st.one_of(
     st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 5_000_000_000),
               st.one_of(st.just(""), st.integers(0, 5_000_000_000).map(str)))

@@ -96,6 +96,26 @@ def test_trace_over_a_folder_and_a_shard_server_answers_as_one_folder(town):
     assert found
 
 
+def test_a_trace_over_shards_alone_is_audited_in_the_log_it_names(town, tmp_path):
+    """With no data folder of its own, a trace has no audit log but the one --audit-log
+    names: without it the trace is refused, with it the entry is there."""
+    _root, url, cases, _writer = town
+    case, lo, hi = cases[0]
+    base = [sys.executable, "-m", "api.cli", "trace", "--shard", url, "--case", str(case),
+            "--from", str(lo), "--to", str(hi), "--json"]
+    env = {**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN}
+    done = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == "" and "--audit-log" in done.stderr
+    log = tmp_path / "audit.log"
+    done = subprocess.run([*base, "--audit-log", str(log), "--purpose", "cluster"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(log.read_text())
+    assert (entry["case"], entry["purpose"], entry["detail"]["shards"]) == \
+        (case, "cluster", [url])
+
+
 def test_the_shard_sees_what_its_writer_appends(town):
     root, url, _cases, writer = town
     t = 1_700_000_000

@@ -81,6 +81,20 @@ def test_exports_round_trip(tmp_path):
     assert svg.startswith("<svg") and "Chợ &lt;10&gt; &amp; co" in svg
 
 
+def test_exports_are_readable_by_their_owner_only(tmp_path):
+    """A contact graph names persons and where they were: its files are 0600, also when
+    they replace a file others could read."""
+    g = graph.contact_graph(_result())
+    for name, write in (("g.graphml", graph.write_graphml), ("g.json", graph.write_json),
+                        ("g.svg", graph.write_svg)):
+        path = tmp_path / name
+        path.write_text("old")
+        path.chmod(0o644)
+        write(g, path)
+        assert path.stat().st_mode & 0o777 == 0o600, name
+        assert path.read_text(encoding="utf-8") != "old"
+
+
 def test_a_crowded_venue_gives_each_contact_its_longest_sources_only():
     # 60 F1s and 60 F2s in one market hall, arriving a minute apart: every F2 met dozens
     # of F1s there; its exposure edges come from the MAX_SOURCES it spent longest with.
