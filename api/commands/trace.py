@@ -200,13 +200,15 @@ def _audit(args: argparse.Namespace, folders: list[Path], case: int, lo: int, hi
 
 
 def _os_user() -> str:
-    """Who runs the command: the login name, or the numeric uid when it has none."""
-    import getpass
+    """Who runs the command, from the process's user id (not from $USER, which anyone
+    can set): "name (uid N)", or "uid N" for an id with no account name."""
+    import pwd
 
+    uid = os.geteuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _open(folders: list[Path], shard_urls: list[str]):

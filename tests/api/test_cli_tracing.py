@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -174,7 +175,8 @@ def test_a_trace_is_audited_in_its_folder_before_it_answers(data):
     entry = json.loads(lines[-1])
     assert (entry["role"], entry["action"], entry["case"], entry["purpose"]) == \
         ("command_line", "trace", CASE, "PCR positive")
-    assert entry["actor"] and entry["detail"]["from"] == T and entry["detail"]["depth"] == 1
+    assert entry["actor"].endswith(f"(uid {os.geteuid()})")
+    assert entry["detail"]["from"] == T and entry["detail"]["depth"] == 1
     assert oct(log.stat().st_mode & 0o777) == "0o600"
     with AuditLog(log) as opened:
         assert opened.verify().ok
