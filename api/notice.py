@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TextIO
 
 
 @dataclass
@@ -22,10 +21,11 @@ class SlowNotice:
 
 @contextmanager
 def notice_if_slow(message: str, after: float = 2.0,
-                   stream: TextIO | None = None) -> Iterator[SlowNotice]:
-    """Print `message` to `stream` (stderr) if the block is still running `after`
-    seconds in; yields a SlowNotice that says whether it was printed."""
-    out = sys.stderr if stream is None else stream
+                   say: Callable[[str], None] | None = None) -> Iterator[SlowNotice]:
+    """Show `message` if the block is still running `after` seconds in, with `say`
+    (default: a line on stderr; a progress bar's own write keeps the bar whole);
+    yields a SlowNotice that says whether it was shown."""
+    show_line = say or (lambda text: print(text, file=sys.stderr, flush=True))
     notice = SlowNotice()
     lock = threading.Lock()
     done = False
@@ -35,7 +35,7 @@ def notice_if_slow(message: str, after: float = 2.0,
             if done:
                 return
             notice.shown = True
-            print(message, file=out, flush=True)
+            show_line(message)
 
     timer = threading.Timer(after, show)
     timer.daemon = True

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from api.cli import UsageError
+from api.notice import notice_if_slow
 from ingest.runtime import index_path, private_data_folder
 from tracing import csvio
 from tracing.column_files import scratch
@@ -29,6 +30,9 @@ from tracing.venues import VenueTable, VenueTableError
 
 SHOW_REJECTED = 20
 MAX_BATCH = 1 << 27  # rows per append: 134M rows, 4.3 GB of columns
+# Shown when an append runs on past two seconds: a big file, or the kernels compiling.
+INDEXING = ("import: indexing {rows:,} rows (the first run after an install also compiles "
+            "the kernels: tens of seconds)...")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -263,8 +267,13 @@ def run(args: argparse.Namespace) -> int:
         reader = csvio.read_checkins(sys.stdin.buffer if stdin else source)
         with tqdm(total=size, unit="B", unit_scale=True, file=sys.stderr, desc="import",
                   disable=args.no_progress or None) as bar:
+            def say(text: str) -> None:  # above the bar, which stays whole
+                tqdm.write(text, file=sys.stderr)
+
             for batch in _collect(_progress(_prefetch(reader), bar), size):
-                added, dups, refused = _append(idx, batch)
+                # the first run after an install compiles the index's kernels here
+                with notice_if_slow(INDEXING.format(rows=batch.n), say=say):
+                    added, dups, refused = _append(idx, batch)
                 loaded += added
                 duplicates += dups
                 rows += batch.rows
