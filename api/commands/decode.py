@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from api.notice import notice_if_slow
 from decoder import FrameResult, FrameStatus, decode_frames
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -45,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             results[i] = FrameResult([], FrameStatus.UNREADABLE_INPUT,
                                      f"cannot read file: {exc.strerror or exc}")
-    for i, result in zip(readable, decode_frames(blobs), strict=True):
+    with notice_if_slow(f"decode: reading {len(blobs):,} images (the first run after an "
+                        "install also compiles the kernels: tens of seconds)..."):
+        decoded = decode_frames(blobs)
+    for i, result in zip(readable, decoded, strict=True):
         results[i] = result
 
     counts = Counter(r.status.value for r in results)

@@ -3,8 +3,8 @@
 Issues a venue token and a few personal tokens, writes their QR codes as PNG files,
 photographs them into camera-like frames (tilted, rotated, noisy, one on a dark-mode
 phone screen, one frame with no code), reads the frames with the batch decoder and
-verifies what it read, a forged token included. When the service exists, `make run`
-will start it with a demo commune instead.
+verifies what it read, a forged token included. (`make run` serves the API and the
+officials' page with a demo commune; this is the decoder's part alone.)
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PIL import Image, ImageFilter
 
 from api.cli import UsageError
 from api.keystore import KeystoreError, load_keyring
+from api.notice import notice_if_slow
 from api.qrimage import qr_pixels, write_qr
 from decoder import decode_frames
 from decoder.tokens import Kind, issue_token, verify_tokens
@@ -70,6 +71,15 @@ def run(args: argparse.Namespace) -> int:
     out = args.data / "demo"
     out.mkdir(parents=True, exist_ok=True)
 
+    # About a second; the first run after an install compiles the kernels first.
+    with notice_if_slow("demo: compiling the decoder's and the tokens' kernels, once after "
+                        "an install (tens of seconds)..."):
+        return _walk_through(args, ring, rng, out)
+
+
+def _walk_through(args: argparse.Namespace, ring, rng: np.random.Generator,
+                  out: Path) -> int:
+    """Issue, photograph, decode, verify and print; returns 0."""
     venue = issue_token(Kind.VENUE, VENUE_ID, ring)
     people = [issue_token(Kind.PERSON, pid, ring) for pid in PERSON_IDS]
     write_qr(venue, out / f"venue-{VENUE_ID}.png")
