@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from api.cli import UsageError
+from api.notice import notice_if_slow
 
 SHOW_REJECTED = 20
 CHUNK = 2000
@@ -48,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
     worker = Worker(log, index, keyring, max_records=CHUNK, poll_timeout_s=0)
     began = time.perf_counter()
     try:
-        pending = []
-        for value, headers in file_records(blob):
-            pending.append(log.submit(value, headers))
-            if len(pending) >= CHUNK:
-                _drain(worker, log)
-                pending.clear()
-        _drain(worker, log)
+        with notice_if_slow(f"ingest: indexing the scans of {args.file} (the first run after "
+                            "an install also compiles the kernels: tens of seconds)..."):
+            pending = []
+            for value, headers in file_records(blob):
+                pending.append(log.submit(value, headers))
+                if len(pending) >= CHUNK:
+                    _drain(worker, log)
+                    pending.clear()
+            _drain(worker, log)
     finally:
         log.close()
         index.close()
