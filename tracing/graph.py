@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from collections import defaultdict
 from html import escape
 from typing import IO
@@ -219,10 +220,12 @@ def to_json(g: nx.Graph) -> dict:
 
 def _private(path: str | os.PathLike, mode: str) -> IO:
     """`path` opened for writing, readable by its owner only (mode 0600, an existing
-    file narrowed too): a contact graph names persons and where they were."""
+    file narrowed too): a contact graph names persons and where they were. A path that
+    is not a regular file (a pipe, /dev/stdout) is written as it is."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
     except OSError:
         os.close(fd)
         raise
