@@ -17,8 +17,8 @@ cascade's settings were chosen on some of its seeds) and `camera`
 (benchmarks.camera_frames, written separately from the decoder and never used to tune
 it): a held-out check of another scene model, as the acceptance check's frames will be.
 
-A decoder that cannot be imported (decoder.decode_frames not written yet, libzbar0
-missing) is skipped with the reason. Progress goes to stderr; results to stdout;
+A decoder that cannot be imported (pyzbar without libzbar0, OpenCV not installed: the
+bench extras) is skipped with the reason. Progress goes to stderr; results to stdout;
 `--plot` also draws them (frames a second against the goals, decode rate by trait).
 """
 
