@@ -140,28 +140,23 @@ def run(args: argparse.Namespace) -> int:
     except (TracingError, OSError, ValueError) as exc:
         where = ", ".join([*map(str, folders), *args.shard])
         raise UsageError(f"cannot open the index in {where}: {exc}") from None
+    def timed() -> tuple[TraceResult, float]:
+        began = time.perf_counter()
+        traced = idx.trace(case, lo, hi, rule=rule)
+        return traced, (time.perf_counter() - began) * 1000
+
     try:
         _audit(args, folders, case, lo, hi, rule)
-    except UsageError:
-        idx.close()
-        raise
-    try:
         # A process's first trace loads the numba kernels from their cache (a few hundred
         # ms, against well under one for the query itself): the same trace again shows
         # what a query costs in a running server.
-        times = []
         with notice_if_slow(COMPILING) as first:
-            began = time.perf_counter()
-            result = idx.trace(case, lo, hi, rule=rule)
-            times.append((time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        result = idx.trace(case, lo, hi, rule=rule)
-        times.append((time.perf_counter() - began) * 1000)
+            _, first_ms = timed()
+        result, query_ms = timed()
     except TracingError as exc:
         raise UsageError(str(exc)) from None
     finally:
         idx.close()
-    first_ms, query_ms = times
     _write_graph(args, result, venues)
     if args.json:
         print(json.dumps({**result.to_dict(), "query_ms": round(query_ms, 3),
