@@ -101,8 +101,7 @@ def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
                 size_problem = _check_size(width, height, max_pixels)
                 if size_problem is not None:
                     return size_problem
-                gray = img.convert("L")
-                gray.load()
+                gray = _to_luma(img)
     except UnidentifiedImageError:
         # Pillow's message names only the BytesIO object it was given
         return BadInput("unreadable_input", "not a readable image: no known image format "
@@ -112,4 +111,28 @@ def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports truncated or corrupt data through these.
         return BadInput("unreadable_input", f"corrupt or truncated image: {exc}")
-    return np.asarray(gray, dtype=np.uint8)
+    except Exception as exc:  # noqa: BLE001: one hostile image must not end the batch
+        # Crafted headers reach errors Pillow does not wrap (an OverflowError from a
+        # TIFF strip offset past 2**63, for one); the frame is unreadable all the same.
+        return BadInput("unreadable_input",
+                        f"corrupt image: its decoder failed ({type(exc).__name__}: {exc})")
+    return gray
+
+
+# Pillow modes of more than 8 bits a sample (16-bit PNG and PGM, 32-bit and float TIFF):
+# convert("L") clips them to 0..255, which turns a 16-bit code whose modules are at
+# 10,000 and 50,000 all white.
+_WIDE_MODES = frozenset({"I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
+
+
+def _to_luma(img: Image.Image) -> np.ndarray:
+    """The image's gray levels as a 2-D uint8 array: colour through Pillow's luma, wider
+    samples stretched from their own range onto 0..255 (a code is read by contrast)."""
+    if img.mode not in _WIDE_MODES:
+        return np.asarray(img.convert("L"), dtype=np.uint8)
+    wide = np.asarray(img, dtype=np.float64)
+    low, high = float(np.nanmin(wide)), float(np.nanmax(wide))
+    if not high > low:  # flat (or all NaN): nothing to stretch
+        return np.zeros(wide.shape, np.uint8)
+    scaled = np.nan_to_num((wide - low) * (255.0 / (high - low)), nan=0.0)
+    return np.clip(scaled + 0.5, 0, 255).astype(np.uint8)

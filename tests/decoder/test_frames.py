@@ -183,6 +183,36 @@ def test_a_png_header_claiming_a_huge_image_is_refused_from_its_header():
     assert good_result.texts == ["AFTER"]
 
 
+def test_an_image_whose_decoder_fails_in_an_unexpected_way_is_unreadable_not_the_batch():
+    """A BigTIFF whose strip offset is past 2**63: Pillow raises OverflowError, which it
+    does not wrap as a decoding error. The frame is unreadable; its neighbours are read."""
+    tags = [(256, 3, 1, 32), (257, 3, 1, 32), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+            (273, 16, 1, 2**63 + 5), (277, 3, 1, 1), (278, 3, 1, 32), (279, 16, 1, 1024)]
+    directory = struct.pack("<Q", len(tags)) + \
+        b"".join(struct.pack("<HHQQ", *tag) for tag in tags) + struct.pack("<Q", 0)
+    tiff = b"II" + struct.pack("<HHHQ", 43, 8, 0, 16) + directory + bytes(1024)
+    good = png_bytes(on_canvas(qr_image("NEIGHBOUR")))
+    before, broken, after = decode_frames([good, tiff, good])
+    assert broken.status is FrameStatus.UNREADABLE_INPUT
+    assert "OverflowError" in broken.detail
+    assert before.texts == after.texts == ["NEIGHBOUR"]
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_codes_in_16_bit_and_float_images_are_read_from_their_own_range(mode):
+    """convert("L") would clip these to 0..255: modules at 10,000 and 50,000 (or 0.2 and
+    0.8) all white. They are stretched from their own range instead."""
+    code = on_canvas(qr_image("WIDE"))
+    dark, light = (0.2, 0.8) if mode == "F" else (10_000, 50_000)
+    levels = np.where(code < 128, dark, light)
+    image = Image.fromarray(levels.astype(np.float32 if mode == "F" else np.int32))
+    image = image.convert(mode) if mode != "F" else image
+    buf = io.BytesIO()
+    image.save(buf, format="PNG" if mode == "I;16" else "TIFF")
+    [result] = decode_frames([buf.getvalue()])
+    assert result.texts == ["WIDE"], result
+
+
 def test_a_code_holding_binary_data_is_reported_not_passed_as_text():
     [result] = decode_frames([on_canvas(qr_image(b"\xff\xfe\x00\x81binary"))])
     assert result.status is FrameStatus.BINARY_CONTENT
