@@ -111,7 +111,7 @@ def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         # Pillow reports truncated or corrupt data through these.
         return BadInput("unreadable_input", f"corrupt or truncated image: {exc}")
-    except Exception as exc:  # noqa: BLE001: one hostile image must not end the batch
+    except Exception as exc:  # one hostile image must not end the batch
         # Crafted headers reach errors Pillow does not wrap (an OverflowError from a
         # TIFF strip offset past 2**63, for one); the frame is unreadable all the same.
         return BadInput("unreadable_input",
