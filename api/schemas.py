@@ -158,6 +158,23 @@ class ScanBatchOut(BaseModel):
     results: list[ScanResult]
 
 
+class FrameScanResult(ScanResult):
+    """What became of one code read in a frame: `frame` is the frame's place in the
+    request (a frame showing several people's codes gives a result for each)."""
+
+    frame: int
+
+
+class FramesOut(BaseModel):
+    """A result per personal code read (a frame without one: one rejected result), in
+    the frames' order, and the counts."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[FrameScanResult]
+
+
 class RowProblem(BaseModel):
     """A packed row that was not stored as new: its row number and why."""
 

@@ -3,7 +3,7 @@
 Pure functions over numpy arrays and bytes: no I/O, no network, nothing of ours imported.
 """
 
-from decoder.frames import FrameDecoder, FrameResult, FrameStatus, decode_frames, read_tokens
+from decoder.frames import FrameDecoder, FrameResult, FrameStatus, decode_frames, frame_tokens
 from decoder.tokens import (
     TOKEN_LEN,
     DecoderError,
@@ -31,8 +31,8 @@ __all__ = [
     "TokenBatch",
     "TokenResult",
     "decode_frames",
+    "frame_tokens",
     "issue_token",
-    "read_tokens",
     "verify_token",
     "verify_tokens",
 ]

@@ -412,20 +412,28 @@ def decode_frames(frames: object) -> list[FrameResult]:
     return _default_decoder().decode(frames)
 
 
-def read_tokens(frames: object) -> list[tuple[str | None, str | None]]:
-    """For each frame of a batch (as `decode_frames` takes it), the first text it shows
-    that has the token's shape (43 ASCII characters) and None, or None and why not:
-    "frame: no token found" (codes, but none a token) or "frame: <status>", followed by
-    " (<detail>)" for bad input. The text is not verified: that is `verify_tokens`' work."""
-    from decoder.tokens import TOKEN_LEN
+def frame_tokens(frames: object) -> list[tuple[list[str], str | None]]:
+    """For each frame of a batch (as `decode_frames` takes it), the token texts to store
+    and None, or [] and why none: "frame: no token found" (codes, but none a token) or
+    "frame: <status>", followed by " (<detail>)" for bad input.
 
-    out: list[tuple[str | None, str | None]] = []
+    A frame may show several people's codes (a family at a counter, a sheet of cards):
+    every text shaped like a personal token (43 ASCII characters, kind P) is one, in the
+    order read. A venue's poster beside a person's code adds nothing; a frame showing
+    only other token-shaped texts gives the first of them, so that verification names
+    what it is ("not a person token", a bad MAC). Texts are not verified: that is
+    `verify_tokens`' work."""
+    from decoder.tokens import PREFIX, TOKEN_LEN, Kind
+
+    out: list[tuple[list[str], str | None]] = []
     for result in decode_frames(frames):
-        found = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
-        if found:
-            out.append((found[0], None))
+        shaped = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
+        persons = [t for t in shaped
+                   if t.startswith(PREFIX) and t[len(PREFIX) + 1] == Kind.PERSON.char]
+        if persons or shaped:
+            out.append((persons or shaped[:1], None))
         else:
             status = str(getattr(result.status, "value", result.status))
             reason = "frame: no token found" if status == "ok" else f"frame: {status}"
-            out.append((None, f"{reason} ({result.detail})" if result.detail else reason))
+            out.append(([], f"{reason} ({result.detail})" if result.detail else reason))
     return out

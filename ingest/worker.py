@@ -266,9 +266,11 @@ class Worker:
         (record, reason, None, 1) to send to the dead letters."""
         refused: list[tuple[Record, str, bytes | None, int]] = []
         batch, source = self._decode(records, refused)
+        batch, source, unread = self._read_frames(batch, source)
         reasons = Reasons(len(batch))
-        tokens = self._read_frames(batch, reasons)
-        checked = verify_tokens(tokens, self.keyring, revoked=self.revocations)
+        for row, reason in unread.items():
+            reasons.set_row(row, reason)
+        checked = verify_tokens(batch.token, self.keyring, revoked=self.revocations)
         bad = checked.status != Status.OK
         reasons.mark(bad, checked.status.astype(np.int64) + _STATUS_CODE)
         reasons.mark(~bad & (checked.kind != Kind.PERSON), "token: not a person token")
@@ -320,21 +322,38 @@ class Worker:
         source = np.concatenate(sources) if sources else np.empty(0, np.int64)
         return concat(batches), source
 
-    def _read_frames(self, batch: ScanBatch, reasons: Reasons) -> np.ndarray:
-        """The token column with the frames' codes filled in (reasons for unreadable ones)."""
+    def _read_frames(self, batch: ScanBatch, source: np.ndarray
+                     ) -> tuple[ScanBatch, np.ndarray, dict[int, str]]:
+        """The batch with its frames' codes in the token column, a row more (from the
+        same record) for each further person a frame shows, and the reason of each frame
+        row without a token."""
         if not batch.frames:
-            return batch.token
-        from decoder import read_tokens
+            return batch, source, {}
+        from decoder import frame_tokens
 
         tokens = batch.token.copy()
         rows = sorted(batch.frames)
-        for row, (text, reason) in zip(rows, read_tokens([batch.frames[r] for r in rows]),
-                                       strict=True):
-            if text is not None:
-                tokens[row] = text.encode("ascii")
-            else:
-                reasons.set_row(row, reason)
-        return np.asarray(tokens, dtype=TOKEN_DTYPE)
+        unread: dict[int, str] = {}
+        more_rows: list[int] = []
+        more_tokens: list[bytes] = []
+        for row, (texts, reason) in zip(rows, frame_tokens([batch.frames[r] for r in rows]),
+                                        strict=True):
+            if not texts:
+                unread[row] = reason or "frame: no token found"
+                continue
+            tokens[row] = texts[0].encode("ascii")
+            for text in texts[1:]:
+                more_rows.append(row)
+                more_tokens.append(text.encode("ascii"))
+        filled = ScanBatch(batch.venue, batch.device, batch.seq, batch.t_in, batch.t_out,
+                           np.asarray(tokens, dtype=TOKEN_DTYPE), batch.frames)
+        if more_rows:
+            idx = np.asarray(more_rows, np.int64)
+            more = ScanBatch(batch.venue[idx], batch.device[idx], batch.seq[idx],
+                             batch.t_in[idx], batch.t_out[idx],
+                             np.asarray(more_tokens, dtype=TOKEN_DTYPE))
+            filled, source = concat([filled, more]), np.concatenate([source, source[idx]])
+        return filled, source, unread
 
     def _append(self, batch: ScanBatch, persons: np.ndarray, reasons: Reasons
                 ) -> tuple[int, int]:

@@ -19,7 +19,9 @@ from api.deps import AUTH_RESPONSES, DeviceCaller, ServiceDep
 from api.intake import IntakeOutcome, token_bytes
 from api.schemas import (
     CheckoutIn,
+    FrameScanResult,
     FramesIn,
+    FramesOut,
     PackedScansOut,
     ScanBatchIn,
     ScanBatchOut,
@@ -113,12 +115,13 @@ async def post_packed(request: Request, device: DeviceCaller,
         rejected_rows=[{"row": r, "reason": outcome.reason[r]} for r in rejected.tolist()])
 
 
-@router.post("/frames", response_model=ScanBatchOut, responses=SCAN_RESPONSES,
+@router.post("/frames", response_model=FramesOut, responses=SCAN_RESPONSES,
              summary="post camera frames (PNG or JPEG) to decode and store")
 async def post_frames(body: FramesIn, device: DeviceCaller,
-                      service: ServiceDep) -> ScanBatchOut:
-    """Decode up to 32 frames in one batch (decoder.decode_frames), then store the
-    personal token each shows; a frame without one is rejected with the reason."""
+                      service: ServiceDep) -> FramesOut:
+    """Decode up to 32 frames in one batch (decoder.decode_frames), then store a scan for
+    each personal code they show (a frame may show several people's); a frame without
+    one gets one rejected result with the reason. Each result names its frame."""
     images, reasons = [], []
     for frame in body.frames:
         try:
@@ -127,28 +130,32 @@ async def post_frames(body: FramesIn, device: DeviceCaller,
         except (binascii.Error, ValueError):
             images.append(b"")
             reasons.append("frame: image is not base64")
-    texts = await run_in_threadpool(_read_tokens, images, reasons)
-    batch = _batch(texts, [f.time for f in body.frames], [0] * len(texts),
-                   [f.seq for f in body.frames])
+    found = await run_in_threadpool(_frame_tokens, images, reasons)
+    # a row per token found, or one (with no token) for a frame without one
+    rows = [(i, text) for i, texts in enumerate(found) for text in texts or [""]]
+    frame_of = [i for i, _ in rows]
+    batch = _batch([text for _, text in rows], [body.frames[i].time for i in frame_of],
+                   [0] * len(rows), [body.frames[i].seq for i in frame_of])
     outcome = await run_in_threadpool(_submit, service, device, batch)
-    for i, reason in enumerate(reasons):  # the frame's own problem says more than
-        if reason is not None:            # "token: malformed" of its empty slot
-            outcome.reason[i] = reason
+    for row, i in enumerate(frame_of):  # the frame's own problem says more than
+        if reasons[i] is not None:      # "token: malformed" of its empty slot
+            outcome.reason[row] = reasons[i]
     counts = outcome.counts()
-    return ScanBatchOut(accepted=counts["accepted"], duplicates=counts["duplicate"],
-                        rejected=counts["rejected"],
-                        results=[ScanResult(**r) for r in outcome.items(batch.seq)])
+    return FramesOut(accepted=counts["accepted"], duplicates=counts["duplicate"],
+                     rejected=counts["rejected"],
+                     results=[FrameScanResult(**r, frame=i) for r, i in
+                              zip(outcome.items(batch.seq), frame_of, strict=True)])
 
 
-def _read_tokens(images: list[bytes], reasons: list[str | None]) -> list[str]:
-    """The token text of each image ("" where none), filling in `reasons`."""
-    from decoder import read_tokens
+def _frame_tokens(images: list[bytes], reasons: list[str | None]) -> list[list[str]]:
+    """The token texts of each image ([] where none), filling in `reasons`."""
+    from decoder import frame_tokens
 
-    texts = [""] * len(images)
+    found: list[list[str]] = [[] for _ in images]
     todo = [i for i, r in enumerate(reasons) if r is None]
-    for i, (text, reason) in zip(todo, read_tokens([images[i] for i in todo]), strict=True):
-        texts[i], reasons[i] = text or "", reason
-    return texts
+    for i, (texts, reason) in zip(todo, frame_tokens([images[i] for i in todo]), strict=True):
+        found[i], reasons[i] = texts, reason
+    return found
 
 
 @router.post("/checkouts", response_model=ScanResult,

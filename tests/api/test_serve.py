@@ -152,7 +152,8 @@ def test_camera_frames_are_decoded_and_stored(server):
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert results[0]["status"] == "accepted"
-    assert results[1] == {"seq": 2, "status": "rejected", "reason": "frame: no token found"}
+    assert results[1] == {"seq": 2, "status": "rejected", "reason": "frame: no token found",
+                          "frame": 1}
     assert results[2]["reason"] == "frame: image is not base64"
     assert results[3]["reason"].startswith(
         "frame: unreadable_input (not a readable image: no known image format")
@@ -162,7 +163,30 @@ def test_camera_frames_are_decoded_and_stored(server):
                                                                       quality=80)
     r = server.post("/v1/frames", token=c["devices"][1], json={"frames": [
         {"image": base64.b64encode(jpeg.getvalue()).decode(), "time": NOW - 50, "seq": 4}]})
-    assert r.json()["results"] == [{"seq": 4, "status": "accepted", "reason": None}], r.text
+    assert r.json()["results"] == [{"seq": 4, "status": "accepted", "reason": None,
+                                    "frame": 0}], r.text
+
+
+def test_a_frame_showing_several_people_stores_each_and_a_venue_poster_adds_nothing(server):
+    """A family at the counter: two people's cards and the venue's own poster in one
+    frame. Each person is a check-in (the poster is not a person and not a reason to
+    reject the frame); posted again, both are duplicates."""
+    c = setup_commune(server)
+    venue = server.post("/v1/admin/tokens", json={"kind": "venue", "id": 1}).json()["token"]
+    codes = [np.asarray(Image.open(io.BytesIO(qr_png(text, scale=4))).convert("L"))
+             for text in (venue, c["tokens"][11], c["tokens"][14])]
+    frame = np.full((400, 1000), 255, np.uint8)
+    for k, code in enumerate(codes):
+        frame[20:20 + code.shape[0], 20 + 320 * k:20 + 320 * k + code.shape[1]] = code
+    png = io.BytesIO()
+    Image.fromarray(frame).save(png, "PNG")
+    body = {"frames": [{"image": base64.b64encode(png.getvalue()).decode(),
+                        "time": NOW - 40, "seq": 9}]}
+    first = server.post("/v1/frames", token=c["devices"][1], json=body).json()
+    assert (first["accepted"], first["duplicates"], first["rejected"]) == (2, 0, 0), first
+    assert [(r["frame"], r["seq"]) for r in first["results"]] == [(0, 9), (0, 9)]
+    again = server.post("/v1/frames", token=c["devices"][1], json=body).json()
+    assert (again["accepted"], again["duplicates"]) == (0, 2), again
 
 
 def test_checkout_closes_the_latest_visit(server):

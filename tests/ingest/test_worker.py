@@ -131,6 +131,28 @@ def test_camera_frames_are_decoded_to_tokens(setup):
     assert worker.metrics.as_dict()["rejected.frame: unreadable_input"] == 1
 
 
+def test_a_frame_showing_two_people_stores_both_and_a_venue_code_adds_nothing(setup):
+    import io
+
+    from PIL import Image
+
+    from api.qrimage import qr_png
+
+    log, index, keyring, worker = setup
+    venue = issue_token("venue", 10, keyring)
+    codes = [np.asarray(Image.open(io.BytesIO(qr_png(text, scale=4))).convert("L"))
+             for text in (person_token(keyring, 42), venue, person_token(keyring, 43))]
+    frame = np.full((400, 1000), 255, np.uint8)
+    for k, code in enumerate(codes):
+        frame[20:20 + code.shape[0], 20 + 320 * k:20 + 320 * k + code.shape[1]] = code
+    png = io.BytesIO()
+    Image.fromarray(frame).save(png, "PNG")
+    log.submit(encode_json(ScanEvent(10, 3, 1, T0, None, png.getvalue())), JSON_H)
+    outcome = worker.run_once()
+    assert _stored(index) == {(42, 10, T0), (43, 10, T0)}
+    assert outcome.added == 2 and log.dead_letters == []
+
+
 def test_producers_wait_for_durable_acknowledgement(setup):
     log, index, keyring, worker = setup
     stop = threading.Event()
