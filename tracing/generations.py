@@ -11,6 +11,7 @@ everything else.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -63,6 +64,15 @@ def stored_durations(base: Segment, t_max: int, person, venue, t_in) -> np.ndarr
     return stored
 
 
+
+_INDEX_FILE = re.compile(
+    r"(seg-\d+\.[A-Za-z0-9_]+\.npy|wal-\d+\.log|MANIFEST\.json|dwell\.npy|LOCK)(\.tmp)?")
+
+
+def is_index_file(name: str) -> bool:
+    """Whether `name` is one the index makes in its folder (or its temp file)."""
+    return _INDEX_FILE.fullmatch(name) is not None
+
 class GenerationsMixin:
     """Manifest, logs and merges of CheckinIndex (see the module docstring)."""
 
@@ -80,11 +90,12 @@ class GenerationsMixin:
             "bulk_generation": self._bulk_generation})
 
     def _remove_strays(self) -> None:
-        """Delete leftovers of an interrupted merge: temp files, other generations."""
+        """Delete leftovers of an interrupted merge: temp files, other generations. Only
+        names the index makes: a file of anyone else's is never a leftover."""
         keep = {MANIFEST, DWELL, "LOCK", *self._wals}
-        stray = [p.name for p in self.folder.iterdir()
-                 if (p.name not in keep and not p.name.startswith(f"seg-{self._generation}."))
-                 or p.name.endswith(TMP_SUFFIX)]
+        stray = [p.name for p in self.folder.iterdir() if is_index_file(p.name) and (
+                 (p.name not in keep and not p.name.startswith(f"seg-{self._generation}."))
+                 or p.name.endswith(TMP_SUFFIX))]
         if stray:
             remove_files(self.folder, stray)
 

@@ -84,6 +84,7 @@ from tracing.generations import (
     DWELL,
     MANIFEST,
     GenerationsMixin,
+    is_index_file,
     latest_t_in,
     stored_durations,
 )
@@ -321,6 +322,15 @@ class CheckinIndex(GenerationsMixin, IndexReader):
         if not (folder / MANIFEST).exists():
             if not create:
                 raise StorageError(f"{folder}: no qrtrace index here (no {MANIFEST})")
+            # an index half made by a crash is ours to finish; a folder of other files
+            # is not (its strays would be deleted as leftovers of a merge)
+            foreign = sorted(p.name for p in folder.iterdir()
+                             if not is_index_file(p.name)) if folder.is_dir() else []
+            if foreign:
+                more = ", ..." if len(foreign) > 3 else ""
+                raise StorageError(f"{folder}: not a qrtrace index and not empty (it holds "
+                                   f"{', '.join(foreign[:3])}{more}); name an empty or new "
+                                   "folder")
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         index = cls(folder, retention_days, head_limit)
         index._lock_folder()

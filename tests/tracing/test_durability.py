@@ -19,6 +19,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
+
+from tracing import CheckinIndex, StorageError
+
 ROWS = 8  # check-ins per batch
 REPO = Path(__file__).resolve().parents[2]
 
@@ -156,3 +161,24 @@ def test_torn_log_tail_is_cut_cleanly(tmp_path):
         with CheckinIndex.open(folder) as index:
             assert len(index) == 2 * kept + 2
         log.write_bytes(whole)
+
+
+def test_a_folder_of_other_files_is_not_taken_for_an_index_and_its_files_stay(tmp_path):
+    """`--data` pointing at the wrong folder: its files are not leftovers of a merge."""
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("precious")
+    with pytest.raises(StorageError, match=r"not a qrtrace index and not empty .*notes\.txt"):
+        CheckinIndex.open(foreign)
+    assert (foreign / "notes.txt").read_text() == "precious"
+    # a file someone drops into a real index is not deleted by its merges either
+    folder = tmp_path / "index"
+    for t in (100, 200):
+        index = CheckinIndex.open(folder)
+        index.append(np.array([t], np.uint64), np.array([1], np.uint64),
+                     np.array([t], np.int64), np.array([0], np.int64))
+        index.compact()
+        index.close()
+        (folder / "README.txt").write_text("kept")
+    assert (folder / "README.txt").read_text() == "kept"
+    assert not [p for p in folder.iterdir() if p.name.startswith("seg-1.")]
