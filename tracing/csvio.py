@@ -160,15 +160,24 @@ def _split_line(raw: bytes) -> list[str]:
 
 
 def _is_header(raw: bytes) -> bool:
-    first = raw.split(b",", 1)[0].strip().strip(b'"').lstrip(b"\xef\xbb\xbf").lower()
-    return first == b"person"
+    """Whether the file's first line is a header: its first field is a word and none of
+    its fields a number. Any such line is checked as one, so that a file whose columns
+    come in another order (venue,person,...) is refused rather than loaded by position,
+    persons as venues; a data row with a bad person id ("x,10,1638318600") is still a
+    row, rejected with its line."""
+    fields = [f.strip().strip(b'"').strip() for f in raw.lstrip(b"\xef\xbb\xbf").split(b",")]
+    return fields[0][:1].isalpha() and not any(f.isdigit() for f in fields)
 
 
 def _check_header(raw: bytes) -> None:
-    names = [f.strip().lower() for f in _split_line(raw.lstrip(b"\xef\xbb\xbf"))]
+    try:
+        names = [f.strip().lower() for f in _split_line(raw.lstrip(b"\xef\xbb\xbf"))]
+    except ValueError as exc:
+        raise CsvFormatError(f"line 1 is not a check-in and not a header: {exc}") from None
     if tuple(names) not in (CHECKIN_COLUMNS, CHECKIN_COLUMNS[:3]):
         raise CsvFormatError(
-            f"header names {','.join(names)}; expected {','.join(CHECKIN_COLUMNS)}"
+            f"line 1 is not a check-in, and as a header it names {','.join(names)}; "
+            f"expected {','.join(CHECKIN_COLUMNS)} (or the first three)"
         )
 
 

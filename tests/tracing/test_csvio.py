@@ -87,6 +87,17 @@ def test_a_header_naming_other_columns_is_an_error():
         csvio.read_checkins_text("person,place,when\n1,2,3\n")
 
 
+@pytest.mark.parametrize("first_line", [
+    "venue,person,check_in,check_out",  # columns in another order: persons as venues
+    "person_id,venue,check_in,check_out",
+    '"person,venue,check_in,check_out',  # a quote never closed
+])
+def test_a_first_line_that_is_not_a_check_in_is_checked_as_a_header(first_line):
+    text = f"{first_line}\n1,2,{T},\n1,3,{T + 60},\n"
+    with pytest.raises(csvio.CsvFormatError, match="line 1 is not a check-in"):
+        csvio.read_checkins_text(text)
+
+
 def test_chunks_split_only_at_line_ends_and_number_lines_across_chunks():
     person = np.arange(1, 2001, dtype=np.uint64)
     t_in = np.full(2000, T, dtype=np.int64) + np.arange(2000)
@@ -150,6 +161,14 @@ def _rows(draw):
 def test_every_row_loads_or_is_rejected_with_its_line(rows, chunk_bytes):
     text = "\n".join(rows) + "\n"
     data = text.encode("utf-8")
+    first = [f.strip().strip(b'"').strip() for f in (rows[:1] or [""])[0].encode().split(b",")]
+    if first[0][:1].isalpha() and not any(f.isdigit() for f in first) \
+            and first[0].lower() != b"person":
+        # a first line of words that is not our header: the file is refused, not loaded
+        # by position
+        with pytest.raises(csvio.CsvFormatError, match="line 1 is not a check-in"):
+            list(csvio.read_checkins(io.BytesIO(data), chunk_bytes=chunk_bytes))
+        return
     chunks = list(csvio.read_checkins(io.BytesIO(data), chunk_bytes=chunk_bytes))
     loaded = sum(len(c.person) for c in chunks)
     rejected = [r for c in chunks for r in c.rejected]
