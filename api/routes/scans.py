@@ -171,13 +171,19 @@ async def post_checkout(body: CheckoutIn, device: DeviceCaller,
     if not checked.ok or checked.kind is not Kind.PERSON:
         reason = checked.reason if not checked.ok else "not a person token"
         return ScanResult(seq=body.seq, status="rejected", reason=f"token: {reason}")
-    t_in = body.check_in
-    if t_in is None:
-        found = service.index.last_checkin(checked.id, device.venue, body.time)
-        if found is None:
-            raise HTTPException(404, "no check-in of this person at this venue before "
-                                     f"{rfc3339_utc(body.time)}")
-        t_in = found[0]
+    at = body.time if body.check_in is None else body.check_in
+    found = service.index.last_checkin(checked.id, device.venue, at)
+    if body.check_in is None and found is None:
+        raise HTTPException(404, "no check-in of this person at this venue before "
+                                 f"{rfc3339_utc(body.time)}")
+    if body.check_in is not None and (found is None or found[0] != body.check_in):
+        # a check-out stores its visit: one naming a check-in never made would make one
+        raise HTTPException(404, "no check-in of this person at this venue at "
+                                 f"{rfc3339_utc(body.check_in)}")
+    t_in, t_out = found
+    if t_out >= body.time:  # a later (or the same) check-out is kept: this one changes nothing
+        return ScanResult(seq=body.seq, status="duplicate",
+                          reason=f"the visit was checked out at {rfc3339_utc(t_out)} already")
     batch = _batch([body.token], [t_in], [body.time], [body.seq])
     outcome: IntakeOutcome = await run_in_threadpool(_submit, service, device, batch)
     item = outcome.items(batch.seq)[0]

@@ -202,6 +202,29 @@ def test_checkout_closes_the_latest_visit(server):
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
 
 
+
+def test_a_checkout_never_makes_a_visit_and_an_earlier_one_says_it_changes_nothing(server):
+    c = setup_commune(server)
+    device, token, official = c["devices"][1], c["tokens"][11], c["official"]
+    server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 1800})
+    made_up = server.post("/v1/checkouts", token=device, json={
+        "token": token, "time": NOW - 60, "check_in": NOW - 7200})
+    assert made_up.status_code == 404, made_up.text
+    assert made_up.json()["detail"].startswith("no check-in of this person at this venue at ")
+    named = server.post("/v1/checkouts", token=device, json={
+        "token": token, "time": NOW - 60, "check_in": NOW - 1800})
+    assert named.json()["status"] == "accepted", named.text
+    earlier = server.post("/v1/checkouts", token=device, json={"token": token,
+                                                                "time": NOW - 600})
+    assert earlier.json()["status"] == "duplicate", earlier.text
+    assert earlier.json()["reason"].startswith("the visit was checked out at ")
+    # the case's own presence: one visit, from the scan to the later check-out
+    case = server.post("/v1/cases", token=official, json={
+        "person": 11, "from": NOW - 86400, "to": NOW, "purpose": "checkout test"}).json()
+    zones = server.get(f"/v1/cases/{case['id']}/zones", token=official).json()
+    assert [(z["start"], z["end"]) for z in zones["zones"]] == [(NOW - 1800, NOW - 60)], zones
+
+
 @pytest.mark.parametrize("audit_fsync", ["after-answer", "before-answer"])
 def test_official_traces_a_case_and_every_query_is_audited(live_server, audit_fsync):
     server = live_server(extra=("--audit-fsync", audit_fsync))
