@@ -31,7 +31,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tracing import csvio_kernels as kernels
-from tracing.venues import MAX_VENUE_ID, Venue, VenueTableError
+from tracing.venues import MAX_DWELL_MINUTES, MAX_VENUE_ID, Venue, VenueTableError
 
 CHECKIN_COLUMNS = ("person", "venue", "check_in", "check_out")
 VENUE_COLUMNS = ("venue", "name", "village", "category", "dwell_minutes")
@@ -322,6 +322,8 @@ def _venue_from_fields(fields: list[str], where: dict[str, int], width: int) -> 
             raise ValueError(f"dwell_minutes {dwell_text!r} is not an integer") from None
         if dwell <= 0:
             raise ValueError(f"dwell_minutes {dwell} is not positive")
+        if dwell > MAX_DWELL_MINUTES:
+            raise ValueError(f"dwell_minutes {dwell} is over a day ({MAX_DWELL_MINUTES})")
     return Venue(venue=parse_id(get("venue"), "venue", MAX_VENUE_ID), name=get("name"),
                  village=get("village"), category=get("category").lower() or "other",
                  dwell_minutes=dwell)

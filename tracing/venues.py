@@ -58,6 +58,10 @@ class VenueTableError(ValueError):
     """A venue row or a venues file that cannot be used, with the reason."""
 
 
+# A visit without a check-out lasts its venue's dwell: a day at the most.
+MAX_DWELL_MINUTES = 1440
+
+
 @dataclass(frozen=True, slots=True)
 class Venue:
     """One venue: `dwell_minutes` is None when the category default applies.
@@ -80,11 +84,12 @@ class Venue:
                 f"venue id must be an integer from 0 to 2^64-1, got {self.venue!r}"
             )
         if self.dwell_minutes is not None and (
-            not isinstance(self.dwell_minutes, int) or self.dwell_minutes <= 0
+            not isinstance(self.dwell_minutes, int)
+            or not 0 < self.dwell_minutes <= MAX_DWELL_MINUTES
         ):
             raise VenueTableError(
-                f"venue {self.venue}: dwell_minutes must be a positive integer, "
-                f"got {self.dwell_minutes!r}"
+                f"venue {self.venue}: dwell_minutes must be an integer from 1 to "
+                f"{MAX_DWELL_MINUTES} (a day), got {self.dwell_minutes!r}"
             )
 
     def dwell_seconds(self) -> int | None:

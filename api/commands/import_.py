@@ -29,6 +29,7 @@ from tracing.errors import InvalidCheckin, TracingError
 from tracing.venues import VenueTable, VenueTableError
 
 SHOW_REJECTED = 20
+DAY = 86_400
 MAX_BATCH = 1 << 27  # rows per append: 134M rows, 4.3 GB of columns
 # Shown when an append runs on past two seconds: a big file, or the kernels compiling.
 INDEXING = ("import: indexing {rows:,} rows (the first run after an install also compiles "
@@ -85,9 +86,12 @@ def _load_venues(idx, data: Path, path: str | None) -> tuple[int, list[csvio.Rej
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     table.update(venues)
+    try:  # checked before the table is saved: a bad table must not stay in the folder
+        ids, dwell = table.resolved_dwell()
+        idx.set_venue_dwell(ids, dwell)
+    except (VenueTableError, InvalidCheckin, OverflowError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
     table.save(data)
-    ids, dwell = table.resolved_dwell()
-    idx.set_venue_dwell(ids, dwell)
     return len(venues), rejected
 
 
@@ -261,6 +265,8 @@ def run(args: argparse.Namespace) -> int:
     idx = _open_index(data, args.retention_days)
     loaded = duplicates = rows = 0
     rejected: list[csvio.RejectedRow] = []
+    now, expiring, future = int(time.time()), 0, 0
+    retention_days = idx.retention_days
     try:
         venue_count, venue_rejected = _load_venues(idx, data, args.venues)
         size = None if stdin else source.stat().st_size
@@ -271,6 +277,9 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(text, file=sys.stderr)
 
             for batch in _collect(_progress(_prefetch(reader), bar), size):
+                t_in = batch.batch()[2]
+                expiring += int(np.count_nonzero(t_in < now - idx.retention_days * DAY))
+                future += int(np.count_nonzero(t_in > now + DAY))
                 # the first run after an install compiles the index's kernels here
                 with notice_if_slow(INDEXING.format(rows=batch.n), say=say):
                     added, dups, refused = _append(idx, batch)
@@ -294,12 +303,22 @@ def run(args: argparse.Namespace) -> int:
         "duplicates": duplicates, "rejected": len(rejected), "seconds": round(elapsed, 3),
         "rows_per_s": round(rows / elapsed) if elapsed > 0 else None,
         "venues": venue_count, "venues_rejected": len(venue_rejected),
+        "older_than_retention": expiring, "in_the_future": future,
+        "retention_days": retention_days,
     }
     _report(args, summary, rejected, venue_rejected)
     return 1 if rows and not loaded and not duplicates else 0
 
 
 def _report(args, summary: dict, rejected: list, venue_rejected: list) -> None:
+    if summary["older_than_retention"]:
+        print(f"import: warning: {summary['older_than_retention']:,} rows are older than the "
+              f"retention period ({summary['retention_days']} days): the next purge of a "
+              "server or worker on this folder deletes them (--retention-days N keeps "
+              "them longer)", file=sys.stderr)
+    if summary["in_the_future"]:
+        print(f"import: warning: {summary['in_the_future']:,} rows check in more than a day "
+              "from now: a wrong time zone or unit?", file=sys.stderr)
     for label, rows in (("venues", venue_rejected), ("check-ins", rejected)):
         for r in rows[:SHOW_REJECTED]:
             print(f"{label} line {r.line}: {r.reason}", file=sys.stderr)

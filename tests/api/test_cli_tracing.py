@@ -224,3 +224,36 @@ def test_import_accounts_for_every_row(tmp_path, capsys, lines):
     assert summary["rows"] == sum(1 for line in lines if line)
     assert summary["loaded"] + summary["duplicates"] + summary["rejected"] == summary["rows"]
     assert all(r["line"] >= 1 and r["reason"] for r in summary["rejected_rows"])
+
+
+def test_import_warns_of_rows_the_next_purge_deletes_and_of_rows_in_the_future(tmp_path):
+    import time
+
+    now = int(time.time())
+    source = tmp_path / "c.csv"
+    source.write_text(f"person,venue,check_in,check_out\n1,1,{T},\n2,1,{now - 3600},\n"
+                      f"3,1,{now + 30 * 86400},\n", encoding="utf-8")
+    done = qrtrace("import", "--data", str(tmp_path / "data"), str(source), "--json",
+                   "--no-progress")
+    summary = json.loads(done.stdout)
+    assert (summary["loaded"], summary["older_than_retention"], summary["in_the_future"]) \
+        == (3, 1, 1)
+    assert "1 rows are older than the retention period (21 days)" in done.stderr
+    assert "1 rows check in more than a day from now" in done.stderr
+
+
+def test_a_venue_dwell_over_a_day_is_a_rejected_row_and_never_breaks_the_folder(tmp_path):
+    source, venues = tmp_path / "c.csv", tmp_path / "v.csv"
+    source.write_text(f"person,venue,check_in,check_out\n1,6,{T},\n", encoding="utf-8")
+    venues.write_text("venue,name,village,category,dwell_minutes\n"
+                      "6,Chợ,Thôn Đông,market,99999999999999999999\n7,Quán,Thôn Đông,cafe,30\n",
+                      encoding="utf-8")
+    done = qrtrace("import", "--data", str(tmp_path / "data"), str(source), "--venues",
+                   str(venues), "--json", "--no-progress")
+    summary = json.loads(done.stdout)
+    assert summary["venues"] == 1 and summary["venues_rejected"] == 1
+    assert "dwell_minutes 99999999999999999999 is over a day (1440)" in done.stderr
+    # the folder's table holds only the good row: a later import with it still works
+    again = qrtrace("import", "--data", str(tmp_path / "data"), str(source), "--venues",
+                    str(venues), "--json", "--no-progress")
+    assert json.loads(again.stdout)["duplicates"] == 1
