@@ -36,9 +36,10 @@ from api.schemas import rfc3339_utc
 from decoder import KeyRing, Kind, Status, verify_token
 from tracing import exposure
 from tracing.model import ContactRule, TraceResult
-from tracing.shards import trace_shards
+from tracing.shards import case_venues, trace_shards
 
 MAX_WINDOW_S = 60 * 86400
+MAX_AHEAD_S = 86400
 logger = logging.getLogger(__name__)
 
 
@@ -91,7 +92,7 @@ class CaseService:
     """Opens and reads cases for officials (see the module docstring)."""
 
     def __init__(self, registry: Registry, index, audit: AuditLog, keyring, *,
-                 default_dwell: int = 3600, cache_size: int = 8,
+                 venues=None, default_dwell: int = 3600, cache_size: int = 8,
                  page_bytes: int = 256 * 1024 * 1024, max_staleness_s: float = 1.0,
                  page_refresh_s: float = 5.0, page_max_age_s: float = 60.0,
                  refresh_rest: float = 3.0, shards: list | None = None) -> None:
@@ -103,6 +104,10 @@ class CaseService:
         self.index = index
         self.audit = audit
         self._keyring = keyring
+        # the venue table (a callable, as the service reloads it): where a case's person
+        # was seen decides which officials may open the case; None (tests of the cache
+        # alone) skips that check
+        self._venues = venues
         self.default_dwell = default_dwell
         # case id -> (snapshot, trace): a few (an official paging through one case's
         # exposure, zones and graph); a town's F2 trace is thousands of GC-tracked tuples
@@ -133,6 +138,10 @@ class CaseService:
                           f"({rfc3339_utc(request.t_from)})")
         if request.t_to - request.t_from > MAX_WINDOW_S:
             raise BadCase("the infectious window may span at most 60 days")
+        if request.t_to > time.time() + MAX_AHEAD_S:
+            # a case is traced over what happened: a window running into the future
+            # would follow a person's movements as they are scanned
+            raise BadCase(f"to ({rfc3339_utc(request.t_to)}) is more than a day from now")
         jurisdiction = official.jurisdiction if request.jurisdiction is None \
             else request.jurisdiction.strip("/")
         if not in_jurisdiction(jurisdiction, official.jurisdiction):
@@ -149,12 +158,42 @@ class CaseService:
                                depth=request.depth, default_dwell=self.default_dwell)
         except ValueError as exc:
             raise BadCase(str(exc)) from None
+        if not self._seen_in(person, request.t_from, request.t_to, jurisdiction):
+            # an official traces the people seen in their area, not anyone by id: the
+            # case's own movements are the first thing a trace shows
+            refusal = OutOfJurisdiction(
+                f"person {person} has no check-in at a venue of {jurisdiction!r} between "
+                f"{rfc3339_utc(request.t_from)} and {rfc3339_utc(request.t_to)}: a case is "
+                "opened by an official of a place where its person was seen")
+            self.audit.record(actor=official.name, role=official.role,
+                              action="open_case_refused", purpose=request.purpose,
+                              detail={"principal": official.id, "person": person,
+                                      "jurisdiction": official.jurisdiction,
+                                      "reason": str(refusal)})
+            raise refusal
         case = self.registry.open_case(
             person=person, t_from=request.t_from, t_to=request.t_to, purpose=request.purpose,
             jurisdiction=jurisdiction, min_overlap=rule.min_overlap, linger=rule.linger,
             depth=rule.depth, default_dwell=rule.default_dwell, opened_by=official.id)
         self._audit(official, "open_case", case)
         return case
+
+    def _seen_in(self, person: int, t_from: int, t_to: int, jurisdiction: str) -> bool:
+        """Whether `person` was present at a venue inside `jurisdiction` in [t_from, t_to),
+        over this index and its shards, or nowhere at all (a trace would show nothing:
+        a case may be opened before the check-ins of offline devices arrive)."""
+        if self._venues is None or not jurisdiction:
+            return True
+        venues = case_venues([self.snapshot(), *self.shards], person, t_from, t_to,
+                             self.default_dwell)
+        if not venues.shape[0]:
+            return True
+        table = self._venues()
+        for venue in venues.tolist():
+            known = table.get(venue)
+            if known is not None and in_jurisdiction(known.jurisdiction, jurisdiction):
+                return True
+        return False
 
     def get(self, official: Principal, case_id: int, action: str = "read_case") -> Case:
         """The case, if the official may see it; audited as `action`, and a refusal as

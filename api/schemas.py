@@ -109,13 +109,22 @@ Timestamp = Annotated[int, PlainValidator(_timestamp), WithJsonSchema({
     "description": "seconds since the Unix epoch (UTC), or RFC 3339 text with an offset"})]
 # A time that must be stored as it is (a case's window): 1970 to 2106, else 422.
 StoredTime = Annotated[Timestamp, AfterValidator(_in_uint32)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+# Control characters and the invisible ones that reorder or hide text (bidi overrides,
+# zero-width): text that goes into the audit log and onto the officials' page as it is
+# holds none of them, and something besides spaces. As a pattern, so that the JSON
+# Schema says what the model accepts.
+_HIDDEN = "\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+VISIBLE = f"^[^{_HIDDEN}]*[^{_HIDDEN}\\s][^{_HIDDEN}]*$"
+
+
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=VISIBLE)]
 Place = Annotated[str, Field(max_length=200)]
 TokenText = Annotated[str, Field(min_length=1, max_length=64)]
 # "District" or "District/Commune": no empty part (an empty jurisdiction is the whole
 # country, which no official is given by accident).
+_PART = f"[^/{_HIDDEN}]*[^/\\s{_HIDDEN}][^/{_HIDDEN}]*"
 Jurisdiction = Annotated[str, Field(min_length=1, max_length=200,
-                                    pattern=r"^[^/]*[^/\s][^/]*(/[^/]*[^/\s][^/]*)?$")]
+                                    pattern=f"^{_PART}(/{_PART})?$")]
 
 
 class Strict(BaseModel):
@@ -228,8 +237,8 @@ class CaseIn(Strict):
     person: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")] | U64
     window_from: StoredTime = Field(alias="from")
     window_to: StoredTime = Field(alias="to")
-    purpose: Annotated[str, Field(min_length=3, max_length=500)]
-    jurisdiction: Place | None = None
+    purpose: Annotated[str, Field(min_length=3, max_length=500, pattern=VISIBLE)]
+    jurisdiction: Jurisdiction | None = None
     min_overlap_minutes: Minutes = 10
     linger_minutes: Minutes = 0
     depth: Depth = 2

@@ -125,7 +125,7 @@ class Service:
             self._closers.insert(0, self._stop_retention)
         shards = self._shards(settings)
         self.cases = CaseService(self.registry, self.index, self.audit, self.keyring,
-                                 shards=shards)
+                                 venues=lambda: self.venues, shards=shards)
         self._closers.insert(0, self.cases.close)
 
     def _shards(self, settings: Settings) -> list:

@@ -42,7 +42,7 @@ from tracing.errors import InvalidQuery
 from tracing.exposure import Snapshot
 from tracing.model import ContactRule, TraceResult
 
-__all__ = ["LocalShard", "ShardedIndex", "trace_shards"]
+__all__ = ["LocalShard", "ShardedIndex", "case_venues", "trace_shards"]
 
 
 class LocalShard:
@@ -103,6 +103,18 @@ def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
                                                 linger)
     return TraceResult.from_answer(case, window_from, window_to, rule,
                                    trace_kernels.flat_answer(answer))
+
+
+def case_venues(shards: Sequence, case: int, window_from: int, window_to: int,
+                default_dwell: int) -> np.ndarray:
+    """The sorted venue ids where `case` was present in [window_from, window_to) over all
+    the shards (as trace_shards takes them): where an official may say the case was
+    seen. Raises ShardUnavailable when a shard cannot answer."""
+    bound = [LocalShard(s, default_dwell) if isinstance(s, Snapshot) else s.bind(default_dwell)
+             for s in shards]
+    venue, _, _ = _presences(bound, np.array([case], np.uint64),
+                             np.array([window_from], np.int64), window_to, 0)
+    return np.unique(venue.astype(np.uint64))
 
 
 def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,

@@ -19,6 +19,7 @@ from api.service import Service
 from api.settings import Settings
 from api.views import exposure_json
 from tracing import CheckinIndex, ContactRule, exposure
+from tracing.venues import Venue
 
 H = 3600
 CASE, VENUE = 1, 9
@@ -42,6 +43,7 @@ def exposed(body: bytes) -> set[int]:
 
 def opened(service: Service, now: int):
     official, _ = service.registry.add_principal("o", "official", jurisdiction="C")
+    service.save_venues([Venue(VENUE, name="Chợ", district="C")])  # the case was seen in C
     visit(service, CASE, now - 5 * H)
     visit(service, 2, now - 5 * H)  # F1 from the start
     case = service.cases.open(official, CaseRequest(

@@ -370,6 +370,37 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
         "token": c["tokens"][11], "time": NOW - 10}).status_code == 401
 
 
+def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
+    """A review traced a Đức Thượng resident from another district: an official's case
+    now needs its person seen in the official's area in the window (or nowhere: then the
+    trace shows nothing), and a window cannot run into the future."""
+    c = setup_commune(server)
+    other = _official_token(server, "Đan Phượng/Tân Hội", "other district")
+    district = _official_token(server, "Hoài Đức", "district")
+    server.post("/v1/scan", token=c["devices"][1], json={"token": c["tokens"][11],
+                                                          "time": NOW - 3600})
+    window = {"from": NOW - 86400, "to": NOW, "purpose": "positive test"}
+    refused = server.post("/v1/cases", token=other, json={"person": 11, **window})
+    assert refused.status_code == 403, refused.text
+    assert "person 11 has no check-in at a venue of 'Đan Phượng/Tân Hội'" in refused.text
+    for official in (c["official"], district):
+        assert server.post("/v1/cases", token=official,
+                           json={"person": 11, **window}).status_code == 201
+    # nobody seen anywhere: a case shows nothing, and may be opened ahead of late uploads
+    assert server.post("/v1/cases", token=other, json={"person": 12, **window}).status_code \
+        == 201
+    ahead = server.post("/v1/cases", token=other, json={
+        "person": 12, "from": NOW, "to": NOW + 30 * 86400, "purpose": "watch them"})
+    assert ahead.status_code == 422 and "more than a day from now" in ahead.text
+    for purpose in ("     ", "\u0000\u0001\u0002", "ok\u202e"):
+        r = server.post("/v1/cases", token=c["official"], json={
+            "person": 11, "from": NOW - 86400, "to": NOW, "purpose": purpose})
+        assert r.status_code == 422 and "purpose" in r.text, (purpose, r.text)
+    r = server.post("/v1/cases", token=c["official"], json={
+        "person": 11, **window, "jurisdiction": "Hoài Đức/Kim Chung/../Đức Thượng"})
+    assert r.status_code == 422 and "jurisdiction" in r.text, r.text
+
+
 def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
     c = setup_commune(server)  # venues 1 and 2 in Đức Thượng
     rows = [{"venue": 3, "name": "Chợ Kim Chung", "village": "Thôn Bắc",
