@@ -190,7 +190,7 @@ class LocalStore:
             return 0.0
         first = rows[0]
         return self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
-                                  persons[rows])
+                                  persons[rows], batch.t_in[rows])
 
     def _not_stored(self, batch: ScanBatch, rows: np.ndarray, persons: np.ndarray
                     ) -> np.ndarray | None:
@@ -209,7 +209,7 @@ class LocalStore:
         for g in np.unique(group[duplicates]):
             rows = duplicates[group[duplicates] == g]
             self.limiter.refund(int(batch.device[rows[0]]), int(batch.venue[rows[0]]),
-                                persons[rows], admitted)
+                                persons[rows], admitted, batch.t_in[rows])
 
 
 class ScanIntake:

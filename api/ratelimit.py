@@ -9,7 +9,8 @@ turn out to be duplicates of stored check-ins (a retried upload adds nothing).
   A batch larger than the burst can never pass: split it. A bucket that has filled up again
   is forgotten (a new one starts full), so memory follows the devices active in the last
   few hours, not all devices ever seen.
-- Person: at most `person_per_hour` scans of one person in a sliding hour of the server's
+- Person: at most `person_per_hour` scans of one person made in one hour (by the scans'
+  own times, when the caller gives them) and counted in a sliding hour of the server's
   clock, across all devices; repeats inside one batch count. Counts live in a count-min
   sketch (2 rows of 2**22 16-bit counters, one multiply-shift hash of the uint64 id per row,
   random multipliers) for each of two fixed one-hour windows, current and previous: 32 MiB
@@ -143,6 +144,22 @@ class _Buckets:
             self._held[key] = (min(self.burst, self.tokens(key, now) + scans), now)
 
 
+# An odd 64-bit constant (the golden ratio's): hours spread over the key's bits.
+_HOUR_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def keys_of(persons: np.ndarray, times: np.ndarray | None) -> np.ndarray:
+    """The sketch's key of each scan: its person, and with `times` the hour of its scan
+    time too. A person's scans are then counted per hour of the day they were made: a
+    device uploading a backlog of a person's check-ins over ten days is not over the
+    hourly limit, and old scans of a person cannot use up their count for the hour they
+    scan in now."""
+    if times is None:
+        return persons
+    hours = (np.asarray(times).astype(np.int64) // int(HOUR)).astype(np.uint64)
+    return persons ^ (hours * _HOUR_MIX)
+
+
 class _PersonCounts:
     """Scans per person in the sliding hour: count-min sketches of two one-hour windows.
 
@@ -158,11 +175,11 @@ class _PersonCounts:
         self._current = 0  # which window of each pair is the current one
         self._start = now  # of the current window
 
-    def slots(self, persons: np.ndarray) -> list[np.ndarray]:
-        """Each row's counter for each person, as the index of its pair (pure: call it
-        outside the lock)."""
+    def slots(self, keys: np.ndarray) -> list[np.ndarray]:
+        """Each row's counter for each key (`keys_of`), as the index of its pair (pure:
+        call it outside the lock)."""
         shift, width = np.uint64(64 - SKETCH_BITS), 1 << SKETCH_BITS
-        return [((persons * m) >> shift).astype(np.intp) + r * width
+        return [((keys * m) >> shift).astype(np.intp) + r * width
                 for r, m in enumerate(self._multipliers)]  # fmt: skip
 
     def _turn(self, now: float) -> float:
@@ -177,10 +194,10 @@ class _PersonCounts:
         return (HOUR - (now - self._start)) / HOUR
 
     def add_or_refuse(
-        self, persons: np.ndarray, slots: list[np.ndarray], now: float
+        self, persons: np.ndarray, keys: np.ndarray, slots: list[np.ndarray], now: float
     ) -> RateLimited | None:
-        """Count every scan in `persons` and return None, or count none of them and return
-        why: some person would pass the limit."""
+        """Count every scan in `persons` (by its `keys`, whose `slots` these are) and return
+        None, or count none of them and return why: some person would pass the limit."""
         share, counts, k = self._turn(now), self._counts, self._current
         pairs = [self._counts.view(np.uint32)[slot] for slot in slots]  # both windows: 1 miss
         before = [pair.view(np.uint16)[k::2] for pair in pairs]
@@ -202,7 +219,7 @@ class _PersonCounts:
             return None
         for slot, pair in zip(slots, pairs, strict=True):
             self._counts.view(np.uint32)[slot] = pair  # each occurrence saw the same old value
-        return self._refusal(persons[over], [b[over] for b in before],
+        return self._refusal(persons[over], keys[over], [b[over] for b in before],
                              [p[over] for p in previous], share)  # fmt: skip
 
     def remove(self, persons: np.ndarray, slots: list[np.ndarray], since: float,
@@ -220,20 +237,22 @@ class _PersonCounts:
             index = 2 * slot + k
             np.subtract.at(counts, index[counts[index] < _SATURATED], _ONE)
 
-    def _refusal(self, bad, before, previous, share) -> RateLimited:
-        """The refusal for the occurrences of persons `bad` (with their counters' `before`
-        and `previous` counts in each row), and when to retry."""
-        ids, first, in_batch = np.unique(bad, return_index=True, return_counts=True)
+    def _refusal(self, bad, bad_keys, before, previous, share) -> RateLimited:
+        """The refusal for the occurrences of persons `bad` (with their keys, and their
+        counters' `before` and `previous` counts in each row), and when to retry."""
+        _, first, in_batch = np.unique(bad_keys, return_index=True, return_counts=True)
+        ids = np.unique(bad)
         now_count = np.minimum(*before)[first].astype(np.float64)  # before this batch
         prev = np.minimum(*previous)[first].astype(np.float64)
         limit, elapsed = self.limit, (1 - share) * HOUR
         if (repeats := int(in_batch.max())) > limit:
-            person = int(ids[in_batch.argmax()])
+            person = int(bad[first[in_batch.argmax()]])
             return RateLimited(
                 "person",
                 HOUR,
-                f"person {person} appears {repeats} times in this batch, more than the "
-                f"{limit} scans a person may make in an hour: this batch can never pass",
+                f"person {person} appears {repeats} times in one hour of this batch's scans, "
+                f"more than the {limit} scans a person may make in an hour: this batch can "
+                "never pass",
                 ids,
             )
         headroom = limit - now_count - in_batch
@@ -278,12 +297,14 @@ class ScanLimiter:
         with self._lock:
             return len(self._devices) + len(self._venues)
 
-    def admit(self, device: int, venue: int, persons: np.ndarray) -> float:
+    def admit(self, device: int, venue: int, persons: np.ndarray,
+              times: np.ndarray | None = None) -> float:
         """Count the scans of `persons` (uint64 ids, repeats allowed) at `device` and `venue`,
         or raise RateLimited and count none of them. The device's limit is checked first,
-        then the venue's (the larger wait of the two), then the persons'. Returns the time
-        they were counted at (for `refund`). A no-op when the limits are disabled.
-        Raises ValueError if persons is not a 1-D integer array."""
+        then the venue's (the larger wait of the two), then the persons'. `times`, the
+        scans' own times, puts each in the count of its person and hour (see keys_of).
+        Returns the time they were counted at (for `refund`). A no-op when the limits are
+        disabled. Raises ValueError if persons is not a 1-D integer array."""
         if self._persons is None:
             return 0.0
         persons = np.asarray(persons)
@@ -293,7 +314,8 @@ class ScanLimiter:
         if scans == 0:
             return 0.0
         persons = persons.astype(np.uint64, copy=False)
-        slots = self._persons.slots(persons)
+        keys = keys_of(persons, times)
+        slots = self._persons.slots(keys)
         with self._lock:
             now = self._clock()
             refusals = [
@@ -303,14 +325,14 @@ class ScanLimiter:
             ]
             if refusals:
                 raise max(refusals, key=lambda refusal: refusal.retry_after)
-            if (refusal := self._persons.add_or_refuse(persons, slots, now)) is not None:
+            if (refusal := self._persons.add_or_refuse(persons, keys, slots, now)) is not None:
                 raise refusal
             self._devices.take(device, scans, now)
             self._venues.take(venue, scans, now)
         return now
 
-    def refund(self, device: int, venue: int, persons: np.ndarray, admitted_at: float
-               ) -> None:
+    def refund(self, device: int, venue: int, persons: np.ndarray, admitted_at: float,
+               times: np.ndarray | None = None) -> None:
         """Give back what `admit` (which returned `admitted_at`) counted for the scans of
         `persons` at `device` and `venue` that stored nothing: duplicates of check-ins
         already stored (a retried upload). They are not check-ins, so they take no room
@@ -318,7 +340,7 @@ class ScanLimiter:
         if self._persons is None or not len(persons):
             return
         persons = np.asarray(persons).astype(np.uint64, copy=False)
-        slots = self._persons.slots(persons)
+        slots = self._persons.slots(keys_of(persons, times))
         with self._lock:
             now = self._clock()
             self._devices.give_back(device, len(persons), now)

@@ -109,7 +109,7 @@ def test_repeats_inside_one_batch_count():
     assert refusal(limits, 1, 5, ids(A)).persons.tolist() == [A]
     refused = refusal(limits, 1, 5, ids(*[C] * 51))
     assert (refused.retry_after, refused.persons.tolist()) == (3600, [C])
-    assert "appears 51 times in this batch" in str(refused)
+    assert "appears 51 times in one hour of this batch's scans" in str(refused)
     limits.admit(1, 5, ids(*[C] * 50))  # the refused 51 did not count
 
 
@@ -193,3 +193,21 @@ def test_a_refund_after_the_window_turned_leaves_the_persons_counts():
     clock.now += 3600  # A's 50 are now the previous window's, fading
     limits.refund(1, 5, ids(*[A] * 50), at)
     assert refusal(limits, 1, 5, ids(A)).scope == "person"
+
+
+def test_a_persons_scans_count_by_the_hour_they_were_made_in():
+    """A review's device uploaded a backlog: 60 check-ins of one person over ten days in
+    one batch, refused as 'can never pass'; and 50 old scans of a person stopped them
+    scanning anywhere for an hour. With the scans' times, each counts in its own hour."""
+    clock = FakeClock()
+    limits = limiter(clock)
+    now = 1_794_000_000
+    backlog = now - 4 * 3600 * np.arange(60, dtype=np.int64)  # one every four hours
+    limits.admit(1, 5, ids(*[A] * 60), backlog)
+    old = np.full(50, now - 5 * 86400)
+    limits.admit(1, 5, ids(*[B] * 50), old)  # B's limit for that old hour is used up...
+    limits.admit(2, 6, ids(B), np.array([now]))  # ... not for the hour B scans in now
+    with pytest.raises(RateLimited, match=f"person {B} would pass|{B} among them"):
+        limits.admit(3, 7, ids(B), np.array([now - 5 * 86400 + 60]))
+    with pytest.raises(RateLimited, match="51 times in one hour of this batch's scans"):
+        limits.admit(4, 8, ids(*[C] * 51), np.full(51, now))
