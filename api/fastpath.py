@@ -184,14 +184,19 @@ def _query(raw: bytes) -> dict[str, list[str]]:
     return query
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
 def _bounded(query: dict, name: str, default: int, low: int, high: int) -> int:
     """The integer query parameter `name` in [low, high]; ValueError(name) otherwise."""
     values = query.get(name)
     if not values:
         return default
     text = values[-1]
-    # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
-    if not (text.isascii() and text.lstrip("-").isdigit()) or not low <= int(text) <= high:
+    # ASCII digits only (str.isdigit() also says yes to "²", which int() refuses), one
+    # sign at most ("--5") and no more digits than a bound has (int() of 5,000 digits
+    # raises a message of its own)
+    if _INTEGER.fullmatch(text) is None or not low <= int(text) <= high:
         raise ValueError(name)
     return int(text)
 

@@ -303,6 +303,10 @@ def test_digits_that_are_not_ascii_are_refused_with_422_not_a_server_error(serve
         "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "test"}).json()
     r = server.get(f"/v1/cases/{case['id']}/exposure?offset=\u00b2", token=c["official"])
     assert r.status_code == 422 and "offset" in r.text
+    for query, name in (("offset=--5", "offset"), ("limit=" + "9" * 5000, "limit")):
+        r = server.get(f"/v1/cases/{case['id']}/exposure?{query}", token=c["official"])
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["query", name], r.text
 
 
 def test_a_case_opens_on_the_person_id_as_a_case_answers_it(server):
