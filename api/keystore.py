@@ -144,9 +144,15 @@ def load_keyring(data_dir: str | os.PathLike, *, create: bool = True) -> KeyRing
     if not path.exists():
         if not create:
             raise KeystoreError(f"{path} does not exist; create it with a fresh key first")
-        with locked(data_dir):
-            if not path.exists():  # another process may have won the race
-                _write(data_dir, KeyRing({0: secrets.token_bytes(SECRET_BYTES)}, 0), None)
+        if data_dir.exists() and not data_dir.is_dir():
+            raise KeystoreError(f"{data_dir} is not a folder")
+        try:
+            with locked(data_dir):
+                if not path.exists():  # another process may have won the race
+                    _write(data_dir, KeyRing({0: secrets.token_bytes(SECRET_BYTES)}, 0), None)
+        except OSError as exc:  # a file where the folder should be, no permission, ...
+            raise KeystoreError(f"cannot create the key ring in {data_dir}: "
+                                f"{exc.strerror or exc}") from exc
     return _read(path)[0]
 
 

@@ -35,9 +35,12 @@ def qr_svg(text: str, scale: int = 8) -> str:
     return qr_symbol(text).to_svg(scale=scale)
 
 
-def write_qr(text: str, path: Path, scale: int = 8) -> None:
-    """Write `text` as a QR code to `path`: SVG for a .svg name, PNG otherwise."""
-    if path.suffix.lower() == ".svg":
+def write_qr(text: str, path: Path, kind: str = "png", scale: int = 8) -> None:
+    """Write `text` as a QR code to `path` as `kind` ("png" or "svg"), whatever the name's
+    suffix. Raises ValueError for another kind."""
+    if kind == "svg":
         path.write_text(qr_svg(text, scale), encoding="utf-8")
-    else:
+    elif kind == "png":
         path.write_bytes(qr_png(text, scale))
+    else:
+        raise ValueError(f"a QR code is written as png or svg, not {kind!r}")

@@ -67,9 +67,14 @@ def run(args: argparse.Namespace) -> int:
         ring = load_keyring(args.data)
     except KeystoreError as exc:
         raise UsageError(str(exc)) from exc
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     rng = np.random.default_rng(args.seed)
     out = args.data / "demo"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make {out}: {exc.strerror or exc}") from exc
 
     # About a second; the first run after an install compiles the kernels first.
     with notice_if_slow("demo: compiling the decoder's and the tokens' kernels, once after "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from api.cli import UsageError
@@ -33,32 +33,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_id(text: str) -> int:
-    """The id in `text` as an int; raises UsageError naming the problem."""
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise UsageError(f"ID must be a whole number, got {text!r}") from None
-    if not 0 <= value < 2**64:
-        raise UsageError(f"ID must be in 0..2**64-1, got {value}")
-    return value
+    """The id in `text` as an int; raises UsageError naming the problem. ASCII digits
+    only: int() also takes " 12 ", "12_345" (the same token as 12345) and other scripts'
+    digits."""
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"ID must be a whole number (digits 0-9), got {shown!r}")
+    if len(text) > 20 or int(text) >= 2**64:
+        raise UsageError(f"ID must be in 0..2**64-1, got {shown}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
     ident = parse_id(args.id)
-    expires_day = None if args.expires is None else (args.expires - EPOCH).days
+    expires_day = None
+    if args.expires is not None:
+        if args.expires <= datetime.now(UTC).date():  # token days are UTC days
+            raise UsageError(f"--expires {args.expires} is not after today (UTC): the "
+                             "token would be refused from the start")
+        expires_day = (args.expires - EPOCH).days
+    targets = [(path, kind) for path, kind in ((args.png, "png"), (args.svg, "svg"))
+               if path is not None]
+    if args.png is not None and args.svg is not None and \
+            args.png.resolve() == args.svg.resolve():
+        raise UsageError(f"--png and --svg name the same file ({args.png})")
     try:
         ring = load_keyring(args.data)
         token = issue_token(Kind[args.kind.upper()], ident, ring, expires_day=expires_day)
     except (KeystoreError, DecoderError) as exc:
         raise UsageError(str(exc)) from exc
     written = []
-    for path in (args.png, args.svg):
-        if path is None:
-            continue
+    for path, kind in targets:
         try:
-            write_qr(token, path)
+            write_qr(token, path, kind)
         except OSError as exc:
-            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc} (the token: "
+                             f"{token})") from exc
         written.append(str(path))
     if args.json:
         print(json.dumps({"kind": args.kind, "id": ident, "token": token, "files": written}))

@@ -47,7 +47,7 @@ def test_keys_are_created_private_and_reused(workdir):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("issue", "person", "abc"), "ID must be a whole number, got 'abc'"),
+    (("issue", "person", "abc"), "ID must be a whole number (digits 0-9), got 'abc'"),
     (("issue", "venue", str(2**64)), "ID must be in 0..2**64-1"),
 ])
 def test_bad_arguments_get_one_line_naming_the_problem(workdir, args, message):
@@ -78,3 +78,37 @@ def test_demo_reads_its_own_frames_and_refuses_the_forgery(workdir):
     assert forged["frame_status"] == "ok" and forged["token"] == "bad_mac" and forged["id"] is None
     assert empty["frame_status"] == "no_code"
     assert len(list((workdir / "demo" / "demo").glob("frame-*.png"))) == 6
+
+
+def test_issue_writes_the_format_its_flag_names_and_takes_ids_of_plain_digits(workdir):
+    done = qrtrace("issue", "person", "12", "--data", "data", "--svg", "flag.png",
+                   "--png", "flag.svg", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert (workdir / "flag.png").read_text().lstrip().startswith(("<?xml", "<svg"))
+    assert (workdir / "flag.svg").read_bytes().startswith(b"\x89PNG")
+    for ident in (" 12 ", "12_345", "\u0661\u0662\u0663", "9" * 5000):
+        refused = qrtrace("issue", "person", ident, "--data", "data", cwd=workdir)
+        assert refused.returncode == 2 and "ID must be" in refused.stderr, ident
+        assert len(refused.stderr) < 200
+    past = qrtrace("issue", "person", "12", "--data", "data", "--expires", "2020-01-01",
+                   cwd=workdir)
+    assert past.returncode == 2 and "is not after today" in past.stderr
+
+
+def test_decode_names_what_is_not_an_image_file_and_escapes_what_codes_hold(workdir):
+    import os
+
+    os.mkfifo(workdir / "pipe.png")
+    (workdir / "empty").mkdir()
+    forged = "LINE1\nfake.png\tok\tINJECTED"
+    from api.qrimage import qr_png
+
+    (workdir / "forge.png").write_bytes(qr_png(forged))
+    result = qrtrace("decode", "pipe.png", "forge.png", cwd=workdir)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "pipe.png\tunreadable_input\tnot a regular file (a pipe, a device or " \
+        "a socket)"
+    assert lines[1] == "forge.png\tok\tLINE1\\nfake.png\\tok\\tINJECTED"
+    assert len(lines) == 3  # and the summary: no forged row
+    empty = qrtrace("decode", "empty", cwd=workdir)
+    assert empty.returncode == 2 and "no image files" in empty.stderr
