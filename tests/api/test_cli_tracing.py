@@ -137,7 +137,10 @@ def test_trace_over_shards_answers_as_one_folder(tmp_path):
     (["--from", "2021-12-01T08:00:00", "--to", "2"], "has no UTC offset"),
     (["--from", "5", "--to", "5"], "is not after"),
     (["--from", "1", "--to", "2", "--tz", "Mars"], "not an offset"),
-    (["--from", "1", "--to", "2", "--min-overlap", "-3"], "zero or more minutes"),
+    (["--from", "1", "--to", "2", "--min-overlap", "-3"], "from 0 to 1440 minutes"),
+    (["--from", "1", "--to", "2", "--linger", "inf"], "--linger must be from 0 to 1440"),
+    (["--from", "1", "--to", "2", "--dwell-default", "0"], "--dwell-default must be from 1"),
+    (["--from", "1", "--to", "253402300799"], "within the times the index stores"),
 ])
 def test_trace_bad_input_is_one_clear_line(data, capsys, args, message):
     from api.cli import main  # in-process: the script's error path is the same main()
