@@ -13,12 +13,18 @@ from tracing.index import CheckinIndex
 
 
 def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
-    """The key ring of `data` (created on first use) and its index (likewise).
+    """The key ring of `data`, which must exist (scans are verified with the keys that
+    issued their tokens: a fresh ring would call every one forged), and its index
+    (created on first use).
 
     Raises UsageError naming the folder and what is wrong with it.
     """
+    if not (data / "keys.json").is_file():
+        raise UsageError(f"{data} holds no keys.json: scans are verified with the keys that "
+                         "issued their tokens; name the data folder of the server (or of "
+                         "qrtrace issue) that issued them")
     try:
-        return load_keyring(data), open_index(data)  # open_index makes the folder private
+        return load_keyring(data, create=False), open_index(data)  # makes the folder private
     except (KeystoreError, OSError) as exc:
         raise UsageError(f"cannot open the data folder {data}: {exc}") from None
 

@@ -27,7 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Verify the tokens of scan events from a file and append the check-ins "
                     "to the index of a data folder, through the embedded log.")
     p.add_argument("file", metavar="FILE", help="JSON lines or packed-v1 batches ('-' = stdin)")
-    p.add_argument("--data", required=True, metavar="DIR", help="data folder (created if needed)")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="data folder whose keys.json issued the tokens")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

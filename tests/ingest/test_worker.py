@@ -188,6 +188,12 @@ def test_ingest_command_reads_json_lines_and_packed_files(tmp_path, capsys):
     assert out["events_in"] == 1000 and out["checkins_added"] == len(keys)
     with CheckinIndex.open(data / "index") as index:
         assert len(index) == 2 + len(keys)
+    # a folder whose keys did not issue the tokens: refused, not a new key ring that
+    # calls every scan forged
+    elsewhere = tmp_path / "nope" / "deeper"
+    assert main(["ingest", str(packed), "--data", str(elsewhere), "--json"]) == 2
+    assert "holds no keys.json" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
 
 
 def _mixed_records(keyring, seed: int) -> list:
