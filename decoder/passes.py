@@ -76,8 +76,9 @@ class DecodePass:
     on_finders: find the codes first (decoder.locate: finder patterns, grouped in
         threes) and run this pass on a crop around each, turned dark-on-light.
     if_unsure: a pass that runs only when an earlier on_finders pass read nothing and
-        saw finder patterns that it could not group into a code, over the part of the
-        frame around them (or over the whole frame when no on_finders pass ran).
+        saw finder patterns that it could not group into a code (or read codes and left
+        patterns of their size over: a grid of codes), over the part of the frame around
+        them (or over the whole frame when no on_finders pass ran).
     """
 
     name: str

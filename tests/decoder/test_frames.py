@@ -213,6 +213,24 @@ def test_codes_in_16_bit_and_float_images_are_read_from_their_own_range(mode):
     assert result.texts == ["WIDE"], result
 
 
+@pytest.mark.parametrize(("rows", "columns"), [(2, 3), (3, 3), (4, 4)])
+def test_a_sheet_of_codes_in_a_grid_is_read_whole(rows, columns):
+    """Aligned codes line their finder patterns up: the scan grouped them into wrong
+    triples and read 3 of 9 (3 of 16) with status ok. The patterns left over after the
+    codes read send the part of the sheet around them to the robust pass."""
+    code = qr_image("V0")
+    height, width = code.shape
+    sheet = np.full((rows * (height + 40) + 40, columns * (width + 40) + 40), 255, np.uint8)
+    texts = set()
+    for k in range(rows * columns):
+        r, c = divmod(k, columns)
+        y, x = 40 + r * (height + 40), 40 + c * (width + 40)
+        sheet[y:y + height, x:x + width] = qr_image(f"V{k}")
+        texts.add(f"V{k}")
+    [result] = decode_frames([sheet])
+    assert set(result.texts) == texts
+
+
 def test_a_code_holding_binary_data_is_reported_not_passed_as_text():
     [result] = decode_frames([on_canvas(qr_image(b"\xff\xfe\x00\x81binary"))])
     assert result.status is FrameStatus.BINARY_CONTENT
