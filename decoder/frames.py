@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -416,12 +417,20 @@ def _result(barcodes: Iterable[zxingcpp.Barcode], stage: int, unread: int) -> Fr
 
 def _as_items(frames: object) -> list[object]:
     if isinstance(frames, np.ndarray):
-        if frames.ndim in (3, 4):
+        if frames.ndim == 3 and frames.shape[2] in (3, 4) and frames.shape[1] >= MIN_CODE_PX:
+            # (N, H, 3) would be frames 3 pixels wide, which hold no code: this is one
+            # colour image, and read as a batch it gave H results of "too small"
+            raise TypeError(f"an array of shape {frames.shape} is one colour image, not a "
+                            "batch: wrap it in a list")
+        if frames.ndim in (3, 4) or (frames.ndim == 1 and frames.dtype == object):
             return list(frames)
         raise TypeError(f"a batch array must have shape (N, H, W) or (N, H, W, C), "
                         f"got shape {frames.shape}")
     if isinstance(frames, (bytes, bytearray, memoryview, str)):
         raise TypeError("decode_frames takes a batch: wrap a single image in a list")
+    if isinstance(frames, (Mapping, AbstractSet)):
+        raise TypeError(f"decode_frames takes a sequence of frames, in order, not a "
+                        f"{type(frames).__name__}")
     try:
         return list(frames)  # type: ignore[call-overload]
     except TypeError:
@@ -445,7 +454,8 @@ def decode_frames(frames: object) -> list[FrameResult]:
     return _default_decoder().decode(frames)
 
 
-def frame_tokens(frames: object) -> list[tuple[list[str], str | None]]:
+def frame_tokens(frames: object, decoder: FrameDecoder | None = None
+                 ) -> list[tuple[list[str], str | None]]:
     """For each frame of a batch (as `decode_frames` takes it), the token texts to store
     and None, or [] and why none: "frame: no token found" (codes, but none a token) or
     "frame: <status>", followed by " (<detail>)" for bad input.
@@ -455,11 +465,13 @@ def frame_tokens(frames: object) -> list[tuple[list[str], str | None]]:
     order read. A venue's poster beside a person's code adds nothing; a frame showing
     only other token-shaped texts gives the first of them, so that verification names
     what it is ("not a person token", a bad MAC). Texts are not verified: that is
-    `verify_tokens`' work."""
+    `verify_tokens`' work. `decoder`: a FrameDecoder of one's own (another size cap),
+    else decode_frames' default."""
     from decoder.tokens import PREFIX, TOKEN_LEN, Kind
 
     out: list[tuple[list[str], str | None]] = []
-    for result in decode_frames(frames):
+    results = decode_frames(frames) if decoder is None else decoder.decode(frames)
+    for result in results:
         shaped = [t for t in result.texts if len(t) == TOKEN_LEN and t.isascii()]
         persons = [t for t in shaped
                    if t.startswith(PREFIX) and t[len(PREFIX) + 1] == Kind.PERSON.char]

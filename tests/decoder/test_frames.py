@@ -243,6 +243,16 @@ def test_non_batch_arguments_raise_type_error():
         decode_frames(png_bytes(on_canvas(qr_image("X"))))
     with pytest.raises(TypeError, match="shape"):
         decode_frames(np.zeros((480, 640), np.uint8))
+    colour = np.dstack([on_canvas(qr_image("X"))] * 3)
+    with pytest.raises(TypeError, match="one colour image, not a batch"):
+        decode_frames(colour)  # not 480 frames 3 pixels wide
+    for unordered in ({png_bytes(on_canvas(qr_image("X"))): 1}, {b"a", b"b"}):
+        with pytest.raises(TypeError, match="in order"):
+            decode_frames(unordered)
+    mixed = np.empty(2, dtype=object)
+    mixed[0], mixed[1] = colour, None
+    first, second = decode_frames(mixed)
+    assert first.texts == ["X"] and second.status is FrameStatus.UNREADABLE_INPUT
 
 
 @settings(max_examples=60, deadline=None)
