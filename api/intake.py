@@ -31,6 +31,7 @@ from api.ratelimit import RateLimited, ScanLimiter
 from decoder import TOKEN_LEN, KeyRing, Kind, RevocationList, Status, verify_tokens
 from ingest.events import ScanBatch
 from ingest.wire import FORMAT_HEADER, PACKED_V1, encode_packed
+from tracing.checkins import MAX_VISIT
 
 ACCEPTED, DUPLICATE, REJECTED = 0, 1, 2
 STATUS_NAMES = ("accepted", "duplicate", "rejected")
@@ -40,10 +41,12 @@ REASONS = np.array(
      "time: check-in is older than the retention period",
      "time: check-out is not after check-in", "time: check-out is in the future",
      "token: not a person token", "rate limited: device", "rate limited: venue",
-     "rate limited: person"] + [f"token: {s.reason}" for s in Status], dtype=object)
+     "rate limited: person", "time: visit longer than a day"]
+    + [f"token: {s.reason}" for s in Status], dtype=object)
 _FUTURE_IN, _TOO_OLD, _OUT_BEFORE_IN, _FUTURE_OUT, _NOT_PERSON = 1, 2, 3, 4, 5
 _LIMITED = {"device": 6, "venue": 7, "person": 8}
-_TOKEN_CODE = np.arange(9, 9 + len(Status), dtype=np.uint8)
+_TOO_LONG = 9
+_TOKEN_CODE = np.arange(10, 10 + len(Status), dtype=np.uint8)
 
 
 def token_bytes(text: str) -> bytes:
@@ -276,6 +279,7 @@ class ScanIntake:
             (t_in < now - self.retention_s, _TOO_OLD),
             (has_out & (t_out <= t_in), _OUT_BEFORE_IN),
             (has_out & (t_out > now + self.future_skew_s), _FUTURE_OUT),
+            (has_out & (t_out - t_in > MAX_VISIT), _TOO_LONG),
         )
         for bad, value in checks:
             code[bad & (code == 0)] = value

@@ -50,7 +50,7 @@ from ingest.wire import (
     parse_json_many,
     record_format,
 )
-from tracing.checkins import MAX_DURATION, MAX_TIME
+from tracing.checkins import MAX_TIME, MAX_VISIT
 from tracing.errors import InvalidCheckin
 
 logger = logging.getLogger("qrtrace.ingest")
@@ -450,7 +450,7 @@ def _check_times(batch: ScanBatch, reasons: Reasons, now: int, skew_s: int,
     out_of_range = (t_in < 0) | (t_in >= MAX_TIME)
     has_out = t_out > 0
     not_after = has_out & (t_out <= t_in)
-    too_long = has_out & ~not_after & (t_out - t_in > MAX_DURATION)
+    too_long = has_out & ~not_after & (t_out - t_in > MAX_VISIT)
     future_in = t_in > now + skew_s
     too_old = t_in < now - retention_s
     future_out = has_out & (t_out > now + skew_s)
@@ -461,7 +461,7 @@ def _check_times(batch: ScanBatch, reasons: Reasons, now: int, skew_s: int,
     reasons.mark(future_in, "time: check-in is in the future")
     reasons.mark(too_old, "time: check-in is older than the retention period")
     reasons.mark(~out_of_range & not_after, "time: t_out not after t_in")
-    reasons.mark(~out_of_range & too_long, "time: visit longer than 2**31 s")
+    reasons.mark(~out_of_range & too_long, "time: visit longer than a day")
     reasons.mark(future_out, "time: check-out is in the future")
 
 

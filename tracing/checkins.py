@@ -13,6 +13,10 @@ from tracing.errors import InvalidCheckin
 from tracing.kernels import check_times
 
 MAX_TIME = 2**32          # times are stored as uint32 seconds
+# A scanned visit (a check-in and its check-out) lasts a day at the most, as a venue's
+# dwell does: a forgotten check-out days later would make a zone of days. The index itself
+# stores up to MAX_DURATION (an imported table may hold what it holds).
+MAX_VISIT = 86_400
 MAX_DURATION = 2**31 - 1  # an explicit visit's length is stored in 31 bits
 
 

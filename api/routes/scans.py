@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from functools import cache
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request
@@ -31,10 +32,15 @@ from api.schemas import (
 )
 from ingest.events import TOKEN_DTYPE, ScanBatch
 from ingest.wire import decode_packed
+from tracing.checkins import MAX_VISIT
 
 router = APIRouter(prefix="/v1", tags=["check-in points"])
 
 PACKED_TYPE = "application/vnd.qrtrace.packed-v1"
+# A check-in point's camera frame is a 4K one at the most; the decoder's own cap (40 MP)
+# would let one request of 32 tiny PNGs of blank 6,300 px squares take 6 s of the
+# server's CPU.
+FRAME_MAX_PIXELS = 3840 * 2160
 SCAN_RESPONSES = {
     **AUTH_RESPONSES,
     413: {"description": "the body or the batch is too large"},
@@ -147,13 +153,21 @@ async def post_frames(body: FramesIn, device: DeviceCaller,
                               zip(outcome.items(batch.seq), frame_of, strict=True)])
 
 
+@cache
+def _frames_decoder():
+    from decoder import FrameDecoder
+
+    return FrameDecoder(max_pixels=FRAME_MAX_PIXELS)
+
+
 def _frame_tokens(images: list[bytes], reasons: list[str | None]) -> list[list[str]]:
     """The token texts of each image ([] where none), filling in `reasons`."""
     from decoder import frame_tokens
 
     found: list[list[str]] = [[] for _ in images]
     todo = [i for i, r in enumerate(reasons) if r is None]
-    for i, (texts, reason) in zip(todo, frame_tokens([images[i] for i in todo]), strict=True):
+    for i, (texts, reason) in zip(todo, frame_tokens([images[i] for i in todo],
+                                                     _frames_decoder()), strict=True):
         found[i], reasons[i] = texts, reason
     return found
 
@@ -173,8 +187,9 @@ async def post_checkout(body: CheckoutIn, device: DeviceCaller,
         return ScanResult(seq=body.seq, status="rejected", reason=f"token: {reason}")
     at = body.time if body.check_in is None else body.check_in
     found = service.index.last_checkin(checked.id, device.venue, at)
-    if body.check_in is None and found is None:
-        raise HTTPException(404, "no check-in of this person at this venue before "
+    if body.check_in is None and (found is None or found[0] < body.time - MAX_VISIT):
+        # a visit lasts a day at the most: an older check-in is not this check-out's
+        raise HTTPException(404, "no check-in of this person at this venue in the day before "
                                  f"{rfc3339_utc(body.time)}")
     if body.check_in is not None and (found is None or found[0] != body.check_in):
         # a check-out stores its visit: one naming a check-in never made would make one

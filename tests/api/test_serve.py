@@ -167,6 +167,18 @@ def test_camera_frames_are_decoded_and_stored(server):
                                     "frame": 0}], r.text
 
 
+def test_a_frame_over_4k_is_refused_before_it_is_decoded(server):
+    """A blank 5,000 px square is a few kilobytes of PNG and seconds of CPU to search."""
+    c = setup_commune(server)
+    png = io.BytesIO()
+    Image.new("L", (5000, 5000), 255).save(png, "PNG")
+    r = server.post("/v1/frames", token=c["devices"][1], json={"frames": [
+        {"image": base64.b64encode(png.getvalue()).decode(), "time": NOW - 30}]})
+    [result] = r.json()["results"]
+    assert result["reason"].startswith("frame: too_large"), result
+    assert "over the cap of 8,294,400" in result["reason"]
+
+
 def test_a_frame_showing_several_people_stores_each_and_a_venue_poster_adds_nothing(server):
     """A family at the counter: two people's cards and the venue's own poster in one
     frame. Each person is a check-in (the poster is not a person and not a reason to
@@ -201,6 +213,20 @@ def test_checkout_closes_the_latest_visit(server):
     r = server.post("/v1/checkouts", token=device, json={"token": token, "time": NOW - 60})
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
 
+
+
+def test_a_visit_lasts_a_day_at_the_most(server):
+    """A forgotten check-out days later made a zone of days: refused, with the reason."""
+    c = setup_commune(server)
+    device, token = c["devices"][1], c["tokens"][12]
+    long = server.post("/v1/scans", token=device, json={"scans": [
+        {"token": token, "time": NOW - 9 * 86400, "check_out": NOW - 100, "seq": 1}]})
+    assert long.json()["results"][0]["reason"] == "time: visit longer than a day", long.text
+    server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 3 * 86400})
+    late = server.post("/v1/checkouts", token=device, json={"token": token, "time": NOW - 60})
+    assert late.status_code == 404
+    assert late.json()["detail"].startswith("no check-in of this person at this venue in the "
+                                            "day before")
 
 
 def test_a_checkout_never_makes_a_visit_and_an_earlier_one_says_it_changes_nothing(server):
