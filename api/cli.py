@@ -46,7 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qrtrace` console script; returns the process exit code."""
-    parser = build_parser()
+    try:
+        # importing the commands (numba, numpy) takes a moment: Ctrl-C then is no traceback
+        parser = build_parser()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

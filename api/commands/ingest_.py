@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     data = Path(args.data)
     keyring, index = open_keys_and_index(data)
+    # the worker's log lines are for a service's log collector; here the summary below
+    # names every rejected record (Python's last-resort handler printed a bare "rejected")
+    logging.getLogger("ingest.worker").setLevel(logging.ERROR)
     log = EmbeddedLog()
     worker = Worker(log, index, keyring, max_records=CHUNK, poll_timeout_s=0)
     began = time.perf_counter()

@@ -14,8 +14,11 @@ from pathlib import Path
 
 from api.cli import UsageError
 from tracing import csvio, simulate
+from tracing.checkins import MAX_TIME
 
 LOCAL = timezone(timedelta(seconds=simulate.LOCAL_OFFSET))
+# A city of tens of millions at the most: more would only exhaust memory before a row.
+MAX_PEOPLE = 50_000_000
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,20 +48,28 @@ def _start_day(text: str | None, days: int) -> int:
         day = date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"--start {text!r} is not a date like 2021-12-01") from None
-    return (day - date(1970, 1, 1)).days
+    first = (day - date(1970, 1, 1)).days
+    if first < 1 or (first + days + 1) * 86400 >= MAX_TIME:
+        raise UsageError(f"--start {text} and --days {days} must lie within the times the "
+                         "index stores (1970 to 2106)")
+    return first
 
 
 def run(args: argparse.Namespace) -> int:
     """Simulate and write; returns 0. Raises UsageError for bad sizes or paths."""
     from tqdm import tqdm
 
-    for name in ("people", "venues", "days"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name, most in (("people", MAX_PEOPLE), ("venues", MAX_PEOPLE), ("days", 366)):
+        if not 1 <= getattr(args, name) <= most:
+            raise UsageError(f"--{name} must be from 1 to {most:,}, got {getattr(args, name)}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, got {args.seed}")
     start_day = _start_day(args.start, args.days)
     for path in (args.out, args.venues_out):
         if path and path != "-" and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"cannot write {path}: folder {Path(path).parent} does not exist")
+        if path and path != "-" and Path(path).is_dir():
+            raise UsageError(f"cannot write {path}: it is a folder")
     began = time.perf_counter()
     town = simulate.build_town(args.people, args.venues, args.seed)
     if args.venues_out:

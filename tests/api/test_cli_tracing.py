@@ -260,3 +260,19 @@ def test_a_venue_dwell_over_a_day_is_a_rejected_row_and_never_breaks_the_folder(
     again = qrtrace("import", "--data", str(tmp_path / "data"), str(source), "--venues",
                     str(venues), "--json", "--no-progress")
     assert json.loads(again.stdout)["duplicates"] == 1
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--start", "1960-01-01"], "within the times the index stores"),
+    (["--people", "99999999999"], "--people must be from 1 to 50,000,000"),
+])
+def test_simulate_bad_input_is_one_clear_line(tmp_path, capsys, args, message):
+    from api.cli import main
+
+    out = tmp_path / "s.csv"
+    assert main(["simulate", "--people", "10", "--venues", "3", "--days", "1", "--out",
+                 str(out), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
