@@ -36,7 +36,7 @@ from api.schemas import rfc3339_utc
 from decoder import KeyRing, Kind, Status, verify_token
 from tracing import exposure
 from tracing.model import ContactRule, TraceResult
-from tracing.shards import case_venues, trace_shards
+from tracing.shards import case_venues, contact_presences, trace_shards
 
 MAX_WINDOW_S = 60 * 86400
 MAX_AHEAD_S = 86400
@@ -177,6 +177,11 @@ class CaseService:
             depth=rule.depth, default_dwell=rule.default_dwell, opened_by=official.id)
         self._audit(official, "open_case", case)
         return case
+
+    def contact_presences(self, result: TraceResult) -> tuple[np.ndarray, ...]:
+        """Where `result`'s contacts were after their exposure, over this index and its
+        shards (tracing.shards.contact_presences): who exposed whom, for the graph."""
+        return contact_presences([self.snapshot(), *self.shards], result)
 
     def _seen_in(self, person: int, t_from: int, t_to: int, jurisdiction: str) -> bool:
         """Whether `person` was present at a venue inside `jurisdiction` in [t_from, t_to),

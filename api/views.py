@@ -64,15 +64,17 @@ def exposure_json(service, case: Case, result: TraceResult, offset: int = 0,
     return orjson.dumps(exposure_view(service, case, result, offset, limit))
 
 
-def graph_document(venues: VenueTable, result: TraceResult, format: str) -> bytes:
-    """The contact graph of `result` as JSON, GraphML or SVG bytes."""
+def graph_document(venues: VenueTable, result: TraceResult, format: str,
+                   presences=None) -> bytes:
+    """The contact graph of `result` as JSON, GraphML or SVG bytes; `presences` as
+    tracing.graph.contact_graph takes them."""
     import json
 
     import networkx as nx
 
     from tracing.graph import contact_graph, svg_text, to_json
 
-    g = contact_graph(result, {v.venue: v.name for v in venues})
+    g = contact_graph(result, {v.venue: v.name for v in venues}, presences=presences)
     if format == "json":
         return json.dumps(to_json(g), ensure_ascii=False).encode()
     if format == "graphml":

@@ -1,4 +1,4 @@
-"""The contact graph of a traced case, built only from its TraceResult.
+"""The contact graph of a traced case: its TraceResult, and the contacts' presences.
 
 Nodes are named `p<id>` for persons and `v<id>` for venues:
 - a person has `kind="person"`, `person`, `level` (0 for the case, 1 for F1, ...) and,
@@ -11,13 +11,13 @@ Edges:
   contact to the venues of its evidence; `minutes` (the time its evidence intervals there
   cover, overlapping ones counted once, or the zone's length), `start`, `end` (first
   start, last end), `overlaps` (how many evidence intervals);
-- person-person (`kind="exposure"`, from the level above to the level below), drawn only
-  where the result proves it: every F1 from the case; a level-k+1 person from a level-k
-  person when their evidence intervals at the same venue intersect (the level-k person
-  was there then, after their own exposure), from the MAX_SOURCES level-k persons with
-  the longest time together at most; `minutes` is that time. A level-k+1 person with no
-  such proof hangs from the venue alone: the result does not name which level-k person
-  exposed them.
+- person-person (`kind="exposure"`, from the level above to the level below): every F1
+  from the case; a level-k+1 person from the level-k persons present with them after
+  their own exposure (the presences the trace met them on, when the caller gives them:
+  tracing.shards.contact_presences), from the MAX_SOURCES with the longest time together
+  at most; `minutes` is that time. Without those presences, only where the result alone
+  proves it: their evidence intervals at the same venue intersect; a level-k+1 person
+  with no such proof then hangs from the venue alone.
 
 Exports: GraphML (`write_graphml`), JSON node-link (`write_json`) and a hand-written SVG
 drawing from a NetworkX layout (`write_svg`); no plotting library needed.
@@ -58,11 +58,15 @@ def venue_node(venue: int) -> str:
     return f"v{venue}"
 
 
-def contact_graph(result: TraceResult, venue_names: dict[int, str] | None = None) -> nx.Graph:
+def contact_graph(result: TraceResult, venue_names: dict[int, str] | None = None,
+                  presences: tuple[np.ndarray, ...] | None = None) -> nx.Graph:
     """The contact graph of `result` (see the module docstring); an undirected nx.Graph.
 
-    `venue_names` maps venue ids to names for labels. Edge direction of exposure is kept
-    in the `source` attribute (the node of the level above).
+    `venue_names` maps venue ids to names for labels. `presences`, the contacts' own
+    presences after their exposure (tracing.shards.contact_presences: columns person,
+    venue, start, end), names who exposed each contact below F1; without them only
+    evidence that meets evidence does. Edge direction of exposure is kept in the `source`
+    attribute (the node of the level above).
     """
     names = venue_names or {}
     g = nx.Graph(case=result.case, window_from=result.window_from,
@@ -103,13 +107,14 @@ def contact_graph(result: TraceResult, venue_names: dict[int, str] | None = None
         for venue, (merged, count) in spans[c.person].items():
             add_visit(node, venue, merged[0][0], max(end for _, end in merged),
                       sum(end - start for start, end in merged), count)
-    _add_exposures(g, result, spans)
+    _add_exposures(g, result, spans, presences)
     return g
 
 
-def _add_exposures(g: nx.Graph, result: TraceResult, spans: dict[int, dict]) -> None:
+def _add_exposures(g: nx.Graph, result: TraceResult, spans: dict[int, dict],
+                   presences: tuple[np.ndarray, ...] | None) -> None:
     """The exposure edges (see the module docstring); `spans`: _spans of each contact's
-    evidence, by person."""
+    evidence, by person; `presences` as contact_graph takes them, or None."""
     by_level: dict[int, list[Contact]] = defaultdict(list)
     for c in result.contacts:
         by_level[c.level].append(c)
@@ -124,7 +129,8 @@ def _add_exposures(g: nx.Graph, result: TraceResult, spans: dict[int, dict]) -> 
         above = by_level.get(level - 1, [])
         if level < 2 or not above:
             continue
-        there = _presences(above, spans)
+        there = _presences(above, spans) if presences is None else \
+            _by_venue(presences, {c.person for c in above})
         for c in by_level[level]:
             b = person_node(c.person)
             for person, (seconds, venue, start) in _sources(spans[c.person], there):
@@ -165,6 +171,21 @@ def _presences(contacts: list[Contact], spans: dict[int, dict]
                 persons.append(c.person)
     return {venue: (np.array(s, np.int64), np.array(e, np.int64), np.array(p, np.uint64))
             for venue, (s, e, p) in columns.items()}
+
+
+def _by_venue(presences: tuple[np.ndarray, ...], persons: set[int]
+              ) -> dict[int, tuple[np.ndarray, ...]]:
+    """Per venue, the presences of `persons` (columns start, end, person), as _presences
+    gives them."""
+    person, venue, start, end = presences
+    mine = np.isin(person, np.fromiter(persons, np.uint64, len(persons)))
+    person, venue, start, end = person[mine], venue[mine], start[mine], end[mine]
+    order = np.argsort(venue, kind="stable")
+    venues, first = np.unique(venue[order], return_index=True)
+    bounds = [*first.tolist(), len(order)]
+    return {int(v): (start[order[a:b]].astype(np.int64), end[order[a:b]].astype(np.int64),
+                     person[order[a:b]].astype(np.uint64))
+            for v, a, b in zip(venues.tolist(), bounds[:-1], bounds[1:], strict=True)}
 
 
 def _sources(spans: dict, there: dict[int, tuple[np.ndarray, ...]]

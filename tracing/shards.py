@@ -42,7 +42,8 @@ from tracing.errors import InvalidQuery
 from tracing.exposure import Snapshot
 from tracing.model import ContactRule, TraceResult
 
-__all__ = ["LocalShard", "ShardedIndex", "case_venues", "trace_shards"]
+__all__ = ["LocalShard", "ShardedIndex", "case_venues", "contact_presences",
+           "trace_shards"]
 
 
 class LocalShard:
@@ -120,6 +121,12 @@ def case_venues(shards: Sequence, case: int, window_from: int, window_to: int,
 def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
                linger: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The persons' presences over every shard: (venue, start, end + linger)."""
+    return _presences_of(shards, persons, lows, hi, linger)[1:]
+
+
+def _presences_of(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
+                  linger: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The persons' presences over every shard: (person, venue, start, end + linger)."""
     who, venue, start, end, t_in, explicit = _gather(
         [shard.presence_rows(persons, lows, hi) for shard in shards])
     keep = _one_copy((who, venue, t_in), explicit, end)
@@ -127,7 +134,27 @@ def _presences(shards: list, persons: np.ndarray, lows: np.ndarray, hi: int,
                                               (who, venue, start, end, t_in, explicit))
     explicit, end = _ended(shards, persons[who], venue, t_in, explicit, end, hi)
     present = start < end
-    return venue[present], start[present], end[present] + linger
+    return (persons[who][present], venue[present], start[present],
+            end[present] + linger)
+
+
+def contact_presences(shards: Sequence, result: TraceResult
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Where the contacts of `result` that exposed a level below were, from their exposure
+    to the window's end, over all the shards (as trace_shards takes them): the presences
+    the trace met the next level on, as columns person, venue, start, end (+ linger).
+    What tracing.graph needs to name who exposed whom. Raises ShardUnavailable when a
+    shard cannot answer."""
+    rule = result.rule
+    above = [c for c in result.contacts if c.level < rule.depth]
+    if not above:
+        empty = np.zeros(0, np.int64)
+        return np.zeros(0, np.uint64), empty, empty, empty
+    bound = [LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
+             else s.bind(rule.default_dwell) for s in shards]
+    persons = np.array([c.person for c in above], np.uint64)
+    lows = np.array([c.exposed_at for c in above], np.int64)
+    return _presences_of(bound, persons, lows, result.window_to, rule.linger)
 
 
 def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
@@ -233,6 +260,11 @@ class ShardedIndex:
             f.refresh()
         return trace_shards([*(f.snapshot() for f in self.followers), *self.remotes], case,
                             window_from, window_to, rule)
+
+    def contact_presences(self, result: TraceResult) -> tuple[np.ndarray, ...]:
+        """`contact_presences` over each folder's current data and the remote shards."""
+        return contact_presences([*(f.snapshot() for f in self.followers), *self.remotes],
+                                 result)
 
     def close(self) -> None:
         for f in self.followers:

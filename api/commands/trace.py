@@ -165,11 +165,13 @@ def run(args: argparse.Namespace) -> int:
         query_ms = first_ms
         if first_ms < REPEAT_UNDER_MS:
             result, query_ms = timed()
+        presences = _contact_presences(idx, result) \
+            if args.graphml or args.graph_json or args.svg else None
     except TracingError as exc:
         raise UsageError(str(exc)) from None
     finally:
         idx.close()
-    _write_graph(args, result, venues)
+    _write_graph(args, result, venues, presences)
     if args.json:
         print(json.dumps({**result.to_dict(), "query_ms": round(query_ms, 3),
                           "first_query_ms": round(first_ms, 3)}, ensure_ascii=False))
@@ -239,12 +241,24 @@ def _open(folders: list[Path], shard_urls: list[str]):
     return ShardedIndex.open([index_path(d) for d in folders], remotes)
 
 
-def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable) -> None:
+def _contact_presences(idx, result: TraceResult):
+    """Where the contacts were after their exposure (for the graph's who-exposed-whom),
+    from the index the trace read."""
+    from tracing.shards import ShardedIndex, contact_presences
+
+    if isinstance(idx, ShardedIndex):
+        return idx.contact_presences(result)
+    return contact_presences([idx.snapshot()], result)
+
+
+def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable,
+                 presences) -> None:
     if not (args.graphml or args.graph_json or args.svg):
         return
     from tracing import graph
 
-    g = graph.contact_graph(result, venue_names={v.venue: v.name for v in venues if v.name})
+    g = graph.contact_graph(result, venue_names={v.venue: v.name for v in venues if v.name},
+                            presences=presences)
     try:
         if args.graphml:
             graph.write_graphml(g, args.graphml)

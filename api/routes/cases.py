@@ -97,7 +97,8 @@ async def graph(case_id: CaseId, official: OfficialCaller, service: ServiceDep,
     """Persons and venues from F0 to F2, edges with overlap minutes."""
     case, result = await run_in_threadpool(service.cases.trace, official, case_id,
                                            f"graph_{format}")
-    body = await run_in_threadpool(graph_document, service.venues, result, format)
+    presences = await run_in_threadpool(service.cases.contact_presences, result)
+    body = await run_in_threadpool(graph_document, service.venues, result, format, presences)
     headers = {}
     if format == "graphml":
         headers["Content-Disposition"] = f'attachment; filename="case-{case.id}.graphml"'

@@ -1,4 +1,5 @@
-"""The contact graph is built from a TraceResult alone and exports cleanly."""
+"""The contact graph is built from a TraceResult (and the contacts' presences) and exports
+cleanly."""
 
 from __future__ import annotations
 
@@ -121,3 +122,34 @@ def test_a_crowded_venue_gives_each_contact_its_longest_sources_only():
         # the visit counts the overlapping evidence once
         assert g.edges[f"p{c.person}", "v10"]["minutes"] == round((end - start) / 60, 2)
         assert g.edges[f"p{c.person}", "v10"]["overlaps"] == 2
+
+
+def test_with_the_contacts_presences_every_f2_hangs_from_the_f1_it_met(tmp_path):
+    """A review's hand example: F2 persons met an F1 at another venue after the F1's
+    exposure, where no evidence meets evidence; only the F1's presences say whom."""
+    import numpy as np
+
+    from tracing import CheckinIndex
+    from tracing.shards import contact_presences
+
+    rows = [  # person, venue, check-in, check-out (seconds after T)
+        (1, 1, 0, 3600),          # the case
+        (2, 1, 3000, 5400),       # F1: 10 minutes with the case
+        (4, 1, 3600, 6000),       # F2 through 2 at venue 1, after the case left
+        (2, 2, 7200, 10800),      # 2 at a shop later
+        (8, 2, 9000, 12000),      # F2 through 2 at the shop
+        (9, 2, 9000, 12000),      # and another
+    ]
+    person, venue, t_in, t_out = (np.array(c, np.int64) for c in zip(*rows, strict=True))
+    with CheckinIndex.open(tmp_path / "index") as index:
+        index.append(person.astype(np.uint64), venue.astype(np.uint64), T + t_in, T + t_out)
+        result = index.trace(1, T, T + 86400, ContactRule(depth=2))
+        presences = contact_presences([index.snapshot()], result)
+    assert {(c.person, c.level) for c in result.contacts} == {(2, 1), (4, 2), (8, 2), (9, 2)}
+    alone = graph.contact_graph(result)
+    g = graph.contact_graph(result, presences=presences)
+    exposures = {(a, b) if g.edges[a, b]["source"] == a else (b, a)
+                 for a, b in g.edges if g.edges[a, b]["kind"] == "exposure"}
+    assert exposures == {("p1", "p2"), ("p2", "p4"), ("p2", "p8"), ("p2", "p9")}
+    assert g.edges["p2", "p8"]["venue"] == 2 and g.edges["p2", "p8"]["minutes"] == 30
+    assert not alone.has_edge("p2", "p8")  # evidence alone cannot say it
