@@ -232,8 +232,6 @@ class CaseIn(Strict):
     answers it, or as digits), the infectious window [from, to), the purpose (kept in the
     audit log) and the rule's parameters."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
     person: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S+$")] | U64
     window_from: StoredTime = Field(alias="from")
     window_to: StoredTime = Field(alias="to")

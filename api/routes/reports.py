@@ -37,10 +37,12 @@ async def adoption(reader: ReaderCaller, service: ServiceDep,
         raise HTTPException(422, f"to ({day_to}) is before from ({day_from})")
     if (day_to - day_from).days >= MAX_DAYS:
         raise HTTPException(422, f"a report spans at most {MAX_DAYS} days")
+    # audited before it runs, as every official query (and without blocking the loop)
+    await service.audit.record_async(actor=reader.name, role=reader.role,
+                                     action="adoption_report",
+                                     detail={"principal": reader.id, "from": str(day_from),
+                                             "to": str(day_to), "format": format})
     report = await run_in_threadpool(adoption_for, service, reader, day_from, day_to)
-    service.audit.record(actor=reader.name, role=reader.role, action="adoption_report",
-                         detail={"principal": reader.id, "from": str(day_from),
-                                 "to": str(day_to), "format": format})
     if format == "json":
         import json
         return Response(json.dumps(report.to_dict(), ensure_ascii=False),

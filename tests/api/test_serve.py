@@ -208,7 +208,7 @@ def test_checkout_closes_the_latest_visit(server):
                           json={"token": token, "time": "2026-11-28T10:00:00+07:00"})
     assert missing.status_code == 404
     assert missing.json()["detail"] == \
-        "no check-in of this person at this venue before 2026-11-28T03:00:00Z"
+        "no check-in of this person at this venue in the day before 2026-11-28T03:00:00Z"
     server.post("/v1/scan", token=device, json={"token": token, "time": NOW - 1800})
     r = server.post("/v1/checkouts", token=device, json={"token": token, "time": NOW - 60})
     assert r.status_code == 200 and r.json()["status"] == "accepted", r.text
