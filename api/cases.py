@@ -145,14 +145,8 @@ class CaseService:
         jurisdiction = official.jurisdiction if request.jurisdiction is None \
             else request.jurisdiction.strip("/")
         if not in_jurisdiction(jurisdiction, official.jurisdiction):
-            refusal = OutOfJurisdiction(
-                f"jurisdiction {jurisdiction!r} is outside your own ({official.jurisdiction!r})")
-            self.audit.record(actor=official.name, role=official.role,
-                              action="open_case_refused", purpose=request.purpose,
-                              detail={"principal": official.id, "person": person,
-                                      "jurisdiction": official.jurisdiction,
-                                      "reason": str(refusal)})
-            raise refusal
+            self._refuse_open(official, request, person, OutOfJurisdiction(
+                f"jurisdiction {jurisdiction!r} is outside your own ({official.jurisdiction!r})"))
         try:
             rule = ContactRule(min_overlap=request.min_overlap, linger=request.linger,
                                depth=request.depth, default_dwell=self.default_dwell)
@@ -161,22 +155,26 @@ class CaseService:
         if not self._seen_in(person, request.t_from, request.t_to, jurisdiction):
             # an official traces the people seen in their area, not anyone by id: the
             # case's own movements are the first thing a trace shows
-            refusal = OutOfJurisdiction(
+            self._refuse_open(official, request, person, OutOfJurisdiction(
                 f"person {person} has no check-in at a venue of {jurisdiction!r} between "
                 f"{rfc3339_utc(request.t_from)} and {rfc3339_utc(request.t_to)}: a case is "
-                "opened by an official of a place where its person was seen")
-            self.audit.record(actor=official.name, role=official.role,
-                              action="open_case_refused", purpose=request.purpose,
-                              detail={"principal": official.id, "person": person,
-                                      "jurisdiction": official.jurisdiction,
-                                      "reason": str(refusal)})
-            raise refusal
+                "opened by an official of a place where its person was seen"))
         case = self.registry.open_case(
             person=person, t_from=request.t_from, t_to=request.t_to, purpose=request.purpose,
             jurisdiction=jurisdiction, min_overlap=rule.min_overlap, linger=rule.linger,
             depth=rule.depth, default_dwell=rule.default_dwell, opened_by=official.id)
         self._audit(official, "open_case", case)
         return case
+
+    def _refuse_open(self, official: Principal, request: CaseRequest, person: int,
+                     refusal: CaseError) -> None:
+        """Audit a refused opening (who asked, for whom, why), then raise `refusal`."""
+        self.audit.record(actor=official.name, role=official.role,
+                          action="open_case_refused", purpose=request.purpose,
+                          detail={"principal": official.id, "person": person,
+                                  "jurisdiction": official.jurisdiction,
+                                  "reason": str(refusal)})
+        raise refusal
 
     def contact_presences(self, result: TraceResult) -> tuple[np.ndarray, ...]:
         """Where `result`'s contacts were after their exposure, over this index and its

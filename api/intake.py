@@ -46,6 +46,8 @@ REASONS = np.array(
 _FUTURE_IN, _TOO_OLD, _OUT_BEFORE_IN, _FUTURE_OUT, _NOT_PERSON = 1, 2, 3, 4, 5
 _LIMITED = {"device": 6, "venue": 7, "person": 8}
 _TOO_LONG = 9
+# statuses of an authentic token that stopped being valid after a scan could be stored
+_LATE = np.array([Status.REVOKED, Status.EXPIRED], np.uint8)
 _TOKEN_CODE = np.arange(10, 10 + len(Status), dtype=np.uint8)
 
 
@@ -195,14 +197,22 @@ class LocalStore:
         return self.limiter.admit(int(batch.device[first]), int(batch.venue[first]),
                                   persons[rows], batch.t_in[rows])
 
+    def stored(self, persons: np.ndarray, venue: np.ndarray, t_in: np.ndarray
+               ) -> np.ndarray:
+        """Which of these check-ins the sink holds (bool per row; all False when it
+        cannot tell)."""
+        duplicates = getattr(self.sink, "duplicates", None)
+        if duplicates is None:
+            return np.zeros(len(persons), np.bool_)
+        return duplicates(persons, venue, t_in)
+
     def _not_stored(self, batch: ScanBatch, rows: np.ndarray, persons: np.ndarray
                     ) -> np.ndarray | None:
         """`rows` less those the sink already holds, or None when none is held or the
         sink cannot tell."""
-        duplicates = getattr(self.sink, "duplicates", None)
-        if duplicates is None or not rows.shape[0]:
+        if getattr(self.sink, "duplicates", None) is None or not rows.shape[0]:
             return None
-        stored = duplicates(persons[rows], batch.venue[rows], batch.t_in[rows])
+        stored = self.stored(persons[rows], batch.venue[rows], batch.t_in[rows])
         return rows[~stored] if stored.any() else None
 
     def _refund(self, batch: ScanBatch, group: np.ndarray, duplicates: np.ndarray,
@@ -258,15 +268,33 @@ class ScanIntake:
         bad = free & (checked.status != Status.OK)
         code[bad] = _TOKEN_CODE[checked.status[bad]]
         code[free & ~bad & (checked.kind != Kind.PERSON)] = _NOT_PERSON
-        ok = code == 0
+        stored = self._stored_before(batch, checked, free & bad)
+        code[stored] = 0
+        ok = (code == 0) & ~stored
         persons = np.where(ok, checked.id, 0).astype(np.uint64)
         refused, rows, duplicate = self.store.admit_and_write(batch, group, ok, persons)
         for g, exc in refused.items():
-            code[group == g] = _LIMITED[exc.scope]
+            code[(group == g) & ~stored] = _LIMITED[exc.scope]
         status = np.full(n, REJECTED, np.uint8)
         status[rows] = ACCEPTED
         status[rows[duplicate]] = DUPLICATE
+        status[stored] = DUPLICATE
         return IntakeOutcome(status, REASONS[code], persons), refused
+
+    def _stored_before(self, batch: ScanBatch, checked, bad: np.ndarray) -> np.ndarray:
+        """Which rows are a retry of a check-in stored before their token was revoked or
+        expired (bool per row): answered "duplicate", as any retried upload, not
+        "rejected" (the device would think the check-in lost). Only where the store can
+        tell (the embedded index); nothing of such a row is written again."""
+        out = np.zeros(len(batch), np.bool_)
+        lookup = getattr(self.store, "stored", None)
+        late = bad & np.isin(checked.status, _LATE) & (checked.kind == Kind.PERSON)
+        if lookup is None or not late.any():
+            return out
+        rows = np.flatnonzero(late)
+        out[rows] = lookup(checked.id[rows].astype(np.uint64), batch.venue[rows],
+                           batch.t_in[rows])
+        return out
 
     def _check_times(self, batch: ScanBatch) -> np.ndarray:
         """Reason codes of the rows whose times are refused (0 elsewhere)."""

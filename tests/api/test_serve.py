@@ -99,6 +99,10 @@ def test_a_revoked_personal_token_no_longer_checks_in_here_or_at_kafka_workers(s
         ("rejected", "token: revoked"), ("accepted", None)]
     exported = json.loads((server.data / "revoked.json").read_text())
     assert (exported["person"], exported["venue"]) == ([12], [])
+    # the scan stored before the revocation, uploaded again (a retry): a duplicate, so
+    # that the device does not take its stored check-in for a lost one
+    retry = server.post("/v1/scans", token=device, json={"scans": [scan]}).json()
+    assert [(x["status"], x.get("reason")) for x in retry["results"]] == [("duplicate", None)]
 
 
 def test_the_venue_comes_from_the_device_not_the_request(server):
