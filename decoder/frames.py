@@ -228,7 +228,7 @@ UNSURE_REACH = 60
 # theirs (within these factors of a read code's module), send the part of the frame
 # within LEFTOVER_REACH modules of them to the robust pass: a sheet of codes in a grid
 # read 3 of 9 and 3 of 16 without it. Over 9,000 benchmark frames (synth seeds 1-18,
-# camera 1-12) it ran on 23 (one more code read, no measurable CPU).
+# camera 1-12) it ran on 23 (two more codes read, CPU within the run-to-run spread).
 LEFTOVER_MIN = 3
 LEFTOVER_SIZE = (0.8, 1.25)
 LEFTOVER_REACH = 30

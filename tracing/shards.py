@@ -83,8 +83,7 @@ def trace_shards(shards: Sequence, case: int, window_from: int, window_to: int,
         raise InvalidQuery(f"the window [{window_from}, {window_to}) is empty")
     # asked one after another: asking them at once, a thread each, gave nothing with
     # two shard servers on this two-core machine (13.8 ms an F1 against 13.4)
-    shards = [LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
-              else s.bind(rule.default_dwell) for s in shards]
+    shards = _bind(shards, rule.default_dwell)
     need, linger = rule.effective_min_overlap, rule.linger
     found = np.array([case], np.uint64)
     pres_v, pres_s, pres_e = _presences(shards, found, np.array([window_from], np.int64),
@@ -111,9 +110,7 @@ def case_venues(shards: Sequence, case: int, window_from: int, window_to: int,
     """The sorted venue ids where `case` was present in [window_from, window_to) over all
     the shards (as trace_shards takes them): where an official may say the case was
     seen. Raises ShardUnavailable when a shard cannot answer."""
-    bound = [LocalShard(s, default_dwell) if isinstance(s, Snapshot) else s.bind(default_dwell)
-             for s in shards]
-    venue, _, _ = _presences(bound, np.array([case], np.uint64),
+    venue, _, _ = _presences(_bind(shards, default_dwell), np.array([case], np.uint64),
                              np.array([window_from], np.int64), window_to, 0)
     return np.unique(venue.astype(np.uint64))
 
@@ -150,11 +147,17 @@ def contact_presences(shards: Sequence, result: TraceResult
     if not above:
         empty = np.zeros(0, np.int64)
         return np.zeros(0, np.uint64), empty, empty, empty
-    bound = [LocalShard(s, rule.default_dwell) if isinstance(s, Snapshot)
-             else s.bind(rule.default_dwell) for s in shards]
     persons = np.array([c.person for c in above], np.uint64)
     lows = np.array([c.exposed_at for c in above], np.int64)
-    return _presences_of(bound, persons, lows, result.window_to, rule.linger)
+    return _presences_of(_bind(shards, rule.default_dwell), persons, lows, result.window_to,
+                         rule.linger)
+
+
+def _bind(shards: Sequence, default_dwell: int) -> list:
+    """Each shard as an object answering as LocalShard does: a Snapshot wrapped, a remote
+    shard bound to the rule's default dwell."""
+    return [LocalShard(s, default_dwell) if isinstance(s, Snapshot) else s.bind(default_dwell)
+            for s in shards]
 
 
 def _evidence(shards: list, pres_v, pres_s, pres_e, found: np.ndarray, need: int):
