@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.cli import UsageError
-from api.keystore import KeystoreError, load_keyring
+from api.keystore import KEYS_FILE, KeystoreError, load_keyring
 from decoder import KeyRing
 from ingest.runtime import index_path, private_data_folder
 from tracing.errors import TracingError
@@ -19,8 +19,8 @@ def open_keys_and_index(data: Path) -> tuple[KeyRing, CheckinIndex]:
 
     Raises UsageError naming the folder and what is wrong with it.
     """
-    if not (data / "keys.json").is_file():
-        raise UsageError(f"{data} holds no keys.json: scans are verified with the keys that "
+    if not (data / KEYS_FILE).is_file():
+        raise UsageError(f"{data} holds no {KEYS_FILE}: scans are verified with the keys that "
                          "issued their tokens; name the data folder of the server (or of "
                          "qrtrace issue) that issued them")
     try:

@@ -150,7 +150,7 @@ _HOUR_MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def keys_of(persons: np.ndarray, times: np.ndarray | None) -> np.ndarray:
     """The sketch's key of each scan: its person, and with `times` the hour of its scan
-    time too. A person's scans are then counted per hour of the day they were made: a
+    time too. A person's scans are then counted per hour they were made in: a
     device uploading a backlog of a person's check-ins over ten days is not over the
     hourly limit, and old scans of a person cannot use up their count for the hour they
     scan in now."""

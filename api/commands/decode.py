@@ -53,10 +53,8 @@ def _problem(path: Path) -> tuple[FrameResult | None, int]:
         info = path.stat()
     except OSError as exc:
         return _unreadable(f"cannot read file: {exc.strerror or exc}"), 0
-    if stat.S_ISDIR(info.st_mode):
-        if not os.access(path, os.R_OK | os.X_OK):
-            return _unreadable("cannot read folder: permission denied"), 0
-        return _unreadable("a folder without image files (.png, .jpg, ...) in it"), 0
+    if stat.S_ISDIR(info.st_mode):  # expand() keeps only a folder it could not list
+        return _unreadable("cannot list this folder (no permission?)"), 0
     if not stat.S_ISREG(info.st_mode):
         return _unreadable("not a regular file (a pipe, a device or a socket)"), 0
     if info.st_size > MAX_ENCODED_BYTES:
