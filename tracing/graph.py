@@ -291,12 +291,12 @@ def svg_text(g: nx.Graph, size: int = 900) -> str:
     margin = 30
     xs = [p[0] for p in pos.values()]
     ys = [p[1] for p in pos.values()]
-    span = max(max(xs) - min(xs), max(ys) - min(ys), 1e-9)
+    left, top = min(xs), min(ys)
+    scale = (size - 2 * margin) / max(max(xs) - left, max(ys) - top, 1e-9)
 
     def at(n: str) -> tuple[float, float]:
         x, y = pos[n]
-        scale = (size - 2 * margin) / span
-        return margin + (x - min(xs)) * scale, margin + (y - min(ys)) * scale
+        return margin + (x - left) * scale, margin + (y - top) * scale
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
            f'viewBox="0 0 {size} {size}" font-family="sans-serif" font-size="10">',
