@@ -5,8 +5,6 @@ Route handlers stay thin: they call the service, then one of these.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 
 from api.registry import Case
@@ -66,19 +64,9 @@ def exposure_json(service, case: Case, result: TraceResult, offset: int = 0,
 
 def graph_document(venues: VenueTable, result: TraceResult, format: str,
                    presences=None) -> bytes:
-    """The contact graph of `result` as JSON, GraphML or SVG bytes; `presences` as
-    tracing.graph.contact_graph takes them."""
-    import json
-
-    import networkx as nx
-
-    from tracing.graph import contact_graph, svg_text, to_json
+    """The contact graph of `result` as a document of `format` (tracing.graph.FORMATS);
+    `presences` as tracing.graph.contact_graph takes them."""
+    from tracing.graph import contact_graph, document
 
     g = contact_graph(result, {v.venue: v.name for v in venues}, presences=presences)
-    if format == "json":
-        return json.dumps(to_json(g), ensure_ascii=False).encode()
-    if format == "graphml":
-        buffer = io.BytesIO()
-        nx.write_graphml(g, buffer)
-        return buffer.getvalue()
-    return svg_text(g).encode()
+    return document(g, format)

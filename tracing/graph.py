@@ -19,12 +19,13 @@ Edges:
   proves it: their evidence intervals at the same venue intersect; a level-k+1 person
   with no such proof then hangs from the venue alone.
 
-Exports: GraphML (`write_graphml`), JSON node-link (`write_json`) and a hand-written SVG
-drawing from a NetworkX layout (`write_svg`); no plotting library needed.
+Exports (`document`, `write`): GraphML, JSON node-link and a hand-written SVG drawing
+from a NetworkX layout; no plotting library needed.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -46,6 +47,7 @@ from tracing.model import Contact, TraceResult
 MAX_SOURCES = 3
 LEVEL_COLOURS = ("#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#1f77b4")
 VENUE_COLOUR = "#7f7f7f"
+FORMATS = ("json", "graphml", "svg")
 
 
 def person_node(person: int) -> str:
@@ -239,7 +241,7 @@ def to_json(g: nx.Graph) -> dict:
     return nx.node_link_data(g, edges="links")
 
 
-def _private(path: str | os.PathLike, mode: str) -> IO:
+def _private(path: str | os.PathLike) -> IO[bytes]:
     """`path` opened for writing, readable by its owner only (mode 0600, an existing
     file narrowed too): a contact graph names persons and where they were. A path that
     is not a regular file (a pipe, /dev/stdout) is written as it is."""
@@ -250,34 +252,36 @@ def _private(path: str | os.PathLike, mode: str) -> IO:
     except OSError:
         os.close(fd)
         raise
-    return open(fd, mode, encoding=None if "b" in mode else "utf-8")
+    return open(fd, "wb")
 
 
-def write_json(g: nx.Graph, path: str | os.PathLike) -> None:
-    """Write the node-link JSON of `g` to `path` (mode 0600)."""
-    with _private(path, "w") as fh:
-        json.dump(to_json(g), fh, ensure_ascii=False)
+def document(g: nx.Graph, format: str) -> bytes:
+    """`g` as a document of `format` (one of FORMATS): node-link JSON (UTF-8), GraphML,
+    or an SVG drawing (`svg_text`)."""
+    if format == "json":
+        return json.dumps(to_json(g), ensure_ascii=False).encode()
+    if format == "graphml":
+        buffer = io.BytesIO()
+        nx.write_graphml(g, buffer)
+        return buffer.getvalue()
+    if format == "svg":
+        return svg_text(g).encode()
+    raise ValueError(f"unknown graph format {format!r} (one of {', '.join(FORMATS)})")
 
 
-def write_graphml(g: nx.Graph, path: str | os.PathLike) -> None:
-    """Write `g` as GraphML (every attribute is a number or a string; mode 0600)."""
-    with _private(path, "wb") as fh:
-        nx.write_graphml(g, fh)
-
-
-def write_svg(g: nx.Graph, path: str | os.PathLike, size: int = 900) -> None:
-    """Draw `g` as a standalone SVG: persons coloured by level, venues as grey squares.
-
-    The layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell
-    layout by level beyond, where a spring layout is slow and unreadable anyway. The
-    file is readable by its owner only (mode 0600).
-    """
-    with _private(path, "w") as fh:
-        fh.write(svg_text(g, size))
+def write(g: nx.Graph, path: str | os.PathLike, format: str) -> None:
+    """Write `document(g, format)` to `path`, readable by its owner only (mode 0600)."""
+    body = document(g, format)
+    with _private(path) as fh:
+        fh.write(body)
 
 
 def svg_text(g: nx.Graph, size: int = 900) -> str:
-    """The SVG document that `write_svg` writes."""
+    """`g` drawn as a standalone SVG: persons coloured by level, venues as grey squares.
+
+    The layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell
+    layout by level beyond, where a spring layout is slow and unreadable anyway.
+    """
     if len(g) == 0:
         return f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}"/>'
     if len(g) <= 400:

@@ -3,7 +3,8 @@
 `--json` prints the TraceResult as one object (times in epoch seconds) plus the query
 time; otherwise a table in local time (UTC+7 unless `--tz` says otherwise) with venue
 names from the folder's venue table. `--graphml`/`--graph-json`/`--svg` also write the
-contact graph (tracing.graph).
+contact graph (tracing.graph); one of them may be '-', standard output, and the trace is
+then printed to standard error.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import os
 import re
+import sys
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -72,9 +74,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "audit/audit.log (needed when tracing over --shard servers alone)")
     p.add_argument("--tz", default="+07:00", help="offset for printed times (default +07:00)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--graphml", metavar="FILE", help="write the contact graph as GraphML")
-    p.add_argument("--graph-json", metavar="FILE", help="write the contact graph as JSON")
-    p.add_argument("--svg", metavar="FILE", help="draw the contact graph as SVG")
+    p.add_argument("--graphml", metavar="FILE",
+                   help="write the contact graph as GraphML ('-' for stdout: the trace is "
+                        "then printed to stderr)")
+    p.add_argument("--graph-json", metavar="FILE",
+                   help="write the contact graph as JSON ('-' for stdout, likewise)")
+    p.add_argument("--svg", metavar="FILE",
+                   help="draw the contact graph as SVG ('-' for stdout, likewise)")
     p.set_defaults(func=run)
 
 
@@ -130,6 +136,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--case {case} is out of range (0 to 2^64-1)")
     lo, hi = _window(args)
     rule = build_rule(args)
+    graph_files = _graph_files(args)
     tz = parse_offset(args.tz)
     folders = [Path(d) for d in args.data]
     if not folders and not args.shard:
@@ -165,20 +172,21 @@ def run(args: argparse.Namespace) -> int:
         query_ms = first_ms
         if first_ms < REPEAT_UNDER_MS:
             result, query_ms = timed()
-        presences = _contact_presences(idx, result) \
-            if args.graphml or args.graph_json or args.svg else None
+        presences = _contact_presences(idx, result) if graph_files else None
     except TracingError as exc:
         raise UsageError(str(exc)) from None
     finally:
         idx.close()
-    _write_graph(args, result, venues, presences)
+    _write_graph(graph_files, result, venues, presences)
+    # with a graph on standard output, the trace itself goes to standard error
+    out = sys.stderr if any(path == "-" for _, path in graph_files) else sys.stdout
     if args.json:
         print(json.dumps({**result.to_dict(), "query_ms": round(query_ms, 3),
-                          "first_query_ms": round(first_ms, 3)}, ensure_ascii=False))
+                          "first_query_ms": round(first_ms, 3)}, ensure_ascii=False), file=out)
     else:
         repeated = first_ms < REPEAT_UNDER_MS
         print(format_table(result, venues, tz, query_ms, first_ms if repeated else None,
-                           compiled=first.shown))
+                           compiled=first.shown), file=out)
     return 0
 
 
@@ -251,23 +259,35 @@ def _contact_presences(idx, result: TraceResult):
     return contact_presences([idx.snapshot()], result)
 
 
-def _write_graph(args: argparse.Namespace, result: TraceResult, venues: VenueTable,
+def _graph_files(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The graph documents asked for: [(format, path or "-" for standard output)].
+    Raises UsageError when more than one asks for standard output."""
+    files = [(format, path) for format, path in
+             (("graphml", args.graphml), ("json", args.graph_json), ("svg", args.svg)) if path]
+    if sum(path == "-" for _, path in files) > 1:
+        raise UsageError("only one of --graphml, --graph-json and --svg can be '-' "
+                         "(standard output)")
+    return files
+
+
+def _write_graph(files: list[tuple[str, str]], result: TraceResult, venues: VenueTable,
                  presences) -> None:
-    if not (args.graphml or args.graph_json or args.svg):
+    """Write the contact graph in each of `files` (_graph_files); "-" to standard output."""
+    if not files:
         return
     from tracing import graph
 
     g = graph.contact_graph(result, venue_names={v.venue: v.name for v in venues if v.name},
                             presences=presences)
-    try:
-        if args.graphml:
-            graph.write_graphml(g, args.graphml)
-        if args.graph_json:
-            graph.write_json(g, args.graph_json)
-        if args.svg:
-            graph.write_svg(g, args.svg)
-    except OSError as exc:
-        raise UsageError(f"cannot write the graph: {exc}") from None
+    for format, path in files:
+        if path == "-":
+            sys.stdout.buffer.write(graph.document(g, format))
+            sys.stdout.buffer.flush()
+            continue
+        try:
+            graph.write(g, path, format)
+        except OSError as exc:
+            raise UsageError(f"cannot write the graph to {path}: {exc}") from None
 
 
 def format_table(result: TraceResult, venues: VenueTable, tz: timezone,

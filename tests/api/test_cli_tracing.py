@@ -18,11 +18,14 @@ CASE, FRIEND, LATER, STRANGER = 900_001, 900_002, 900_003, 900_004
 VENUE = 5  # a venue of the simulated town
 
 
-def qrtrace(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _script() -> list[str]:
     script = Path(sys.executable).parent / "qrtrace"
-    cmd = [str(script)] if script.exists() else [
+    return [str(script)] if script.exists() else [
         sys.executable, "-c", "import sys; from api.cli import main; sys.exit(main())"]
-    done = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=120)
+
+
+def qrtrace(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([*_script(), *args], capture_output=True, text=True, timeout=120)
     if check and done.returncode != 0:
         raise AssertionError(f"qrtrace {args} failed:\n{done.stderr}")
     return done
@@ -87,6 +90,22 @@ def test_trace_rule_options_and_table(data, tmp_path):
                     "--to", str(T + 3600), "--graphml", str(graphml)).stdout
     assert "2021-12-01 08:40" in table  # the friend's exposure, in UTC+7
     assert str(FRIEND) in table and graphml.read_text().startswith("<?xml")
+
+
+def test_trace_writes_a_graph_to_standard_output(data, tmp_path):
+    """`--graph-json -` pipes the graph (into jq, say): stdout holds the graph alone, the
+    trace's table goes to stderr, and no file named '-' is made."""
+    window = ["--case", str(CASE), "--from", str(T), "--to", str(T + 3600)]
+    done = subprocess.run([*_script(), "trace", "--data", str(data), *window,
+                           "--graph-json", "-"], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    nodes = {n["id"] for n in json.loads(done.stdout)["nodes"]}
+    assert {f"p{CASE}", f"p{FRIEND}", f"v{VENUE}"} <= nodes
+    assert "2021-12-01 08:40" in done.stderr and not (tmp_path / "-").exists()
+    both = qrtrace("trace", "--data", str(data), *window, "--svg", "-", "--graphml", "-",
+                   check=False)
+    assert both.returncode == 2 and "only one of" in both.stderr
 
 
 def test_trace_reads_a_folder_that_a_running_writer_holds(data, tmp_path):

@@ -71,13 +71,13 @@ def test_empty_result_is_the_case_alone():
 
 def test_exports_round_trip(tmp_path):
     g = graph.contact_graph(_result(), venue_names={10: "Chợ <10> & co"})
-    graph.write_graphml(g, tmp_path / "g.graphml")
+    graph.write(g, tmp_path / "g.graphml", "graphml")
     back = nx.read_graphml(tmp_path / "g.graphml")
     assert set(back.nodes) == set(g.nodes) and back.number_of_edges() == g.number_of_edges()
-    graph.write_json(g, tmp_path / "g.json")
+    graph.write(g, tmp_path / "g.json", "json")
     data = json.loads((tmp_path / "g.json").read_text(encoding="utf-8"))
     assert {n["id"] for n in data["nodes"]} == set(g.nodes)
-    graph.write_svg(g, tmp_path / "g.svg")
+    graph.write(g, tmp_path / "g.svg", "svg")
     svg = (tmp_path / "g.svg").read_text(encoding="utf-8")
     assert svg.startswith("<svg") and "Chợ &lt;10&gt; &amp; co" in svg
 
@@ -86,13 +86,12 @@ def test_exports_are_readable_by_their_owner_only(tmp_path):
     """A contact graph names persons and where they were: its files are 0600, also when
     they replace a file others could read."""
     g = graph.contact_graph(_result())
-    for name, write in (("g.graphml", graph.write_graphml), ("g.json", graph.write_json),
-                        ("g.svg", graph.write_svg)):
-        path = tmp_path / name
+    for format in graph.FORMATS:
+        path = tmp_path / f"g.{format}"
         path.write_text("old")
         path.chmod(0o644)
-        write(g, path)
-        assert path.stat().st_mode & 0o777 == 0o600, name
+        graph.write(g, path, format)
+        assert path.stat().st_mode & 0o777 == 0o600, format
         assert path.read_text(encoding="utf-8") != "old"
 
 
