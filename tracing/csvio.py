@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -276,6 +277,9 @@ def write_checkins(out: BinaryIO, person: np.ndarray, venue: np.ndarray, t_in: n
 
 # Venues ------------------------------------------------------------------------------
 
+# what errors="surrogateescape" makes of a byte that is not UTF-8
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
 def read_venues(path: str | os.PathLike) -> tuple[list[Venue], list[RejectedRow]]:
     """The venues of a venue CSV file and the rows that could not be read.
 
@@ -283,7 +287,8 @@ def read_venues(path: str | os.PathLike) -> tuple[list[Venue], list[RejectedRow]
     `venue` is required and other columns are ignored. Raises CsvFormatError for a file
     without such a header, OSError when it cannot be read.
     """
-    with open(path, encoding="utf-8-sig", newline="") as fh:
+    # bytes that are not UTF-8 reject their row alone (as in check-in files), not the file
+    with open(path, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         names = [h.strip().lower() for h in header or []]
@@ -299,10 +304,16 @@ def read_venues(path: str | os.PathLike) -> tuple[list[Venue], list[RejectedRow]
             line = reader.line_num
             if not fields or all(not f.strip() for f in fields):
                 continue
+            text = ",".join(fields)
+            if _NOT_UTF8.search(text):
+                rejected.append(RejectedRow(line, "line is not valid UTF-8",
+                                            text.encode("utf-8", "surrogateescape")
+                                            .decode("utf-8", "replace")))
+                continue
             try:
                 venues.append(_venue_from_fields(fields, where, len(names)))
             except (ValueError, VenueTableError) as exc:
-                rejected.append(RejectedRow(line, str(exc), ",".join(fields)))
+                rejected.append(RejectedRow(line, str(exc), text))
         return venues, rejected
 
 

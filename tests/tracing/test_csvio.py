@@ -132,6 +132,17 @@ def test_venue_file_round_trip(tmp_path):
         (4, "venue 'x' is not an integer"), (5, "dwell_minutes -5 is not positive")]
 
 
+def test_a_venue_row_that_is_not_utf8_is_rejected_alone(tmp_path):
+    """A name typed in another encoding (Latin-1 'é') rejects its row, named by line, and
+    the file's other venues are still read."""
+    path = tmp_path / "venues.csv"
+    path.write_bytes("venue,name\n1,Chợ\n".encode() + b"2,Caf\xe9 Hoa\n3,Shop\n")
+    got, rejected = csvio.read_venues(path)
+    assert [v.venue for v in got] == [1, 3]
+    assert [(r.line, r.reason, r.text) for r in rejected] == [
+        (3, "line is not valid UTF-8", "2,Caf\ufffd Hoa")]
+
+
 # A field is either something valid or one of the shapes that break rows.
 _good_id = st.integers(0, 2**64 - 1).map(str)
 _bad_id = st.sampled_from(["", "-1", "abc", "1.5", "18446744073709551616", " ", "0x10"])
