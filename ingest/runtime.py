@@ -15,6 +15,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from ingest.wire import FORMAT_HEADER, HEADER_SIZE, JSON, MAGIC, PACKED_V1, ROW_SIZE
 
@@ -56,23 +57,37 @@ def offsets_path(data: str | Path) -> Path:
     return Path(data) / OFFSETS_FILE
 
 
-def file_records(blob: bytes) -> Iterator[tuple[bytes, list[tuple[str, bytes]]]]:
-    """Split a scan file into (value, headers) records: concatenated packed-v1 batches
-    when it starts with the packed magic, else JSON lines (one event per non-empty
-    line). Trailing bytes that are not a whole packed batch become one record of their
-    own, which the worker refuses with its reason."""
+class FileRecord(NamedTuple):
+    """A record of a scan file: its bytes and headers for the log, and where it is in
+    the file for its reader (`where`: "line 7" or "batch 2"; `start`: its first byte)."""
+
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    where: str
+    start: int
+
+
+def file_records(blob: bytes) -> Iterator[FileRecord]:
+    """Split a scan file into records: concatenated packed-v1 batches when it starts with
+    the packed magic, else JSON lines (one event per non-empty line). Trailing bytes
+    that are not a whole packed batch become one record of their own, which the worker
+    refuses with its reason."""
     if blob[:4] == MAGIC:
         headers = [(FORMAT_HEADER, PACKED_V1.encode())]
         at = 0
+        batch = 0
         while at < len(blob):
             size = len(blob) - at
             if size >= HEADER_SIZE and blob[at:at + 4] == MAGIC:
                 count = int.from_bytes(blob[at + 8:at + 12], "little")
                 size = min(size, HEADER_SIZE + ROW_SIZE * count)
-            yield blob[at:at + size], headers
+            batch += 1
+            yield FileRecord(blob[at:at + size], headers, f"batch {batch}", at)
             at += size
         return
     headers = [(FORMAT_HEADER, JSON.encode())]
-    for line in blob.splitlines():
+    at = 0
+    for number, line in enumerate(blob.splitlines(keepends=True), 1):
         if line.strip():
-            yield line, headers
+            yield FileRecord(line.rstrip(b"\r\n"), headers, f"line {number}", at)
+        at += len(line)

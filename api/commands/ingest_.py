@@ -2,7 +2,8 @@
 
 The file holds JSON lines (one scan event per line) or concatenated packed-v1 batches
 (see ingest/wire.py). Every record passes through the same worker as Kafka's; a record
-or row that can never be processed is counted and listed with its reason.
+or row that can never be processed is counted and listed with its reason, by its line
+(JSON lines) or its batch and rows (packed).
 """
 
 from __future__ import annotations
@@ -57,8 +58,10 @@ def run(args: argparse.Namespace) -> int:
         with notice_if_slow(f"ingest: indexing the scans of {args.file} (the first run after "
                             "an install also compiles the kernels: tens of seconds)..."):
             pending = []
-            for value, headers in file_records(blob):
-                pending.append(log.submit(value, headers))
+            places: list[tuple[str, int]] = []  # (where, start) by the log's offset
+            for record in file_records(blob):
+                places.append((record.where, record.start))
+                pending.append(log.submit(record.value, record.headers))
                 if len(pending) >= CHUNK:
                     _drain(worker, log)
                     pending.clear()
@@ -68,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         index.close()
     seconds = time.perf_counter() - began
     m = worker.metrics
-    rejected = [{"offset": r.offset, "reason": reason} for r, reason in log.dead_letters]
+    rejected = [_rejection(blob, *places[r.offset], r, reason)
+                for r, reason in sorted(log.dead_letters, key=lambda d: d[0].offset)]
     summary = {"file": args.file, "data": str(data), **m.as_dict(), "seconds": round(seconds, 3)}
     summary.pop("lag", None)
     if args.json:
@@ -78,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
               f"added, {m.duplicates} duplicates, {sum(m.rejected.values())} rejected "
               f"({seconds:.2f} s)")
         for item in rejected[:SHOW_REJECTED]:
-            print(f"  record {item['offset'] + 1}: {item['reason']}")
+            rows = item.get("rows")
+            shown = "" if rows is None else f", {_rows_text(rows)}"
+            print(f"  {item['where']}{shown}: {item['reason']}")
         if len(rejected) > SHOW_REJECTED:
             print(f"  ... and {len(rejected) - SHOW_REJECTED} more")
     return 1 if m.rejected else 0
@@ -87,3 +93,42 @@ def run(args: argparse.Namespace) -> int:
 def _drain(worker, log) -> None:
     while log.lag():
         worker.run_once()
+
+
+def _rejection(blob: bytes, where: str, start: int, letter, reason: str) -> dict:
+    """What the summary says of one dead letter: where its record is in the file, and
+    for a packed batch refused in part, which of its rows (1-based)."""
+    item = {"where": where, "reason": reason}
+    if where.startswith("batch") and letter.value is not None:
+        from ingest.wire import HEADER_SIZE, ROW_SIZE
+
+        count = int.from_bytes(blob[start + 8:start + 12], "little")
+        item["rows"] = _refused_rows(blob[start:start + HEADER_SIZE + ROW_SIZE * count],
+                                     letter.value)
+    return item
+
+
+def _refused_rows(batch: bytes, refused: bytes) -> list[int] | None:
+    """The 1-based rows of packed `batch` that the packed `refused` (a dead letter of
+    some of its rows) holds; None when either is not a whole packed batch (the batch
+    was refused as it is)."""
+    from ingest.wire import decode_packed
+
+    whole, part = decode_packed(batch), decode_packed(refused)
+    if not (whole.ok and part.ok):
+        return None
+    rows: dict[tuple, list[int]] = {}
+    for i, row in enumerate(zip(*_columns(whole.batch), strict=True), 1):
+        rows.setdefault(row, []).append(i)
+    return sorted(rows[row].pop(0) for row in zip(*_columns(part.batch), strict=True))
+
+
+def _columns(batch) -> list[list]:
+    return [batch.venue.tolist(), batch.device.tolist(), batch.seq.tolist(),
+            batch.t_in.tolist(), batch.t_out.tolist(), batch.token.tolist()]
+
+
+def _rows_text(rows: list[int]) -> str:
+    shown = ", ".join(map(str, rows[:10]))
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"

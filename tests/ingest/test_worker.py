@@ -196,6 +196,37 @@ def test_ingest_command_reads_json_lines_and_packed_files(tmp_path, capsys):
     assert not (tmp_path / "nope").exists()
 
 
+def test_ingest_command_names_the_lines_and_rows_it_refused(tmp_path, capsys):
+    """A refused scan is named where its sender can find it: the file's line for JSON
+    lines (blank lines counted), the batch and its rows for a packed file."""
+    from api.cli import main
+
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    events = events_for(keyring, [(1, 10, T0, 0), (2, 10, T0 + 60, 0)])
+    lines = tmp_path / "scans.jsonl"
+    lines.write_bytes(encode_json(events[0]) + b"\n\n{\"venue\": 1}\n" + encode_json(events[1]))
+    assert main(["ingest", str(lines), "--data", str(data)]) == 1
+    out = capsys.readouterr().out
+    assert "2 check-ins added" in out and "  line 3: " in out
+    first, _ = random_batch(keyring, 10, seed=1)
+    second, _ = random_batch(keyring, 10, seed=2)
+    token = second.token.copy()
+    for row in (2, 6):  # rows 3 and 7, as a person counts them
+        token[row] = forged(token[row].decode()).encode()
+    second = ScanBatch(second.venue, second.device, second.seq + 100, second.t_in,
+                       second.t_out, token)
+    packed = tmp_path / "scans.bin"
+    packed.write_bytes(encode_packed(first) + encode_packed(second) + b"QRTP?")
+    assert main(["ingest", str(packed), "--data", str(data), "--json"]) == 1
+    refused = json.loads(capsys.readouterr().out)["rejected_records"]
+    assert refused[0] == {"where": "batch 2", "rows": [3, 7], "reason": "token: bad_mac"}
+    assert refused[1]["where"] == "batch 3" and "rows" in refused[1]
+    assert refused[1]["rows"] is None and refused[1]["reason"].startswith("packed:")
+    assert main(["ingest", str(packed), "--data", str(data)]) == 1
+    assert "  batch 2, rows 3, 7: token: bad_mac" in capsys.readouterr().out
+
+
 def _mixed_records(keyring, seed: int) -> list:
     """Packed batches of ~100 events (some rows forged, some times backwards), JSON
     events, and a few records that do not decode, in random order."""
