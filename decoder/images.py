@@ -1,9 +1,10 @@
 """Turning what a caller hands us into grayscale frames, or a reason why not.
 
 `to_gray` accepts a 2-D uint8 array (grayscale), a 3-D uint8 array of shape (H, W, C)
-with 1, 3 (RGB) or 4 (RGBA) channels, or the encoded bytes of a PNG, JPEG, WebP, BMP or
-GIF image. It never raises for bad input: it returns a `BadInput` that names the
-problem, so a batch can report it for that frame and go on.
+with 1, 3 (RGB) or 4 (RGBA) channels, or the encoded bytes of a PNG, JPEG, WebP, BMP,
+GIF, PPM or TIFF image of one frame (an animated or multi-page image is refused). It
+never raises for bad input: it returns a `BadInput` that names the problem, so a batch
+can report it for that frame and go on.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ def _decode_encoded(data: bytes, max_pixels: int) -> np.ndarray | BadInput:
             with Image.open(io.BytesIO(data)) as img:
                 if img.format not in ("PNG", "JPEG", "WEBP", "BMP", "GIF", "PPM", "TIFF"):
                     return BadInput("unreadable_input", f"unsupported image format {img.format}")
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    # reading the first alone would drop the codes of the others unseen
+                    return BadInput("unreadable_input", f"the {img.format} image holds "
+                                    f"{frames} frames; give each frame as an item of its own")
                 width, height = img.size
                 size_problem = _check_size(width, height, max_pixels)
                 if size_problem is not None:

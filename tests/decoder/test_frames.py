@@ -213,6 +213,22 @@ def test_codes_in_16_bit_and_float_images_are_read_from_their_own_range(mode):
     assert result.texts == ["WIDE"], result
 
 
+@pytest.mark.parametrize("format", ["GIF", "TIFF"])
+def test_an_image_of_several_frames_is_refused_not_read_in_part(format):
+    """An animated GIF or a multi-page TIFF: reading its first frame alone would drop the
+    codes on the others unseen. It is refused with what to do instead; a one-frame image
+    of the same format is read."""
+    pages = [Image.fromarray(on_canvas(qr_image(f"PAGE{k}"))) for k in range(3)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format=format, save_all=True, append_images=pages[1:])
+    single = io.BytesIO()
+    pages[2].save(single, format=format)
+    several, one = decode_frames([buf.getvalue(), single.getvalue()])
+    assert several.status is FrameStatus.UNREADABLE_INPUT and several.texts == []
+    assert "holds 3 frames" in several.detail and "item of its own" in several.detail
+    assert one.texts == ["PAGE2"]
+
+
 @pytest.mark.parametrize(("rows", "columns"), [(2, 3), (3, 3), (4, 4)])
 def test_a_sheet_of_codes_in_a_grid_is_read_whole(rows, columns):
     """Aligned codes line their finder patterns up: the scan grouped them into wrong
