@@ -24,8 +24,6 @@ MAX_ENCODED_BYTES = 32 * 1024 * 1024
 # Fewer pixels than this on either side cannot hold a QR code of version 1 (21 modules).
 MIN_SIDE = 21
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
 
 @dataclass(frozen=True, slots=True)
 class BadInput:
@@ -67,10 +65,12 @@ def _gray_from_array(arr: np.ndarray, max_pixels: int) -> np.ndarray | BadInput:
         return np.ascontiguousarray(arr)
     if channels == 1:
         return np.ascontiguousarray(arr[:, :, 0])
-    # Luma of RGB; the alpha channel, if any, is ignored. BGR input gives a slightly
-    # different gray level, which does not matter for a black-and-white symbol.
-    gray = arr[:, :, :3].astype(np.float32) @ _LUMA
-    return np.clip(gray + 0.5, 0, 255).astype(np.uint8)
+    # Luma of RGB, Pillow's as for encoded images (integer arithmetic, no float copy of
+    # the frame: 13 ms for a 4K RGBA frame, against 146 through float32); alpha is
+    # ignored. BGR input gives a slightly different gray level, which does not matter
+    # for a black-and-white symbol.
+    image = Image.fromarray(arr, "RGB" if channels == 3 else "RGBA")
+    return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
 def _check_size(width: int, height: int, max_pixels: int) -> BadInput | None:
