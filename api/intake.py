@@ -285,7 +285,8 @@ class ScanIntake:
         """Which rows are a retry of a check-in stored before their token was revoked or
         expired (bool per row): answered "duplicate", as any retried upload, not
         "rejected" (the device would think the check-in lost). Only where the store can
-        tell (the embedded index); nothing of such a row is written again."""
+        tell (the index, in this process or the writer's); nothing of such a row is
+        written again."""
         out = np.zeros(len(batch), np.bool_)
         lookup = getattr(self.store, "stored", None)
         late = bad & np.isin(checked.status, _LATE) & (checked.kind == Kind.PERSON)

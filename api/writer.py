@@ -37,7 +37,7 @@ from api.ratelimit import RateLimited
 
 logger = logging.getLogger("qrtrace.api")
 _LENGTH = struct.Struct("<I")
-STORE, RELOAD, READY = "store", "reload", "ready"
+STORE, STORED, RELOAD, READY = "store", "stored", "reload", "ready"
 _RELOADS = {"venues": "reload_venues", "keys": "reload_keyring", "revoked": "reload_revoked"}
 
 
@@ -115,6 +115,8 @@ class WriterChannel:
             self.service.keyring()  # a rotation elsewhere reaches the Kafka worker first
             refused, rows, duplicate = self.service.intake.store.admit_and_write(*args)
             return _refusals_out(refused), rows, duplicate
+        if op == STORED:
+            return self.service.intake.store.stored(*args)
         if op == READY:
             self.ready.set()
             return None
@@ -153,6 +155,10 @@ class RemoteStore:
         """As LocalStore.admit_and_write, in the writer process."""
         refused, rows, duplicate = self._call(STORE, batch, group, ok, persons)
         return _refusals_in(refused), rows, duplicate
+
+    def stored(self, persons: np.ndarray, venue: np.ndarray, t_in: np.ndarray) -> np.ndarray:
+        """As LocalStore.stored, asked of the writer (a follower's own index may lag)."""
+        return self._call(STORED, persons, venue, t_in)
 
     def ready(self) -> None:
         """Tell the writer this follower is about to serve."""

@@ -103,6 +103,19 @@ def test_every_process_answers_and_a_scan_is_stored_once_whichever_takes_it(serv
     for name in PROCESSES:  # every process counts the same three check-ins
         assert eventually(lambda n=name: call(server, by[n], "GET", "/readyz").json()
                           ["checkins"] == 3), name
+    # the person's tokens revoked: once a process refuses new scans of them, the stored
+    # scan sent again is still a duplicate there (the writer's index tells a follower)
+    assert call(server, by["writer"], "POST", "/v1/admin/tokens/revoke",
+                json={"kind": "person", "id": 11}).status_code == 204
+    tries = iter(range(1000))
+    for name in PROCESSES:
+        assert eventually(lambda n=name: call(  # a new scan each try: a fresh one is refused
+            server, by[n], "POST", "/v1/scan", token=device,
+            json={"token": token, "time": NOW - next(tries)}).json().get("reason")
+            == "token: revoked"), name
+        r = call(server, by[name], "POST", "/v1/scan", token=device,
+                 json={"token": token, "time": NOW - 3600, "seq": 1})
+        assert r.json()["status"] == "duplicate", (name, r.text)
 
 
 def test_rate_limits_count_the_scans_of_every_process(server):
