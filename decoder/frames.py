@@ -228,7 +228,9 @@ UNSURE_REACH = 60
 # theirs (within these factors of a read code's module), send the part of the frame
 # within LEFTOVER_REACH modules of them to the robust pass: a sheet of codes in a grid
 # read 3 of 9 and 3 of 16 without it. Over 9,000 benchmark frames (synth seeds 1-18,
-# camera 1-12) it ran on 23 (two more codes read, CPU within the run-to-run spread).
+# camera 1-12) it ran on 23 (two more codes read, CPU within the run-to-run spread). The
+# whole frame goes when the scan kept only some of its patterns (Located.crowded): a 6x6
+# sheet read 18 of 36 through the part around the 40 kept; 2 of 3,600 benchmark frames.
 LEFTOVER_MIN = 3
 LEFTOVER_SIZE = (0.8, 1.25)
 LEFTOVER_REACH = 30
@@ -294,7 +296,8 @@ def _around_leftovers(located: Located, done: list[Box], modules: list[float],
     """The part of the frame within LEFTOVER_REACH modules of the loose finder patterns
     outside the codes read that are the size of theirs, when there are LEFTOVER_MIN of
     them or more (else None): a sheet of codes in a grid, whose aligned patterns the scan
-    grouped wrongly, so that only some codes were read."""
+    grouped wrongly, so that only some codes were read. The whole frame when the scan
+    kept only some of the patterns it met (a sheet of more than 13 codes)."""
     if not modules or located.loose < LEFTOVER_MIN:
         return None
     # plain floats: a frame has a few dozen patterns at most, and numpy per step costs more
@@ -304,9 +307,11 @@ def _around_leftovers(located: Located, done: list[Box], modules: list[float],
             and not any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in done)]
     if len(left) < LEFTOVER_MIN:
         return None
+    height, width = shape
+    if located.crowded:  # the patterns kept are some of the sheet's only
+        return 0, 0, width, height
     xs, ys = [p[0] for p in left], [p[1] for p in left]
     reach = LEFTOVER_REACH * max(p[2] for p in left) / 7
-    height, width = shape
     return (max(0, int(min(xs) - reach)), max(0, int(min(ys) - reach)),
             min(width, int(max(xs) + reach) + 1), min(height, int(max(ys) + reach) + 1))
 

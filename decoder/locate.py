@@ -84,6 +84,12 @@ class Located:
     loose_indices: list[int]  # rows of `finders` in no code region, most hits first
     shape: tuple[int, int]
 
+    @property
+    def crowded(self) -> bool:
+        """Whether the scan met more finder patterns than it keeps (MAX_FINDERS, those
+        crossed by the most rows): others may lie anywhere in the frame."""
+        return len(self.finders) >= MAX_FINDERS
+
     def guesses(self) -> list[CodeRegion]:
         """Wider regions around the loose finder patterns that could belong to a code
         whose other patterns were not seen: pairs first, then singles."""

@@ -229,11 +229,12 @@ def test_an_image_of_several_frames_is_refused_not_read_in_part(format):
     assert one.texts == ["PAGE2"]
 
 
-@pytest.mark.parametrize(("rows", "columns"), [(2, 3), (3, 3), (4, 4)])
+@pytest.mark.parametrize(("rows", "columns"), [(2, 3), (3, 3), (4, 4), (6, 6), (8, 8)])
 def test_a_sheet_of_codes_in_a_grid_is_read_whole(rows, columns):
     """Aligned codes line their finder patterns up: the scan grouped them into wrong
     triples and read 3 of 9 (3 of 16) with status ok. The patterns left over after the
-    codes read send the part of the sheet around them to the robust pass."""
+    codes read send the part of the sheet around them to the robust pass; the whole
+    sheet when it has more patterns than the scan keeps (18 of 36 were read at 6x6)."""
     code = qr_image("V0")
     height, width = code.shape
     sheet = np.full((rows * (height + 40) + 40, columns * (width + 40) + 40), 255, np.uint8)
