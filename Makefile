@@ -32,8 +32,11 @@ test: $(VENV)/.installed
 	@if [ "$$(id -u)" = 0 ] && [ ! -x /usr/bin/chromium ]; then \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; fi
 	$(VENV)/bin/ruff check .
-	@bootstrap=$$(scripts/kafka start) || exit 1; \
+	@# numba compiles the kernels (a fresh clone: minutes of CPU) while the broker starts
+	@$(PY) -m api.warmup & warming=$$!; \
+	bootstrap=$$(scripts/kafka start) || exit 1; \
 	trap 'scripts/kafka stop' EXIT; trap 'exit 130' INT TERM; \
+	wait $$warming; \
 	QRTRACE_KAFKA=$$bootstrap $(PY) -m pytest -q
 
 bench: $(VENV)/.bench-installed

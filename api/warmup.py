@@ -7,11 +7,17 @@ them: the first scans after a start, and the first exposure pages made while sca
 flowed, waited 230-800 ms at 10M check-ins (benchmarks/RESULTS.md, the HTTP API,
 eighteenth session). `qrtrace serve` (each of its processes) and `qrtrace shard` call
 `warm_up` before they listen, so that a server that answers is a server that is ready.
+
+`python -m api.warmup` fills the on-disk cache on a fresh install, the decoder's kernels
+and tracing's in two processes at once (`make test` runs it while the Kafka broker
+starts: compiling them one after the other took about three minutes of a CI run).
 """
 
 from __future__ import annotations
 
+import importlib
 import time
+from concurrent.futures import ProcessPoolExecutor
 
 import decoder.warmup
 import tracing.warmup
@@ -26,3 +32,20 @@ def warm_up() -> float:
     decoder.warmup.warm_up()
     tracing.warmup.warm_up()
     return time.perf_counter() - started
+
+
+def _warm_module(name: str) -> None:
+    importlib.import_module(name).warm_up()
+
+
+def compile_all() -> float:
+    """`warm_up`, the decoder's part and tracing's in two processes at once (numba
+    compiles on one core); returns the seconds it took."""
+    started = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool:
+        list(pool.map(_warm_module, ["decoder.warmup", "tracing.warmup"]))
+    return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    print(f"warmup: the numba kernels compiled or loaded in {compile_all():.0f} s")
