@@ -152,13 +152,21 @@ class CaseService:
                                depth=request.depth, default_dwell=self.default_dwell)
         except ValueError as exc:
             raise BadCase(str(exc)) from None
-        if not self._seen_in(person, request.t_from, request.t_to, jurisdiction):
+        seen = self._seen_in(person, request.t_from, request.t_to, jurisdiction)
+        if seen is False:
             # an official traces the people seen in their area, not anyone by id: the
             # case's own movements are the first thing a trace shows
             self._refuse_open(official, request, person, OutOfJurisdiction(
                 f"person {person} has no check-in at a venue of {jurisdiction!r} between "
                 f"{rfc3339_utc(request.t_from)} and {rfc3339_utc(request.t_to)}: a case is "
                 "opened by an official of a place where its person was seen"))
+        if seen is None and request.t_to > time.time():
+            # seen nowhere yet: a window into the future would show, as they are scanned,
+            # the movements of someone never seen in the official's area
+            self._refuse_open(official, request, person, OutOfJurisdiction(
+                f"person {person} has no check-in yet between {rfc3339_utc(request.t_from)} "
+                f"and {rfc3339_utc(request.t_to)}: a case for a person seen nowhere must "
+                "end by now (check-ins of devices that were offline still show in it)"))
         case = self.registry.open_case(
             person=person, t_from=request.t_from, t_to=request.t_to, purpose=request.purpose,
             jurisdiction=jurisdiction, min_overlap=rule.min_overlap, linger=rule.linger,
@@ -181,16 +189,17 @@ class CaseService:
         shards (tracing.shards.contact_presences): who exposed whom, for the graph."""
         return contact_presences([self.snapshot(), *self.shards], result)
 
-    def _seen_in(self, person: int, t_from: int, t_to: int, jurisdiction: str) -> bool:
+    def _seen_in(self, person: int, t_from: int, t_to: int, jurisdiction: str
+                 ) -> bool | None:
         """Whether `person` was present at a venue inside `jurisdiction` in [t_from, t_to),
-        over this index and its shards, or nowhere at all (a trace would show nothing:
-        a case may be opened before the check-ins of offline devices arrive)."""
+        over this index and its shards; None when present nowhere at all (a case may be
+        opened before the check-ins of offline devices arrive)."""
         if self._venues is None or not jurisdiction:
             return True
         venues = case_venues([self.snapshot(), *self.shards], person, t_from, t_to,
                              self.default_dwell)
         if not venues.shape[0]:
-            return True
+            return None
         table = self._venues()
         for venue in venues.tolist():
             known = table.get(venue)

@@ -406,8 +406,9 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
 
 def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     """A review traced a Đức Thượng resident from another district: an official's case
-    now needs its person seen in the official's area in the window (or nowhere: then the
-    trace shows nothing), and a window cannot run into the future."""
+    now needs its person seen in the official's area in the window (or nowhere, with a
+    window that ends by now: then the trace shows what offline devices upload later), and
+    a window cannot run far into the future."""
     c = setup_commune(server)
     other = _official_token(server, "Đan Phượng/Tân Hội", "other district")
     district = _official_token(server, "Hoài Đức", "district")
@@ -426,6 +427,14 @@ def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     ahead = server.post("/v1/cases", token=other, json={
         "person": 12, "from": NOW, "to": NOW + 30 * 86400, "purpose": "watch them"})
     assert ahead.status_code == 422 and "more than a day from now" in ahead.text
+    # ... but not one running on into the next hours: it would show where the person is
+    # scanned from now on, anywhere, to an official of a place they were never seen in
+    live = server.post("/v1/cases", token=other, json={
+        "person": 12, "from": NOW - 300, "to": NOW + 23 * 3600, "purpose": "watch them"})
+    assert live.status_code == 403 and "seen nowhere must end by now" in live.text
+    assert server.post("/v1/cases", token=c["official"], json={
+        "person": 11, "from": NOW - 7200, "to": NOW + 23 * 3600,
+        "purpose": "positive test"}).status_code == 201  # seen in the area: it may
     for purpose in ("     ", "\u0000\u0001\u0002", "ok\u202e"):
         r = server.post("/v1/cases", token=c["official"], json={
             "person": 11, "from": NOW - 86400, "to": NOW, "purpose": purpose})
