@@ -202,8 +202,27 @@
     return response;
   }
 
+  // JSON with ids above 2^53 kept exact: the API's person ids reach 2^64 - 1, and a
+  // JavaScript number would show 9007199254740993 as ...992, another person. Such an
+  // integer is kept as the text of its digits (the reviver's source; Chromium 114+).
+  function parseJson(text) {
+    return JSON.parse(text, (key, value, context) =>
+      typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value) &&
+        context && typeof context.source === "string" ? context.source : value);
+  }
+
+  async function readJson(response) {
+    return parseJson(await response.text());
+  }
+
   async function getJson(path) {
-    return (await request(path)).json();
+    return readJson(await request(path));
+  }
+
+  // Order of two ids that may be numbers or (above 2^53) texts of digits.
+  function compareIds(a, b) {
+    const x = BigInt(a), y = BigInt(b);
+    return x < y ? -1 : x > y ? 1 : 0;
   }
 
   // The message (key and values) for a failed call.
@@ -365,7 +384,7 @@
     button.disabled = true;
     setStatus("signing_in");
     try {
-      const cases = await (await request("/v1/cases", { token })).json();
+      const cases = await readJson(await request("/v1/cases", { token }));
       state.token = token;
       state.cases = cases;
       store("sessionStorage", TOKEN_KEY, token);
@@ -452,7 +471,7 @@
     button.disabled = true;
     setStatus("f_opening");
     try {
-      const opened = await (await request("/v1/cases", { method: "POST", body })).json();
+      const opened = await readJson(await request("/v1/cases", { method: "POST", body }));
       state.cases = null;
       $("f-person").value = "";
       setStatus("case_opened", { id: opened.id });
@@ -510,7 +529,7 @@
 
   window.QrApp = {
     state, t, label, h, table, fmt, fmtTime, fmtRange, fmtDate, tzName, fmtNumber, todayLocal,
-    addDays, request, getJson, download, saveBlob, busy, fail, setStatus, showMessage,
+    addDays, request, getJson, readJson, compareIds, download, saveBlob, busy, fail, setStatus, showMessage,
     hideMessage, ApiError,
   };
   document.addEventListener("DOMContentLoaded", init);

@@ -123,7 +123,8 @@
   function renderContacts(level, box) {
     const list = view.exposure.contacts
       .filter((c) => (level === 1 ? c.level === 1 : c.level >= 2))
-      .sort((a, b) => a.level - b.level || a.exposed_at - b.exposed_at || a.person - b.person);
+      .sort((a, b) => a.level - b.level || a.exposed_at - b.exposed_at ||
+        App.compareIds(a.person, b.person));
     if (!list.length) {
       box.replaceChildren(h("p", { text: t("contacts_empty") }));
       return;

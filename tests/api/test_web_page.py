@@ -291,3 +291,32 @@ def test_an_official_signs_in_traces_a_case_and_reads_the_adoption_report(site, 
     assert token not in page.url
     shot("signed-out")
     assert not page.problems, page.problems
+
+
+def test_person_ids_beyond_javascripts_exact_integers_are_shown_exactly(site, page):
+    """Person ids reach 2^64 - 1; a JavaScript number holds integers exactly up to 2^53
+    only, and the page showed 9007199254740993 as ...992: another person to quarantine."""
+    import time
+
+    server, tokens = site
+    case_person, contact = 2**60 + 1, 2**53 + 1
+    device = server.post("/v1/admin/devices", json={"name": "big ids", "venue": 1}).json()
+    now = int(time.time())
+    for seq, person in enumerate((case_person, contact)):
+        token = server.post("/v1/admin/tokens", json={"kind": "person", "id": person}).json()
+        r = server.post("/v1/scan", token=device["token"], json={
+            "token": token["token"], "time": now - 7200 + 60 * seq, "seq": seq})
+        assert r.json()["status"] == "accepted", r.text
+    r = server.post("/v1/cases", token=tokens["commune"], json={
+        "person": str(case_person), "from": now - 86400, "to": now, "purpose": "big ids"})
+    assert r.status_code == 201, r.text
+    case = r.json()["id"]
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(tokens["commune"])
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("link", name=f"Xem ca #{case}").click()
+    page.get_by_role("heading", name=f"Ca #{case}", exact=True).wait_for()
+    page.locator("#f1 tbody tr").first.wait_for()
+    assert f"số {case_person}" in page.locator("#case-meta").inner_text()
+    assert f"Số {contact}" in page.locator("#f1").inner_text()
+    assert not page.problems, page.problems
