@@ -320,7 +320,8 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
 
     Takes the snapshot the trace read (or a later one), the venue table, the trace, and
     the other shards the trace covered (see venue_day_counts_over). Returns {"narrow":
-    {quarantine (F1), test (F2), venues (distinct zone venues, every level), zones,
+    {quarantine (F1), test (F2 and, with a deeper rule, F3...), venues (distinct zone
+    venues, every level), zones,
     zone_hours (level-0 zones)}, "village": {villages (sorted names; a zone venue
     without a village is its own, "venue <id>"), persons (distinct persons with a
     check-in, t_in in the trace's window, at any venue of those villages), venues}}.
@@ -329,7 +330,7 @@ def lockdown_comparison(snapshot: Snapshot, venues: VenueTable, result: TraceRes
     zone_venues = sorted({z.venue for z in result.zones})
     levels = result.contact_levels
     narrow = {"quarantine": int(np.count_nonzero(levels == 1)),
-              "test": int(np.count_nonzero(levels == 2)),
+              "test": int(np.count_nonzero(levels >= 2)),
               "venues": len(zone_venues), "zones": len(result.zones),
               "zone_hours": round(sum(z.end - z.start for z in result.zones
                                       if z.level == 0) / 3600, 2)}

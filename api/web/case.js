@@ -62,7 +62,8 @@
       h("li", { text: t("case_purpose", { purpose: c.purpose }) }),
       h("li", { text: t("case_jurisdiction", { jurisdiction: c.jurisdiction }) }));
     $("count-f1").textContent = App.fmtNumber(counts.f1 || 0);
-    $("count-f2").textContent = App.fmtNumber(counts.f2 || 0);
+    $("count-f2").textContent = App.fmtNumber(beyondF1(counts).total);
+    $("count-f2-levels").textContent = beyondF1(counts).levels;
     $("count-zones").textContent = App.fmtNumber(counts.zones || 0);
     $("rule-line").textContent = t("rule_line", { min: Math.round(rule.min_overlap / 60),
       linger: Math.round(rule.linger / 60), depth: rule.depth });
@@ -73,6 +74,17 @@
     renderOrder();
     $("case-body").hidden = false;
     if (view.graph) renderGraph();
+  }
+
+  // Contacts below F1 (F2, and F3... with a deeper rule): all of them are tested, in one
+  // box and one list; `levels` names each level's count when there are several.
+  function beyondF1(counts) {
+    const levels = Object.keys(counts).filter((k) => /^f\d+$/.test(k) && k !== "f1")
+      .sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+    const total = levels.reduce((sum, k) => sum + counts[k], 0);
+    const named = levels.filter((k) => counts[k] > 0);
+    return { total, levels: named.length > 1 ? named.map((k) =>
+      `${k.toUpperCase()}: ${App.fmtNumber(counts[k])}`).join(", ") : "" };
   }
 
   function renderComparison() {
@@ -205,7 +217,8 @@
       h("p", { text: t("order_case", { id: c.id, person: c.person }) }),
       h("p", { text: t("order_window", { from: App.fmtTime(c.from), to: App.fmtTime(c.to), tz }) }),
       h("p", { text: t("order_counts", { f1: App.fmtNumber(counts.f1 || 0),
-        f2: App.fmtNumber(counts.f2 || 0) }) }),
+        f2: App.fmtNumber(beyondF1(counts).total) }) +
+        (beyondF1(counts).levels ? ` (${beyondF1(counts).levels})` : "") }),
       h("p", { text: $("rule-line").textContent }),
       h("h2", { text: t("order_part0", { n: close.length }) }),
       close.length ? orderTable(close, 1) : h("p", { text: t("zones_empty") }),

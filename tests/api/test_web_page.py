@@ -320,3 +320,35 @@ def test_person_ids_beyond_javascripts_exact_integers_are_shown_exactly(site, pa
     assert f"số {case_person}" in page.locator("#case-meta").inner_text()
     assert f"Số {contact}" in page.locator("#f1").inner_text()
     assert not page.problems, page.problems
+
+
+def test_a_deeper_rule_counts_every_level_below_f1_among_those_to_test(site, page):
+    """A case traced to depth 3: its F3 contacts are tested too. The page's F2 box, its
+    printed order and the comparison with a lockdown left them out (4,779 shown of the
+    4,792 listed)."""
+    server, tokens = site
+    token = tokens["commune"]
+    demo = next(c for c in server.get("/v1/cases", token=token).json()
+                if c["purpose"].startswith("Ca dương tính (demo)"))
+    r = server.post("/v1/cases", token=token, json={
+        "person": str(demo["person"]), "from": demo["from"], "to": demo["to"], "depth": 3,
+        "purpose": "depth 3"})
+    assert r.status_code == 201, r.text
+    case = r.json()["id"]
+    exposure = server.get(f"/v1/cases/{case}/exposure", token=token).json()
+    counts = exposure["counts"]
+    assert counts.get("f3", 0) > 0, counts  # the demo commune has F3s at depth 3
+    below = counts["f2"] + counts["f3"]
+    assert exposure["comparison"]["narrow"]["test"] == below
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("link", name=f"Xem ca #{case}").click()
+    page.get_by_role("heading", name=f"Ca #{case}", exact=True).wait_for()
+    page.locator("#f1 tbody tr").first.wait_for()
+    assert page.locator("#count-f2").inner_text() == vi_number(below)
+    assert page.locator("#count-f2-levels").inner_text() == \
+        f"F2: {vi_number(counts['f2'])}, F3: {vi_number(counts['f3'])}"
+    persons = counts["f1"] + below
+    assert vi_number(persons) in page.locator("#comparison").inner_text()
+    assert not page.problems, page.problems
