@@ -57,12 +57,14 @@ def load(service: Service, seed: int = 2021, progress=print) -> None:
     silent = ids[share < SILENT_SHARE]
     no_qr = ids[(share >= SILENT_SHARE) & (share < SILENT_SHARE + NO_QR_SHARE)]
     ring = service.keyring()
+    today = int(time.time() // 86400)
+    posted = (today - DAYS) * 86400  # the QR points are as old as the check-ins
     for venue in venues:
         if venue.venue in no_qr:
             continue
-        service.registry.add_principal(f"Điểm quét {venue.name}", "device", venue=venue.venue)
-        service.registry.add_qr_point(venue.venue, ring.active)  # its venue code, posted
-    today = int(time.time() // 86400)
+        service.registry.add_principal(f"Điểm quét {venue.name}", "device", venue=venue.venue,
+                                       created=posted)
+        service.registry.add_qr_point(venue.venue, ring.active, posted)  # its venue code
     loaded = 0
     for chunk in iter_checkins(town, DAYS + 1, today - DAYS):
         keep = ~np.isin(chunk.venue, np.concatenate([silent, no_qr])) & (

@@ -182,17 +182,18 @@ class Registry:
     # ---- principals ---------------------------------------------------------------
 
     def add_principal(self, name: str, role: str, *, jurisdiction: str = "",
-                      venue: int | None = None, token: str | None = None
-                      ) -> tuple[Principal, str]:
+                      venue: int | None = None, token: str | None = None,
+                      created: int | None = None) -> tuple[Principal, str]:
         """Register a principal; returns it and its bearer token (the only time the token
-        is available: only its hash is kept). Raises RegistryError for an unknown role,
-        a device without a venue, or a token already in use."""
+        is available: only its hash is kept). `created`: when (epoch seconds; default
+        now; the demo commune's devices date from its first day). Raises RegistryError
+        for an unknown role, a device without a venue, or a token already in use."""
         if role not in ROLES:
             raise RegistryError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
         if (role == "device") != (venue is not None):
             raise RegistryError("a device is bound to exactly one venue; others to none")
         token = token or new_token(role)
-        now = self._now()
+        now = self._now() if created is None else int(created)
         cur = self._write(
             "INSERT INTO principals (name, role, jurisdiction, venue, token_hash, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -310,19 +311,30 @@ class Registry:
 
     # ---- QR points and revocations --------------------------------------------------
 
-    def add_qr_point(self, venue: int, key_id: int) -> None:
-        """Count one venue QR code issued (posted at the venue)."""
+    def add_qr_point(self, venue: int, key_id: int, issued_at: int | None = None) -> None:
+        """Count one venue QR code issued (posted at the venue), at `issued_at` (epoch
+        seconds; default now)."""
         self._write("INSERT INTO qr_points (venue, key_id, issued_at) VALUES (?, ?, ?)",
-                    (str(venue), key_id, self._now()))
+                    (str(venue), key_id, self._now() if issued_at is None else issued_at))
 
-    def qr_points(self) -> dict[int, int]:
-        """QR points per venue: venue codes issued plus live devices bound to it."""
+    def qr_points(self, t_from: int | None = None, t_to: int | None = None
+                  ) -> dict[int, int]:
+        """QR points per venue: venue codes issued plus devices bound to it; those posted
+        at some time in [t_from, t_to) (epoch seconds; both None: those live now): a
+        venue whose code was posted after a day cannot be silent on it."""
         out: dict[int, int] = {}
-        for venue, n in self._read("SELECT venue, COUNT(*) FROM qr_points GROUP BY venue"):
-            out[int(venue)] = out.get(int(venue), 0) + n
-        for venue, n in self._read(
-                "SELECT venue, COUNT(*) FROM principals WHERE role = 'device'"
-                " AND revoked IS NULL GROUP BY venue"):
+        if t_from is None or t_to is None:
+            codes = self._read("SELECT venue, COUNT(*) FROM qr_points GROUP BY venue")
+            devices = self._read("SELECT venue, COUNT(*) FROM principals WHERE role = "
+                                 "'device' AND revoked IS NULL GROUP BY venue")
+        else:
+            codes = self._read("SELECT venue, COUNT(*) FROM qr_points WHERE issued_at < ? "
+                               "GROUP BY venue", (t_to,))
+            devices = self._read(
+                "SELECT venue, COUNT(*) FROM principals WHERE role = 'device' AND "
+                "created < ? AND (revoked IS NULL OR revoked > ?) GROUP BY venue",
+                (t_to, t_from))
+        for venue, n in [*codes, *devices]:
             out[int(venue)] = out.get(int(venue), 0) + n
         return out
 

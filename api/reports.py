@@ -27,13 +27,14 @@ _EPOCH = date(1970, 1, 1)
 def adoption_for(service, caller: Principal, day_from: date, day_to: date) -> AdoptionReport:
     """The adoption report over local days [day_from, day_to] for the venues inside the
     caller's jurisdiction (an admin: every venue, unknown ones included), over this
-    server's index and its shards (`serve --shard`). Raises ShardUnavailable when a shard
-    cannot answer."""
+    server's index and its shards (`serve --shard`), counting the QR points posted by the
+    end of those days. Raises ShardUnavailable when a shard cannot answer."""
     first, last = (day_from - _EPOCH).days, (day_to - _EPOCH).days
     tz = service.settings.tz_offset_s
+    bounds = day_bounds(first, last, tz)
     counts = venue_day_counts_over([service.index.snapshot(), *service.cases.shards],
-                                   *day_bounds(first, last, tz), tz)
-    qr_points = service.registry.qr_points()
+                                   *bounds, tz)
+    qr_points = service.registry.qr_points(*bounds)
     venues = service.venues
     if caller.jurisdiction:
         venues = VenueTable(v for v in service.venues

@@ -1,4 +1,4 @@
-// The adoption page: over a date range (the last 14 days by default), venues with QR
+// The adoption page: over a date range (the last 14 whole days by default), venues with QR
 // points that nobody scans first and highlighted, check-ins per day by village as a
 // chart, and the downloads: venues CSV, the village report CSV and the chart as SVG.
 "use strict";
@@ -16,9 +16,10 @@
 
   function openAdoption() {
     if (!$("ad-from").value || !$("ad-to").value) {
-      const today = App.todayLocal();
-      $("ad-to").value = today;
-      $("ad-from").value = App.addDays(today, -13);
+      // the last 14 whole days: today has only begun, and would read as a day nobody scanned
+      const yesterday = App.addDays(App.todayLocal(), -1);
+      $("ad-to").value = yesterday;
+      $("ad-from").value = App.addDays(yesterday, -13);
     }
     const wanted = range();
     if (view.report && view.range && view.range.from === wanted.from &&
@@ -45,6 +46,10 @@
       render();
       App.setStatus("loaded");
     } catch (err) {
+      // the report of other dates must not stay on screen under the dates just refused
+      view.report = null;
+      view.range = null;
+      $("adoption-body").hidden = true;
       App.fail(err, err.status === 401 ? undefined : error);
     }
   }

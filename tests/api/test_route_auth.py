@@ -21,6 +21,7 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,6 +40,11 @@ ROLES = ("device", "official", "admin")
 # Served to anyone: the operator's probes and scrapers. (/openapi.json, /docs, the page
 # at / and /static/... are not operations of the schema.)
 OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+
+
+def _utc_today():
+    """Today in UTC: never after the server's local (UTC+7) day."""
+    return datetime.now(UTC).date()
 
 
 @dataclass
@@ -97,7 +103,7 @@ MINIMAL: dict[tuple[str, str], Minimal] = {
     ("GET", "/v1/cases/{case_id}/graph"): Minimal(OFFICIAL, _on_case, on_case=True),
     ("GET", "/v1/cases/{case_id}/export.csv"): Minimal(OFFICIAL, _on_case, on_case=True),
     ("GET", "/v1/reports/adoption"): Minimal(OFFICIAL | ADMIN, lambda fx: {"params": {
-        "from": "2026-01-01", "to": "2026-01-07"}}),
+        "from": str(_utc_today() - timedelta(days=7)), "to": str(_utc_today())}}),
     ("GET", "/v1/admin/venues"): Minimal(ADMIN, lambda fx: {}),
     ("PUT", "/v1/admin/venues"): Minimal(ADMIN, lambda fx: {"json": {"venues": [
         {"venue": 3, "name": "Nhà văn hoá", "commune": "Đức Thượng",

@@ -57,7 +57,8 @@ SCHEMA_CANNOT_SAY = {
     "POST /v1/cases": (["422"], "`to` after `from` and at most 60 days later (two fields), "
                                 "and a personal token whose MAC verifies (a secret)"),
     "GET /v1/reports/adoption": (["422"], "`to` on or after `from`, at most 366 days "
-                                          "(two query parameters)"),
+                                          "(two query parameters), days the index holds "
+                                          "(none to come, none past the retention period)"),
     "POST /v1/scans/packed": (["400"], "packed-v1 is a binary layout (magic, header, "
                                        "fixed-width rows): any byte string fits the "
                                        "schema's string/binary"),

@@ -468,6 +468,33 @@ def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
     assert seen["admin"] == {1: 1, 2: 0, 3: 0, 4: 0}
 
 
+def test_the_adoption_report_speaks_only_of_days_it_holds(server):
+    """A review asked for days to come, and for days before the retention period: every
+    venue showed as silent. And a kiosk set up today made its venue silent on every day
+    before it too. Those days are refused, and QR points count from when they were posted."""
+    c = setup_commune(server)  # venues 1 and 2, their kiosks set up now
+    server.post("/v1/scan", token=c["devices"][1], json={"token": c["tokens"][11],
+                                                         "time": NOW - 60})
+
+    def local_day(days_ago: int) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(NOW + 7 * 3600 - days_ago * 86400))
+
+    def report(first: str, last: str):
+        return server.get(f"/v1/reports/adoption?from={first}&to={last}")
+
+    today = report(local_day(0), local_day(0)).json()
+    assert {v["venue"]: (v["qr_points"], v["silent"]) for v in today["venues"]} == {
+        1: (1, False), 2: (1, True)}
+    before = report(local_day(3), local_day(1)).json()  # before the kiosks existed
+    assert {v["venue"]: (v["qr_points"], v["silent"]) for v in before["venues"]} == {
+        1: (0, False), 2: (0, False)}
+    ahead = report(local_day(0), local_day(-1))
+    assert ahead.status_code == 422 and "is after today" in ahead.text
+    purged = report(local_day(30), local_day(0))  # retention: 21 days
+    assert purged.status_code == 422 and "retention: 21 days" in purged.text
+    assert report(local_day(20), local_day(0)).status_code == 200
+
+
 def test_rate_limit_refuses_the_whole_batch_with_retry_after(live_server):
     server = live_server(extra=("--device-burst", "5", "--device-per-hour", "3600"))
     c = setup_commune(server)

@@ -253,12 +253,14 @@ def test_an_official_signs_in_traces_a_case_and_reads_the_adoption_report(site, 
     assert int(page.locator("#count-f1").inner_text().replace(".", "")) > 0
     shot("new-case")
 
-    # The adoption page: the last 14 days, silent venues first and highlighted, a chart.
+    # The adoption page: the last 14 whole days, silent venues first and highlighted, a
+    # chart.
     page.get_by_role("link", name="Sử dụng mã QR").click()
     page.locator("#ad-venues tbody tr").first.wait_for()
-    today = (datetime.now(UTC) + VIETNAM).date()
-    assert page.get_by_label("Đến ngày").input_value() == today.isoformat()
-    assert page.get_by_label("Từ ngày").input_value() == (today - timedelta(13)).isoformat()
+    yesterday = (datetime.now(UTC) + VIETNAM).date() - timedelta(1)
+    assert page.get_by_label("Đến ngày").input_value() == yesterday.isoformat()
+    assert page.get_by_label("Từ ngày").input_value() == \
+        (yesterday - timedelta(13)).isoformat()
     first_venue = page.locator("#ad-venues tbody tr").first
     assert "silent" in first_venue.get_attribute("class")
     assert "Có mã QR, không ai quét" in first_venue.inner_text()
