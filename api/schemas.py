@@ -24,6 +24,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from tracing.venues import normal_jurisdiction
+
 MAX_TIME = 2**32 - 1
 U64_MAX = 2**64 - 1
 ROW_ID_MAX = 2**63 - 1  # ids of cases and principals are SQLite rowids
@@ -124,7 +126,8 @@ TokenText = Annotated[str, Field(min_length=1, max_length=64)]
 # country, which no official is given by accident).
 _PART = f"[^/{_HIDDEN}]*[^/\\s{_HIDDEN}][^/{_HIDDEN}]*"
 Jurisdiction = Annotated[str, Field(min_length=1, max_length=200,
-                                    pattern=f"^{_PART}(/{_PART})?$")]
+                                    pattern=f"^{_PART}(/{_PART})?$"),
+                         AfterValidator(normal_jurisdiction)]
 
 
 class Strict(BaseModel):
@@ -351,10 +354,12 @@ class PrincipalOut(BaseModel):
 
 
 class PrincipalCreated(BaseModel):
-    """A new principal and its bearer token: shown this once, stored only hashed."""
+    """A new principal and its bearer token: shown this once, stored only hashed; and
+    what the admin should know of it (an official's jurisdiction that no venue lies in)."""
 
     principal: PrincipalOut
     token: str
+    warning: str | None = None
 
 
 class TokenIn(Strict):

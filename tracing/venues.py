@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,17 @@ class VenueTableError(ValueError):
 MAX_DWELL_MINUTES = 1440
 
 
+def normal_place(text: str) -> str:
+    """A place name in one spelling: Unicode NFC (a keyboard may type "Đức" decomposed),
+    with runs of spaces made one and none at the ends."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def normal_jurisdiction(text: str) -> str:
+    """"District" or "District/Commune" with each part a normal_place."""
+    return "/".join(normal_place(part) for part in text.split("/"))
+
+
 @dataclass(frozen=True, slots=True)
 class Venue:
     """One venue: `dwell_minutes` is None when the category default applies.
@@ -79,6 +91,11 @@ class Venue:
     district: str = ""
 
     def __post_init__(self) -> None:
+        # places are compared as text with officials' jurisdictions: one spelling each
+        for name in ("village", "commune", "district"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, normal_place(value))
         if not isinstance(self.venue, int) or not 0 <= self.venue <= MAX_VENUE_ID:
             raise VenueTableError(
                 f"venue id must be an integer from 0 to 2^64-1, got {self.venue!r}"

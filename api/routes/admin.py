@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, AdminCaller, ServiceDep
-from api.registry import NotFound
+from api.registry import NotFound, in_jurisdiction
 from api.revocations import export_revocations
 from api.schemas import (
     ROW_ID_MAX,
@@ -92,12 +92,28 @@ def list_officials(admin: AdminCaller, service: ServiceDep) -> list[dict]:
 @router.post("/officials", status_code=201, response_model=PrincipalCreated,
              responses=AUTH_RESPONSES)
 def add_official(body: OfficialIn, admin: AdminCaller, service: ServiceDep) -> dict:
-    """Register an official of a jurisdiction ("District" or "District/Commune")."""
+    """Register an official of a jurisdiction ("District" or "District/Commune"), spelled
+    as the venue table spells it when they differ in letter case only; `warning` says
+    when no venue lies in it yet (the official would see no case and no venue)."""
+    jurisdiction, warning = _known_spelling(body.jurisdiction, service.venues)
     principal, token = service.registry.add_principal(
-        body.name, "official", jurisdiction=body.jurisdiction)
+        body.name, "official", jurisdiction=jurisdiction)
     _audit(service, admin, "add_official", official=principal.id,
            jurisdiction=principal.jurisdiction)
-    return {"principal": principal.to_dict(), "token": token}
+    return {"principal": principal.to_dict(), "token": token, "warning": warning}
+
+
+def _known_spelling(jurisdiction: str, venues) -> tuple[str, str | None]:
+    """`jurisdiction` as the venues' districts and communes spell it (compared without
+    letter case), and a warning when no venue lies in it."""
+    places = {p for v in venues for p in (v.district, v.jurisdiction) if p}
+    if any(in_jurisdiction(p, jurisdiction) for p in places):
+        return jurisdiction, None
+    folded = {p.casefold(): p for p in places}
+    if jurisdiction.casefold() in folded:
+        return folded[jurisdiction.casefold()], None
+    return jurisdiction, (f"no venue lies in {jurisdiction!r} yet: this official sees no "
+                          "case and no venue until venues of it are registered")
 
 
 @router.delete("/officials/{official_id}", response_model=PrincipalOut, responses=NOT_FOUND)

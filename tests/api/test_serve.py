@@ -468,6 +468,26 @@ def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
     assert seen["admin"] == {1: 1, 2: 0, 3: 0, 4: 0}
 
 
+def test_an_officials_jurisdiction_is_spelled_as_the_venues_spell_it(server):
+    """A review typed the commune decomposed (NFD), with stray spaces, and in lower case:
+    each official was created and saw nothing, with no word of why."""
+    import unicodedata
+
+    setup_commune(server)  # venues in Hoài Đức/Đức Thượng
+    for typed in (unicodedata.normalize("NFD", COMMUNE), " Hoài  Đức /Đức Thượng ",
+                  "hoài đức/đức thượng"):
+        r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": typed})
+        assert r.status_code == 201, r.text
+        assert r.json()["principal"]["jurisdiction"] == COMMUNE, typed
+        assert r.json()["warning"] is None
+        day = time.strftime('%Y-%m-%d', time.gmtime())  # never after the server's day
+        report = server.get(f"/v1/reports/adoption?from={day}"
+                            f"&to={day}", token=r.json()["token"])
+        assert {v["venue"] for v in report.json()["venues"]} == {1, 2}, typed
+    r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": "Ba Vì"})
+    assert r.status_code == 201 and "no venue lies in 'Ba Vì' yet" in r.json()["warning"]
+
+
 def test_the_adoption_report_speaks_only_of_days_it_holds(server):
     """A review asked for days to come, and for days before the retention period: every
     venue showed as silent. And a kiosk set up today made its venue silent on every day
