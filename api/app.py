@@ -31,7 +31,7 @@ from starlette.routing import Match
 from api.cases import BadCase, CaseNotFound, OutOfJurisdiction
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
-from api.routes import admin, cases, health, me, reports, scans, web
+from api.routes import admin, cases, docs, health, me, reports, scans, web
 from api.schemas import LARGE_BOUNDS, Problem
 from api.service import Service
 from api.settings import Settings
@@ -54,6 +54,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
                 app.state.service.close()
 
     app = FastAPI(title="qrtrace", version="0.5.0", lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # api/routes/docs.py serves /docs
                   max_body_size=settings.limits.max_body_bytes,
                   description="QR check-in ingestion and contact tracing: check-in points "
                               "post scans; officials open cases and read exposures, zones "
@@ -61,7 +62,7 @@ def create_app(settings: Settings, service: Service | None = None) -> FastAPI:
     if service is not None:
         app.state.service = service
     for router in (health.router, me.router, scans.router, cases.router, reports.router,
-                   admin.router, web.router):
+                   admin.router, web.router, docs.router):
         app.include_router(router)
     _add_error_handlers(app)
     _document_common_responses(app)

@@ -354,3 +354,17 @@ def test_a_deeper_rule_counts_every_level_below_f1_among_those_to_test(site, pag
     persons = counts["f1"] + below
     assert vi_number(persons) in page.locator("#comparison").inner_text()
     assert not page.problems, page.problems
+
+
+def test_the_api_docs_draw_offline_from_this_server_alone(site, page):
+    """/docs loaded Swagger UI from a CDN: a blank page where nothing else answers. It is
+    served by the server itself, and the browser asks no other origin for anything."""
+    server, _ = site
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(server.url + "/docs")
+    page.locator(".swagger-ui .info .title").get_by_text("qrtrace").wait_for()
+    page.locator(".opblock-summary-path", has_text="/v1/cases/{case_id}/exposure").first \
+        .wait_for()
+    assert asked and all(url.startswith(server.url) for url in asked), asked
+    assert not page.problems, page.problems
