@@ -220,7 +220,9 @@ def retire(key_id: Annotated[int, Path(ge=0, le=MAX_KEY_ID)], admin: AdminCaller
 def audit_entries(admin: AdminCaller, service: ServiceDep,
                   after: Annotated[int, Query(ge=0)] = 0,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict]:
-    """Audit entries after seq `after`, oldest first."""
+    """Audit entries after seq `after`, oldest first. The read is audited itself (the
+    entries name persons and purposes), before it runs: its own entry may be among them."""
+    _audit(service, admin, "read_audit", after=after, limit=limit)
     return [e.to_dict() for e in service.audit.entries(after, limit)]
 
 

@@ -291,6 +291,8 @@ def test_official_traces_a_case_and_every_query_is_audited(live_server, audit_fs
                                             "graph_graphml", "export_contacts"]
     assert all(e["purpose"] == "positive PCR test" and e["actor"] == "official"
                for e in reads)
+    # reading the log is itself in it (it names persons and purposes)
+    assert entries[-1]["action"] == "read_audit" and entries[-1]["role"] == "admin"
     verified = server.get("/v1/admin/audit/verify").json()
     assert verified["ok"] and verified["entries"] == len(entries)
 
