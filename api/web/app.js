@@ -69,6 +69,9 @@
     for (const el of document.querySelectorAll("[data-i18n-aria]")) {
       el.setAttribute("aria-label", t(el.dataset.i18nAria));
     }
+    for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+      el.setAttribute("placeholder", t(el.dataset.i18nPlaceholder));
+    }
     const lang = $("lang");
     lang.textContent = t("lang_switch");
     lang.setAttribute("aria-label", t("lang_switch_label"));
@@ -449,7 +452,6 @@
     const now = Math.floor(Date.now() / 60000) * 60;
     if (!$("f-from").value) $("f-from").value = toLocalInput(now - 5 * 86400);
     if (!$("f-to").value) $("f-to").value = toLocalInput(now);
-    if (!$("f-purpose").value) $("f-purpose").value = t("f_purpose_default");
   }
 
   async function submitCase(event) {
@@ -459,8 +461,21 @@
     const person = $("f-person").value.trim();
     const from = fromLocalInput($("f-from").value);
     const to = fromLocalInput($("f-to").value);
-    if (!person) { showMessage(error, "err_field_person"); $("f-person").focus(); return; }
-    if (!(to > from)) { showMessage(error, "err_field_window"); $("f-to").focus(); return; }
+    const refuse = (key, field, vars) => {
+      showMessage(error, key, vars);
+      $(field).focus();
+    };
+    // what the server would refuse, said here in the page's language and time zone
+    if (!person) return refuse("err_field_person", "f-person");
+    if (!/^[0-9]+$/.test(person) && !/^QT/i.test(person)) {
+      return refuse("err_field_person_form", "f-person");
+    }
+    if (!(to > from)) return refuse("err_field_window", "f-to");
+    if (to > Date.now() / 1000 + 86400) {
+      return refuse("err_field_ahead", "f-to", { max: fmtTime(Math.floor(Date.now() / 1000) + 86400) });
+    }
+    if (to - from > 60 * 86400) return refuse("err_field_span", "f-from");
+    if ($("f-purpose").value.trim().length < 3) return refuse("err_field_purpose", "f-purpose");
     const body = {
       person, from, to, purpose: $("f-purpose").value.trim(),
       min_overlap_minutes: parseInt($("f-min-overlap").value, 10) || 0,
@@ -478,7 +493,11 @@
       location.hash = `#/case/${opened.id}`;
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) fail(err);
-      else fail(err, error);
+      else if (err instanceof ApiError && err.status === 403) {
+        // the case's person is not one this official may trace: the server says why
+        setStatus(null);
+        showMessage(error, "err_open_403", { detail: err.detail });
+      } else fail(err, error);
     } finally {
       button.disabled = false;
     }
@@ -509,10 +528,8 @@
   }
 
   function switchLanguage() {
-    const before = t("f_purpose_default");
     state.lang = state.lang === "vi" ? "en" : "vi";
     store("localStorage", LANG_KEY, state.lang);
-    if ($("f-purpose").value === before) $("f-purpose").value = t("f_purpose_default");
     rerender();
   }
 

@@ -368,3 +368,43 @@ def test_the_api_docs_draw_offline_from_this_server_alone(site, page):
         .wait_for()
     assert asked and all(url.startswith(server.url) for url in asked), asked
     assert not page.problems, page.problems
+
+
+def test_the_case_form_says_what_is_wrong_in_the_officials_language(site, page):
+    """A review met raw server English in the Vietnamese page (a pydantic type name for an
+    id with a space, a window 'more than a day from now' in UTC), a generic 'you may not
+    see this' for a person seen elsewhere, and a pre-filled purpose that made the audited
+    purposes boilerplate."""
+    import time
+
+    server, tokens = site
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(tokens["commune"])
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("heading", name="Mở ca bệnh mới").wait_for()
+    assert page.get_by_label("Mục đích").input_value() == ""  # the official writes it
+    person, message = page.get_by_label("Mã QR cá nhân hoặc số định danh"), \
+        page.locator("#case-form-error")
+    submit = page.get_by_role("button", name="Mở ca bệnh")
+    person.fill("12 34")
+    page.get_by_label("Mục đích").fill("Kiểm thử biểu mẫu")
+    submit.click()
+    assert "chỉ gồm chữ số" in message.inner_text()
+    person.fill("1234")
+    page.locator("#f-to").fill(time.strftime("%Y-%m-%dT%H:%M",
+                                                 time.gmtime(time.time() + 7 * 3600 + 3 * 86400)))
+    submit.click()
+    assert "không được sau" in message.inner_text() and "Z)" not in message.inner_text()
+    page.locator("#f-to").fill(time.strftime("%Y-%m-%dT%H:%M",
+                                                 time.gmtime(time.time() + 7 * 3600 - 3600)))
+    page.get_by_label("Mục đích").fill("")
+    submit.click()
+    assert "mục đích" in message.inner_text().lower()
+    # a person seen nowhere, over a window running into the next hours: refused, and why
+    page.get_by_label("Mục đích").fill("Kiểm thử biểu mẫu")
+    person.fill("987654321")
+    page.locator("#f-to").fill(time.strftime("%Y-%m-%dT%H:%M",
+                                             time.gmtime(time.time() + 7 * 3600 + 7200)))
+    submit.click()
+    message.get_by_text("Không mở được ca này").wait_for()
+    assert not page.problems, page.problems
