@@ -11,6 +11,7 @@ and closed at shutdown. Errors of the layers below map to HTTP here, in one plac
     WriterGone         503 with Retry-After (a follower whose writer process is gone)
     CaseNotFound       404
     OutOfJurisdiction  403
+    CaseClosed         410 (a closed case shows no more contacts)
     BadCase            422 naming the field
     RegistryError      409
     body too large     413 (FastAPI's max_body_size: the app's, or a route's own)
@@ -28,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.cases import BadCase, CaseNotFound, OutOfJurisdiction
+from api.cases import BadCase, CaseClosed, CaseNotFound, OutOfJurisdiction
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
 from api.routes import admin, cases, docs, health, me, reports, scans, web
@@ -83,7 +84,8 @@ def _problem(status: int, detail: str, headers: dict | None = None) -> JSONRespo
 
 
 # Errors of the layers below and the status each answers with (the fast path uses it too).
-ERROR_STATUS = {CaseNotFound: 404, OutOfJurisdiction: 403, BadCase: 422, RegistryError: 409}
+ERROR_STATUS = {CaseNotFound: 404, OutOfJurisdiction: 403, BadCase: 422, RegistryError: 409,
+                CaseClosed: 410}
 
 
 def error_status(exc: Exception) -> int:

@@ -55,6 +55,10 @@ class OutOfJurisdiction(CaseError):
     """The case or jurisdiction lies outside the official's own."""
 
 
+class CaseClosed(CaseError):
+    """The case was closed: what it shows of people's movements is no longer shown."""
+
+
 class BadCase(CaseError):
     """The request cannot open a case; the message names the field and the problem."""
 
@@ -212,11 +216,25 @@ class CaseService:
         `action` + "_refused" (an official probing other jurisdictions' cases shows in
         the log). Raises CaseNotFound or OutOfJurisdiction."""
         try:
-            case = self.visible(official, self.registry.get_case(case_id), case_id)
+            case = self.visible(official, self.registry.get_case(case_id), case_id, action)
         except CaseError as exc:
             self.audit.record(**self.refusal_fields(official, action, case_id, exc))
             raise
         self._audit(official, action, case)
+        return case
+
+    def close_case(self, official: Principal, case_id: int) -> Case:
+        """Close the case: from now on its contacts, zones, graph and exports are refused
+        (CaseClosed), to every official; the case itself stays listed. Audited; closing
+        a closed case changes nothing. Raises CaseNotFound or OutOfJurisdiction."""
+        self.get(official, case_id, "close_case")
+        case = self.registry.close_case(case_id, official.id)
+        with self._lock:  # its pages and trace are not to be answered again
+            self._cache.pop(case_id, None)
+            for key in [k for k in self._pages if k[0] == case_id]:
+                self._page_bytes -= self._pages.pop(key).size
+            for key in [k for k in self._due if k[0] == case_id]:
+                del self._due[key]
         return case
 
     @staticmethod
@@ -229,13 +247,18 @@ class CaseService:
                                           "jurisdiction": official.jurisdiction,
                                           "reason": str(refusal)})
 
-    def visible(self, official: Principal, case: Case | None, case_id: int) -> Case:
-        """`case` (the registry's answer for `case_id`) if the official may see it; not
-        audited. Raises CaseNotFound or OutOfJurisdiction."""
+    def visible(self, official: Principal, case: Case | None, case_id: int,
+                action: str) -> Case:
+        """`case` (the registry's answer for `case_id`) if the official may `action` it;
+        not audited. A closed case is still read and closed, but shows nothing more.
+        Raises CaseNotFound, OutOfJurisdiction or CaseClosed."""
         if case is None:
             raise CaseNotFound(f"no case with id {case_id}")
         if not in_jurisdiction(case.jurisdiction, official.jurisdiction):
             raise OutOfJurisdiction(f"case {case_id} is outside your jurisdiction")
+        if case.closed_at is not None and action not in ("read_case", "close_case"):
+            raise CaseClosed(f"case {case_id} was closed at {rfc3339_utc(case.closed_at)}: "
+                             "its contacts, zones and exports are no longer shown")
         return case
 
     async def audit_async(self, official: Principal, action: str, case: Case) -> None:

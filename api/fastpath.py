@@ -117,7 +117,7 @@ class ScanFastPath:
         if case is None:
             case = await loop.run_in_executor(None, service.registry.get_case, case_id)
         try:
-            case = cases.visible(official, case, case_id)
+            case = cases.visible(official, case, case_id, "exposure")
         except CaseError as exc:
             await service.audit.record_async(
                 **cases.refusal_fields(official, "exposure", case_id, exc))

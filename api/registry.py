@@ -121,13 +121,16 @@ class Case:
     default_dwell: int
     opened_by: int
     opened_at: int
+    closed_at: int | None = None  # closed: its contacts are no longer shown
+    closed_by: int | None = None
 
     def to_dict(self) -> dict:
         return {"id": self.id, "person": self.person, "from": self.t_from, "to": self.t_to,
                 "purpose": self.purpose, "jurisdiction": self.jurisdiction,
                 "rule": {"min_overlap": self.min_overlap, "linger": self.linger,
                          "depth": self.depth, "default_dwell": self.default_dwell},
-                "opened_by": self.opened_by, "opened_at": self.opened_at}
+                "opened_by": self.opened_by, "opened_at": self.opened_at,
+                "closed_at": self.closed_at, "closed_by": self.closed_by}
 
 
 class Registry:
@@ -148,6 +151,10 @@ class Registry:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}
+            for column in ("closed_at", "closed_by"):  # registries made before closing
+                if column not in columns:
+                    self._db.execute(f"ALTER TABLE cases ADD COLUMN {column} INTEGER")
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open the registry {self.path}: {exc}") from exc
         self._by_hash: dict[str, Principal] = {}
@@ -270,6 +277,7 @@ class Registry:
                     f"SELECT {_P_COLS}, token_hash FROM principals"
                     " WHERE revoked IS NULL").fetchall()
                 self._by_hash = {r[-1]: _principal(r[:-1]) for r in rows}
+                self._cases = {}  # a case closed by another process is read again
                 self._version = version
                 self._stale = False
             self._checked = now
@@ -290,8 +298,9 @@ class Registry:
         return self.get_case(cur.lastrowid)
 
     def get_case(self, case_id: int) -> Case | None:
-        """The case with this id, or None. A case never changes once opened: found ones
-        are kept in memory."""
+        """The case with this id, or None. Found ones are kept in memory: a case changes
+        only when closed, which this object applies at once and another process's close
+        within RECHECK_S (the memory is dropped when the database changed)."""
         found = self._cases.get(case_id)
         if found is None:
             rows = self._read(f"SELECT {_C_COLS} FROM cases WHERE id = ?", (case_id,))
@@ -299,6 +308,14 @@ class Registry:
                 return None
             found = self._cases[case_id] = _case(rows[0])
         return found
+
+    def close_case(self, case_id: int, closed_by: int) -> Case | None:
+        """Close the case (once: a closed case keeps its first closing); returns it, or
+        None when there is no such case."""
+        self._write("UPDATE cases SET closed_at = ?, closed_by = ? WHERE id = ? AND "
+                    "closed_at IS NULL", (self._now(), closed_by, case_id), principals=True)
+        self._cases.pop(case_id, None)
+        return self.get_case(case_id)
 
     def case_in_memory(self, case_id: int) -> Case | None:
         """The case if `get_case` found it before (no database read), else None."""
@@ -351,7 +368,7 @@ class Registry:
 
 _P_COLS = "id, name, role, jurisdiction, venue, created, revoked"
 _C_COLS = ("id, person, t_from, t_to, purpose, jurisdiction, min_overlap, linger, depth,"
-           " default_dwell, opened_by, opened_at")
+           " default_dwell, opened_by, opened_at, closed_at, closed_by")
 
 
 def _principal(row: tuple) -> Principal:

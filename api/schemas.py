@@ -262,6 +262,8 @@ class CaseOut(BaseModel):
     jurisdiction: str
     opened_by: int
     opened_at: int
+    closed_at: int | None = None
+    closed_by: int | None = None
 
 
 class EvidenceOut(BaseModel):

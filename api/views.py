@@ -17,7 +17,8 @@ def case_out(case: Case) -> dict:
     return {"id": case.id, "person": case.person, "window_from": case.t_from,
             "window_to": case.t_to, "purpose": case.purpose,
             "jurisdiction": case.jurisdiction, "opened_by": case.opened_by,
-            "opened_at": case.opened_at}
+            "opened_at": case.opened_at, "closed_at": case.closed_at,
+            "closed_by": case.closed_by}
 
 
 def venues_out(venues: VenueTable, ids) -> list[dict]:

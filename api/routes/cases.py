@@ -19,7 +19,8 @@ from api.views import case_out, exposure_json, graph_document, venues_out
 
 router = APIRouter(prefix="/v1/cases", tags=["officials"])
 DEFAULT_PAGE, MAX_PAGE = 500, 50_000
-CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"}}
+CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"},
+                  410: {"model": Problem, "description": "the case was closed"}}
 # Case ids are SQLite rowids.
 CaseId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 
@@ -51,6 +52,15 @@ def list_cases(official: OfficialCaller, service: ServiceDep) -> list[CaseOut]:
 def get_case(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> CaseOut:
     """The case as opened."""
     return case_out(service.cases.get(official, case_id))
+
+
+@router.post("/{case_id}/close", response_model=CaseOut, responses=CASE_RESPONSES,
+             response_model_by_alias=True, summary="close a case")
+def close_case(case_id: CaseId, official: OfficialCaller, service: ServiceDep) -> CaseOut:
+    """Close the case when its tracing is done: from then on its exposure, zones, graph
+    and exports answer 410 to every official (the case itself stays listed, with when
+    and by whom it was closed). Closing a closed case changes nothing."""
+    return case_out(service.cases.close_case(official, case_id))
 
 
 @router.get("/{case_id}/exposure", response_model=ExposureOut, responses=CASE_RESPONSES,

@@ -235,6 +235,7 @@
     if (err.status === 401) return ["err_401"];
     if (err.status === 403) return ["err_403"];
     if (err.status === 404) return ["err_404"];
+    if (err.status === 410) return ["err_410"];
     return ["err_generic", { status: err.status, detail: err.detail }];
   }
 
@@ -445,7 +446,8 @@
       h("td", { text: fmtRange(c.from, c.to) }),
       h("td", { text: c.purpose }),
       h("td", { text: c.jurisdiction }),
-      h("td", { text: fmtTime(c.opened_at) }))));
+      h("td", { text: fmtTime(c.opened_at) + (c.closed_at == null ? "" :
+        ` · ${t("case_closed_at", { time: fmtTime(c.closed_at) })}`) }))));
   }
 
   function fillCaseForm() {

@@ -237,6 +237,17 @@
     exportButton("export-contacts", "export.csv?part=contacts", "contacts.csv");
     exportButton("export-zones", "export.csv?part=zones", "zones.csv");
     exportButton("export-graphml", "graph?format=graphml", "graph.graphml");
+    $("close-case-button").addEventListener("click", (event) => {
+      if (!view.id || !window.confirm(t("close_case_confirm", { id: view.id }))) return;
+      const id = view.id;
+      App.busy(event.currentTarget, async () => {
+        await App.request(`/v1/cases/${id}/close`, { method: "POST" });
+        state.cases = null;
+        App.setStatus("case_closed", { id });
+        view.id = null;  // shown again from the server: a closed case shows nothing more
+        openCase(id);
+      });
+    });
     $("print-order-button").addEventListener("click", () => {
       if (!view.exposure) return;
       renderOrder();

@@ -470,6 +470,40 @@ def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
     assert seen["admin"] == {1: 1, 2: 0, 3: 0, 4: 0}
 
 
+def test_a_closed_case_shows_no_more_movements_to_anyone(server):
+    """A review found no way to close a case: every case stayed readable by its whole
+    jurisdiction for good. Closing it ends its exposure, zones, graph and exports for
+    every official (410); it stays listed, with who closed it and when, in the audit too."""
+    c = setup_commune(server)
+    t = c["tokens"]
+    server.post("/v1/scans", token=c["devices"][1], json={"scans": [
+        {"token": t[11], "time": NOW - 7200}, {"token": t[12], "time": NOW - 7000}]})
+    district = _official_token(server, "Hoài Đức", "district")
+    other = _official_token(server, "Đan Phượng", "other district")
+    case = server.post("/v1/cases", token=c["official"], json={
+        "person": t[11], "from": NOW - 86400, "to": NOW, "purpose": "positive test"}).json()
+    reads = ("exposure", "zones", "graph?format=svg", "export.csv?part=contacts")
+    for path in reads:
+        assert server.get(f"/v1/cases/{case['id']}/{path}", token=district).status_code == 200
+    assert server.post(f"/v1/cases/{case['id']}/close", token=other).status_code == 403
+    closed = server.post(f"/v1/cases/{case['id']}/close", token=district)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["closed_at"] >= NOW and closed.json()["closed_by"] > 0
+    for token in (c["official"], district):
+        for path in reads:
+            r = server.get(f"/v1/cases/{case['id']}/{path}", token=token,
+                           headers={"Accept-Encoding": "gzip"})
+            assert r.status_code == 410 and "was closed" in r.text, (path, r.text)
+    listed = server.get("/v1/cases", token=c["official"]).json()
+    assert [x["closed_at"] for x in listed if x["id"] == case["id"]] == \
+        [closed.json()["closed_at"]]
+    again = server.post(f"/v1/cases/{case['id']}/close", token=c["official"]).json()
+    assert again["closed_at"] == closed.json()["closed_at"]  # the first closing stays
+    actions = [e["action"] for e in server.get("/v1/admin/audit?limit=1000").json()
+               if e["case"] == case["id"]]
+    assert "close_case" in actions and "exposure_refused" in actions
+
+
 def test_an_officials_jurisdiction_is_spelled_as_the_venues_spell_it(server):
     """A review typed the commune decomposed (NFD), with stray spaces, and in lower case:
     each official was created and saw nothing, with no word of why."""

@@ -89,8 +89,9 @@ def page(chromium):
     tab = context.new_page()
     tab.problems = []
     tab.on("pageerror", lambda exc: tab.problems.append(f"script error: {exc}"))
-    # the browser logs every refused request; the wrong tokens' 401 and 403 are expected
-    expected = re.compile(r"status of 40[13] ")
+    # the browser logs every refused request; the wrong tokens' 401 and 403 are expected,
+    # and a closed case's 410
+    expected = re.compile(r"status of (40[13]|410) ")
     tab.on("console", lambda m: tab.problems.append(m.text)
            if m.type == "error" and not expected.search(m.text) else None)
     yield tab
@@ -407,4 +408,28 @@ def test_the_case_form_says_what_is_wrong_in_the_officials_language(site, page):
                                              time.gmtime(time.time() + 7 * 3600 + 7200)))
     submit.click()
     message.get_by_text("Không mở được ca này").wait_for()
+    assert not page.problems, page.problems
+
+
+def test_an_official_closes_a_case_and_it_shows_nothing_more(site, page):
+    server, tokens = site
+    token = tokens["commune"]
+    demo = next(c for c in server.get("/v1/cases", token=token).json()
+                if c["purpose"].startswith("Ca dương tính (demo)"))
+    case = server.post("/v1/cases", token=token, json={
+        "person": str(demo["person"]), "from": demo["from"], "to": demo["to"],
+        "purpose": "to be closed"}).json()["id"]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("link", name=f"Xem ca #{case}").click()
+    page.locator("#f1 tbody tr").first.wait_for()
+    page.get_by_role("button", name="Đóng ca (kết thúc truy vết)").click()
+    page.get_by_text("Ca này đã được đóng").wait_for()
+    assert page.locator("#case-body").is_hidden()
+    assert server.get(f"/v1/cases/{case}/exposure", token=token).status_code == 410
+    page.get_by_role("link", name="Ca bệnh", exact=True).click()
+    row = page.locator("#cases-table tr", has_text=f"Xem ca #{case}")
+    assert "đã đóng" in row.inner_text()
     assert not page.problems, page.problems

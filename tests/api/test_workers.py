@@ -168,6 +168,14 @@ def test_a_case_reads_the_same_from_every_process_and_every_read_is_audited(serv
         ["open_case"] + ["exposure"] * reads  # every read, whichever process answered
     verified = call(server, by["writer"], "GET", "/v1/admin/audit/verify").json()
     assert verified["ok"] and verified["entries"] == len(entries)
+    # closed through one process: every process stops showing it (each keeps cases in
+    # memory; another's closing reaches it within a second)
+    r = call(server, by["follower 1"], "POST", f"/v1/cases/{case}/close", token=c["official"])
+    assert r.status_code == 200, r.text
+    for name in PROCESSES:
+        assert eventually(lambda n=name: call(
+            server, by[n], "GET", f"/v1/cases/{case}/exposure",
+            token=c["official"]).status_code == 410, timeout=10), name
 
 
 def test_a_checkout_finds_the_check_in_another_process_took(server):
