@@ -48,6 +48,10 @@ MAX_SOURCES = 3
 LEVEL_COLOURS = ("#d62728", "#ff7f0e", "#f2c500", "#2ca02c", "#1f77b4")
 VENUE_COLOUR = "#7f7f7f"
 FORMATS = ("json", "graphml", "svg")
+# A picture shows at most this many persons (the page's graph too), and names its venues
+# when it has at most MAX_NAMED.
+MAX_DRAWN = 400
+MAX_NAMED = 40
 
 
 def person_node(person: int) -> str:
@@ -276,14 +280,35 @@ def write(g: nx.Graph, path: str | os.PathLike, format: str) -> None:
         fh.write(body)
 
 
+def drawn_part(g: nx.Graph, persons: int = MAX_DRAWN) -> nx.Graph:
+    """The part of `g` a picture can show: the case, then contacts by level and by their
+    minutes of contact, up to `persons` persons, and the venues linked to those kept."""
+    people = [n for n, d in g.nodes(data=True) if d["kind"] == "person"]
+    if len(people) <= persons:
+        return g
+    minutes = {n: sum(d.get("minutes", 0) for _, _, d in g.edges(n, data=True))
+               for n in people}
+    people.sort(key=lambda n: (g.nodes[n]["level"], -minutes[n], n))
+    kept = set(people[:persons])
+    kept |= {v for n in kept for v in g[n] if g.nodes[v]["kind"] == "venue"}
+    return g.subgraph(kept)
+
+
 def svg_text(g: nx.Graph, size: int = 900) -> str:
     """`g` drawn as a standalone SVG: persons coloured by level, venues as grey squares.
 
-    The layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell
-    layout by level beyond, where a spring layout is slow and unreadable anyway.
+    A graph of more than MAX_DRAWN persons is drawn in part (`drawn_part`), with a line
+    saying how many are shown: thousands of dots and their lines made a grey disc. The
+    layout is NetworkX's spring layout (seeded) for up to 400 nodes and a shell layout by
+    level beyond, where a spring layout is slow and unreadable anyway. Venues are named
+    when there are at most MAX_NAMED of them, everything when the graph is small.
     """
     if len(g) == 0:
         return f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}"/>'
+    total = sum(d["kind"] == "person" for _, d in g.nodes(data=True))
+    g = drawn_part(g)
+    shown = sum(d["kind"] == "person" for _, d in g.nodes(data=True))
+    venues = sum(d["kind"] == "venue" for _, d in g.nodes(data=True))
     if len(g) <= 400:
         pos = nx.spring_layout(g, seed=0, weight=None)
     else:
@@ -305,6 +330,10 @@ def svg_text(g: nx.Graph, size: int = 900) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
            f'viewBox="0 0 {size} {size}" font-family="sans-serif" font-size="10">',
            '<rect width="100%" height="100%" fill="white"/>']
+    if shown < total:
+        out.append(f'<text x="{margin}" y="18" font-size="12">{shown:,} of {total:,} persons '
+                   'shown: the case, then by level and minutes of contact (the GraphML and '
+                   'JSON hold all)</text>')
     for a, b, data in g.edges(data=True):
         (x1, y1), (x2, y2) = at(a), at(b)
         style = 'stroke="#444" stroke-width="1.5"' if data["kind"] == "exposure" else \
@@ -325,7 +354,8 @@ def svg_text(g: nx.Graph, size: int = 900) -> str:
             label = f"F{level} {data['person']}"
             out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}" fill="{colour}">'
                        f'<title>{escape(label)}</title></circle>')
-        if len(g) <= 60:
+        if len(g) <= 60 or (data["kind"] == "venue" and venues <= MAX_NAMED) or \
+                data.get("level") == 0:
             out.append(f'<text x="{x + r + 2:.1f}" y="{y + 3:.1f}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -167,7 +167,8 @@
     $("graph").replaceChildren(drawn.svg);
     const note = $("graph-note");
     if (drawn.shown < drawn.total) {
-      label(note, "graph_too_big", { shown: drawn.shown, total: drawn.total });
+      label(note, "graph_too_big", { shown: App.fmtNumber(drawn.shown),
+        total: App.fmtNumber(drawn.total) });
       note.hidden = false;
     } else {
       note.hidden = true;

@@ -152,3 +152,22 @@ def test_with_the_contacts_presences_every_f2_hangs_from_the_f1_it_met(tmp_path)
     assert exposures == {("p1", "p2"), ("p2", "p4"), ("p2", "p8"), ("p2", "p9")}
     assert g.edges["p2", "p8"]["venue"] == 2 and g.edges["p2", "p8"]["minutes"] == 30
     assert not alone.has_edge("p2", "p8")  # evidence alone cannot say it
+
+
+def test_a_large_graph_is_drawn_in_part_and_says_so():
+    """A case of 3,568 persons drew as a grey disc of lines. The picture keeps the case,
+    then contacts by level and minutes, up to MAX_DRAWN persons, and says so."""
+    g = nx.Graph()
+    g.add_node("p0", kind="person", person=0, level=0)
+    g.add_node("v1", kind="venue", venue=1, name="Chợ", zone_level=0)
+    g.add_edge("p0", "v1", kind="visit", minutes=60)
+    for p in range(1, 1001):
+        g.add_node(f"p{p}", kind="person", person=p, level=1 if p <= 300 else 2)
+        g.add_edge(f"p{p}", "v1", kind="visit", minutes=p % 50)
+    part = graph.drawn_part(g)
+    levels = [d["level"] for _, d in part.nodes(data=True) if d["kind"] == "person"]
+    assert len(levels) == graph.MAX_DRAWN and levels.count(0) == 1 and levels.count(1) == 300
+    svg = graph.svg_text(g)
+    assert f"{graph.MAX_DRAWN:,} of 1,001 persons shown" in svg and ">Chợ</text>" in svg
+    assert svg.count("<circle") == graph.MAX_DRAWN
+    assert "persons shown" not in graph.svg_text(graph.drawn_part(g))  # small enough: whole
