@@ -7,7 +7,9 @@ Routers (api/routes/): health (no token), scans (device tokens), cases (official
 reports (officials and admins), admin. The service's parts are opened in the lifespan
 and closed at shutdown. Errors of the layers below map to HTTP here, in one place:
 
-    RateLimited        429 with Retry-After (nothing of the request was written)
+    RateLimited        429 with Retry-After (nothing of the request was written); a batch
+                       that can never pass: 413 (over a burst) or 422 (a person more often
+                       than the hourly limit), without Retry-After
     WriterGone         503 with Retry-After (a follower whose writer process is gone)
     CaseNotFound       404
     OutOfJurisdiction  403
@@ -98,6 +100,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, exc: RateLimited):
         request.app.state.service.metrics.rate_limited.labels(exc.scope).inc()
+        if exc.never:  # waiting will not help: no Retry-After for a client to follow
+            return _problem(413 if exc.scope in ("device", "venue") else 422, str(exc))
         return _problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(WriterGone)

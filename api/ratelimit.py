@@ -32,7 +32,8 @@ Errors::
 
     RateLimited (Exception)  the batch is refused: .scope ("device", "venue" or "person"),
                              .retry_after (whole seconds >= 1), .persons (the ids over their
-                             limit, for scope "person"); str() says what and what to do
+                             limit, for scope "person"), .never (it can never pass as it
+                             is: split it); str() says what and what to do
     ValueError               limits that are not positive, persons not a 1-D integer array
 """
 
@@ -60,15 +61,19 @@ class RateLimited(Exception):
     """A batch refused by a rate limit; nothing of it was counted."""
 
     def __init__(
-        self, scope: str, retry_after: int, message: str, persons: np.ndarray | None = None
+        self, scope: str, retry_after: int, message: str, persons: np.ndarray | None = None,
+        never: bool = False,
     ) -> None:
         """`scope` is "device", "venue" or "person"; `retry_after` whole seconds >= 1;
-        `persons` the ids over their limit (scope "person"). Raises ValueError otherwise."""
+        `persons` the ids over their limit (scope "person"); `never` when the batch can
+        never pass as it is (larger than a burst, or a person more often than the hourly
+        limit): waiting will not help, splitting will. Raises ValueError otherwise."""
         if scope not in SCOPES or int(retry_after) < 1:
             raise ValueError(f"RateLimited: bad scope {scope!r} or retry_after {retry_after!r}")
         super().__init__(message)
         self.scope, self.retry_after, self.message = scope, int(retry_after), message
         self.persons = np.zeros(0, np.uint64) if persons is None else persons
+        self.never = never
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class _Buckets:
                 HOUR,
                 f"{name}: a batch of {scans} scans exceeds the {self.scope} burst of {burst} "
                 f"and can never pass: split it into batches of at most {burst} scans",
+                never=True,
             )
         tokens = self.tokens(key, now)
         if scans <= tokens:
@@ -254,6 +260,7 @@ class _PersonCounts:
                 f"more than the {limit} scans a person may make in an hour: this batch can "
                 "never pass",
                 ids,
+                never=True,
             )
         headroom = limit - now_count - in_batch
         # Within this window, the previous one's share fades; else the next window begins

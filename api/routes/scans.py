@@ -3,7 +3,9 @@
 A device token is bound to one venue: the venue of every scan comes from it, never from
 the request. Every scan gets a result (accepted, duplicate, rejected with its reason);
 a retried upload gives `duplicate` for what was already stored. Over a rate limit: 429
-with Retry-After, and nothing of the request is written.
+with Retry-After, and nothing of the request is written; a batch that can never pass as it
+is (over a burst: 413; a person more often than the hourly limit: 422) says so, without
+Retry-After.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ PACKED_TYPE = "application/vnd.qrtrace.packed-v1"
 FRAME_MAX_PIXELS = 3840 * 2160
 SCAN_RESPONSES = {
     **AUTH_RESPONSES,
-    413: {"description": "the body or the batch is too large"},
+    413: {"description": "the body or the batch is too large (a batch over a device's or "
+                          "venue's burst can never pass: split it)"},
     429: {"description": "over a rate limit; nothing was written; see Retry-After"},
 }
 
