@@ -11,6 +11,7 @@ and closed at shutdown. Errors of the layers below map to HTTP here, in one plac
                        that can never pass: 413 (over a burst) or 422 (a person more often
                        than the hourly limit), without Retry-After
     WriterGone         503 with Retry-After (a follower whose writer process is gone)
+    SinkError          503 with Retry-After (Kafka did not take the scans)
     CaseNotFound       404
     OutOfJurisdiction  403
     CaseClosed         410 (a closed case shows no more contacts)
@@ -32,6 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from api.cases import BadCase, CaseClosed, CaseNotFound, OutOfJurisdiction
+from api.intake import SinkError
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
 from api.routes import admin, cases, docs, health, me, reports, scans, web
@@ -106,6 +108,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(WriterGone)
     async def writer_gone(request: Request, exc: WriterGone):
+        return _problem(503, str(exc), {"Retry-After": "5"})
+
+    @app.exception_handler(SinkError)
+    async def sink_error(request: Request, exc: SinkError):
         return _problem(503, str(exc), {"Retry-After": "5"})
 
     @app.exception_handler(ShardUnavailable)

@@ -99,6 +99,15 @@ class IndexSink:
         return self.index.duplicates(persons, venue, t_in)
 
 
+class SinkError(RuntimeError):
+    """The sink did not take the rows (Kafka down or refusing them): answered 503."""
+
+
+# Rows of one packed-v1 record the Kafka sink produces: 10,000 rows are 830 KB, within a
+# broker's default 1 MB record limit (a 15,000-row upload in one record was refused).
+RECORD_ROWS = 10_000
+
+
 class KafkaSink:
     """The scale-out backend: packed-v1 records to `topic`, one per venue, keyed by it."""
 
@@ -107,18 +116,27 @@ class KafkaSink:
         self.topic = topic
 
     def write(self, persons, venue, t_in, t_out, batch: ScanBatch) -> np.ndarray:
-        """Produce one record per venue (the topic is keyed by venue: a venue's scans
-        stay in one partition, so one worker's shard) and wait for every
-        acknowledgement; nothing is known to be a duplicate."""
+        """Produce a venue's scans in records of at most RECORD_ROWS rows (the topic is
+        keyed by venue: a venue's scans stay in one partition, so one worker's shard) and
+        wait for every acknowledgement; nothing is known to be a duplicate. Raises
+        SinkError when Kafka does not take them."""
         futures = []
         venues = np.unique(batch.venue).tolist()
-        for v in venues:
-            part = batch if len(venues) == 1 else batch.take(np.flatnonzero(batch.venue == v))
-            futures.append(self.producer.send(
-                self.topic, value=encode_packed(part), key=str(v).encode(),
-                headers=[(FORMAT_HEADER, PACKED_V1.encode())]))
-        for future in futures:
-            future.get(timeout=30)
+        try:
+            for v in venues:
+                part = batch if len(venues) == 1 else batch.take(np.flatnonzero(batch.venue == v))
+                for lo in range(0, len(part), RECORD_ROWS):
+                    rows = part if len(part) <= RECORD_ROWS else \
+                        part.take(np.arange(lo, min(lo + RECORD_ROWS, len(part))))
+                    futures.append(self.producer.send(
+                        self.topic, value=encode_packed(rows), key=str(v).encode(),
+                        headers=[(FORMAT_HEADER, PACKED_V1.encode())]))
+            for future in futures:
+                future.get(timeout=30)
+        except Exception as exc:  # kafka-python's errors, and its timeouts
+            raise SinkError(f"Kafka did not take the scans ({type(exc).__name__}: {exc}); "
+                            "nothing of this request is known to be stored: send it again "
+                            "(what was stored is answered duplicate)") from exc
         return np.zeros(len(batch), np.bool_)
 
 
@@ -151,7 +169,14 @@ class LocalStore:
         duplicate = np.zeros(0, np.bool_)
         if rows.shape[0]:
             part = batch if rows.shape[0] == len(batch) else batch.take(rows)
-            duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out, part)
+            try:
+                duplicate = self.sink.write(persons[rows], part.venue, part.t_in, part.t_out,
+                                            part)
+            except Exception:  # nothing known written: the limits get their room back
+                counted_rows = rows[counted[rows]]
+                if counted_rows.shape[0]:
+                    self._refund(batch, group, counted_rows, persons, admitted)
+                raise
             give_back = rows[duplicate & counted[rows]]
             if give_back.shape[0]:
                 self._refund(batch, group, give_back, persons, admitted)

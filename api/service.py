@@ -162,8 +162,11 @@ class Service:
 
         bootstrap = self.settings.kafka
         ensure_topics(bootstrap, self.settings.topic)
+        # not idempotent: kafka-python's idempotent producer takes a record the broker
+        # refuses (too large) as fatal, and then fails every later send; the index
+        # counts a scan sent twice as a duplicate anyway
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                                 max_request_size=32 * 1024 * 1024)
+                                 max_request_size=32 * 1024 * 1024, enable_idempotence=False)
         log = KafkaLog(bootstrap, offsets_path(self.settings.data), topic=self.settings.topic,
                        group=self.settings.group)
         producer.partitions_for(self.settings.topic)  # metadata now: fail fast, not later

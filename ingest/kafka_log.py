@@ -61,6 +61,8 @@ TOPIC = "qrtrace.scans"
 DLQ_SUFFIX = ".dlq"
 GROUP = "qrtrace-index"
 SOURCE_HEADER = "qrtrace-source"
+# on a dead letter sent without its value (too large for the DLQ topic): its length
+TRUNCATED_HEADER = "qrtrace-truncated"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 logger = logging.getLogger("qrtrace.ingest")
@@ -164,13 +166,16 @@ class KafkaLog:
             self._consumer.subscribe([topic], listener=_Listener())
             # fetched record batches split in one call each, not a record at a time
             self._batched = install(self._consumer)
+            # not idempotent: kafka-python's idempotent producer takes a record the
+            # broker refuses as too large as fatal, and fails every later send
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, client_id=client_id + "-dlq", acks="all",
-                max_request_size=MAX_RECORD_BYTES,
+                max_request_size=MAX_RECORD_BYTES, enable_idempotence=False,
             )
         except _kafka_errors() as exc:
             raise LogError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
         self._dlq_pending = 0
+        self._dlq_sent: list = []  # (future or the error of its send, (key, headers, value))
 
     # ---- the group's calls (IO thread) ---------------------------------------------
 
@@ -255,8 +260,7 @@ class KafkaLog:
         from kafka.structs import OffsetAndMetadata
 
         if self._dlq_pending:
-            self._producer.flush()
-            self._dlq_pending = 0
+            self._deliver_dead_letters()
         nxt: dict[int, int] = {}
         for r in records:
             nxt[r.partition] = max(nxt.get(r.partition, 0), r.offset + 1)
@@ -298,14 +302,62 @@ class KafkaLog:
         self._uncommitted.difference_update(tp.partition for tp in offsets)
 
     def dead_letter(self, record: Record, reason: str, value: bytes | None = None) -> None:
-        """Send the record (or `value` in its place) to the DLQ topic with its reason."""
+        """Send the record (or `value` in its place) to the DLQ topic with its reason.
+        Delivered (or LogError) by the next `checkpoint`."""
         headers = [h for h in record.headers if h[0] not in (REASON_HEADER, SOURCE_HEADER)]
         headers += [(REASON_HEADER, reason.encode()[:1000]),
                     (SOURCE_HEADER, f"{record.topic}/{record.partition}/{record.offset}".encode())]
         value = record.value if value is None else value
-        self._producer.send(self.dlq_topic, value=None if value is None else bytes(value),
-                            key=record.key, headers=headers)
+        letter = (record.key, headers, None if value is None else bytes(value))
+        self._dlq_sent.append((self._send_letter(*letter), letter))
         self._dlq_pending += 1
+
+    def _send_letter(self, key, headers, value):
+        """The producer's future for one dead letter, or the error that refused it at once
+        (kafka-python refuses a record over max_request_size before sending it)."""
+        try:
+            return self._producer.send(self.dlq_topic, value=value, key=key, headers=headers)
+        except _kafka_errors() as exc:
+            return exc
+
+    def _deliver_dead_letters(self) -> None:
+        """Wait for every dead letter sent since the last checkpoint. One that the broker
+        or the client refuses as too large goes again without its value and with its
+        reason cut to 200 bytes (a header names its length; the record is still in its
+        source topic, at the offset the source header names), so that one huge poison
+        record cannot stop its partition. Raises LogError for any other failure: the
+        offsets are then not saved, and the records are read again."""
+        from kafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
+
+        too_large = (MessageSizeTooLargeError, RecordListTooLargeError)
+        self._producer.flush()
+        sent, self._dlq_sent, self._dlq_pending = self._dlq_sent, [], 0
+        for attempt in (0, 1):
+            again = []
+            for outcome, (key, headers, value) in sent:
+                error = outcome if isinstance(outcome, Exception) else None
+                if error is None:
+                    try:
+                        outcome.get(timeout=self.commit_timeout_s)
+                    except _kafka_errors() as exc:
+                        error = exc
+                if error is None:
+                    continue
+                if attempt == 0 and isinstance(error, too_large) and value:
+                    logger.warning("dead letter too large for its topic: sent without its "
+                                   "value", extra={"fields": {
+                                       "topic": self.dlq_topic, "bytes": len(value),
+                                       "source": dict(headers).get(SOURCE_HEADER, b"").decode()}})
+                    stripped = [(k, v[:200] if k == REASON_HEADER else v) for k, v in headers]
+                    stripped.append((TRUNCATED_HEADER, str(len(value)).encode()))
+                    again.append((self._send_letter(key, stripped, b""), (key, stripped, b"")))
+                    continue
+                raise LogError(f"a dead letter could not be written to {self.dlq_topic}: "
+                               f"{type(error).__name__}: {error}; the offsets are not saved")
+            if not again:
+                return
+            self._producer.flush()
+            sent = again
 
     def ready(self) -> bool:
         """True once the group has given this worker partitions and they are positioned."""

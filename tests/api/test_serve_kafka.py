@@ -66,3 +66,46 @@ def test_scans_through_kafka_reach_the_index(live_server, kafka_bootstrap, worke
         time.sleep(0.5)
     assert [x["person"] for x in exposure["contacts"]] == [14]
     assert server.get("/readyz", token=None).json()["status"] == "ready"
+
+
+def test_a_large_packed_upload_goes_in_records_a_broker_takes(live_server, kafka_bootstrap):
+    """A review posted 15,000 packed rows to a topic with Kafka's default 1 MB record
+    limit: one record, refused; 500, and from then on every scan 500 (kafka-python's
+    idempotent producer takes that refusal as fatal). The rows now go in records of
+    10,000 at most, and a scan after them still goes through."""
+    import numpy as np
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from api.keystore import load_keyring
+    from decoder import issue_token
+    from ingest.events import ScanBatch
+    from ingest.wire import encode_packed
+
+    name = uuid.uuid4().hex[:10]
+    topic = f"qrtrace.scans.{name}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "1048588"}),
+                         NewTopic(topic + ".dlq", 1, 1)])
+    admin.close()
+    server = live_server(extra=("--kafka", kafka_bootstrap, "--topic", topic,
+                                "--group", f"qrtrace-index-{name}", "--no-rate-limits"))
+    c = setup_commune(server)
+    ring = load_keyring(server.data)
+    n = 25_000
+    tokens = np.array([issue_token("person", 100_000 + i, ring).encode() for i in range(n)],
+                      dtype="S43")
+    batch = ScanBatch(np.ones(n, np.uint64), np.ones(n, np.uint64), np.arange(n, dtype=np.uint64),
+                      np.full(n, NOW - 7200, np.int64), np.zeros(n, np.int64), tokens)
+    r = server.post("/v1/scans/packed", token=c["devices"][1], data=encode_packed(batch),
+                    headers={"Content-Type": "application/vnd.qrtrace.packed-v1"})
+    assert r.status_code == 200, r.text[:500]
+    assert r.json()["accepted"] == n
+    one = server.post("/v1/scan", token=c["devices"][1], json={"token": c["tokens"][11],
+                                                               "time": NOW - 60})
+    assert one.json()["status"] == "accepted", one.text
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.get("/readyz", token=None).json().get("checkins") == n + 1:
+            break
+        time.sleep(0.5)
+    assert server.get("/readyz", token=None).json().get("checkins") == n + 1

@@ -81,6 +81,42 @@ def test_console_producer_scans_are_traced_and_poison_goes_to_the_dlq(
     assert all(dict(m.headers)["qrtrace-source"].decode().startswith(topic) for m in dead)
 
 
+def test_a_dead_letter_too_large_for_its_topic_goes_without_its_value(
+        kafka_bootstrap, tmp_path):
+    """A review's poison record was larger than its dead-letter topic takes: the send
+    failed unseen and the offsets went on (the record lost), or, past the client's own
+    limit, the worker crashed on it at every start (its partition stuck). It now goes to
+    the DLQ without its value, a header naming its length, and the scans behind it are
+    indexed."""
+    import uuid
+
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topic = f"qrtrace.scans.test-{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1), NewTopic(
+        topic + ".dlq", 1, 1, topic_configs={"max.message.bytes": "5000"})])
+    admin.close()
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    json_header = [("qrtrace-format", b"json")]
+    producer.send(topic, b"x" * 8000, key=b"10", headers=json_header, partition=0)
+    for event in events_for(keyring, [(1, 10, T0, 0), (2, 10, T0 + 600, 0)]):
+        producer.send(topic, encode_json(event), key=b"10", headers=json_header, partition=0)
+    producer.flush()
+    producer.close()
+    metrics = run_worker(kafka_bootstrap, topic, data)
+    assert metrics["checkins_added"] == 2 and metrics["rejected"] == 1
+    [dead] = read_topic(kafka_bootstrap, topic + ".dlq", expect=1)
+    headers = dict(dead.headers)
+    assert dead.value == b"" and headers["qrtrace-truncated"] == b"8000"
+    assert headers["qrtrace-reason"].startswith(b"json:")
+    assert headers["qrtrace-source"] == f"{topic}/0/0".encode()
+    assert run_worker(kafka_bootstrap, topic, data)["records_in"] == 0  # offsets saved
+
+
 def test_a_restarted_worker_resumes_from_its_saved_offsets(kafka_bootstrap, topic, tmp_path):
     from kafka import KafkaProducer
 
