@@ -387,8 +387,11 @@ class CaseService:
             snapshot = self.snapshot()
             with self._lock:
                 page = self._pages.get((case_id, kind))
-            if page is not None and (page.snapshot is snapshot
-                                     or self._same_answer(case, page.snapshot, snapshot)):
+            # over shards, this index's snapshot says nothing of theirs: made again (a
+            # shard that cannot answer then leaves the page to age out, and a 503)
+            if page is not None and not self.shards and (
+                    page.snapshot is snapshot
+                    or self._same_answer(case, page.snapshot, snapshot)):
                 with self._lock:
                     page.snapshot, page.checked = snapshot, time.monotonic()
                 continue
