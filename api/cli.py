@@ -32,6 +32,18 @@ class UsageError(Exception):
     """Bad input that the user can fix: printed as one line, exit code 2."""
 
 
+def check_bootstrap(text: str) -> None:
+    """Raise UsageError unless `text` is --kafka's HOST:PORT (or several, comma-separated):
+    kafka-python takes "http://host:port" silently and says only "Unable to bootstrap"
+    for a host without its port."""
+    for server in text.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon or not host or "/" in server or not port.isdigit() or \
+                not 1 <= int(port) <= 65535:
+            raise UsageError(f"--kafka {text!r}: give the broker as HOST:PORT (for example "
+                             "127.0.0.1:9092), several separated by commas")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand registered."""
     parser = argparse.ArgumentParser(

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.cli import UsageError
+from api.cli import UsageError, check_bootstrap
 
 MAX_WORKERS = 64
 
@@ -26,7 +26,9 @@ MAX_WORKERS = 64
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `serve`."""
     p = subparsers.add_parser("serve", help="serve the HTTP API and the officials' page",
-                              description=__doc__.splitlines()[0])
+                              description="The HTTP API (and the officials' page) with "
+                                          "embedded ingestion, or with --kafka through a "
+                                          "Kafka topic.")
     p.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
                    help="data folder (created if needed; default ./data)")
     p.add_argument("--kafka", metavar="HOST:PORT",
@@ -132,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns 0. Raises UsageError for bad options or data."""
     if not 1 <= args.workers <= MAX_WORKERS:
         raise UsageError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
+    if args.kafka:
+        check_bootstrap(args.kafka)
     if args.workers > 1:
         from api.workers import share_metrics
         share_metrics()  # before any metric exists (api.app makes them)

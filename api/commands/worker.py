@@ -28,7 +28,7 @@ import socket
 import threading
 from pathlib import Path
 
-from api.cli import UsageError
+from api.cli import UsageError, check_bootstrap
 
 
 def _instance_id(data: Path) -> str:
@@ -105,6 +105,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.purge_every > 0:
         raise UsageError(f"--purge-every must be a positive number of seconds, got "
                          f"{args.purge_every}")
+    if not 1 <= args.max_records <= 1_000_000:
+        raise UsageError(f"--max-records must be from 1 to 1,000,000, got {args.max_records}")
+    if args.idle_exit is not None and not args.idle_exit > 0:
+        raise UsageError(f"--idle-exit must be a positive number of seconds, got "
+                         f"{args.idle_exit}")
+    if not args.report > 0:
+        raise UsageError(f"--report must be a positive number of seconds, got {args.report}")
+    check_bootstrap(args.kafka)
     configure_json_logging()
     data = Path(args.data)
     keys = _key_file(Path(args.keys) if args.keys else data / KEYS_FILE)

@@ -321,3 +321,19 @@ def test_two_workers_shards_are_traced_as_one_index(kafka_bootstrap, topic, tmp_
     assert traced(*folders) == {3: 1, 4: 1, 2: 2, 5: 2}
     alone = traced(folders[0])  # one shard alone: the case never left for b
     assert alone[2] == 1 and alone.get(4) != 1
+
+
+def test_worker_and_serve_name_a_bad_option_before_reaching_for_kafka(tmp_path):
+    """A review's `--max-records 0` crashed with a traceback after joining the group,
+    `--idle-exit -1` exited at once, `--kafka 127.0.0.1` said only 'Unable to bootstrap'
+    and `--kafka http://host:port` was taken silently."""
+    data = str(tmp_path / "data")
+    for command, extra, words in (
+            ("worker", ("--kafka", "127.0.0.1:9", "--max-records", "0"), "--max-records"),
+            ("worker", ("--kafka", "127.0.0.1:9", "--idle-exit", "-1"), "--idle-exit"),
+            ("worker", ("--kafka", "127.0.0.1"), "HOST:PORT"),
+            ("serve", ("--kafka", "http://127.0.0.1:9092"), "HOST:PORT")):
+        done = subprocess.run([*QRTRACE, command, "--data", data, *extra],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2, (extra, done.stderr[-2000:])
+        assert words in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
