@@ -51,6 +51,8 @@ FORMAT_HEADER = "qrtrace-format"
 REASON_HEADER = "qrtrace-reason"
 JSON = "json"
 PACKED_V1 = "packed-v1"
+# the fields of a JSON event; any other is refused, as the API refuses it
+FIELDS = frozenset({"venue", "device", "seq", "t_in", "t_out", "token", "frame"})
 MAGIC = b"QRTP"
 _HEAD = struct.Struct("<4sHHII")
 HEADER_SIZE = _HEAD.size
@@ -144,6 +146,8 @@ class _Bad(Exception):
 
 def _uint(doc: dict, name: str) -> int:
     value = doc.get(name)
+    if name not in doc:
+        raise _Bad(f"{name}: missing (an integer in [0, 2**64))")
     if type(value) is not int or not 0 <= value <= MAX_U64:
         raise _Bad(f"{name}: expected an integer in [0, 2**64), got {_show(value)}")
     return value
@@ -153,6 +157,8 @@ def _time(doc: dict, name: str, optional: bool = False) -> int:
     value = doc.get(name)
     if optional and value is None:
         return 0
+    if name not in doc:
+        raise _Bad(f"{name}: missing (integer seconds or ISO 8601 text with an offset)")
     if type(value) is int:
         if not _I64[0] <= value <= _I64[1]:
             raise _Bad(f"{name}: {value} is out of range")
@@ -178,6 +184,10 @@ def event_from_json(doc: object) -> ScanEvent:
     try:
         if not isinstance(doc, dict):
             raise _Bad(f"expected a JSON object, got {type(doc).__name__}")
+        if not doc.keys() <= FIELDS:  # as the API refuses them: a misspelt t_out
+            unknown = sorted(doc.keys() - FIELDS)
+            raise _Bad(f"unknown field {_show(unknown[0])} (the fields: "
+                       f"{', '.join(sorted(FIELDS))})")
         venue, device, seq = _uint(doc, "venue"), _uint(doc, "device"), _uint(doc, "seq")
         t_in, t_out = _time(doc, "t_in"), _time(doc, "t_out", optional=True)
         token, frame = doc.get("token"), doc.get("frame")
@@ -273,10 +283,10 @@ def parse_json_many(values: list[bytes]) -> tuple[ScanBatch, list[int], list[tup
 
 
 def _is_plain(doc: dict) -> bool:
-    """True for the common event: integer fields in range, a 43-character ASCII token,
-    no frame. (Other fields are ignored, as `event_from_json` ignores them.)"""
+    """True for the common event: no unknown field, integer fields in range, a
+    43-character ASCII token, no frame."""
     token, t_out = doc.get("token"), doc.get("t_out")
-    return (type(token) is str and len(token) == 43 and token.isascii()
+    return (doc.keys() <= FIELDS and type(token) is str and len(token) == 43 and token.isascii()
             and doc.get("frame") is None
             and all(type(doc.get(k)) is int and 0 <= doc[k] <= MAX_U64
                     for k in ("venue", "device", "seq"))
@@ -294,7 +304,8 @@ def _plain_columns(docs: list[dict]) -> tuple | None:
     if set(map(type, token)) != {str} or set(map(len, token)) != {43}:
         return None
     text = "".join(token)
-    if not text.isascii() or any(d.get("frame") is not None for d in docs):
+    if not text.isascii() or any(d.get("frame") is not None or not d.keys() <= FIELDS
+                                 for d in docs):
         return None
     ints = []
     for name, dtype in (("venue", np.uint64), ("device", np.uint64), ("seq", np.uint64),
@@ -338,10 +349,13 @@ def header_value(headers, name: str) -> bytes | None:
 
 
 def record_format(value: bytes, headers=None) -> bytes:
-    """The record's format name: its header, else `packed-v1` or `json` by its first bytes."""
+    """The record's format name: its header, else `packed-v1` or `json` by its first bytes
+    (the packed magic, or `{`), else b"" (no format this module knows)."""
     fmt = header_value(headers, FORMAT_HEADER)
     if fmt is None:
-        return PACKED_V1.encode() if value[:4] == MAGIC else JSON.encode()
+        if value[:4] == MAGIC:
+            return PACKED_V1.encode()
+        return JSON.encode() if bytes(value[:64]).lstrip()[:1] == b"{" else b""
     return bytes(fmt)
 
 
@@ -358,4 +372,7 @@ def decode_record(value: bytes | None, headers=None) -> Decoded:
         return decode_json(value)
     if fmt == PACKED_V1.encode():
         return decode_packed(value)
+    if not fmt:
+        return Decoded(None, "format: no qrtrace-format header, and the record is neither "
+                             "packed-v1 (magic QRTP) nor a JSON object")
     return Decoded(None, f"format: unknown format {_show(bytes(fmt))}")

@@ -92,6 +92,22 @@ def test_reasons_name_the_field():
     assert "version" in decode_packed(MAGIC + b"\x02\0" + bytes(10)).reason
 
 
+def test_a_missing_or_unknown_field_and_a_headerless_stranger_are_named():
+    """A review's record with "extra": 1 was indexed (the API refuses unknown fields), a
+    missing device was 'device: ... got null', and bytes without a header that are not
+    JSON were 'json: not a JSON document'."""
+    good = {"venue": 1, "device": 2, "seq": 3, "t_in": 100, "token": "Q" * 43}
+    extra = json.dumps({**good, "extra": 1}).encode()
+    assert decode_json(extra).reason.startswith('json: unknown field "extra"')
+    _, rows, refused = parse_json_many([json.dumps(good).encode(), extra])
+    assert rows == [0] and refused[0][0] == 1 and "unknown field" in refused[0][1]
+    missing = json.dumps({k: v for k, v in good.items() if k != "device"}).encode()
+    assert decode_json(missing).reason == "json: device: missing (an integer in [0, 2**64))"
+    stranger = decode_record(b"hello, kafka")
+    assert stranger.reason.startswith("format: no qrtrace-format header")
+    assert decode_record(b'  {"venue": 1}').reason.startswith("json: ")  # JSON by its {
+
+
 def test_iso_times_with_an_offset_are_seconds_since_the_epoch():
     doc = {"venue": 1, "device": 2, "seq": 3, "t_in": "2026-11-25T07:00:00+07:00",
            "t_out": "2026-11-25T01:00:00Z", "token": "Q" * 43}
