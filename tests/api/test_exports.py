@@ -22,7 +22,7 @@ from api.exports import (
 )
 from tracing import Contact, ContactRule, Evidence, TraceResult, Zone
 from tracing.adoption import VenueDays, adoption_report
-from tracing.venues import Venue, VenueTable
+from tracing.venues import Venue, VenueTable, normal_place
 
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 H = 3600
@@ -99,7 +99,8 @@ def test_zones_csv_names_villages_and_hours():
     assert rows[0] == ["venue", "venue_name", "village", "level", "start", "end", "hours",
                        "exposed"]
     assert [r[1] for r in rows[1:]] == [safe_cell(n) for n in NASTY_NAMES]
-    assert [r[2] for r in rows[1:]] == [safe_cell(n) for n in NASTY_NAMES]
+    # villages are kept in one spelling (tracing.venues.normal_place): "\r=1+1" is "=1+1"
+    assert [r[2] for r in rows[1:]] == [safe_cell(normal_place(n)) for n in NASTY_NAMES]
     assert rows[1][3:] == ["0", "2022-01-08T00:00:00+00:00", "2022-01-08T01:30:00+00:00",
                            "1.5", "0"]
     assert all(neutral(cell) for row in rows for cell in row)
