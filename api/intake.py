@@ -114,6 +114,8 @@ class KafkaSink:
     def __init__(self, producer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
+        # why the last write failed, until one succeeds (a readiness problem)
+        self.failing: str | None = None
 
     def write(self, persons, venue, t_in, t_out, batch: ScanBatch) -> np.ndarray:
         """Produce a venue's scans in records of at most RECORD_ROWS rows (the topic is
@@ -134,9 +136,12 @@ class KafkaSink:
             for future in futures:
                 future.get(timeout=30)
         except Exception as exc:  # kafka-python's errors, and its timeouts
-            raise SinkError(f"Kafka did not take the scans ({type(exc).__name__}: {exc}); "
-                            "nothing of this request is known to be stored: send it again "
-                            "(what was stored is answered duplicate)") from exc
+            self.failing = (f"Kafka did not take the last scans ({type(exc).__name__}: "
+                            f"{exc})")
+            raise SinkError(f"{self.failing}; nothing of this request is known to be "
+                            "stored: send it again (what was stored is answered "
+                            "duplicate)") from exc
+        self.failing = None
         return np.zeros(len(batch), np.bool_)
 
 

@@ -81,6 +81,7 @@ class Service:
         self._closers: list = []
         self._closing = False
         self._kafka_log = None
+        self._kafka_writer: KafkaSink | None = None  # with --kafka: its failing, if any
         self.writer = writer
         self.process = process
         self.readiness_checks: list = []  # callables: a problem (str) or None
@@ -186,7 +187,8 @@ class Service:
             producer.close(timeout=10)
 
         self._closers.insert(0, close)
-        return KafkaSink(producer, self.settings.topic)
+        self._kafka_writer = KafkaSink(producer, self.settings.topic)
+        return self._kafka_writer
 
     # ---- things that change while serving ------------------------------------------
 
@@ -300,5 +302,10 @@ class Service:
         problems += [p for check in self.readiness_checks if (p := check()) is not None]
         log = self._kafka_log
         if log is not None and not log.ready():
-            problems.append("the Kafka consumer has not been given its partitions yet")
+            problems.append(
+                f"the Kafka consumer has not been given partitions of {log.topic} (yet): "
+                f"if a qrtrace worker runs in its group {log.group!r} too, the topic "
+                "needs a partition for each member, or the worker another --group")
+        if self._kafka_writer is not None and self._kafka_writer.failing is not None:
+            problems.append(self._kafka_writer.failing)
         return problems
