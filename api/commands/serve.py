@@ -145,11 +145,18 @@ def run(args: argparse.Namespace) -> int:
     from api import warmup
     from api.app import create_asgi
     from api.service import Service
+    from api.workers import bind
 
     settings = settings_from(args)
+    try:  # first: a busy port is named at once, not after the index and Kafka are open
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
+            from None
     try:
         service = Service(settings)
     except Exception as exc:  # every part names its own problem
+        sock.close()
         raise UsageError(f"cannot open the data folder {args.data}: {exc}") from None
     try:
         if service.admin_token_created:
@@ -166,26 +173,24 @@ def run(args: argparse.Namespace) -> int:
         gc.collect()
         gc.freeze()
         if args.workers == 1:
-            uvicorn.run(create_asgi(settings, service), host=args.host, port=args.port,
-                        log_level=args.log_level, access_log=False, proxy_headers=False)
+            config = uvicorn.Config(create_asgi(settings, service), log_level=args.log_level,
+                                    access_log=False, proxy_headers=False)
+            uvicorn.Server(config).run(sockets=[sock])
         else:
-            _serve_processes(args, settings, service)
+            _serve_processes(args, settings, service, sock)
     finally:
+        sock.close()
         service.close()
     return 0
 
 
-def _serve_processes(args: argparse.Namespace, settings, service) -> None:
-    """This process (the writer) and args.workers - 1 followers on one socket."""
+def _serve_processes(args: argparse.Namespace, settings, service, sock) -> None:
+    """This process (the writer) and args.workers - 1 followers on the socket `sock`."""
     import uvicorn
 
     from api.app import create_asgi
-    from api.workers import Followers, bind
+    from api.workers import Followers
 
-    try:
-        sock = bind(args.host, args.port)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc}") from None
     followers = Followers(settings, service, sock, count=args.workers - 1,
                           log_level=args.log_level)
     followers.start()
@@ -196,7 +201,6 @@ def _serve_processes(args: argparse.Namespace, settings, service) -> None:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         followers.stop()
-        sock.close()
 
 
 def _demo(service) -> None:

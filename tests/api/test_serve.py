@@ -470,6 +470,28 @@ def test_the_adoption_report_covers_the_callers_jurisdiction_only(server):
     assert seen["admin"] == {1: 1, 2: 0, 3: 0, 4: 0}
 
 
+def test_serve_on_a_busy_port_says_so_at_once(tmp_path):
+    """A review's serve on a port in use printed 'qrtrace serving ... on http://...' and
+    then the bind error, after opening the index (and Kafka, 33 s when unreachable)."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.api.conftest import free_port
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        done = subprocess.run([sys.executable, "-m", "api.cli", "serve", "--data",
+                               str(tmp_path / "data"), "--port", str(port)],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "QRTRACE_ADMIN_TOKEN": "t" * 32})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "serving" not in done.stderr and not (tmp_path / "data").exists()
+
+
 def test_a_closed_case_shows_no_more_movements_to_anyone(server):
     """A review found no way to close a case: every case stayed readable by its whole
     jurisdiction for good. Closing it ends its exposure, zones, graph and exports for
