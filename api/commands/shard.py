@@ -52,11 +52,21 @@ def run(args: argparse.Namespace) -> int:
 
     from api import warmup
     from api.shard_server import create_shard_app
+    from api.workers import bind
 
-    print(warmup.NOTICE, file=sys.stderr, flush=True)
-    warmup.warm_up()
-    print(f"qrtrace shard serving {args.data} on http://{args.host}:{args.port}/",
-          file=sys.stderr, flush=True)
-    uvicorn.run(create_shard_app(folder, token), host=args.host, port=args.port,
-                log_level=args.log_level, access_log=False)
+    try:  # first: a busy port is named before the kernels load
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
+            from None
+    try:
+        print(warmup.NOTICE, file=sys.stderr, flush=True)
+        warmup.warm_up()
+        print(f"qrtrace shard serving {args.data} on http://{args.host}:{args.port}/",
+              file=sys.stderr, flush=True)
+        config = uvicorn.Config(create_shard_app(folder, token), log_level=args.log_level,
+                                access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
