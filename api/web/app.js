@@ -473,9 +473,8 @@
       return refuse("err_field_person_form", "f-person");
     }
     if (!(to > from)) return refuse("err_field_window", "f-to");
-    if (to > Date.now() / 1000 + 86400) {
-      return refuse("err_field_ahead", "f-to", { max: fmtTime(Math.floor(Date.now() / 1000) + 86400) });
-    }
+    const latest = Math.floor(Date.now() / 1000) + 86400;  // the server's bound: a day ahead
+    if (to > latest) return refuse("err_field_ahead", "f-to", { max: fmtTime(latest) });
     if (to - from > 60 * 86400) return refuse("err_field_span", "f-from");
     if ($("f-purpose").value.trim().length < 3) return refuse("err_field_purpose", "f-purpose");
     const body = {
@@ -548,8 +547,8 @@
 
   window.QrApp = {
     state, t, label, h, table, fmt, fmtTime, fmtRange, fmtDate, tzName, fmtNumber, todayLocal,
-    addDays, request, getJson, readJson, compareIds, download, saveBlob, busy, fail, setStatus, showMessage,
-    hideMessage, ApiError,
+    addDays, request, getJson, readJson, compareIds, download, saveBlob, busy, fail, setStatus,
+    showMessage, hideMessage, ApiError,
   };
   document.addEventListener("DOMContentLoaded", init);
 })();
