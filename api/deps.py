@@ -43,10 +43,11 @@ async def caller(service: ServiceDep,
 
 
 def principal_of(service: Service, token: str) -> Principal:
-    """The live principal holding `token`. Raises 401 for an unknown or revoked one."""
+    """The live principal holding `token`. Raises 401 for an unknown, revoked or
+    expired one."""
     found = service.registry.authenticate(token)
     if found is None:
-        raise HTTPException(401, "unknown or revoked token",
+        raise HTTPException(401, "unknown, revoked or expired token",
                             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
     return found
 

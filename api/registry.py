@@ -98,11 +98,12 @@ class Principal:
     venue: int | None = None
     created: int = 0
     revoked: int | None = None
+    expires: int | None = None  # epoch seconds after which the token is refused
 
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "role": self.role,
                 "jurisdiction": self.jurisdiction, "venue": self.venue,
-                "created": self.created, "revoked": self.revoked}
+                "created": self.created, "revoked": self.revoked, "expires": self.expires}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +152,11 @@ class Registry:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(cases)")}
-            for column in ("closed_at", "closed_by"):  # registries made before closing
+            for table, column in (("cases", "closed_at"), ("cases", "closed_by"),
+                                  ("principals", "expires")):  # registries made before
+                columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if column not in columns:
-                    self._db.execute(f"ALTER TABLE cases ADD COLUMN {column} INTEGER")
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER")
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot open the registry {self.path}: {exc}") from exc
         self._by_hash: dict[str, Principal] = {}
@@ -190,10 +192,12 @@ class Registry:
 
     def add_principal(self, name: str, role: str, *, jurisdiction: str = "",
                       venue: int | None = None, token: str | None = None,
-                      created: int | None = None) -> tuple[Principal, str]:
+                      created: int | None = None, valid_s: int | None = None
+                      ) -> tuple[Principal, str]:
         """Register a principal; returns it and its bearer token (the only time the token
         is available: only its hash is kept). `created`: when (epoch seconds; default
-        now; the demo commune's devices date from its first day). Raises RegistryError
+        now; the demo commune's devices date from its first day); `valid_s`: seconds
+        after which the token stops being accepted (None: never). Raises RegistryError
         for an unknown role, a device without a venue, or a token already in use."""
         if role not in ROLES:
             raise RegistryError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
@@ -201,12 +205,14 @@ class Registry:
             raise RegistryError("a device is bound to exactly one venue; others to none")
         token = token or new_token(role)
         now = self._now() if created is None else int(created)
+        expires = None if valid_s is None else now + int(valid_s)
         cur = self._write(
-            "INSERT INTO principals (name, role, jurisdiction, venue, token_hash, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO principals (name, role, jurisdiction, venue, token_hash, created,"
+            " expires) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (name, role, jurisdiction, None if venue is None else str(venue),
-             hash_token(token), now), principals=True)
-        return Principal(cur.lastrowid, name, role, jurisdiction, venue, now), token
+             hash_token(token), now, expires), principals=True)
+        return Principal(cur.lastrowid, name, role, jurisdiction, venue, now,
+                         expires=expires), token
 
     def ensure_admin_token(self, token: str, name: str = "admin (QRTRACE_ADMIN_TOKEN)") -> None:
         """Make `token` a valid admin token (from the environment): the principal named
@@ -266,6 +272,8 @@ class Registry:
         if found is None and self._checked != now:  # added by another process since?
             self._reload_principals(now)
             found = self._by_hash.get(digest)
+        if found is not None and found.expires is not None and self._clock() >= found.expires:
+            return None
         return found
 
     def _reload_principals(self, now: float) -> None:
@@ -366,15 +374,15 @@ class Registry:
         return [(k, int(i)) for k, i in self._read("SELECT kind, id FROM revocations")]
 
 
-_P_COLS = "id, name, role, jurisdiction, venue, created, revoked"
+_P_COLS = "id, name, role, jurisdiction, venue, created, revoked, expires"
 _C_COLS = ("id, person, t_from, t_to, purpose, jurisdiction, min_overlap, linger, depth,"
            " default_dwell, opened_by, opened_at, closed_at, closed_by")
 
 
 def _principal(row: tuple) -> Principal:
-    pid, name, role, jurisdiction, venue, created, revoked = row
+    pid, name, role, jurisdiction, venue, created, revoked, expires = row
     return Principal(pid, name, role, jurisdiction, None if venue is None else int(venue),
-                     created, revoked)
+                     created, revoked, expires)
 
 
 def _case(row: tuple) -> Case:

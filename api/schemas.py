@@ -343,6 +343,8 @@ class DeviceIn(Strict):
 class OfficialIn(Strict):
     name: Name
     jurisdiction: Jurisdiction
+    # an official's token reads citizens' movements: it lapses (a new one is issued)
+    valid_days: Annotated[int, Field(ge=1, le=3650)] = 90
 
 
 class PrincipalOut(BaseModel):
@@ -353,6 +355,7 @@ class PrincipalOut(BaseModel):
     venue: int | None
     created: int
     revoked: int | None
+    expires: int | None = None
 
 
 class PrincipalCreated(BaseModel):

@@ -92,12 +92,15 @@ def list_officials(admin: AdminCaller, service: ServiceDep) -> list[dict]:
 @router.post("/officials", status_code=201, response_model=PrincipalCreated,
              responses=AUTH_RESPONSES)
 def add_official(body: OfficialIn, admin: AdminCaller, service: ServiceDep) -> dict:
-    """Register an official of a jurisdiction ("District" or "District/Commune"), spelled
+    """Register an official of a jurisdiction ("District" or "District/Commune") whose
+    token lapses after `valid_days` (default 90; the official is then issued a new one),
+    spelled
     as the venue table spells it when they differ in letter case only; `warning` says
     when no venue lies in it yet (the official would see no case and no venue)."""
     jurisdiction, warning = _known_spelling(body.jurisdiction, service.venues)
     principal, token = service.registry.add_principal(
-        body.name, "official", jurisdiction=jurisdiction)
+        body.name, "official", jurisdiction=jurisdiction,
+        valid_s=body.valid_days * 86400)
     _audit(service, admin, "add_official", official=principal.id,
            jurisdiction=principal.jurisdiction)
     return {"principal": principal.to_dict(), "token": token, "warning": warning}

@@ -544,6 +544,14 @@ def test_an_officials_jurisdiction_is_spelled_as_the_venues_spell_it(server):
         assert {v["venue"] for v in report.json()["venues"]} == {1, 2}, typed
     r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": "Ba Vì"})
     assert r.status_code == 201 and "no venue lies in 'Ba Vì' yet" in r.json()["warning"]
+    # an official's token lapses: 90 days unless the admin says otherwise
+    made = r.json()["principal"]
+    assert made["expires"] - made["created"] == 90 * 86400
+    r = server.post("/v1/admin/officials", json={"name": "o", "jurisdiction": COMMUNE,
+                                                 "valid_days": 7})
+    assert r.json()["principal"]["expires"] - r.json()["principal"]["created"] == 7 * 86400
+    assert server.post("/v1/admin/officials", json={
+        "name": "o", "jurisdiction": COMMUNE, "valid_days": 0}).status_code == 422
 
 
 def test_the_adoption_report_speaks_only_of_days_it_holds(server):
