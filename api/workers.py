@@ -53,14 +53,17 @@ def share_metrics() -> str:
     return folder
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on (host, port), inheritable by the followers."""
+def bind(host: str, port: int, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port), inheritable by the followers; listening
+    unless `listen` is False (then whoever serves on it listens: until then a client is
+    refused at once instead of waiting on a backlog nobody accepts)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            sock.listen(2048)
     except OSError:
         sock.close()
         raise

@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     try:  # first: a busy port is named at once, not after the index and Kafka are open
-        sock = bind(args.host, args.port)
+        sock = bind(args.host, args.port, listen=False)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
             from None
@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         # out of the cyclic GC's generations, full collections stop rescanning it
         gc.collect()
         gc.freeze()
+        sock.listen(2048)  # ready: connections are taken from now on
         if args.workers == 1:
             config = uvicorn.Config(create_asgi(settings, service), log_level=args.log_level,
                                     access_log=False, proxy_headers=False)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from api.workers import bind
 
     try:  # first: a busy port is named before the kernels load
-        sock = bind(args.host, args.port)
+        sock = bind(args.host, args.port, listen=False)
     except OSError as exc:
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
             from None
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         warmup.warm_up()
         print(f"qrtrace shard serving {args.data} on http://{args.host}:{args.port}/",
               file=sys.stderr, flush=True)
+        sock.listen(2048)
         config = uvicorn.Config(create_shard_app(folder, token), log_level=args.log_level,
                                 access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
