@@ -109,7 +109,8 @@ RECORD_ROWS = 10_000
 
 
 class KafkaSink:
-    """The scale-out backend: packed-v1 records to `topic`, one per venue, keyed by it."""
+    """The scale-out backend: packed-v1 records to `topic`, keyed by venue, each of one
+    venue's scans and at most RECORD_ROWS of them."""
 
     def __init__(self, producer, topic: str) -> None:
         self.producer = producer

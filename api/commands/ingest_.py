@@ -120,7 +120,9 @@ def _refused_rows(batch: bytes, refused: bytes) -> list[int] | None:
     rows: dict[tuple, list[int]] = {}
     for i, row in enumerate(zip(*_columns(whole.batch), strict=True), 1):
         rows.setdefault(row, []).append(i)
-    return sorted(rows[row].pop(0) for row in zip(*_columns(part.batch), strict=True))
+    found = [rows[row].pop(0) for row in zip(*_columns(part.batch), strict=True)
+             if rows.get(row)]
+    return sorted(found)
 
 
 def _columns(batch) -> list[list]:
