@@ -44,6 +44,18 @@ def check_bootstrap(text: str) -> None:
                              "127.0.0.1:9092), several separated by commas")
 
 
+def bound_socket(host: str, port: int):
+    """A socket bound to (host, port), not yet listening (api.workers.bind), for a
+    server command to bind before anything slow; raises UsageError when the address is
+    taken or cannot be bound."""
+    from api.workers import bind
+
+    try:
+        return bind(host, port, listen=False)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every available subcommand registered."""
     parser = argparse.ArgumentParser(

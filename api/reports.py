@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from datetime import date
+import time
+from datetime import date, timedelta
 
 from api.registry import Principal, in_jurisdiction
 from tracing.adoption import (
@@ -22,6 +23,24 @@ from tracing.adoption import (
 from tracing.venues import VenueTable
 
 _EPOCH = date(1970, 1, 1)
+
+
+def days_not_held(settings, day_from: date, day_to: date) -> str | None:
+    """Why the index cannot speak for local days [day_from, day_to], or None: days to
+    come, or days before the retention period, whose check-ins are deleted (either
+    would show every venue as silent on them)."""
+    local = time.time() + settings.tz_offset_s
+    today = _EPOCH + timedelta(days=int(local // 86400))
+    # the first whole local day still held: the one after the purge horizon's own day
+    oldest = today - timedelta(days=settings.retention_days - 1)
+    if day_to > today:
+        return f"to ({day_to}) is after today ({today}, local time): a report counts days " \
+               "that have begun"
+    if day_from < oldest:
+        return (f"from ({day_from}) is before {oldest}, the first day whose check-ins are "
+                f"all kept (retention: {settings.retention_days} days): earlier ones are "
+                "deleted")
+    return None
 
 
 def adoption_for(service, caller: Principal, day_from: date, day_to: date) -> AdoptionReport:

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.cli import UsageError, check_bootstrap
+from api.cli import UsageError, bound_socket, check_bootstrap
 
 MAX_WORKERS = 64
 
@@ -145,14 +145,10 @@ def run(args: argparse.Namespace) -> int:
     from api import warmup
     from api.app import create_asgi
     from api.service import Service
-    from api.workers import bind
 
     settings = settings_from(args)
-    try:  # first: a busy port is named at once, not after the index and Kafka are open
-        sock = bind(args.host, args.port, listen=False)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
-            from None
+    # first: a busy port is named at once, not after the index and Kafka are open
+    sock = bound_socket(args.host, args.port)
     try:
         service = Service(settings)
     except Exception as exc:  # every part names its own problem

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from api.cli import UsageError
+from api.cli import UsageError, bound_socket
 from ingest.runtime import index_path
 
 TOKEN_ENV = "QRTRACE_SHARD_TOKEN"
@@ -52,13 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
     from api import warmup
     from api.shard_server import create_shard_app
-    from api.workers import bind
 
-    try:  # first: a busy port is named before the kernels load
-        sock = bind(args.host, args.port, listen=False)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") \
-            from None
+    sock = bound_socket(args.host, args.port)  # first: a busy port is named at once
     try:
         print(warmup.NOTICE, file=sys.stderr, flush=True)
         warmup.warm_up()

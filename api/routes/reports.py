@@ -3,8 +3,7 @@ created that nobody scans), as JSON, CSV, or a chart."""
 
 from __future__ import annotations
 
-import time
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
@@ -12,12 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, ReaderCaller, ServiceDep
-from api.reports import adoption_chart_svg, adoption_for
+from api.reports import adoption_chart_svg, adoption_for, days_not_held
 from api.schemas import Problem
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 MAX_DAYS = 366
-_EPOCH = date(1970, 1, 1)
 
 
 @router.get("/adoption", responses={
@@ -39,7 +37,8 @@ async def adoption(reader: ReaderCaller, service: ServiceDep,
         raise HTTPException(422, f"to ({day_to}) is before from ({day_from})")
     if (day_to - day_from).days >= MAX_DAYS:
         raise HTTPException(422, f"a report spans at most {MAX_DAYS} days")
-    _check_days_held(service.settings, day_from, day_to)
+    if (problem := days_not_held(service.settings, day_from, day_to)) is not None:
+        raise HTTPException(422, problem)
     # audited before it runs, as every official query (and without blocking the loop)
     await service.audit.record_async(actor=reader.name, role=reader.role,
                                      action="adoption_report",
@@ -59,19 +58,3 @@ async def adoption(reader: ReaderCaller, service: ServiceDep,
     return Response(text, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-
-def _check_days_held(settings, day_from: date, day_to: date) -> None:
-    """Refuse (422) days the index cannot speak for: days to come, and days before the
-    retention period, whose check-ins are deleted. Either would show every venue as
-    silent on them."""
-    local = time.time() + settings.tz_offset_s
-    today = _EPOCH + timedelta(days=int(local // 86400))
-    # the first whole local day still held: the one after the purge horizon's own day
-    oldest = _EPOCH + timedelta(days=int((local - settings.retention_days * 86400) // 86400) + 1)
-    if day_to > today:
-        raise HTTPException(422, f"to ({day_to}) is after today ({today}, local time): a "
-                                 "report counts days that have begun")
-    if day_from < oldest:
-        raise HTTPException(422, f"from ({day_from}) is before {oldest}, the first day whose "
-                                 f"check-ins are all kept (retention: "
-                                 f"{settings.retention_days} days): earlier ones are deleted")
