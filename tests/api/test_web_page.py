@@ -431,5 +431,5 @@ def test_an_official_closes_a_case_and_it_shows_nothing_more(site, page):
     assert server.get(f"/v1/cases/{case}/exposure", token=token).status_code == 410
     page.get_by_role("link", name="Ca bệnh", exact=True).click()
     row = page.locator("#cases-table tr", has_text=f"Xem ca #{case}")
-    assert "đã đóng" in row.inner_text()
+    row.get_by_text("đã đóng").wait_for()  # once the list is fetched again
     assert not page.problems, page.problems
