@@ -158,7 +158,7 @@ class Service:
     def _kafka_sink(self) -> KafkaSink:
         from kafka import KafkaProducer
 
-        from ingest.kafka_log import KafkaLog, ensure_topics
+        from ingest.kafka_log import BOOTSTRAP_TIMEOUT_MS, KafkaLog, ensure_topics
         from ingest.worker import Worker
 
         bootstrap = self.settings.kafka
@@ -167,7 +167,8 @@ class Service:
         # refuses (too large) as fatal, and then fails every later send; the index
         # counts a scan sent twice as a duplicate anyway
         producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                                 max_request_size=32 * 1024 * 1024, enable_idempotence=False)
+                                 max_request_size=32 * 1024 * 1024, enable_idempotence=False,
+                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
         log = KafkaLog(bootstrap, offsets_path(self.settings.data), topic=self.settings.topic,
                        group=self.settings.group)
         producer.partitions_for(self.settings.topic)  # metadata now: fail fast, not later

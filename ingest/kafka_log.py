@@ -64,6 +64,10 @@ SOURCE_HEADER = "qrtrace-source"
 # on a dead letter sent without its value (too large for the DLQ topic): its length
 TRUNCATED_HEADER = "qrtrace-truncated"
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+# how long a client made at start waits for a first answer from the broker: a broker that
+# is starting answers within it; a wrong address is named after it, not after
+# kafka-python's 30 s (a review waited 33 s for `serve --kafka` to say so)
+BOOTSTRAP_TIMEOUT_MS = 10_000
 
 logger = logging.getLogger("qrtrace.ingest")
 
@@ -161,7 +165,7 @@ class KafkaLog:
                 group_instance_id=instance_id, session_timeout_ms=int(session_timeout_s * 1000),
                 enable_auto_commit=False, auto_offset_reset="earliest",
                 max_partition_fetch_bytes=MAX_RECORD_BYTES, fetch_max_bytes=fetch_max_bytes,
-                fetch_max_wait_ms=100,
+                fetch_max_wait_ms=100, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             )
             self._consumer.subscribe([topic], listener=_Listener())
             # fetched record batches split in one call each, not a record at a time
@@ -171,9 +175,11 @@ class KafkaLog:
             self._producer = KafkaProducer(
                 bootstrap_servers=bootstrap, client_id=client_id + "-dlq", acks="all",
                 max_request_size=MAX_RECORD_BYTES, enable_idempotence=False,
+                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             )
         except _kafka_errors() as exc:
-            raise LogError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+            raise LogError(f"cannot reach Kafka at {bootstrap} within "
+                           f"{BOOTSTRAP_TIMEOUT_MS // 1000} s: {exc}") from exc
         self._dlq_pending = 0
         self._dlq_sent: list = []  # (future or the error of its send, (key, headers, value))
 
@@ -428,9 +434,11 @@ def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1) -> No
     from kafka.errors import TopicAlreadyExistsError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qrtrace-admin")
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="qrtrace-admin",
+                                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS)
     except _kafka_errors() as exc:
-        raise LogError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        raise LogError(f"cannot reach Kafka at {bootstrap} within "
+                       f"{BOOTSTRAP_TIMEOUT_MS // 1000} s: {exc}") from exc
     try:
         for name, n in ((topic, partitions), (topic + DLQ_SUFFIX, 1)):
             with contextlib.suppress(TopicAlreadyExistsError):

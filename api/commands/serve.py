@@ -145,12 +145,16 @@ def run(args: argparse.Namespace) -> int:
     from api import warmup
     from api.app import create_asgi
     from api.service import Service
+    from ingest.log import LogError
 
     settings = settings_from(args)
     # first: a busy port is named at once, not after the index and Kafka are open
     sock = bound_socket(args.host, args.port)
     try:
         service = Service(settings)
+    except LogError as exc:  # the data folder is fine: Kafka is not
+        sock.close()
+        raise UsageError(str(exc)) from None
     except Exception as exc:  # every part names its own problem
         sock.close()
         raise UsageError(f"cannot open the data folder {args.data}: {exc}") from None

@@ -337,3 +337,14 @@ def test_worker_and_serve_name_a_bad_option_before_reaching_for_kafka(tmp_path):
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, (extra, done.stderr[-2000:])
         assert words in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
+
+
+def test_serve_names_an_unreachable_broker_not_its_data_folder(tmp_path):
+    """A review waited 33 s for `serve --kafka` at a closed port, then read 'cannot open
+    the data folder': the folder was fine, the broker was not there."""
+    done = subprocess.run([*QRTRACE, "serve", "--data", str(tmp_path / "data"),
+                           "--kafka", "127.0.0.1:9", "--port", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "cannot reach Kafka at 127.0.0.1:9" in done.stderr, done.stderr[-2000:]
+    assert "data folder" not in done.stderr and "Traceback" not in done.stderr
