@@ -60,7 +60,11 @@
       h("li", { text: t("case_window", { from: App.fmtTime(c.from), to: App.fmtTime(c.to) }) +
         ` (${App.tzName()})` }),
       h("li", { text: t("case_purpose", { purpose: c.purpose }) }),
-      h("li", { text: t("case_jurisdiction", { jurisdiction: c.jurisdiction }) }));
+      h("li", { text: t("case_jurisdiction", { jurisdiction: c.jurisdiction }) }),
+      // no zone of the case's own presence: the trace is empty because the person was
+      // seen nowhere in the window, not because nobody met them
+      ...(view.exposure.zones.some((z) => z.level === 0) ? []
+        : [h("li", { id: "case-unseen", class: "warning", text: t("case_unseen") })]));
     $("count-f1").textContent = App.fmtNumber(counts.f1 || 0);
     $("count-f2").textContent = App.fmtNumber(beyondF1(counts).total);
     $("count-f2-levels").textContent = beyondF1(counts).levels;

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+IDLE_S = 3.0  # a pooled connection idle longer is not reused (uvicorn closes it at 5 s)
 
 
 def free_port() -> int:
@@ -41,9 +42,15 @@ class LiveServer:
     process: subprocess.Popen
     log: Path
     session: requests.Session = field(default_factory=requests.Session)
+    last_request: float = 0.0
 
     def request(self, method: str, path: str, token: str | None = "admin", **kw):
         """An HTTP request; token "admin" (default) uses the admin token, None none."""
+        if time.monotonic() - self.last_request > IDLE_S:
+            # the server closes a connection idle for 5 s: a request sent on it as it
+            # closes is reset ('Connection reset by peer'), so idle ones are not reused
+            self.session.close()
+        self.last_request = time.monotonic()
         headers = dict(kw.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {self.admin_token if token == 'admin' else token}"

@@ -357,6 +357,40 @@ def test_a_deeper_rule_counts_every_level_below_f1_among_those_to_test(site, pag
     assert not page.problems, page.problems
 
 
+def test_a_case_whose_person_was_seen_nowhere_says_so(site, page):
+    """A case for a person with no check-in in its window showed 0 / 0 / 0 and "No
+    zones", as if the person had met nobody; the page now says the trace is empty because
+    the person was seen nowhere (yet: offline devices' check-ins come later)."""
+    import time
+
+    server, tokens = site
+    token = tokens["commune"]
+    now = int(time.time())
+    r = server.post("/v1/cases", token=token, json={
+        "person": str(2**40 + 12345), "from": now - 86400, "to": now,
+        "purpose": "seen nowhere"})
+    assert r.status_code == 201, r.text
+    unseen = r.json()["id"]
+    demo = next(c for c in server.get("/v1/cases", token=token).json()
+                if c["purpose"].startswith("Ca dương tính (demo)"))
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("link", name=f"Xem ca #{demo['id']}").click()
+    page.get_by_role("heading", name=f"Ca #{demo['id']}", exact=True).wait_for()
+    page.locator("#f1 tbody tr").first.wait_for()
+    assert page.locator("#case-unseen").count() == 0
+    page.goto(server.url + f"/#/case/{unseen}")
+    page.get_by_role("heading", name=f"Ca #{unseen}", exact=True).wait_for()
+    notice = page.locator("#case-unseen")
+    notice.wait_for()
+    assert "chưa có lượt quét nào" in notice.inner_text()
+    assert page.locator("#count-f1").inner_text() == "0"
+    page.get_by_role("button", name="Switch to English").click()
+    assert "no check-in in the window" in notice.inner_text()
+    assert not page.problems, page.problems
+
+
 def test_the_api_docs_draw_offline_from_this_server_alone(site, page):
     """/docs loaded Swagger UI from a CDN: a blank page where nothing else answers. It is
     served by the server itself, and the browser asks no other origin for anything."""
