@@ -83,8 +83,12 @@ def create_asgi(settings: Settings, service: Service | None = None):
     return ScanFastPath(create_app(settings, service))
 
 
-def _problem(status: int, detail: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+def _problem(status: int, detail: str, headers: dict | None = None,
+             reason: str | None = None) -> JSONResponse:
+    """An error answer: {"detail": the message} and, for errors that name one, "reason"
+    (a word a client can act on or translate; CaseError.reason)."""
+    body = {"detail": detail} if reason is None else {"detail": detail, "reason": reason}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 # Errors of the layers below and the status each answers with (the fast path uses it too).
@@ -119,7 +123,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _problem(503, str(exc), {"Retry-After": "5"})
 
     async def case_error(request: Request, exc: Exception):
-        return _problem(error_status(exc), str(exc))
+        return _problem(error_status(exc), str(exc), reason=getattr(exc, "reason", None))
 
     for error in ERROR_STATUS:
         app.add_exception_handler(error, case_error)

@@ -44,7 +44,13 @@ logger = logging.getLogger(__name__)
 
 
 class CaseError(Exception):
-    """The root of the errors a case request gets."""
+    """The root of the errors a case request gets. `reason`, when given, names the
+    problem in a word the officials' page turns into its own language (the message is
+    for API clients and logs)."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class CaseNotFound(CaseError):
@@ -139,18 +145,20 @@ class CaseService:
         person = self._person(request.person, self._keyring())
         if request.t_from >= request.t_to:
             raise BadCase(f"to ({rfc3339_utc(request.t_to)}) must be after from "
-                          f"({rfc3339_utc(request.t_from)})")
+                          f"({rfc3339_utc(request.t_from)})", "window_order")
         if request.t_to - request.t_from > MAX_WINDOW_S:
-            raise BadCase("the infectious window may span at most 60 days")
+            raise BadCase("the infectious window may span at most 60 days", "window_span")
         if request.t_to > time.time() + MAX_AHEAD_S:
             # a case is traced over what happened: a window running into the future
             # would follow a person's movements as they are scanned
-            raise BadCase(f"to ({rfc3339_utc(request.t_to)}) is more than a day from now")
+            raise BadCase(f"to ({rfc3339_utc(request.t_to)}) is more than a day from now",
+                          "window_ahead")
         jurisdiction = official.jurisdiction if request.jurisdiction is None \
             else request.jurisdiction.strip("/")
         if not in_jurisdiction(jurisdiction, official.jurisdiction):
             self._refuse_open(official, request, person, OutOfJurisdiction(
-                f"jurisdiction {jurisdiction!r} is outside your own ({official.jurisdiction!r})"))
+                f"jurisdiction {jurisdiction!r} is outside your own ({official.jurisdiction!r})",
+                "jurisdiction_outside"))
         try:
             rule = ContactRule(min_overlap=request.min_overlap, linger=request.linger,
                                depth=request.depth, default_dwell=self.default_dwell)
@@ -163,14 +171,15 @@ class CaseService:
             self._refuse_open(official, request, person, OutOfJurisdiction(
                 f"person {person} has no check-in at a venue of {jurisdiction!r} between "
                 f"{rfc3339_utc(request.t_from)} and {rfc3339_utc(request.t_to)}: a case is "
-                "opened by an official of a place where its person was seen"))
+                "opened by an official of a place where its person was seen", "seen_elsewhere"))
         if seen is None and request.t_to > time.time():
             # seen nowhere yet: a window into the future would show, as they are scanned,
             # the movements of someone never seen in the official's area
             self._refuse_open(official, request, person, OutOfJurisdiction(
                 f"person {person} has no check-in yet between {rfc3339_utc(request.t_from)} "
                 f"and {rfc3339_utc(request.t_to)}: a case for a person seen nowhere must "
-                "end by now (check-ins of devices that were offline still show in it)"))
+                "end by now (check-ins of devices that were offline still show in it)",
+                "seen_nowhere_ahead"))
         case = self.registry.open_case(
             person=person, t_from=request.t_from, t_to=request.t_to, purpose=request.purpose,
             jurisdiction=jurisdiction, min_overlap=rule.min_overlap, linger=rule.linger,
@@ -509,7 +518,7 @@ class CaseService:
     def _person(self, ref: str | int, keyring: KeyRing) -> int:
         if isinstance(ref, int):
             if not 0 <= ref < 2**64:
-                raise BadCase(f"person: an id must be in [0, 2**64), got {ref}")
+                raise BadCase(f"person: an id must be in [0, 2**64), got {ref}", "person_id")
             return ref
         text = ref.strip()
         # ASCII digits only: str.isdigit() also says yes to "²", which int() refuses
@@ -518,9 +527,10 @@ class CaseService:
         checked = verify_token(text, keyring)
         # an expired or revoked personal token still names its holder
         if checked.status not in (Status.OK, Status.EXPIRED, Status.REVOKED):
-            raise BadCase(f"person: not a valid personal token ({checked.reason})")
+            raise BadCase(f"person: not a valid personal token ({checked.reason})",
+                          "person_token")
         if checked.kind is not Kind.PERSON:
-            raise BadCase("person: this is a venue token, not a personal one")
+            raise BadCase("person: this is a venue token, not a personal one", "venue_token")
         return checked.id
 
     def _audit(self, official: Principal, action: str, case: Case) -> None:

@@ -167,10 +167,13 @@
   // ---- the API ------------------------------------------------------------------------
 
   class ApiError extends Error {
-    constructor(status, detail) {
+    // reason: the word some errors name their problem by (a case refused, a bad window),
+    // shown in the page's language where i18n.js has `err_reason_<reason>`
+    constructor(status, detail, reason) {
       super(`${status}: ${detail}`);
       this.status = status;
       this.detail = detail;
+      this.reason = reason || null;
     }
   }
 
@@ -198,9 +201,13 @@
       throw new ApiError(0, "network");
     }
     if (!response.ok) {
-      let detail = response.statusText;
-      try { detail = describeDetail((await response.json()).detail); } catch (e) { /* not JSON */ }
-      throw new ApiError(response.status, detail);
+      let detail = response.statusText, reason = null;
+      try {
+        const problem = await response.json();
+        detail = describeDetail(problem.detail);
+        reason = typeof problem.reason === "string" ? problem.reason : null;
+      } catch (e) { /* not JSON */ }
+      throw new ApiError(response.status, detail, reason);
     }
     return response;
   }
@@ -232,6 +239,7 @@
   function errorMessage(err) {
     if (!(err instanceof ApiError)) return ["err_generic", { status: "?", detail: String(err) }];
     if (err.status === 0) return ["err_network"];
+    if (err.reason && `err_reason_${err.reason}` in I18N.vi) return [`err_reason_${err.reason}`];
     if (err.status === 401) return ["err_401"];
     if (err.status === 403) return ["err_403"];
     if (err.status === 404) return ["err_404"];
@@ -493,12 +501,9 @@
       setStatus("case_opened", { id: opened.id });
       location.hash = `#/case/${opened.id}`;
     } catch (err) {
+      // a refusal names its reason (err_reason_*): said in the page's language
       if (err instanceof ApiError && err.status === 401) fail(err);
-      else if (err instanceof ApiError && err.status === 403) {
-        // the case's person is not one this official may trace: the server says why
-        setStatus(null);
-        showMessage(error, "err_open_403", { detail: err.detail });
-      } else fail(err, error);
+      else fail(err, error);
     } finally {
       button.disabled = false;
     }

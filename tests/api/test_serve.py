@@ -420,6 +420,7 @@ def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     refused = server.post("/v1/cases", token=other, json={"person": 11, **window})
     assert refused.status_code == 403, refused.text
     assert "person 11 has no check-in at a venue of 'Đan Phượng/Tân Hội'" in refused.text
+    assert refused.json()["reason"] == "seen_elsewhere"  # the page says it in Vietnamese
     for official in (c["official"], district):
         assert server.post("/v1/cases", token=official,
                            json={"person": 11, **window}).status_code == 201
@@ -429,11 +430,13 @@ def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     ahead = server.post("/v1/cases", token=other, json={
         "person": 12, "from": NOW, "to": NOW + 30 * 86400, "purpose": "watch them"})
     assert ahead.status_code == 422 and "more than a day from now" in ahead.text
+    assert ahead.json()["reason"] == "window_ahead"
     # ... but not one running on into the next hours: it would show where the person is
     # scanned from now on, anywhere, to an official of a place they were never seen in
     live = server.post("/v1/cases", token=other, json={
         "person": 12, "from": NOW - 300, "to": NOW + 23 * 3600, "purpose": "watch them"})
     assert live.status_code == 403 and "seen nowhere must end by now" in live.text
+    assert live.json()["reason"] == "seen_nowhere_ahead"
     assert server.post("/v1/cases", token=c["official"], json={
         "person": 11, "from": NOW - 7200, "to": NOW + 23 * 3600,
         "purpose": "positive test"}).status_code == 201  # seen in the area: it may

@@ -90,8 +90,8 @@ def page(chromium):
     tab.problems = []
     tab.on("pageerror", lambda exc: tab.problems.append(f"script error: {exc}"))
     # the browser logs every refused request; the wrong tokens' 401 and 403 are expected,
-    # and a closed case's 410
-    expected = re.compile(r"status of (40[13]|410) ")
+    # a closed case's 410, and the 422 of a case form the server refuses
+    expected = re.compile(r"status of (40[13]|410|422) ")
     tab.on("console", lambda m: tab.problems.append(m.text)
            if m.type == "error" and not expected.search(m.text) else None)
     yield tab
@@ -420,7 +420,7 @@ def test_the_case_form_says_what_is_wrong_in_the_officials_language(site, page):
     assert page.get_by_label("Mục đích").input_value() == ""  # the official writes it
     person, message = page.get_by_label("Mã QR cá nhân hoặc số định danh"), \
         page.locator("#case-form-error")
-    submit = page.get_by_role("button", name="Mở ca bệnh")
+    submit = page.locator("#case-submit")  # named "Mở ca bệnh", then "Open the case"
     person.fill("12 34")
     page.get_by_label("Mục đích").fill("Kiểm thử biểu mẫu")
     submit.click()
@@ -441,7 +441,22 @@ def test_the_case_form_says_what_is_wrong_in_the_officials_language(site, page):
     page.locator("#f-to").fill(time.strftime("%Y-%m-%dT%H:%M",
                                              time.gmtime(time.time() + 7 * 3600 + 7200)))
     submit.click()
-    message.get_by_text("Không mở được ca này").wait_for()
+    message.get_by_text("Người này chưa có lượt quét nào").wait_for()
+    assert "now" not in message.inner_text()  # the server's English stays out
+    # refusals the form cannot foresee come back in the page's language too
+    page.locator("#f-to").fill(time.strftime("%Y-%m-%dT%H:%M",
+                                             time.gmtime(time.time() + 7 * 3600 - 3600)))
+    forged = server.post("/v1/admin/tokens", json={"kind": "person", "id": 5}).json()["token"]
+    person.fill(forged[:-2] + ("AA" if not forged.endswith("AA") else "BB"))
+    submit.click()
+    message.get_by_text("không phải mã QR cá nhân hợp lệ").wait_for()
+    venue = server.post("/v1/admin/tokens", json={"kind": "venue", "id": 1}).json()["token"]
+    person.fill(venue)
+    submit.click()
+    message.get_by_text("mã QR của một địa điểm").wait_for()
+    page.get_by_role("button", name="Switch to English").click()
+    submit.click()
+    message.get_by_text("a venue's QR token, not a personal one").wait_for()
     assert not page.problems, page.problems
 
 
