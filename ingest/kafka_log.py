@@ -78,17 +78,22 @@ def _kafka_errors():
 
 
 class OffsetsFile:
-    """The consumed offsets saved with the index: {partition: next offset} of one topic."""
+    """The consumed offsets saved with the index: {partition: next offset} of one topic,
+    and the topic's id (Kafka gives a topic a new id when it is deleted and made again:
+    the offsets of the old one mean nothing in the new one)."""
 
     def __init__(self, path: Path, topic: str):
         self.path = path
         self.topic = topic
         self.offsets: dict[int, int] = {}
+        self.topic_id: str | None = None
         if path.exists():
             try:
                 doc = json.loads(path.read_bytes())
                 stored = doc["topics"].get(topic, {})
                 self.offsets = {int(p): int(o) for p, o in stored.items()}
+                topic_id = doc.get("topic_ids", {}).get(topic)
+                self.topic_id = None if topic_id is None else str(topic_id)
                 self._doc = doc
             except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise LogError(f"{path}: not an offsets file ({type(exc).__name__})") from None
@@ -99,6 +104,8 @@ class OffsetsFile:
         """Merge `offsets` in and write the file atomically and durably."""
         self.offsets.update(offsets)
         self._doc["topics"][self.topic] = {str(p): o for p, o in sorted(self.offsets.items())}
+        if self.topic_id is not None:
+            self._doc.setdefault("topic_ids", {})[self.topic] = self.topic_id
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         with open(temp, "wb") as out:
@@ -212,6 +219,7 @@ class KafkaLog:
 
         todo = self._to_position & self._consumer.assignment()
         self._to_position = set(todo)
+        self._check_topic_id()
         heal = {}
         for tp in sorted(todo):
             try:
@@ -231,6 +239,24 @@ class KafkaLog:
             self._commit(heal)
         self._consumer.resume(*todo)
         self._to_position.clear()
+
+    def _check_topic_id(self) -> None:
+        """Forget the offsets file's offsets if they belong to an earlier topic of this
+        name: after a topic is deleted and made again, its new records would otherwise
+        be skipped up to the old offsets."""
+        # the id comes with the metadata the assignment needed (Metadata v10+, Kafka 2.8+);
+        # kafka-python keeps it on the consumer's cluster view only
+        found = self._consumer._cluster.topic_id(self.topic)
+        if found is None:
+            return  # an older broker: nothing to compare
+        found = str(found)
+        known = self.offsets.topic_id
+        if known is not None and known != found and self.offsets.offsets:
+            logger.error("topic recreated: its saved offsets are dropped", extra={"fields": {
+                "topic": self.topic, "old_topic_id": known, "topic_id": found,
+                "dropped": {str(p): o for p, o in sorted(self.offsets.offsets.items())}}})
+            self.offsets.offsets.clear()
+        self.offsets.topic_id = found
 
     def poll(self, max_records: int, timeout_s: float) -> list[Record]:
         """Up to `max_records` records of the assigned partitions."""

@@ -139,6 +139,59 @@ def test_a_restarted_worker_resumes_from_its_saved_offsets(kafka_bootstrap, topi
     assert again["duplicates"] == 0
 
 
+def test_a_topic_deleted_and_made_again_is_read_from_its_start(kafka_bootstrap, topic,
+                                                               tmp_path):
+    """The offsets file kept the old topic's offsets: a worker skipped the new topic's
+    records up to them. Kafka gives a topic made again a new id, which the file now keeps."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    from ingest.kafka_log import ensure_topics
+
+    data = tmp_path / "data"
+    keyring = keyring_of(data)
+
+    def send(venue: int, records: int) -> None:
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+        for r in range(records):  # one key: one partition, one offset a record
+            batch = events_for(keyring, [(p, venue, T0 + p, 0)
+                                         for p in range(10 * r + 1, 10 * r + 11)])
+            producer.send(topic, encode_packed(ScanBatch.of(batch)), key=b"20",
+                          headers=[("qrtrace-format", b"packed-v1")])
+        producer.flush()
+        producer.close()
+
+    send(20, 3)
+    assert run_worker(kafka_bootstrap, topic, data)["checkins_added"] == 30
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.delete_topics([topic, topic + ".dlq"])
+    admin.close()
+    deadline = time.monotonic() + 60
+    while True:  # the deletion finishes in the background
+        try:
+            ensure_topics(kafka_bootstrap, topic, partitions=3)
+            consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+            made = consumer.partitions_for_topic(topic)
+            consumer.close()
+            if made and len(made) == 3:
+                break
+        except KafkaError:
+            pass
+        assert time.monotonic() < deadline, "the topic was not made again"
+        time.sleep(1)
+    send(21, 5)
+    done = subprocess.run(
+        [*QRTRACE, "worker", "--kafka", kafka_bootstrap, "--data", str(data), "--topic", topic,
+         "--group", f"{topic}-group", "--idle-exit", "6", "--report", "1"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    metrics = [line for line in lines if line["message"] == "metrics"][-1]
+    assert metrics["checkins_added"] == 50, metrics  # all five records, not the last two
+    assert any(line["message"].startswith("topic recreated") for line in lines), done.stderr
+
+
 def test_a_worker_purges_its_folder_by_the_retention_period_it_is_given(
         kafka_bootstrap, topic, tmp_path):
     """`qrtrace worker --retention-days 10`: check-ins older than ten days leave every
