@@ -36,6 +36,7 @@ from api.cases import BadCase, CaseClosed, CaseNotFound, OutOfJurisdiction
 from api.intake import SinkError
 from api.ratelimit import RateLimited
 from api.registry import RegistryError
+from api.reports import ReportRangeError
 from api.routes import admin, cases, docs, health, me, reports, scans, web
 from api.schemas import LARGE_BOUNDS, Problem
 from api.service import Service
@@ -93,7 +94,7 @@ def _problem(status: int, detail: str, headers: dict | None = None,
 
 # Errors of the layers below and the status each answers with (the fast path uses it too).
 ERROR_STATUS = {CaseNotFound: 404, OutOfJurisdiction: 403, BadCase: 422, RegistryError: 409,
-                CaseClosed: 410}
+                CaseClosed: 410, ReportRangeError: 422}
 
 
 def error_status(exc: Exception) -> int:

@@ -23,24 +23,38 @@ from tracing.adoption import (
 from tracing.venues import VenueTable
 
 _EPOCH = date(1970, 1, 1)
+MAX_DAYS = 366
 
 
-def days_not_held(settings, day_from: date, day_to: date) -> str | None:
-    """Why the index cannot speak for local days [day_from, day_to], or None: days to
-    come, or days before the retention period, whose check-ins are deleted (either
-    would show every venue as silent on them)."""
+class ReportRangeError(ValueError):
+    """Days a report cannot be made for; `reason` names why in a word (days_order,
+    days_span, days_ahead, days_deleted), the message in a sentence."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_days(settings, day_from: date, day_to: date) -> None:
+    """Raise ReportRangeError unless the index can speak for local days [day_from,
+    day_to]: not days to come, nor days before the retention period, whose check-ins
+    are deleted (either would show every venue as silent on them)."""
+    if day_to < day_from:
+        raise ReportRangeError(f"to ({day_to}) is before from ({day_from})", "days_order")
+    if (day_to - day_from).days >= MAX_DAYS:
+        raise ReportRangeError(f"a report spans at most {MAX_DAYS} days", "days_span")
     local = time.time() + settings.tz_offset_s
     today = _EPOCH + timedelta(days=int(local // 86400))
     # the first whole local day still held: the one after the purge horizon's own day
     oldest = today - timedelta(days=settings.retention_days - 1)
     if day_to > today:
-        return f"to ({day_to}) is after today ({today}, local time): a report counts days " \
-               "that have begun"
+        raise ReportRangeError(f"to ({day_to}) is after today ({today}, local time): a "
+                               "report counts days that have begun", "days_ahead")
     if day_from < oldest:
-        return (f"from ({day_from}) is before {oldest}, the first day whose check-ins are "
-                f"all kept (retention: {settings.retention_days} days): earlier ones are "
-                "deleted")
-    return None
+        raise ReportRangeError(
+            f"from ({day_from}) is before {oldest}, the first day whose check-ins are all "
+            f"kept (retention: {settings.retention_days} days): earlier ones are deleted",
+            "days_deleted")
 
 
 def adoption_for(service, caller: Principal, day_from: date, day_to: date) -> AdoptionReport:

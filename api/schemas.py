@@ -415,6 +415,9 @@ class AuditVerifyOut(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error: what is wrong, naming the field or value."""
+    """An error: what is wrong, naming the field or value; some errors also name their
+    `reason` in a word (a refused case, a report's days not held) for clients to act on
+    or translate."""
 
     detail: str | list | dict
+    reason: str | None = None

@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.deps import AUTH_RESPONSES, ReaderCaller, ServiceDep
-from api.reports import adoption_chart_svg, adoption_for, days_not_held
+from api.reports import adoption_chart_svg, adoption_for, check_days
 from api.schemas import Problem
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
-MAX_DAYS = 366
 
 
 @router.get("/adoption", responses={
@@ -33,12 +32,7 @@ async def adoption(reader: ReaderCaller, service: ServiceDep,
     posted, check-ins, days without check-ins; venues with QR points and no check-ins
     first. `part=villages` gives the per-village summary a commune sends its district;
     `format=svg` draws it."""
-    if day_to < day_from:
-        raise HTTPException(422, f"to ({day_to}) is before from ({day_from})")
-    if (day_to - day_from).days >= MAX_DAYS:
-        raise HTTPException(422, f"a report spans at most {MAX_DAYS} days")
-    if (problem := days_not_held(service.settings, day_from, day_to)) is not None:
-        raise HTTPException(422, problem)
+    check_days(service.settings, day_from, day_to)  # ReportRangeError: 422 with its reason
     # audited before it runs, as every official query (and without blocking the loop)
     await service.audit.record_async(actor=reader.name, role=reader.role,
                                      action="adoption_report",

@@ -190,6 +190,10 @@ window.QRTRACE_I18N = {
     dl_villages: "Tải báo cáo theo thôn (CSV)",
     dl_chart: "Tải biểu đồ (ảnh SVG)",
     err_dates: "Ngày kết thúc phải sau ngày bắt đầu.",
+    err_reason_days_order: "Ngày kết thúc phải sau ngày bắt đầu.",
+    err_reason_days_span: "Một báo cáo dài nhất là 366 ngày.",
+    err_reason_days_ahead: "Báo cáo chỉ tính những ngày đã bắt đầu: ngày kết thúc không được sau hôm nay.",
+    err_reason_days_deleted: "Lượt quét của những ngày đầu khoảng này đã bị xoá theo thời hạn lưu trữ: hãy chọn ngày bắt đầu gần đây hơn.",
 
     cat_market: "Chợ",
     cat_school: "Trường học",
@@ -389,6 +393,10 @@ window.QRTRACE_I18N = {
     dl_villages: "Download the village report (CSV)",
     dl_chart: "Download the chart (SVG picture)",
     err_dates: "The last day must not be before the first.",
+    err_reason_days_order: "The last day must not be before the first.",
+    err_reason_days_span: "A report spans 366 days at most.",
+    err_reason_days_ahead: "A report counts days that have begun: the last day may not be after today.",
+    err_reason_days_deleted: "The check-ins of the first days of this range were deleted at the end of the retention period: choose a later first day.",
 
     cat_market: "Market",
     cat_school: "School",

@@ -579,8 +579,12 @@ def test_the_adoption_report_speaks_only_of_days_it_holds(server):
         1: (0, False), 2: (0, False)}
     ahead = report(local_day(0), local_day(-1))
     assert ahead.status_code == 422 and "is after today" in ahead.text
+    assert ahead.json()["reason"] == "days_ahead"  # the page says it in Vietnamese
     purged = report(local_day(30), local_day(0))  # retention: 21 days
     assert purged.status_code == 422 and "retention: 21 days" in purged.text
+    assert purged.json()["reason"] == "days_deleted"
+    backwards = report(local_day(1), local_day(2))
+    assert backwards.status_code == 422 and backwards.json()["reason"] == "days_order"
     assert report(local_day(20), local_day(0)).status_code == 200
 
 

@@ -286,6 +286,16 @@ def test_an_official_signs_in_traces_a_case_and_reads_the_adoption_report(site, 
     assert caught.value.suggested_filename.endswith(".svg")
     picture = read_download(caught.value)
     assert picture.startswith("<?xml") and "<svg" in picture and "polyline" in picture
+    # days whose check-ins were deleted: refused in Vietnamese, and the report shown
+    # for the days before is cleared, not left under the dates just refused
+    page.get_by_label("Từ ngày").fill((yesterday - timedelta(60)).isoformat())
+    page.get_by_label("Từ ngày").press("Enter")
+    page.locator("#adoption-error").get_by_text("thời hạn lưu trữ").wait_for()
+    assert page.locator("#adoption-body").is_hidden()
+    page.get_by_label("Từ ngày").fill((yesterday - timedelta(13)).isoformat())
+    page.get_by_label("Từ ngày").press("Enter")
+    page.locator("#ad-venues tbody tr").first.wait_for()
+    assert page.locator("#adoption-error").is_hidden()
 
     # Sign out: the token is gone from the tab.
     page.get_by_role("button", name="Đăng xuất").click()
