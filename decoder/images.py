@@ -23,6 +23,8 @@ MAX_PIXELS = 40_000_000
 MAX_ENCODED_BYTES = 32 * 1024 * 1024
 # Fewer pixels than this on either side cannot hold a QR code of version 1 (21 modules).
 MIN_SIDE = 21
+# zxing-cpp refuses a side longer than this (and raised out of a whole batch for it).
+MAX_SIDE = 65_535
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,9 @@ def _check_size(width: int, height: int, max_pixels: int) -> BadInput | None:
     if width * height > max_pixels:
         return BadInput("too_large", f"frame is {width}x{height} = {width * height:,} pixels, "
                         f"over the cap of {max_pixels:,}")
+    if width > MAX_SIDE or height > MAX_SIDE:
+        return BadInput("too_large", f"frame is {width}x{height}, over {MAX_SIDE:,} pixels on "
+                        "a side")
     if width < MIN_SIDE or height < MIN_SIDE:
         return BadInput("too_small", f"frame is {width}x{height}, smaller than a QR code "
                         f"({MIN_SIDE}x{MIN_SIDE} pixels at the least)")

@@ -132,6 +132,8 @@ def test_a_3d_array_is_a_batch_of_grayscale_frames():
         (np.zeros((480, 640), np.float32), FrameStatus.UNREADABLE_INPUT, "float32"),
         (np.zeros((480, 640, 5), np.uint8), FrameStatus.UNREADABLE_INPUT, "shape"),
         (np.zeros((5, 640), np.uint8), FrameStatus.TOO_SMALL, "smaller"),
+        # within the pixel cap, but wider than zxing-cpp takes: it raised out of the batch
+        (np.zeros((30, 66_000), np.uint8), FrameStatus.TOO_LARGE, "65,535 pixels on a side"),
         (b"", FrameStatus.EMPTY, "0 bytes"),
         (b"this is not an image at all", FrameStatus.UNREADABLE_INPUT, "not a readable"),
         ("QT1P0000", FrameStatus.UNREADABLE_INPUT, "unsupported frame type str"),
@@ -145,6 +147,23 @@ def test_bad_frames_get_a_status_naming_the_problem(frame, status, words):
     assert words in results[1].detail
     assert results[1].texts == []
     assert results[0].texts == results[2].texts == ["GOOD"]
+
+
+def test_micro_qr_and_rmqr_symbols_are_not_read_as_codes():
+    """zxing-cpp 3's QRCode family holds Micro QR and rMQR too, and a crop around three
+    finder-like marks decoded as a Micro QR code that was not there: a review read '4966'
+    from a frame without any code. Tokens are model 2 codes; the others are not read."""
+    def symbol(text: str, kind) -> np.ndarray:
+        return np.asarray(zxingcpp.create_barcode(text, kind).to_image(scale=6))
+
+    micro = symbol("MICRO1", zxingcpp.BarcodeFormat.MicroQRCode)
+    rmqr = symbol("RMQR-TEST-1", zxingcpp.BarcodeFormat.RMQRCode)
+    both, alone = decode_frames([on_canvas(micro, qr_image("MODEL TWO")), on_canvas(micro, rmqr)])
+    assert both.texts == ["MODEL TWO"]
+    assert alone.texts == [] and alone.status is not FrameStatus.OK
+    # zxing-cpp itself reads them: the test would pass for nothing otherwise
+    assert {b.text for b in zxingcpp.read_barcodes(on_canvas(micro, rmqr))} == \
+        {"MICRO1", "RMQR-TEST-1"}
 
 
 def test_truncated_png_is_unreadable_not_a_crash():
