@@ -149,6 +149,16 @@ def test_bad_frames_get_a_status_naming_the_problem(frame, status, words):
     assert results[0].texts == results[2].texts == ["GOOD"]
 
 
+def test_a_symbol_saved_at_one_pixel_a_module_is_read():
+    """zxing-cpp writes a code at scale 1 by default (29x29 pixels for 'HELLO', 37x37 for
+    a token): the finder scan cannot see one-pixel modules, and such frames came back
+    no_code where zxing-cpp's defaults read them."""
+    token = "QT1P" + "A" * 39
+    frames = [qr_image("HELLO", scale=1), qr_image(token, scale=1)]
+    assert [f.shape for f in frames] == [(29, 29), (37, 37)]
+    assert [r.texts for r in decode_frames(frames)] == [["HELLO"], [token]]
+
+
 def test_micro_qr_and_rmqr_symbols_are_not_read_as_codes():
     """zxing-cpp 3's QRCode family holds Micro QR and rMQR too, and a crop around three
     finder-like marks decoded as a Micro QR code that was not there: a review read '4966'
