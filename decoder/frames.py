@@ -228,7 +228,9 @@ UNSURE_REACH = 60
 # robust pass, loose patterns or not: the scan's rows cannot see modules of one pixel,
 # as in a symbol saved at scale 1 (41x41 pixels for a token; a review's 29x29 'HELLO'
 # and a sample photo of 41x41 were read by zxing-cpp's defaults, not by us). At this
-# size the pass costs about a tenth of a millisecond.
+# size the pass costs about a tenth of a millisecond. So does a frame scanned at a
+# reduced size (over 800 pixels on its short side: 1080p, phone photos), where a code
+# of two-pixel modules has one-pixel modules in the scanned copy.
 SMALL_FRAME_PIXELS = 256 * 256
 # After codes were read, this many loose finder patterns outside them, of the size of
 # theirs (within these factors of a read code's module), send the part of the frame
@@ -292,7 +294,7 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         read.extend(found)
         unread.extend(seen)
-    if not read and gray.size <= SMALL_FRAME_PIXELS:
+    if not read and (gray.size <= SMALL_FRAME_PIXELS or located.scale > 1):
         return read, unread, likely, (0, 0, gray.shape[1], gray.shape[0])
     if read or located.loose <= UNSURE_LOOSE:
         return read, unread, likely, None

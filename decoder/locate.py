@@ -75,14 +75,16 @@ class CodeRegion:
 @dataclass(frozen=True, slots=True)
 class Located:
     """What `locate` found: regions of likely codes (best-fitting triple first), the
-    count of finder patterns that belong to none, every pattern found, and the frame's
-    shape (for `guesses`)."""
+    count of finder patterns that belong to none, every pattern found, the frame's
+    shape (for `guesses`), and how many times smaller the scanned copy was (1: the frame
+    itself; a larger frame's scan misses modules under two pixels of the frame)."""
 
     codes: list[CodeRegion]
     loose: int
     finders: np.ndarray  # (k, 5): x, y, size, polarity, hits; in frame pixels
     loose_indices: list[int]  # rows of `finders` in no code region, most hits first
     shape: tuple[int, int]
+    scale: int = 1
 
     @property
     def crowded(self) -> bool:
@@ -119,7 +121,7 @@ def locate(gray: np.ndarray) -> Located:
     finders = clusters.copy()
     finders[:, :3] *= scale
     loose = [i for i in range(k) if i not in used]
-    return Located(codes, len(loose), finders, loose, gray.shape)
+    return Located(codes, len(loose), finders, loose, gray.shape, scale)
 
 
 def crop_pixels(gray: np.ndarray, box: tuple[int, int, int, int], inverted: bool,

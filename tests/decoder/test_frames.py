@@ -159,6 +159,19 @@ def test_a_symbol_saved_at_one_pixel_a_module_is_read():
     assert [r.texts for r in decode_frames(frames)] == [["HELLO"], [token]]
 
 
+def test_a_small_code_in_a_1080p_or_4k_frame_is_read():
+    """Frames over 800 pixels on their short side are scanned at half size (or less), so
+    a code of two-pixel modules has one-pixel modules in the scanned copy: a review's
+    codes at 1.5-2.5 pixels a module in 1080p, and 3-4 in 4K, came back no_code."""
+    frames = []
+    for shape, scale in (((1080, 1920), 2), ((2160, 3840), 3)):
+        frame = np.full(shape, 180, np.uint8)
+        code = qr_image(f"SMALL IN {shape[0]}P", scale=scale)
+        frame[100:100 + code.shape[0], 100:100 + code.shape[1]] = code
+        frames.append(frame)
+    assert [r.texts for r in decode_frames(frames)] == [["SMALL IN 1080P"], ["SMALL IN 2160P"]]
+
+
 def test_micro_qr_and_rmqr_symbols_are_not_read_as_codes():
     """zxing-cpp 3's QRCode family holds Micro QR and rMQR too, and a crop around three
     finder-like marks decoded as a Micro QR code that was not there: a review read '4966'
