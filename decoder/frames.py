@@ -237,8 +237,10 @@ SMALL_FRAME_PIXELS = 256 * 256
 # within LEFTOVER_REACH modules of them to the robust pass: a sheet of codes in a grid
 # read 3 of 9 and 3 of 16 without it. Over 9,000 benchmark frames (synth seeds 1-18,
 # camera 1-12) it ran on 23 (two more codes read, CPU within the run-to-run spread). The
-# whole frame goes when the scan kept only some of its patterns (Located.crowded): a 6x6
-# sheet read 18 of 36 through the part around the 40 kept; 2 of 3,600 benchmark frames.
+# whole frame goes when the scan kept only some of its patterns (Located.crowded) and
+# read a code: a 6x6 sheet read 18 of 36 through the part around the 40 kept, a 10x10
+# sheet 22 of 100 with too few kept patterns left over; 20 of 3,600 benchmark frames
+# are crowded (codes read over the 9,000 unchanged, CPU within the spread).
 LEFTOVER_MIN = 3
 LEFTOVER_SIZE = (0.8, 1.25)
 LEFTOVER_REACH = 30
@@ -308,7 +310,12 @@ def _around_leftovers(located: Located, done: list[Box], modules: list[float],
     them or more (else None): a sheet of codes in a grid, whose aligned patterns the scan
     grouped wrongly, so that only some codes were read. The whole frame when the scan
     kept only some of the patterns it met (a sheet of more than 13 codes)."""
-    if not modules or located.loose < LEFTOVER_MIN:
+    if not modules:
+        return None
+    height, width = shape
+    if located.crowded:  # the patterns kept are some of the sheet's only: others anywhere
+        return 0, 0, width, height
+    if located.loose < LEFTOVER_MIN:
         return None
     # plain floats: a frame has a few dozen patterns at most, and numpy per step costs more
     low, high = LEFTOVER_SIZE
@@ -317,9 +324,6 @@ def _around_leftovers(located: Located, done: list[Box], modules: list[float],
             and not any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in done)]
     if len(left) < LEFTOVER_MIN:
         return None
-    height, width = shape
-    if located.crowded:  # the patterns kept are some of the sheet's only
-        return 0, 0, width, height
     xs, ys = [p[0] for p in left], [p[1] for p in left]
     reach = LEFTOVER_REACH * max(p[2] for p in left) / 7
     return (max(0, int(min(xs) - reach)), max(0, int(min(ys) - reach)),
