@@ -9,6 +9,8 @@ import numpy as np
 import zxingcpp
 from PIL import Image
 
+from tracing.storage import open_private
+
 # Error correction M: the level the token format is sized for (version 3 or 4 at M).
 EC_LEVEL = "M"
 
@@ -35,12 +37,20 @@ def qr_svg(text: str, scale: int = 8) -> str:
     return qr_symbol(text).to_svg(scale=scale)
 
 
+def qr_document(text: str, kind: str = "png", scale: int = 8) -> bytes:
+    """`text` as a QR code in a PNG or SVG document (`kind`). Raises ValueError for
+    another kind."""
+    if kind == "svg":
+        return qr_svg(text, scale).encode()
+    if kind == "png":
+        return qr_png(text, scale)
+    raise ValueError(f"a QR code is written as png or svg, not {kind!r}")
+
+
 def write_qr(text: str, path: Path, kind: str = "png", scale: int = 8) -> None:
     """Write `text` as a QR code to `path` as `kind` ("png" or "svg"), whatever the name's
-    suffix. Raises ValueError for another kind."""
-    if kind == "svg":
-        path.write_text(qr_svg(text, scale), encoding="utf-8")
-    elif kind == "png":
-        path.write_bytes(qr_png(text, scale))
-    else:
-        raise ValueError(f"a QR code is written as png or svg, not {kind!r}")
+    suffix, readable by its owner only: a personal token's code is a credential. Raises
+    ValueError for another kind."""
+    document = qr_document(text, kind, scale)
+    with open_private(path) as out:
+        out.write(document)

@@ -29,15 +29,14 @@ import io
 import json
 import math
 import os
-import stat
 from collections import defaultdict
 from html import escape
-from typing import IO
 
 import networkx as nx
 import numpy as np
 
 from tracing.model import Contact, TraceResult
+from tracing.storage import open_private
 
 # A level-k+1 person's exposure edges come from at most this many level-k persons: those
 # with the longest time together. In a crowded venue every pair proves an exposure (a
@@ -245,20 +244,6 @@ def to_json(g: nx.Graph) -> dict:
     return nx.node_link_data(g, edges="links")
 
 
-def _private(path: str | os.PathLike) -> IO[bytes]:
-    """`path` opened for writing, readable by its owner only (mode 0600, an existing
-    file narrowed too): a contact graph names persons and where they were. A path that
-    is not a regular file (a pipe, /dev/stdout) is written as it is."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            os.fchmod(fd, 0o600)
-    except OSError:
-        os.close(fd)
-        raise
-    return open(fd, "wb")
-
-
 def document(g: nx.Graph, format: str) -> bytes:
     """`g` as a document of `format` (one of FORMATS): node-link JSON (UTF-8), GraphML,
     or an SVG drawing (`svg_text`)."""
@@ -276,7 +261,7 @@ def document(g: nx.Graph, format: str) -> bytes:
 def write(g: nx.Graph, path: str | os.PathLike, format: str) -> None:
     """Write `document(g, format)` to `path`, readable by its owner only (mode 0600)."""
     body = document(g, format)
-    with _private(path) as fh:
+    with open_private(path) as fh:
         fh.write(body)
 
 

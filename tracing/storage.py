@@ -1,7 +1,9 @@
-"""Durable file writes: temporary name, fsync, rename, fsync of the folder.
+"""File writes: durable ones (temporary name, fsync, rename, fsync of the folder), and
+private ones (`open_private`: mode 0600).
 
-A crash at any point leaves either the old file or the new one under the final name,
-never a torn one; leftovers under temporary names are removed when the index opens.
+A crash at any point of a durable write leaves either the old file or the new one under
+the final name, never a torn one; leftovers under temporary names are removed when the
+index opens.
 """
 
 from __future__ import annotations
@@ -9,11 +11,28 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
 TMP_SUFFIX = ".tmp"
+
+
+def open_private(path: str | os.PathLike) -> IO[bytes]:
+    """`path` opened for writing, readable by its owner only (mode 0600, an existing
+    file narrowed too): for files that name persons (a contact graph) or are a
+    credential (a personal QR code). A path that is not a regular file (a pipe,
+    /dev/stdout) is written as it is."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return open(fd, "wb")
 
 
 def fsync_dir(folder: Path) -> None:

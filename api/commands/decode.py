@@ -31,18 +31,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; a folder stands for the image files directly inside it, sorted.
-    A folder that cannot be listed is kept as it is (its line says why)."""
+    """Files as given; a folder stands for the image files directly inside it, sorted
+    (a broken link among them included: its line says so). A folder that cannot be
+    listed, or holds no image file, is kept as it is (its line says why)."""
     files: list[Path] = []
     for path in paths:
         if not path.is_dir():
             files.append(path)
             continue
         try:
-            files.extend(sorted(p for p in path.iterdir()
-                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+            inside = sorted(p for p in path.iterdir()
+                            if p.suffix.lower() in IMAGE_SUFFIXES and not p.is_dir())
         except OSError:
-            files.append(path)
+            inside = []
+        files.extend(inside or [path])
     return files
 
 
@@ -53,8 +55,13 @@ def _problem(path: Path) -> tuple[FrameResult | None, int]:
         info = path.stat()
     except OSError as exc:
         return _unreadable(f"cannot read file: {exc.strerror or exc}"), 0
-    if stat.S_ISDIR(info.st_mode):  # expand() keeps only a folder it could not list
-        return _unreadable("cannot list this folder (no permission?)"), 0
+    if stat.S_ISDIR(info.st_mode):  # expand() keeps a folder it found no image file in
+        try:
+            next(path.iterdir(), None)
+        except OSError as exc:
+            return _unreadable(f"cannot list this folder: {exc.strerror or exc}"), 0
+        return _unreadable("this folder holds no image file (" +
+                           ", ".join(sorted(IMAGE_SUFFIXES)) + ")"), 0
     if not stat.S_ISREG(info.st_mode):
         return _unreadable("not a regular file (a pipe, a device or a socket)"), 0
     if info.st_size > MAX_ENCODED_BYTES:
@@ -102,7 +109,7 @@ def _path_text(path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     files = expand(args.paths)
-    if not files:
+    if all(path.is_dir() for path in files):  # only folders without an image file
         raise UsageError("no image files (.png, .jpg, ...) in " +
                          ", ".join(str(p) for p in args.paths))
     results: list[FrameResult | None] = [None] * len(files)
@@ -122,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         }, ensure_ascii=False))
     else:
         for path, result in zip(files, results, strict=True):
-            shown = "  ".join(map(_visible, result.texts)) if result.texts else result.detail
+            # one text a column: _visible escapes a tab inside a text
+            shown = "\t".join(map(_visible, result.texts)) if result.texts else result.detail
             print(f"{_visible(_path_text(path))}\t{result.status.value}\t{shown}".rstrip())
         print(f"{len(results)} images: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     bad_input = {FrameStatus.UNREADABLE_INPUT, FrameStatus.EMPTY, FrameStatus.TOO_LARGE}

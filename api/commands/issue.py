@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from api.cli import UsageError
 from api.keystore import KeystoreError, load_keyring
-from api.qrimage import write_qr
+from api.qrimage import qr_document, write_qr
 from decoder.tokens import DecoderError, Kind, issue_token
 
 EPOCH = date(1970, 1, 1)
+STDOUT = "-"  # --png - / --svg -
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,8 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("id", help="the person's or venue's id, 0..2**64-1")
     parser.add_argument("--data", type=Path, default=Path("data"),
                         help="data folder holding keys.json (default: ./data)")
-    parser.add_argument("--png", type=Path, metavar="FILE", help="write the QR code as PNG")
-    parser.add_argument("--svg", type=Path, metavar="FILE", help="write the QR code as SVG")
+    parser.add_argument("--png", type=Path, metavar="FILE",
+                        help="write the QR code as PNG (mode 0600; - : to stdout, and the "
+                        "token to stderr)")
+    parser.add_argument("--svg", type=Path, metavar="FILE",
+                        help="write the QR code as SVG (mode 0600; - : to stdout)")
     parser.add_argument("--expires", type=date.fromisoformat, metavar="YYYY-MM-DD",
                         help="the day from which the token is refused (default: never)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -54,6 +59,12 @@ def run(args: argparse.Namespace) -> int:
         expires_day = (args.expires - EPOCH).days
     targets = [(path, kind) for path, kind in ((args.png, "png"), (args.svg, "svg"))
                if path is not None]
+    to_stdout = [kind for path, kind in targets if str(path) == STDOUT]
+    if len(to_stdout) > 1:
+        raise UsageError("only one of --png and --svg may be - (stdout)")
+    if to_stdout and args.json:
+        raise UsageError(f"--json prints to stdout, where --{to_stdout[0]} - writes the QR "
+                         "code: write it to a file")
     if args.png is not None and args.svg is not None and \
             args.png.resolve() == args.svg.resolve():
         raise UsageError(f"--png and --svg name the same file ({args.png})")
@@ -64,13 +75,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     written = []
     for path, kind in targets:
+        if str(path) == STDOUT:
+            continue
         try:
             write_qr(token, path, kind)
         except OSError as exc:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc} (the token: "
                              f"{token})") from exc
         written.append(str(path))
-    if args.json:
+    if to_stdout:  # the picture on stdout: the token goes to stderr
+        sys.stdout.buffer.write(qr_document(token, to_stdout[0]))
+        sys.stdout.flush()
+        print(token, file=sys.stderr)
+    elif args.json:
         print(json.dumps({"kind": args.kind, "id": ident, "token": token, "files": written}))
     else:
         print(token)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 QRTRACE = Path(sys.executable).with_name("qrtrace")
@@ -112,3 +113,43 @@ def test_decode_names_what_is_not_an_image_file_and_escapes_what_codes_hold(work
     assert len(lines) == 3  # and the summary: no forged row
     empty = qrtrace("decode", "empty", cwd=workdir)
     assert empty.returncode == 2 and "no image files" in empty.stderr
+    # beside an image, an empty folder and a broken link get a line each, not silence;
+    # a frame's several texts are separate columns
+    (workdir / "two").mkdir()
+    (workdir / "two" / "gone.png").symlink_to(workdir / "nowhere.png")
+    from tests.decoder.test_frames import on_canvas, png_bytes, qr_image
+
+    (workdir / "two" / "both.png").write_bytes(png_bytes(on_canvas(qr_image("A B"),
+                                                                   qr_image("C"))))
+    mixed = qrtrace("decode", "empty", "two", cwd=workdir)
+    rows = sorted(line.split("\t") for line in mixed.stdout.splitlines()[:-1])
+    assert rows == [["empty", "unreadable_input", "this folder holds no image file (.bmp, "
+                     ".gif, .jpeg, .jpg, .png, .tif, .tiff, .webp)"],
+                    ["two/both.png", "ok", "A B", "C"],
+                    ["two/gone.png", "unreadable_input", "cannot read file: No such file or "
+                     "directory"]], mixed.stdout
+    assert mixed.returncode == 1
+
+
+def test_issue_writes_a_private_qr_code_or_one_to_stdout(workdir):
+    """A personal token's QR code is a credential: it was written 0644 while graphs were
+    0600; and `--png -` made a file named '-' instead of writing to stdout."""
+    import io
+
+    from PIL import Image
+
+    from decoder import decode_frames
+
+    done = qrtrace("issue", "person", "77", "--data", "keys", "--png", "p77.png", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    assert (workdir / "p77.png").stat().st_mode & 0o777 == 0o600
+    piped = subprocess.run([str(QRTRACE), "issue", "person", "77", "--data", "keys", "--png",
+                            "-"], cwd=workdir, capture_output=True, timeout=120)
+    assert piped.returncode == 0 and not (workdir / "-").exists()
+    assert piped.stderr.decode().strip() == token  # the picture alone on stdout
+    picture = np.asarray(Image.open(io.BytesIO(piped.stdout)).convert("L"))
+    assert decode_frames([picture])[0].texts == [token]
+    both = qrtrace("issue", "person", "77", "--data", "keys", "--png", "-", "--svg", "-",
+                   cwd=workdir)
+    assert both.returncode == 2 and "only one of --png and --svg" in both.stderr
