@@ -40,6 +40,7 @@ from tracing.shards import case_venues, contact_presences, trace_shards
 
 MAX_WINDOW_S = 60 * 86400
 MAX_AHEAD_S = 86400
+SEEN_AT_MAX = 10  # venues named in an opening's audit record
 logger = logging.getLogger(__name__)
 
 
@@ -164,27 +165,27 @@ class CaseService:
                                depth=request.depth, default_dwell=self.default_dwell)
         except ValueError as exc:
             raise BadCase(str(exc)) from None
-        seen = self._seen_in(person, request.t_from, request.t_to, jurisdiction)
-        if seen is False:
+        seen_at = self._seen_in(person, request.t_from, request.t_to, jurisdiction)
+        if seen_at is not None and not seen_at:
             # an official traces the people seen in their area, not anyone by id: the
-            # case's own movements are the first thing a trace shows
+            # case's own movements are the first thing a trace shows. A person seen
+            # elsewhere and one seen nowhere get the same answer: two answers would tell
+            # an official, person by person, whether someone was anywhere at a time
             self._refuse_open(official, request, person, OutOfJurisdiction(
                 f"person {person} has no check-in at a venue of {jurisdiction!r} between "
                 f"{rfc3339_utc(request.t_from)} and {rfc3339_utc(request.t_to)}: a case is "
-                "opened by an official of a place where its person was seen", "seen_elsewhere"))
-        if seen is None and request.t_to > time.time():
-            # seen nowhere yet: a window into the future would show, as they are scanned,
-            # the movements of someone never seen in the official's area
-            self._refuse_open(official, request, person, OutOfJurisdiction(
-                f"person {person} has no check-in yet between {rfc3339_utc(request.t_from)} "
-                f"and {rfc3339_utc(request.t_to)}: a case for a person seen nowhere must "
-                "end by now (check-ins of devices that were offline still show in it)",
-                "seen_nowhere_ahead"))
+                "opened by an official of a place where its person was seen (check-ins of "
+                "devices that were offline count once they arrive)", "not_seen_here"))
         case = self.registry.open_case(
             person=person, t_from=request.t_from, t_to=request.t_to, purpose=request.purpose,
             jurisdiction=jurisdiction, min_overlap=rule.min_overlap, linger=rule.linger,
             depth=rule.depth, default_dwell=rule.default_dwell, opened_by=official.id)
-        self._audit(official, "open_case", case)
+        fields = self._audit_fields(official, "open_case", case)
+        if seen_at:
+            # the venues of the area that let the case open: a check-in point's upload
+            # (backdated up to the retention period) is what an auditor checks first
+            fields["detail"]["seen_at"] = seen_at
+        self.audit.record(**fields)
         return case
 
     def _refuse_open(self, official: Principal, request: CaseRequest, person: int,
@@ -203,22 +204,23 @@ class CaseService:
         return contact_presences([self.snapshot(), *self.shards], result)
 
     def _seen_in(self, person: int, t_from: int, t_to: int, jurisdiction: str
-                 ) -> bool | None:
-        """Whether `person` was present at a venue inside `jurisdiction` in [t_from, t_to),
-        over this index and its shards; None when present nowhere at all (a case may be
-        opened before the check-ins of offline devices arrive)."""
+                 ) -> list[int] | None:
+        """The venues inside `jurisdiction` where `person` was present in [t_from, t_to)
+        (at most SEEN_AT_MAX of them), over this index and its shards; None when there
+        is no venue table or no jurisdiction to check against (every case may open)."""
         if self._venues is None or not jurisdiction:
-            return True
+            return None
         venues = case_venues([self.snapshot(), *self.shards], person, t_from, t_to,
                              self.default_dwell)
-        if not venues.shape[0]:
-            return None
         table = self._venues()
+        inside = []
         for venue in venues.tolist():
             known = table.get(venue)
             if known is not None and in_jurisdiction(known.jurisdiction, jurisdiction):
-                return True
-        return False
+                inside.append(int(venue))
+                if len(inside) == SEEN_AT_MAX:
+                    break
+        return inside
 
     def get(self, official: Principal, case_id: int, action: str = "read_case") -> Case:
         """The case, if the official may see it; audited as `action`, and a refusal as

@@ -408,9 +408,10 @@ def test_refusals_no_token_wrong_role_other_jurisdiction(server):
 
 def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     """A review traced a Đức Thượng resident from another district: an official's case
-    now needs its person seen in the official's area in the window (or nowhere, with a
-    window that ends by now: then the trace shows what offline devices upload later), and
-    a window cannot run far into the future."""
+    now needs its person seen in the official's area in the window, and a window cannot
+    run far into the future. A later review opened cases for persons seen nowhere (201)
+    and was refused for persons seen elsewhere (403): by the answer, an official could
+    tell whether anyone was anywhere at a time. Both are now the same refusal."""
     c = setup_commune(server)
     other = _official_token(server, "Đan Phượng/Tân Hội", "other district")
     district = _official_token(server, "Hoài Đức", "district")
@@ -420,13 +421,19 @@ def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     refused = server.post("/v1/cases", token=other, json={"person": 11, **window})
     assert refused.status_code == 403, refused.text
     assert "person 11 has no check-in at a venue of 'Đan Phượng/Tân Hội'" in refused.text
-    assert refused.json()["reason"] == "seen_elsewhere"  # the page says it in Vietnamese
+    assert refused.json()["reason"] == "not_seen_here"  # the page says it in Vietnamese
     for official in (c["official"], district):
         assert server.post("/v1/cases", token=official,
                            json={"person": 11, **window}).status_code == 201
-    # nobody seen anywhere: a case shows nothing, and may be opened ahead of late uploads
-    assert server.post("/v1/cases", token=other, json={"person": 12, **window}).status_code \
-        == 201
+    # the opening's audit record names the venue of the area that let it open
+    audit = server.get("/v1/admin/audit?limit=1000").json()  # oldest first
+    opened = [e for e in audit if e["action"] == "open_case"]
+    assert opened and all(e["detail"]["seen_at"] == [1] for e in opened), opened
+    # nobody seen anywhere: refused with the same words as a person seen elsewhere
+    nowhere = server.post("/v1/cases", token=other, json={"person": 12, **window})
+    assert nowhere.status_code == 403 and nowhere.json()["reason"] == "not_seen_here"
+    assert nowhere.json()["detail"] == refused.json()["detail"].replace("person 11",
+                                                                        "person 12")
     ahead = server.post("/v1/cases", token=other, json={
         "person": 12, "from": NOW, "to": NOW + 30 * 86400, "purpose": "watch them"})
     assert ahead.status_code == 422 and "more than a day from now" in ahead.text
@@ -435,8 +442,7 @@ def test_an_official_opens_cases_only_for_people_seen_in_their_area(server):
     # scanned from now on, anywhere, to an official of a place they were never seen in
     live = server.post("/v1/cases", token=other, json={
         "person": 12, "from": NOW - 300, "to": NOW + 23 * 3600, "purpose": "watch them"})
-    assert live.status_code == 403 and "seen nowhere must end by now" in live.text
-    assert live.json()["reason"] == "seen_nowhere_ahead"
+    assert live.status_code == 403 and live.json()["reason"] == "not_seen_here"
     assert server.post("/v1/cases", token=c["official"], json={
         "person": 11, "from": NOW - 7200, "to": NOW + 23 * 3600,
         "purpose": "positive test"}).status_code == 201  # seen in the area: it may
