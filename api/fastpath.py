@@ -170,16 +170,18 @@ def _accepts_gzip(accept_encoding: str | None) -> bool:
 
 
 def _query(raw: bytes) -> dict[str, list[str]]:
-    """parse_qs of a query string, without its cost for the plain `a=1&b=2` kind."""
+    """parse_qs of a query string (blank values kept: `offset=` is not a number, and is
+    refused as the schema says, not read as the default), without its cost for the plain
+    `a=1&b=2` kind."""
     if not raw:
         return {}
     text = raw.decode("latin-1")
     if "%" in text or "+" in text or ";" in text:
-        return parse_qs(text)
+        return parse_qs(text, keep_blank_values=True)
     query: dict[str, list[str]] = {}
     for pair in text.split("&"):
-        name, equals, value = pair.partition("=")
-        if equals and value:  # parse_qs drops blank values too
+        name, _, value = pair.partition("=")
+        if name:
             query.setdefault(name, []).append(value)
     return query
 

@@ -20,9 +20,12 @@ The last three serve the adoption report and the lockdown comparison over shards
 question of a trace with the rule's default dwell. Least privilege: the questions need
 the token of QRTRACE_SHARD_TOKEN (a bearer token, compared by hash in constant time),
 and answer nothing but rows of ids and times for the ids and venues asked, and counts
-per venue and day; no case, name or audit lives here (the coordinator audits the
-official's query). Each question reads the newest snapshot, so
-the questions of one trace may see check-ins that arrived between them.
+per venue and day; no case or name lives here. The coordinator audits the official's
+query, and the shard records every question it answers in its own folder's audit log
+(who asked, from where, how many ids, the first persons): a holder of the shard token
+who traced through a coordinator of their own, with an audit log of their choosing,
+left no trace on the shard. Each question reads the newest snapshot, so the questions
+of one trace may see check-ins that arrived between them.
 """
 
 from __future__ import annotations
@@ -38,12 +41,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from api.audit import AuditError, AuditLog
 from api.shard_wire import MEDIA_TYPE, QUESTIONS, ShardWireError, pack, unpack
 from tracing.adoption import venue_checkins, venue_day_counts, window_person_ids
 from tracing.follower import IndexFollower
 from tracing.shards import LocalShard
 
 MAX_BODY = 64 * 1024 * 1024
+AUDIT_PERSONS = 10  # persons named in a question's audit entry
 
 
 def token_digest(token: str) -> bytes:
@@ -71,19 +76,24 @@ def _answer(follower: IndexFollower, question: str, columns: dict):
     return shard.visit_ends(columns["persons"], columns["venues"], columns["times"])
 
 
-def create_shard_app(index_folder: Path, token: str) -> Starlette:
+def create_shard_app(index_folder: Path, token: str, audit_log: Path) -> Starlette:
     """The shard server's ASGI app over the index in `index_folder` (followed from
-    start-up to shutdown), answering only requests with `token`."""
+    start-up to shutdown), answering only requests with `token`, each recorded in the
+    audit log at `audit_log` before it is answered."""
     digest = token_digest(token)
     state: dict = {}
 
     @asynccontextmanager
     async def lifespan(app):
+        # written at once, fsynced within milliseconds (a trace asks a few questions a
+        # level; each waiting for its own fsync would add that to the trace)
+        state["audit"] = AuditLog(audit_log, sync_wait=False)
         state["follower"] = IndexFollower.open(index_folder)
         try:
             yield
         finally:
             state["follower"].close()
+            state["audit"].close()
 
     def refused(request: Request) -> Response | None:
         header = request.headers.get("authorization", "")
@@ -114,6 +124,11 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
             columns = unpack(body, spec, same)
         except ShardWireError as exc:
             return JSONResponse({"detail": str(exc)}, status_code=400)
+        try:  # recorded before it is answered, as an official's query is
+            await state["audit"].record_async(**_audit_fields(request, question, columns))
+        except (AuditError, OSError) as exc:
+            return JSONResponse({"detail": f"the audit log cannot be written, so the "
+                                           f"question is refused: {exc}"}, status_code=503)
         answer = await run_in_threadpool(_answer, state["follower"], question, columns)
         return Response(pack(**dict(zip(answer_spec, answer, strict=True))), media_type=MEDIA_TYPE)
 
@@ -122,6 +137,24 @@ def create_shard_app(index_folder: Path, token: str) -> Starlette:
 
     return Starlette(routes=[Route("/v1/shard/{question}", ask, methods=["POST"]),
                              Route("/healthz", healthz)], lifespan=lifespan)
+
+
+def _audit_fields(request: Request, question: str, columns: dict) -> dict:
+    """The audit entry of one question: the peer, the question, how many ids it names and
+    the first persons among them (AUDIT_PERSONS; a trace's first question names the case)."""
+    peer = f"{request.client.host}:{request.client.port}" if request.client else "unknown"
+    detail: dict = {"peer": peer}
+    for name in ("persons", "venues"):
+        if name in columns:
+            ids = columns[name]
+            detail[name] = len(ids)
+            if name == "persons":
+                detail["first_persons"] = [int(p) for p in ids[:AUDIT_PERSONS]]
+    for name in ("t_from", "t_to", "hi"):
+        if name in columns:
+            detail[name] = int(columns[name])
+    return dict(actor=f"shard peer {peer}", role="shard", action=f"shard_{question}",
+                detail=detail)
 
 
 def _unauthorised(detail: str) -> Response:

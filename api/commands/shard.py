@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api import warmup
+    from api.audit import audit_path
     from api.shard_server import create_shard_app
 
     sock = bound_socket(args.host, args.port)  # first: a busy port is named at once
@@ -60,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"qrtrace shard serving {args.data} on http://{args.host}:{args.port}/",
               file=sys.stderr, flush=True)
         sock.listen(2048)
-        config = uvicorn.Config(create_shard_app(folder, token), log_level=args.log_level,
+        config = uvicorn.Config(create_shard_app(folder, token, audit_path(args.data)),
+                                log_level=args.log_level,
                                 access_log=False)
         uvicorn.Server(config).run(sockets=[sock])
     finally:

@@ -119,6 +119,15 @@ def test_a_trace_over_shards_alone_is_audited_in_the_log_it_names(town, tmp_path
     entry = json.loads(log.read_text())
     assert (entry["case"], entry["purpose"], entry["detail"]["shards"]) == \
         (case, "cluster", [url])
+    # the shard records what it was asked in its own folder's log, whatever log the
+    # coordinator names: a review traced with --audit-log /tmp/throwaway.log and the
+    # shard's folder showed nothing
+    asked = [json.loads(line) for line in
+             (_root / "far" / "audit" / "audit.log").read_text().splitlines()]
+    first = [e for e in asked if e["action"] == "shard_presences"
+             and e["detail"]["first_persons"] == [case]]
+    assert first and first[-1]["role"] == "shard", asked[-5:]
+    assert first[-1]["detail"]["peer"].startswith("127.0.0.1:")
 
 
 def test_the_shard_sees_what_its_writer_appends(town):
