@@ -67,8 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="minutes a presence lingers after leaving (default 0)")
     p.add_argument("--dwell-default", type=float, default=60, metavar="MIN",
                    help="visit length without check-out when the venue names none (default 60)")
-    p.add_argument("--purpose", metavar="TEXT",
-                   help="why this trace is run, written to the audit log with it")
+    p.add_argument("--purpose", metavar="TEXT", required=True,
+                   help="why this trace is run (3 characters or more), written to the "
+                        "audit log with it, as an official's case carries one")
     p.add_argument("--audit-log", metavar="FILE",
                    help="an audit log to record the trace in, besides each --data folder's "
                         "audit/audit.log (needed when tracing over --shard servers alone)")
@@ -134,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--case {args.case!r} is not a person id (an integer)") from None
     if not 0 <= case < 2**64:
         raise UsageError(f"--case {case} is out of range (0 to 2^64-1)")
+    purpose = args.purpose.strip()
+    if len(purpose) < 3 or not purpose.isprintable():  # no control or format characters
+        raise UsageError("--purpose must say why this trace is run, in 3 visible characters "
+                         "or more: it goes into the audit log")
     lo, hi = _window(args)
     rule = build_rule(args)
     graph_files = _graph_files(args)
@@ -205,14 +210,16 @@ def _audit(args: argparse.Namespace, folders: list[Path], case: int, lo: int, hi
     if not logs:
         raise UsageError("a trace over shard servers alone is recorded nowhere: give "
                          "--audit-log FILE (traces are audited like officials' queries)")
-    detail = {"from": lo, "to": hi, "depth": rule.depth,
+    # the traced person under detail.person, as the API's entries name theirs; "case"
+    # holds a case's id there, and a trace on the command line has none
+    detail = {"person": case, "from": lo, "to": hi, "depth": rule.depth,
               "min_overlap": rule.min_overlap, "linger": rule.linger,
               "folders": [str(d.resolve()) for d in folders], "shards": list(args.shard)}
     for path in logs:
         try:
             with AuditLog(path) as log:
                 log.record(actor=_os_user(), role="command_line", action="trace",
-                           case=case, purpose=args.purpose, detail=detail)
+                           purpose=args.purpose.strip(), detail=detail)
         except AuditError as exc:
             raise UsageError(f"cannot write the audit log, so the trace is refused: {exc}") \
                 from None

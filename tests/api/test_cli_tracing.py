@@ -13,6 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+PURPOSE = ("--purpose", "test")  # a trace says why it is run (audited)
+
 T = 1_638_322_200  # 2021-12-01T08:30:00+07:00
 CASE, FRIEND, LATER, STRANGER = 900_001, 900_002, 900_003, 900_004
 VENUE = 5  # a venue of the simulated town
@@ -60,7 +62,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def test_trace_json_has_the_documented_shape_and_the_known_contact(data):
-    done = qrtrace("trace", "--data", str(data), "--case", str(CASE),
+    done = qrtrace("trace", *PURPOSE, "--data", str(data), "--case", str(CASE),
                    "--from", "2021-12-01T00:00:00+07:00", "--to", str(T + 86400), "--json")
     result = json.loads(done.stdout)
     assert {"rule", "contacts", "zones", "query_ms", "first_query_ms"} <= result.keys()
@@ -81,12 +83,12 @@ def test_trace_json_has_the_documented_shape_and_the_known_contact(data):
 
 
 def test_trace_rule_options_and_table(data, tmp_path):
-    done = qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
+    done = qrtrace("trace", *PURPOSE, "--data", str(data), "--case", str(CASE), "--from", str(T),
                    "--to", str(T + 3600), "--depth", "1", "--min-overlap", "30", "--json")
     persons = {c["person"] for c in json.loads(done.stdout)["contacts"]}
     assert FRIEND in persons and LATER not in persons  # 20 min < 30 min
     graphml = tmp_path / "g.graphml"
-    table = qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
+    table = qrtrace("trace", *PURPOSE, "--data", str(data), "--case", str(CASE), "--from", str(T),
                     "--to", str(T + 3600), "--graphml", str(graphml)).stdout
     assert "2021-12-01 08:40" in table  # the friend's exposure, in UTC+7
     assert str(FRIEND) in table and graphml.read_text().startswith("<?xml")
@@ -96,14 +98,14 @@ def test_trace_writes_a_graph_to_standard_output(data, tmp_path):
     """`--graph-json -` pipes the graph (into jq, say): stdout holds the graph alone, the
     trace's table goes to stderr, and no file named '-' is made."""
     window = ["--case", str(CASE), "--from", str(T), "--to", str(T + 3600)]
-    done = subprocess.run([*_script(), "trace", "--data", str(data), *window,
+    done = subprocess.run([*_script(), "trace", *PURPOSE, "--data", str(data), *window,
                            "--graph-json", "-"], capture_output=True, text=True,
                           timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     nodes = {n["id"] for n in json.loads(done.stdout)["nodes"]}
     assert {f"p{CASE}", f"p{FRIEND}", f"v{VENUE}"} <= nodes
     assert "2021-12-01 08:40" in done.stderr and not (tmp_path / "-").exists()
-    both = qrtrace("trace", "--data", str(data), *window, "--svg", "-", "--graphml", "-",
+    both = qrtrace("trace", *PURPOSE, "--data", str(data), *window, "--svg", "-", "--graphml", "-",
                    check=False)
     assert both.returncode == 2 and "only one of" in both.stderr
 
@@ -119,7 +121,7 @@ def test_trace_reads_a_folder_that_a_running_writer_holds(data, tmp_path):
     window = ["--case", str(CASE), "--from", str(T), "--to", str(T + 86400), "--json"]
     with CheckinIndex.open(data / "index") as writer:
         writer.append([CASE + 10], [VENUE], [T + 900], [T + 2700])  # 30 min with the case
-        done = qrtrace("trace", "--data", str(data), *window)
+        done = qrtrace("trace", *PURPOSE, "--data", str(data), *window)
         persons = {c["person"] for c in json.loads(done.stdout)["contacts"]}
         assert {FRIEND, CASE + 10} <= persons
 
@@ -144,8 +146,9 @@ def test_trace_over_shards_answers_as_one_folder(tmp_path):
     for case in cases:
         window = ["--case", str(case), "--from", "2021-12-01T00:00:00+07:00",
                   "--to", "2021-12-03T00:00:00+07:00", "--json"]
-        one = json.loads(qrtrace("trace", "--data", str(tmp_path / "dall"), *window).stdout)
-        two = json.loads(qrtrace("trace", "--data", str(tmp_path / "d0"), "--data",
+        one = json.loads(qrtrace("trace", *PURPOSE, "--data", str(tmp_path / "dall"),
+                                 *window).stdout)
+        two = json.loads(qrtrace("trace", *PURPOSE, "--data", str(tmp_path / "d0"), "--data",
                                  str(tmp_path / "d1"), *window).stdout)
         assert (two["contacts"], two["zones"]) == (one["contacts"], one["zones"])
         found += len(one["contacts"])
@@ -164,7 +167,7 @@ def test_trace_over_shards_answers_as_one_folder(tmp_path):
 def test_trace_bad_input_is_one_clear_line(data, capsys, args, message):
     from api.cli import main  # in-process: the script's error path is the same main()
 
-    assert main(["trace", "--data", str(data), "--case", str(CASE), *args]) == 2
+    assert main(["trace", *PURPOSE, "--data", str(data), "--case", str(CASE), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 
@@ -172,13 +175,13 @@ def test_trace_bad_input_is_one_clear_line(data, capsys, args, message):
 def test_missing_folder_and_file_are_clear_errors(tmp_path, capsys):
     from api.cli import main
 
-    assert main(["trace", "--data", str(tmp_path / "none"), "--case", "1", "--from", "1",
+    assert main(["trace", *PURPOSE, "--data", str(tmp_path / "none"), "--case", "1", "--from", "1",
                  "--to", "2"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["import", "--data", str(tmp_path / "d"), str(tmp_path / "x.csv")]) == 2
     assert "x.csv does not exist" in capsys.readouterr().err
     (tmp_path / "d").mkdir()
-    assert main(["trace", "--data", str(tmp_path / "d"), "--case", "1", "--from", "1",
+    assert main(["trace", *PURPOSE, "--data", str(tmp_path / "d"), "--case", "1", "--from", "1",
                  "--to", "2"]) == 2
     assert "no index yet" in capsys.readouterr().err
 
@@ -190,13 +193,21 @@ def test_a_trace_is_audited_in_its_folder_before_it_answers(data):
 
     log = audit_path(data)
     before = log.read_text().count("\n") if log.exists() else 0
-    qrtrace("trace", "--data", str(data), "--case", str(CASE), "--from", str(T),
-            "--to", str(T + 86400), "--depth", "1", "--purpose", "PCR positive", "--json")
+    window = ("--data", str(data), "--case", str(CASE), "--from", str(T), "--to", str(T + 86400),
+              "--depth", "1", "--json")
+    # like an official's case, a trace says why it is run (a review's ran with none)
+    for purpose in ((), ("--purpose", "  "), ("--purpose", "ok\u202e")):
+        refused = qrtrace("trace", *window, *purpose, check=False)
+        assert refused.returncode == 2 and "--purpose" in refused.stderr, refused.stderr
+    qrtrace("trace", *window, "--purpose", "PCR positive")
     lines = log.read_text().splitlines()
     assert len(lines) == before + 1
     entry = json.loads(lines[-1])
+    # the person under detail.person, as the API's entries name theirs ("case" would be
+    # a case id there: a review read the person's id as a case's)
     assert (entry["role"], entry["action"], entry["case"], entry["purpose"]) == \
-        ("command_line", "trace", CASE, "PCR positive")
+        ("command_line", "trace", None, "PCR positive")
+    assert entry["detail"]["person"] == CASE
     assert entry["actor"].endswith(f"(uid {os.geteuid()})")
     assert entry["detail"]["from"] == T and entry["detail"]["depth"] == 1
     assert oct(log.stat().st_mode & 0o777) == "0o600"
@@ -214,7 +225,7 @@ def test_a_trace_that_cannot_be_audited_is_refused(tmp_path):
     qrtrace("import", "--data", str(folder), str(tmp_path / "c.csv"), "--no-progress")
     audit_path(folder).parent.mkdir(mode=0o700, exist_ok=True)
     audit_path(folder).write_text("not an audit log\n")
-    done = qrtrace("trace", "--data", str(folder), "--case", "1", "--from", str(T),
+    done = qrtrace("trace", *PURPOSE, "--data", str(folder), "--case", "1", "--from", str(T),
                    "--to", str(T + 86400), "--json", check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert "cannot write the audit log, so the trace is refused" in done.stderr

@@ -28,6 +28,8 @@ from tracing.follower import IndexFollower
 from tracing.shards import trace_shards
 from tracing.venues import VenueTable
 
+PURPOSE = ("--purpose", "test")  # a trace says why it is run (audited)
+
 TOKEN = "shd_" + secrets.token_urlsafe(24)
 DAY = 86_400
 EPOCH = date(1970, 1, 1).toordinal()
@@ -89,9 +91,9 @@ def test_trace_over_a_folder_and_a_shard_server_answers_as_one_folder(town):
     found = 0
     for case, lo, hi in cases:
         window = ["--case", str(case), "--from", str(lo), "--to", str(hi), "--json"]
-        one = json.loads(qrtrace("trace", "--data", str(root / "all"), *window).stdout)
+        one = json.loads(qrtrace("trace", *PURPOSE, "--data", str(root / "all"), *window).stdout)
         done = subprocess.run(
-            [sys.executable, "-m", "api.cli", "trace", "--data", str(root / "near"),
+            [sys.executable, "-m", "api.cli", "trace", *PURPOSE, "--data", str(root / "near"),
              "--shard", url, *window], capture_output=True, text=True, cwd=ROOT,
             env={**os.environ, **env_token}, timeout=120)
         assert done.returncode == 0, done.stderr
@@ -106,7 +108,7 @@ def test_a_trace_over_shards_alone_is_audited_in_the_log_it_names(town, tmp_path
     names: without it the trace is refused, with it the entry is there."""
     _root, url, cases, _writer = town
     case, lo, hi = cases[0]
-    base = [sys.executable, "-m", "api.cli", "trace", "--shard", url, "--case", str(case),
+    base = [sys.executable, "-m", "api.cli", "trace", *PURPOSE, "--shard", url, "--case", str(case),
             "--from", str(lo), "--to", str(hi), "--json"]
     env = {**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN}
     done = subprocess.run(base, capture_output=True, text=True, cwd=ROOT, env=env,
@@ -117,7 +119,7 @@ def test_a_trace_over_shards_alone_is_audited_in_the_log_it_names(town, tmp_path
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     entry = json.loads(log.read_text())
-    assert (entry["case"], entry["purpose"], entry["detail"]["shards"]) == \
+    assert (entry["detail"]["person"], entry["purpose"], entry["detail"]["shards"]) == \
         (case, "cluster", [url])
     # the shard records what it was asked in its own folder's log, whatever log the
     # coordinator names: a review traced with --audit-log /tmp/throwaway.log and the
@@ -185,14 +187,14 @@ def test_an_unreachable_or_refusing_shard_fails_the_trace_by_name(town):
                 trace_shards([near.snapshot(), shard], case, lo, hi, ContactRule())
             shard.close()
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "trace", "--data", str(root / "near"), "--shard",
-         dead, "--case", str(case), "--from", str(lo), "--to", str(hi)],
+        [sys.executable, "-m", "api.cli", "trace", *PURPOSE, "--data", str(root / "near"),
+         "--shard", dead, "--case", str(case), "--from", str(lo), "--to", str(hi)],
         capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={**os.environ, "QRTRACE_SHARD_TOKEN": TOKEN})
     assert done.returncode == 2 and dead in done.stderr
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "trace", "--shard", url, "--case", "1", "--from",
-         "0", "--to", "10"], capture_output=True, text=True, cwd=ROOT, timeout=120,
+        [sys.executable, "-m", "api.cli", "trace", *PURPOSE, "--shard", url, "--case", "1",
+         "--from", "0", "--to", "10"], capture_output=True, text=True, cwd=ROOT, timeout=120,
         env={k: v for k, v in os.environ.items() if k != "QRTRACE_SHARD_TOKEN"})
     assert done.returncode == 2 and "QRTRACE_SHARD_TOKEN" in done.stderr
 

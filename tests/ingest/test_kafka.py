@@ -17,6 +17,8 @@ from tests.ingest.conftest import console_produce
 from tests.ingest.helpers import T0, events_for, forged, keyring_of, person_token
 from tracing.index import CheckinIndex
 
+PURPOSE = ("--purpose", "test")  # a trace says why it is run (audited)
+
 QRTRACE = [sys.executable, "-m", "api.cli"]
 DAY = 86_400
 
@@ -66,7 +68,7 @@ def test_console_producer_scans_are_traced_and_poison_goes_to_the_dlq(
     assert metrics["checkins_added"] == 5 and metrics["rejected"] == 3
 
     traced = subprocess.run(
-        [*QRTRACE, "trace", "--data", str(data), "--case", "1", "--from", str(T0),
+        [*QRTRACE, "trace", *PURPOSE, "--data", str(data), "--case", "1", "--from", str(T0),
          "--to", str(T0 + 86400), "--json"], capture_output=True, text=True, timeout=120)
     assert traced.returncode == 0, traced.stderr
     contacts = {c["person"]: c["level"] for c in json.loads(traced.stdout)["contacts"]}
@@ -366,8 +368,9 @@ def test_two_workers_shards_are_traced_as_one_index(kafka_bootstrap, topic, tmp_
     window = ["--case", "1", "--from", str(T0), "--to", str(T0 + 86400), "--json"]
 
     def traced(*datas):
-        done = subprocess.run([*QRTRACE, "trace", *(a for d in datas for a in ("--data", str(d))),
-                               *window], capture_output=True, text=True, timeout=120)
+        folders = [a for d in datas for a in ("--data", str(d))]
+        done = subprocess.run([*QRTRACE, "trace", *PURPOSE, *folders, *window],
+                              capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         return {c["person"]: c["level"] for c in json.loads(done.stdout)["contacts"]}
 
