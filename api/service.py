@@ -162,7 +162,8 @@ class Service:
         from ingest.worker import Worker
 
         bootstrap = self.settings.kafka
-        ensure_topics(bootstrap, self.settings.topic)
+        ensure_topics(bootstrap, self.settings.topic,
+                      retention_days=self.settings.retention_days)
         # not idempotent: kafka-python's idempotent producer takes a record the broker
         # refuses (too large) as fatal, and then fails every later send; the index
         # counts a scan sent twice as a duplicate anyway

@@ -452,11 +452,16 @@ def leave_group(bootstrap: str, group: str, instance_id: str, timeout_s: float =
         logger.info("left the group", extra={"fields": fields})
 
 
-def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1) -> None:
-    """Create `topic` with `partitions` and its DLQ topic, unless they exist.
+def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1,
+                  retention_days: int | None = None) -> None:
+    """Create `topic` with `partitions` and its DLQ topic, unless they exist. With
+    `retention_days`, the topics are made to keep records that long (retention.ms), as
+    the index keeps check-ins: scans and dead letters hold personal tokens. A topic that
+    exists and keeps records longer (or forever) is left as it is, with a warning in the
+    log: its retention is the operator's to change.
 
     Raises LogError if the broker cannot be reached."""
-    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     try:
@@ -465,9 +470,26 @@ def ensure_topics(bootstrap: str, topic: str = TOPIC, partitions: int = 1) -> No
     except _kafka_errors() as exc:
         raise LogError(f"cannot reach Kafka at {bootstrap} within "
                        f"{BOOTSTRAP_TIMEOUT_MS // 1000} s: {exc}") from exc
+    keep_ms = None if retention_days is None else retention_days * 86_400_000
+    configs = {} if keep_ms is None else {"retention.ms": str(keep_ms)}
     try:
         for name, n in ((topic, partitions), (topic + DLQ_SUFFIX, 1)):
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics([NewTopic(name, n, 1)])
+            try:
+                admin.create_topics([NewTopic(name, n, 1, topic_configs=configs)])
+                continue
+            except TopicAlreadyExistsError:
+                pass
+            if keep_ms is None:
+                continue
+            described = admin.describe_configs(  # "all": a broker default too
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs=["retention.ms"])],
+                config_filter="all")
+            kept = int(described["topic"][name]["retention.ms"]["value"])
+            if kept < 0 or kept > keep_ms:
+                logger.warning("topic keeps records longer than the retention period", extra={
+                    "fields": {"topic": name, "retention_ms": kept, "wanted_ms": keep_ms,
+                               "fix": f"kafka-configs --alter --entity-type topics "
+                                      f"--entity-name {name} --add-config "
+                                      f"retention.ms={keep_ms}"}})
     finally:
         admin.close()
