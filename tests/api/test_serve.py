@@ -43,6 +43,17 @@ def setup_commune(server, venues=(1, 2)) -> dict:
     return {"devices": devices, "official": _official_token(server, COMMUNE), "tokens": tokens}
 
 
+def seen(server, c: dict, *persons: int) -> None:
+    """A check-in of each of `persons` at venue 1 an hour ago: a case opens for a person
+    seen in the official's area only."""
+    for seq, person in enumerate(persons):
+        token = c["tokens"].get(person) or server.post(
+            "/v1/admin/tokens", json={"kind": "person", "id": person}).json()["token"]
+        r = server.post("/v1/scan", token=c["devices"][1], json={
+            "token": token, "time": NOW - 3600 + seq, "seq": 900 + seq})
+        assert r.json()["status"] in ("accepted", "duplicate"), r.text
+
+
 def _official_token(server, jurisdiction: str, name: str = "official") -> str:
     r = server.post("/v1/admin/officials", json={"name": name, "jurisdiction": jurisdiction})
     assert r.status_code == 201, r.text
@@ -327,6 +338,7 @@ def test_an_exposure_page_comes_gzipped_to_who_asks_and_plain_to_the_rest(server
 def test_digits_that_are_not_ascii_are_refused_with_422_not_a_server_error(server):
     # "²²".isdigit() is true and int("²²") raises: schemathesis found a 500 here
     c = setup_commune(server)
+    seen(server, c, 11)
     r = server.post("/v1/cases", token=c["official"], json={
         "person": "\u00b2\u00b2", "from": NOW - 86400, "to": NOW, "purpose": "test"})
     assert r.status_code == 422, r.text
@@ -348,6 +360,7 @@ def test_a_case_opens_on_the_person_id_as_a_case_answers_it(server):
     the token or the digits do (a string was required before), and anything else is
     named in the 422."""
     c = setup_commune(server)
+    seen(server, c, 11, 2**64 - 1)
     window = {"from": NOW - 86400, "to": NOW, "purpose": "positive test"}
     by_token = server.post("/v1/cases", token=c["official"],
                            json={"person": c["tokens"][11], **window}).json()
@@ -369,6 +382,7 @@ def test_a_case_opens_on_the_person_id_as_a_case_answers_it(server):
 
 def test_refusals_no_token_wrong_role_other_jurisdiction(server):
     c = setup_commune(server)
+    seen(server, c, 11)
     r = server.post("/v1/cases", token=c["official"], json={
         "person": "11", "from": NOW - 86400, "to": NOW, "purpose": "positive test"})
     case_id = r.json()["id"]
