@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from api.cases import CaseRequest
+from api.registry import OFFICIAL_VALID_DAYS
 from api.service import Service
 from tracing.simulate import build_town, iter_checkins
 
@@ -29,6 +30,7 @@ SILENT_SHARE = 0.15      # venues with a QR point that nobody scans
 NO_QR_SHARE = 0.10       # venues that never posted a QR point
 COMMUNE_OFFICIAL = "Cán bộ y tế xã Đức Thượng (demo)"
 DISTRICT_OFFICIAL = "Trung tâm y tế huyện Hoài Đức (demo)"
+VALID_S = OFFICIAL_VALID_DAYS * 86400  # the demo's officials lapse as any official does
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ def load(service: Service, seed: int = 2021, progress=print) -> None:
     progress(f"demo commune: {len(venues)} venues, {PEOPLE} people, {loaded} check-ins "
              f"over {DAYS} days; {len(silent)} venues with QR points nobody scans")
     official, _ = service.registry.add_principal(COMMUNE_OFFICIAL, "official",
-                                                 jurisdiction=JURISDICTION)
-    service.registry.add_principal(DISTRICT_OFFICIAL, "official", jurisdiction=DISTRICT)
+                                                 jurisdiction=JURISDICTION, valid_s=VALID_S)
+    service.registry.add_principal(DISTRICT_OFFICIAL, "official", jurisdiction=DISTRICT,
+                                   valid_s=VALID_S)
     _open_case(service, official, today)
 
 
@@ -101,7 +104,8 @@ def sign_in_tokens(service: Service) -> DemoTokens:
             if p.name == name and p.revoked is None:
                 service.registry.revoke_principal(p.id)
         _, tokens[name] = service.registry.add_principal(name, "official",
-                                                         jurisdiction=jurisdiction)
+                                                         jurisdiction=jurisdiction,
+                                                         valid_s=VALID_S)
     cases = service.registry.cases(JURISDICTION)
     return DemoTokens(tokens[COMMUNE_OFFICIAL], tokens[DISTRICT_OFFICIAL],
                       cases[-1].id if cases else 0)

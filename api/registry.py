@@ -38,6 +38,7 @@ REGISTRY_FILE = "registry.sqlite3"
 ROLES = ("device", "official", "admin")
 TOKEN_PREFIX = "qrt_"
 RECHECK_S = 1.0  # how soon a principal changed by another process is seen
+OFFICIAL_VALID_DAYS = 90  # an official's token lapses after this, unless told otherwise
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS principals (

@@ -24,6 +24,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from api.registry import OFFICIAL_VALID_DAYS
 from tracing.venues import normal_jurisdiction
 
 MAX_TIME = 2**32 - 1
@@ -344,7 +345,7 @@ class OfficialIn(Strict):
     name: Name
     jurisdiction: Jurisdiction
     # an official's token reads citizens' movements: it lapses (a new one is issued)
-    valid_days: Annotated[int, Field(ge=1, le=3650)] = 90
+    valid_days: Annotated[int, Field(ge=1, le=3650)] = OFFICIAL_VALID_DAYS
 
 
 class PrincipalOut(BaseModel):

@@ -124,6 +124,18 @@ def test_page_headers_keep_it_to_itself(site):
     assert "/" not in requests.get(server.url + "/openapi.json", timeout=30).json()["paths"]
 
 
+def test_the_demo_officials_tokens_lapse_as_any_officials_do(site):
+    """A privacy review found the demo's sign-in tokens valid for ever (expires: null),
+    where an official's token lapses after 90 days."""
+    import time
+
+    server, tokens = site
+    for token in (tokens["commune"], tokens["district"]):
+        me = server.get("/v1/me", token=token).json()
+        assert me["expires"] is not None, me
+        assert 89 * 86400 < me["expires"] - time.time() <= 90 * 86400
+
+
 def test_both_languages_have_every_label(site, page):
     server, _ = site
     page.goto(server.url + "/")
