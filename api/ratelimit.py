@@ -9,9 +9,11 @@ turn out to be duplicates of stored check-ins (a retried upload adds nothing).
   A batch larger than the burst can never pass: split it. A bucket that has filled up again
   is forgotten (a new one starts full), so memory follows the devices active in the last
   few hours, not all devices ever seen.
-- Person: at most `person_per_hour` scans of one person made in one hour (by the scans'
-  own times, when the caller gives them) and counted in a sliding hour of the server's
-  clock, across all devices; repeats inside one batch count. Counts live in a count-min
+- Person: at most `person_per_hour` scans of one person at one venue made in one hour (by
+  the scans' own times, when the caller gives them) and counted in a sliding hour of the
+  server's clock, across the venue's devices; repeats inside one batch count. Not across
+  venues: a refusal would then tell a check-in point that the person was scanned
+  elsewhere in the hour. Counts live in a count-min
   sketch (2 rows of 2**22 16-bit counters, one multiply-shift hash of the uint64 id per row,
   random multipliers) for each of two fixed one-hour windows, current and previous: 32 MiB
   in all, whatever the number of persons. A person's count is the smaller of its two rows'
@@ -150,20 +152,25 @@ class _Buckets:
             self._held[key] = (min(self.burst, self.tokens(key, now) + scans), now)
 
 
-# An odd 64-bit constant (the golden ratio's): hours spread over the key's bits.
+# Odd 64-bit constants (the golden ratio's, and splitmix64's): hours and venues spread
+# over the key's bits.
 _HOUR_MIX = np.uint64(0x9E3779B97F4A7C15)
+_VENUE_MIX = np.uint64(0xBF58476D1CE4E5B9)
 
 
-def keys_of(persons: np.ndarray, times: np.ndarray | None) -> np.ndarray:
-    """The sketch's key of each scan: its person, and with `times` the hour of its scan
-    time too. A person's scans are then counted per hour they were made in: a
-    device uploading a backlog of a person's check-ins over ten days is not over the
-    hourly limit, and old scans of a person cannot use up their count for the hour they
-    scan in now."""
+def keys_of(persons: np.ndarray, times: np.ndarray | None, venue: int) -> np.ndarray:
+    """The sketch's key of each scan: its person at `venue`, and with `times` the hour of
+    its scan time too. A person's scans are then counted per venue and per hour they
+    were made in: a device uploading a backlog of a person's check-ins over ten days is
+    not over the hourly limit, and old scans of a person cannot use up their count for
+    the hour they scan in now. Per venue: a count over every venue would let a check-in
+    point learn, by being refused, that a person was scanned elsewhere in the hour (a
+    privacy review did)."""
+    keys = persons ^ (np.uint64(venue) * _VENUE_MIX)
     if times is None:
-        return persons
+        return keys
     hours = (np.asarray(times).astype(np.int64) // int(HOUR)).astype(np.uint64)
-    return persons ^ (hours * _HOUR_MIX)
+    return keys ^ (hours * _HOUR_MIX)
 
 
 class _PersonCounts:
@@ -321,7 +328,7 @@ class ScanLimiter:
         if scans == 0:
             return 0.0
         persons = persons.astype(np.uint64, copy=False)
-        keys = keys_of(persons, times)
+        keys = keys_of(persons, times, venue)
         slots = self._persons.slots(keys)
         with self._lock:
             now = self._clock()
@@ -347,7 +354,7 @@ class ScanLimiter:
         if self._persons is None or not len(persons):
             return
         persons = np.asarray(persons).astype(np.uint64, copy=False)
-        slots = self._persons.slots(keys_of(persons, times))
+        slots = self._persons.slots(keys_of(persons, times, venue))
         with self._lock:
             now = self._clock()
             self._devices.give_back(device, len(persons), now)

@@ -54,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--venue-per-hour", type=int, default=20_000, metavar="N",
                    help="scans per hour a venue's allowance refills by (default 20000)")
     p.add_argument("--person-per-hour", type=int, default=50, metavar="N",
-                   help="check-ins of one person per hour (default 50)")
+                   help="check-ins of one person at one venue per hour (default 50)")
     p.add_argument("--no-rate-limits", action="store_true",
                    help="switch the per-device, per-venue and per-person limits off "
                         "(benchmarks only)")

@@ -86,8 +86,8 @@ def test_a_refused_batch_counts_nothing():
 def test_the_51st_scan_of_a_person_in_an_hour_is_refused_then_passes_an_hour_on():
     clock = FakeClock()
     limits = limiter(clock)
-    for device in range(50):  # across devices and venues
-        limits.admit(device, device % 7, ids(A))
+    for device in range(50):  # across the venue's devices
+        limits.admit(device, 1, ids(A))
     refused = refusal(limits, 99, 1, ids(A))
     assert refused.scope == "person" and refused.persons.tolist() == [A]
     assert "50 scans in the last hour" in str(refused)
@@ -100,6 +100,18 @@ def test_the_51st_scan_of_a_person_in_an_hour_is_refused_then_passes_an_hour_on(
     clock.now += 2 * 3600  # two hours without scans: the whole allowance again
     limits.admit(99, 1, ids(*[A] * 50))
     assert refusal(limits, 99, 1, ids(A)).scope == "person"
+
+
+def test_a_persons_count_is_kept_per_venue():
+    """Counted over every venue, a refusal told a check-in point that a person had been
+    scanned elsewhere in the hour (a privacy review's probe: 50 scans of a person, 429
+    if and only if another venue had scanned them): each venue now counts its own."""
+    limits = limiter(FakeClock())
+    limits.admit(1, 5, ids(A))  # scanned at venue 5
+    limits.admit(2, 6, ids(*[A] * 50))  # venue 6 learns nothing of it
+    assert refusal(limits, 2, 6, ids(A)).scope == "person"
+    limits.admit(1, 5, ids(*[A] * 49))  # venue 5's own count: 1 + 49
+    assert refusal(limits, 1, 5, ids(A)).scope == "person"
 
 
 def test_repeats_inside_one_batch_count():
@@ -208,6 +220,6 @@ def test_a_persons_scans_count_by_the_hour_they_were_made_in():
     limits.admit(1, 5, ids(*[B] * 50), old)  # B's limit for that old hour is used up...
     limits.admit(2, 6, ids(B), np.array([now]))  # ... not for the hour B scans in now
     with pytest.raises(RateLimited, match=f"person {B} would pass|{B} among them"):
-        limits.admit(3, 7, ids(B), np.array([now - 5 * 86400 + 60]))
+        limits.admit(3, 5, ids(B), np.array([now - 5 * 86400 + 60]))  # venue 5's count
     with pytest.raises(RateLimited, match="51 times in one hour of this batch's scans"):
         limits.admit(4, 8, ids(*[C] * 51), np.full(51, now))
