@@ -152,6 +152,8 @@ class Registry:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=5000")
+            # a deleted row's bytes are overwritten, not left in a free page
+            self._db.execute("PRAGMA secure_delete=ON")
             self._db.executescript(_SCHEMA)
             for table, column in (("cases", "closed_at"), ("cases", "closed_by"),
                                   ("principals", "expires")):  # registries made before
@@ -325,6 +327,19 @@ class Registry:
                     "closed_at IS NULL", (self._now(), closed_by, case_id), principals=True)
         self._cases.pop(case_id, None)
         return self.get_case(case_id)
+
+    def delete_cases_ended_before(self, horizon: int) -> int:
+        """Delete the cases whose window ended before `horizon` (epoch seconds): the
+        retention purge has deleted their check-ins, and a case row still names a person
+        as a confirmed case with when they were infectious. Returns how many."""
+        deleted = self._write("DELETE FROM cases WHERE t_to < ?", (int(horizon),)).rowcount
+        if deleted:
+            with self._lock:
+                self._cases = {}
+                # the write-ahead log still holds the rows' pages as they were: copy the
+                # log into the database and empty it (secure_delete zeroed them there)
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return deleted
 
     def case_in_memory(self, case_id: int) -> Case | None:
         """The case if `get_case` found it before (no database read), else None."""

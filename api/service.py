@@ -285,10 +285,15 @@ class Service:
         while not self._retention_stop.wait(wait):
             wait = self.settings.purge_every_s
             try:
-                removed = self.index.purge(int(time.time()))
-                if removed:
+                now = int(time.time())
+                removed = self.index.purge(now)
+                # a case whose window ended before the horizon has no check-in left
+                cases = self.registry.delete_cases_ended_before(
+                    now - self.index.retention_days * 86400)
+                if removed or cases:
                     self.cases.forget_pages()
-                logger.info("retention purge", extra={"fields": {"removed": removed}})
+                logger.info("retention purge", extra={"fields": {"removed": removed,
+                                                                 "cases_deleted": cases}})
             except Exception:  # keep serving; the next round tries again
                 logger.exception("retention purge failed")
 
