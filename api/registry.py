@@ -217,16 +217,24 @@ class Registry:
         return Principal(cur.lastrowid, name, role, jurisdiction, venue, now,
                          expires=expires), token
 
-    def ensure_admin_token(self, token: str, name: str = "admin (QRTRACE_ADMIN_TOKEN)") -> None:
-        """Make `token` a valid admin token (from the environment): the principal named
-        `name` gets this token's hash, replacing an earlier one."""
+    def ensure_admin_token(self, token: str, name: str = "admin (QRTRACE_ADMIN_TOKEN)"
+                           ) -> list[int]:
+        """Make `token` the admin token (from the environment): the principal named `name`
+        gets this token's hash, replacing an earlier one, and every other admin (the one
+        created and printed at a first start) is revoked: the operator who sets the
+        token holds the admin's keys from then on. Returns the ids revoked."""
         digest = hash_token(token)
         rows = self._read("SELECT id FROM principals WHERE token_hash = ?", (digest,))
-        if rows:
-            return
-        self._write("DELETE FROM principals WHERE name = ? AND role = 'admin'", (name,),
-                    principals=True)
-        self.add_principal(name, "admin", token=token)
+        if not rows:
+            self._write("DELETE FROM principals WHERE name = ? AND role = 'admin'", (name,),
+                        principals=True)
+            self.add_principal(name, "admin", token=token)
+        others = [r[0] for r in self._read(
+            "SELECT id FROM principals WHERE role = 'admin' AND revoked IS NULL AND "
+            "token_hash != ?", (digest,))]
+        for principal_id in others:
+            self.revoke_principal(principal_id)
+        return others
 
     def has_admin(self) -> bool:
         """True when an admin principal that is not revoked exists."""

@@ -148,7 +148,9 @@ class Service:
     def _ensure_admin(self) -> str | None:
         token = self.settings.admin_token
         if token is not None:
-            self.registry.ensure_admin_token(token.value)
+            if revoked := self.registry.ensure_admin_token(token.value):
+                logger.warning("admin tokens revoked: QRTRACE_ADMIN_TOKEN is the admin's "
+                               "token now", extra={"fields": {"principals": revoked}})
             return None
         if self.registry.has_admin():
             return None

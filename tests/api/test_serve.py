@@ -743,6 +743,14 @@ def test_admin_token_is_created_once_and_printed_once(tmp_path):
     finally:
         second.stop()
     assert token not in (data / "registry.sqlite3").read_bytes().decode("latin-1")
+    # once the operator sets QRTRACE_ADMIN_TOKEN, the printed one stops working (a
+    # privacy review found both valid, for good)
+    third = start_server(data, admin_token="t" * 32)
+    try:
+        assert third.get("/v1/admin/keys", token=token).status_code == 401
+        assert third.get("/v1/admin/keys").status_code == 200
+    finally:
+        third.stop()
 
 
 def test_a_short_admin_token_from_the_environment_works_with_a_warning(tmp_path):
