@@ -15,7 +15,10 @@ Errors::
 
     CaseError (Exception)
     ├── CaseNotFound       no such case
-    ├── OutOfJurisdiction  the case (or the asked jurisdiction) is outside the official's
+    │   └── NotYourCase    another jurisdiction's case: answered as none (404), audited
+    │                      with its reason
+    ├── OutOfJurisdiction  a case asked for a person or jurisdiction outside the official's
+    ├── CaseClosed         the case was closed
     └── BadCase            the request cannot open a case (the message names the field)
 """
 
@@ -56,6 +59,15 @@ class CaseError(Exception):
 
 class CaseNotFound(CaseError):
     """No case with this id."""
+
+
+class NotYourCase(CaseNotFound):
+    """A case of another jurisdiction: answered as one that does not exist (a 403 told an
+    official which case ids exist in the whole country); the audit names the reason."""
+
+    def __init__(self, case_id: int) -> None:
+        super().__init__(f"no case with id {case_id}")
+        self.audit_reason = f"case {case_id} is outside your jurisdiction"
 
 
 class OutOfJurisdiction(CaseError):
@@ -225,7 +237,7 @@ class CaseService:
     def get(self, official: Principal, case_id: int, action: str = "read_case") -> Case:
         """The case, if the official may see it; audited as `action`, and a refusal as
         `action` + "_refused" (an official probing other jurisdictions' cases shows in
-        the log). Raises CaseNotFound or OutOfJurisdiction."""
+        the log). Raises CaseNotFound (NotYourCase: another jurisdiction's)."""
         try:
             case = self.visible(official, self.registry.get_case(case_id), case_id, action)
         except CaseError as exc:
@@ -237,7 +249,7 @@ class CaseService:
     def close_case(self, official: Principal, case_id: int) -> Case:
         """Close the case: from now on its contacts, zones, graph and exports are refused
         (CaseClosed), to every official; the case itself stays listed. Audited; closing
-        a closed case changes nothing. Raises CaseNotFound or OutOfJurisdiction."""
+        a closed case changes nothing. Raises CaseNotFound (NotYourCase)."""
         self.get(official, case_id, "close_case")
         case = self.registry.close_case(case_id, official.id)
         with self._lock:  # its pages and trace are not to be answered again
@@ -256,17 +268,18 @@ class CaseService:
         return dict(actor=official.name, role=official.role, action=f"{action}_refused",
                     case=case_id, detail={"principal": official.id,
                                           "jurisdiction": official.jurisdiction,
-                                          "reason": str(refusal)})
+                                          "reason": getattr(refusal, "audit_reason",
+                                                            str(refusal))})
 
     def visible(self, official: Principal, case: Case | None, case_id: int,
                 action: str) -> Case:
         """`case` (the registry's answer for `case_id`) if the official may `action` it;
         not audited. A closed case is still read and closed, but shows nothing more.
-        Raises CaseNotFound, OutOfJurisdiction or CaseClosed."""
+        Raises CaseNotFound (NotYourCase for another jurisdiction's) or CaseClosed."""
         if case is None:
             raise CaseNotFound(f"no case with id {case_id}")
         if not in_jurisdiction(case.jurisdiction, official.jurisdiction):
-            raise OutOfJurisdiction(f"case {case_id} is outside your jurisdiction")
+            raise NotYourCase(case_id)
         if case.closed_at is not None and action not in ("read_case", "close_case"):
             raise CaseClosed(f"case {case_id} was closed at {rfc3339_utc(case.closed_at)}: "
                              "its contacts, zones and exports are no longer shown")

@@ -1,7 +1,8 @@
 """Officials: open a case, read its exposure (F1, F2, evidence), zones, graph, exports.
 
 Every route here writes an audit entry (who, which case, purpose, when) before it
-answers. An official sees only the cases of their own jurisdiction; another's is 403.
+answers. An official sees only the cases of their own jurisdiction; another's is
+answered 404, as a case that does not exist.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from api.views import case_out, exposure_json, graph_document, venues_out
 
 router = APIRouter(prefix="/v1/cases", tags=["officials"])
 DEFAULT_PAGE, MAX_PAGE = 500, 50_000
-CASE_RESPONSES = {**AUTH_RESPONSES, 404: {"model": Problem, "description": "no case with this id"},
-                  410: {"model": Problem, "description": "the case was closed"}}
+CASE_RESPONSES = {
+    **AUTH_RESPONSES,
+    404: {"model": Problem, "description": "no case with this id in your jurisdiction"},
+    410: {"model": Problem, "description": "the case was closed"}}
 # Case ids are SQLite rowids.
 CaseId = Annotated[int, Path(ge=1, le=ROW_ID_MAX)]
 

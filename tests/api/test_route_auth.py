@@ -11,8 +11,9 @@ authentication cannot slip through):
     the right role                    its success status
 
 and for the operations on a case (and opening one in a given commune): an official of
-another commune of the same district, and of another district, get 403 (the case list
-leaves the case out), while an official of the case's district is served.
+another commune of the same district, and of another district, get 404 for a case (the
+case list leaves it out) and 403 for opening one there, while an official of the case's
+district is served.
 """
 
 from __future__ import annotations
@@ -212,8 +213,12 @@ def _refusals(server, fx: Fixtures, method: str, path: str, entry: Minimal) -> l
     revoked = "revoked device" if "device" in entry.roles else "revoked official"
     expect(f"a {revoked} token", fx.tokens[revoked], 401, challenge=True)
     if entry.on_case:
-        expect("an official of another commune", fx.tokens["other commune"], 403)
-        expect("an official of another district", fx.tokens["other district"], 403)
+        # another jurisdiction's case is answered as one that does not exist (a 403 told
+        # an official which case ids exist in the whole country); opening a case in
+        # another's jurisdiction is refused as such
+        other = 404 if "{case_id}" in path else 403
+        expect("an official of another commune", fx.tokens["other commune"], other)
+        expect("an official of another district", fx.tokens["other district"], other)
         expect("the district's official", fx.tokens["district"], entry.ok)
     right = next(role for role in ROLES if role in entry.roles)
     expect(f"the {right}", fx.tokens[right], entry.ok)
