@@ -70,7 +70,7 @@ class ColumnFiles:
             return np.empty(n, dtype)
         header = _header(n, dtype)
         tmp = self.path(column).with_name(self.path(column).name + TMP_SUFFIX)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.ftruncate(fd, len(header) + n * dtype.itemsize)
             mapped = mmap.mmap(fd, len(header) + n * dtype.itemsize, flags=mmap.MAP_SHARED)

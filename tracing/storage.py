@@ -44,10 +44,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _new_private(tmp: Path) -> IO[bytes]:
+    """`tmp` made anew for writing, mode 0600: index files hold who was where, and are
+    readable by their owner only, whatever the folder's mode or the umask."""
+    return open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write `data` to `path` atomically and durably (the caller fsyncs the folder)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
+    with _new_private(tmp) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -57,7 +63,7 @@ def write_bytes(path: Path, data: bytes | memoryview) -> None:
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Save `array` as .npy atomically and durably (the caller fsyncs the folder)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
+    with _new_private(tmp) as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())

@@ -159,7 +159,7 @@ class WriteAheadLog:
     @classmethod
     def create(cls, path: Path) -> WriteAheadLog:
         """A new, empty log (header written and fsynced; the caller fsyncs the folder)."""
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         os.write(fd, HEADER)
         os.fsync(fd)
         return cls(path, fd)

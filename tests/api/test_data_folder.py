@@ -30,5 +30,9 @@ def test_data_folders_are_created_private_and_open_ones_are_closed(tmp_path):
         qrtrace("import", "--data", str(opened), str(csv))
         assert mode(opened) == 0o700
         assert mode(opened / "index") == 0o700
+        # and every file in it is its owner's alone too (a review found the index's
+        # files 0644, private only through their folder's mode)
+        shared = [str(p) for p in opened.rglob("*") if p.is_file() and mode(p) & 0o077]
+        assert not shared, shared
     finally:
         os.umask(old)
