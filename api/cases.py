@@ -71,7 +71,8 @@ class NotYourCase(CaseNotFound):
 
 
 class OutOfJurisdiction(CaseError):
-    """The case or jurisdiction lies outside the official's own."""
+    """A case asked for in a jurisdiction, or for a person, outside the official's own
+    (opening; reading another's case is NotYourCase)."""
 
 
 class CaseClosed(CaseError):

@@ -102,6 +102,16 @@ def read_download(download) -> str:
     return Path(download.path()).read_text(encoding="utf-8")
 
 
+def show_case(page, server, token: str, case: int) -> None:
+    """Sign in with `token` and open case `case` from the list, its F1 table drawn."""
+    page.goto(server.url + "/")
+    page.get_by_label("Mã đăng nhập").fill(token)
+    page.get_by_role("button", name="Đăng nhập", exact=True).click()
+    page.get_by_role("link", name=f"Xem ca #{case}").click()
+    page.get_by_role("heading", name=f"Ca #{case}", exact=True).wait_for()
+    page.locator("#f1 tbody tr").first.wait_for()
+
+
 def test_page_headers_keep_it_to_itself(site):
     server, _ = site
     page = requests.get(server.url + "/", timeout=30)
@@ -336,12 +346,7 @@ def test_person_ids_beyond_javascripts_exact_integers_are_shown_exactly(site, pa
         "person": str(case_person), "from": now - 86400, "to": now, "purpose": "big ids"})
     assert r.status_code == 201, r.text
     case = r.json()["id"]
-    page.goto(server.url + "/")
-    page.get_by_label("Mã đăng nhập").fill(tokens["commune"])
-    page.get_by_role("button", name="Đăng nhập", exact=True).click()
-    page.get_by_role("link", name=f"Xem ca #{case}").click()
-    page.get_by_role("heading", name=f"Ca #{case}", exact=True).wait_for()
-    page.locator("#f1 tbody tr").first.wait_for()
+    show_case(page, server, tokens["commune"], case)
     assert f"số {case_person}" in page.locator("#case-meta").inner_text()
     assert f"Số {contact}" in page.locator("#f1").inner_text()
     assert not page.problems, page.problems
@@ -365,12 +370,7 @@ def test_a_deeper_rule_counts_every_level_below_f1_among_those_to_test(site, pag
     assert counts.get("f3", 0) > 0, counts  # the demo commune has F3s at depth 3
     below = counts["f2"] + counts["f3"]
     assert exposure["comparison"]["narrow"]["test"] == below
-    page.goto(server.url + "/")
-    page.get_by_label("Mã đăng nhập").fill(token)
-    page.get_by_role("button", name="Đăng nhập", exact=True).click()
-    page.get_by_role("link", name=f"Xem ca #{case}").click()
-    page.get_by_role("heading", name=f"Ca #{case}", exact=True).wait_for()
-    page.locator("#f1 tbody tr").first.wait_for()
+    show_case(page, server, token, case)
     assert page.locator("#count-f2").inner_text() == vi_number(below)
     assert page.locator("#count-f2-levels").inner_text() == \
         f"F2: {vi_number(counts['f2'])}, F3: {vi_number(counts['f3'])}"
@@ -398,12 +398,7 @@ def test_a_case_whose_check_ins_are_gone_says_so(site, page):
                     counts={"f1": 0, "f2": 0, "zones": 0})
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
 
-    page.goto(server.url + "/")
-    page.get_by_label("Mã đăng nhập").fill(token)
-    page.get_by_role("button", name="Đăng nhập", exact=True).click()
-    page.get_by_role("link", name=f"Xem ca #{demo['id']}").click()
-    page.get_by_role("heading", name=f"Ca #{demo['id']}", exact=True).wait_for()
-    page.locator("#f1 tbody tr").first.wait_for()
+    show_case(page, server, token, demo["id"])
     assert page.locator("#case-unseen").count() == 0  # a case with its trace: no notice
     page.route(f"**/v1/cases/{demo['id']}/exposure*", emptied)
     page.get_by_role("link", name="Ca bệnh", exact=True).click()
