@@ -228,9 +228,9 @@ UNSURE_REACH = 60
 # robust pass, loose patterns or not: the scan's rows cannot see modules of one pixel,
 # as in a symbol saved at scale 1 (41x41 pixels for a token; a review's 29x29 'HELLO'
 # and a sample photo of 41x41 were read by zxing-cpp's defaults, not by us). At this
-# size the pass costs about a tenth of a millisecond. So does a frame scanned at a
-# reduced size (over 800 pixels on its short side: 1080p, phone photos), where a code
-# of two-pixel modules has one-pixel modules in the scanned copy.
+# size the pass costs about a tenth of a millisecond. A frame scanned at a reduced size
+# (over 800 pixels on its short side: 1080p, phone photos) goes whole too: a code of
+# two-pixel modules has one-pixel modules in the scanned copy.
 SMALL_FRAME_PIXELS = 256 * 256
 # After codes were read, this many loose finder patterns outside them, of the size of
 # theirs (within these factors of a read code's module), send the part of the frame
@@ -263,9 +263,10 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
     no code read: a second code one of whose patterns the scan missed. Returns the codes
     read; the regions of codes that zxing-cpp located and could not read; the regions of
     three finder patterns in which it found no code; and, when the frame is unsure
-    (nothing read, and loose finder patterns seen), the part of it around those patterns,
-    or when codes were read and patterns of their size are left over (a grid of codes),
-    the part around those (else None)."""
+    (nothing read, and loose finder patterns seen), the part of it around those patterns
+    (the whole frame when nothing was read in a small frame or one scanned at reduced
+    size: SMALL_FRAME_PIXELS), or when codes were read and patterns of their size are
+    left over (a grid of codes), the part around those (else None)."""
     located = locate(gray)
     read: list[zxingcpp.Barcode] = []
     unread: list[Box] = []

@@ -22,9 +22,9 @@ TMP_SUFFIX = ".tmp"
 
 def open_private(path: str | os.PathLike) -> IO[bytes]:
     """`path` opened for writing, readable by its owner only (mode 0600, an existing
-    file narrowed too): for files that name persons (a contact graph) or are a
-    credential (a personal QR code). A path that is not a regular file (a pipe,
-    /dev/stdout) is written as it is."""
+    file narrowed too, whatever the umask): for files that name persons (the index's, a
+    contact graph) or are a credential (a personal QR code). A path that is not a
+    regular file (a pipe, /dev/stdout) is written as it is."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         if stat.S_ISREG(os.fstat(fd).st_mode):
@@ -44,16 +44,10 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _new_private(tmp: Path) -> IO[bytes]:
-    """`tmp` made anew for writing, mode 0600: index files hold who was where, and are
-    readable by their owner only, whatever the folder's mode or the umask."""
-    return open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-
-
 def write_bytes(path: Path, data: bytes | memoryview) -> None:
     """Write `data` to `path` atomically and durably (the caller fsyncs the folder)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with _new_private(tmp) as f:
+    with open_private(tmp) as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -63,7 +57,7 @@ def write_bytes(path: Path, data: bytes | memoryview) -> None:
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Save `array` as .npy atomically and durably (the caller fsyncs the folder)."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with _new_private(tmp) as f:
+    with open_private(tmp) as f:
         np.save(f, np.ascontiguousarray(array), allow_pickle=False)
         f.flush()
         os.fsync(f.fileno())

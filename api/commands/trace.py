@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         return traced, (time.perf_counter() - began) * 1000
 
     try:
-        _audit(args, folders, case, lo, hi, rule)
+        _audit(args, purpose, folders, case, lo, hi, rule)
         # A process's first trace loads the numba kernels from their cache (a few hundred
         # ms, against well under one for the query itself): the same trace again shows
         # what a query costs in a running server.
@@ -195,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _audit(args: argparse.Namespace, folders: list[Path], case: int, lo: int, hi: int,
-           rule: ContactRule) -> None:
+def _audit(args: argparse.Namespace, purpose: str, folders: list[Path], case: int, lo: int,
+           hi: int, rule: ContactRule) -> None:
     """Record the trace, before it runs, in the audit log of every data folder it reads
     (the one a server of that folder keeps: DATA/audit/audit.log) and in --audit-log:
     like an official's query through the API, a trace on the command line reads
@@ -219,7 +219,7 @@ def _audit(args: argparse.Namespace, folders: list[Path], case: int, lo: int, hi
         try:
             with AuditLog(path) as log:
                 log.record(actor=_os_user(), role="command_line", action="trace",
-                           purpose=args.purpose.strip(), detail=detail)
+                           purpose=purpose, detail=detail)
         except AuditError as exc:
             raise UsageError(f"cannot write the audit log, so the trace is refused: {exc}") \
                 from None
