@@ -14,11 +14,16 @@ from collections import Counter
 from datetime import date
 
 import numpy as np
+import orjson
 import pytest
 import requests
 
+from api.cases import CaseRequest
+from api.service import Service
+from api.settings import Secret, Settings
 from api.shard_client import RemoteShard
 from api.shard_wire import pack
+from api.views import exposure_json
 from tests.api.conftest import ROOT, free_port
 from tests.api.test_cli_tracing import qrtrace
 from tracing import CheckinIndex, ContactRule, simulate
@@ -264,3 +269,38 @@ def test_serve_answers_503_and_is_not_ready_while_a_shard_is_down(town, live_ser
     assert r.headers["Retry-After"] == "5"
     r = server.get("/readyz")
     assert r.status_code == 503 and any(url in p for p in r.json()["problems"])
+
+
+def test_a_page_made_before_its_shard_went_down_ages_out_to_503(town):
+    """An exposure page already made is answered for a while, as pages are while scans
+    flow; but over shards no snapshot here says it is still right, so once the shard
+    that helped make it is down, the page ages out and the answer is ShardUnavailable
+    (503), not the old page for ever."""
+    root, _url, cases, _writer = town
+    shard, url = start_shard(root / "far", root / "shard-3.log")
+    service = Service(Settings(data=root / "near", shards=(url,), shard_token=Secret(TOKEN)))
+    try:
+        official, _ = service.registry.add_principal("o", "official", jurisdiction="commune")
+        case, lo, hi = cases[0]
+        opened = service.cases.open(official, CaseRequest(
+            person=case, t_from=lo, t_to=min(hi, int(time.time())), purpose="ageing test"))
+        pages = service.cases
+        pages.max_staleness_s, pages.page_refresh_s, pages.page_max_age_s = 0.0, 0.0, 3.0
+
+        def render(case, result) -> bytes:
+            return exposure_json(service, case, result)
+
+        first = pages.page(opened, "exposure", render)
+        assert orjson.loads(first)["contacts"]
+        shard.terminate()
+        shard.wait(timeout=20)
+        # the refresher's attempts fail (the shard is down): the page made stays, young
+        assert pages.page(opened, "exposure", render) == first
+        time.sleep(3.2)
+        assert pages.page_if_ready(opened, "exposure", render) is None
+        with pytest.raises(ShardUnavailable, match=url):
+            pages.page(opened, "exposure", render)
+    finally:
+        service.close()
+        if shard.poll() is None:
+            shard.kill()
