@@ -35,10 +35,13 @@ def _prefetch_row(lines, y, w, h):
 
 
 @njit(nogil=True, cache=True)
-def block_thresholds(gray, block, step, min_contrast):
+def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge_percent):
     """The threshold of every `block` x `block` tile: the mean of the tiles around it
     (3x3), from every `step`-th row; 0 (all light) where those tiles vary by less than
-    `min_contrast` grey levels. Rows are summed into per-column accumulators first, in
+    `min_contrast` grey levels. And the edge a finder pattern must show there (see
+    `_flag`): `edge_percent` of that variation, between `edge_floor` and `min_edge`, so
+    that a faint code (low-contrast print, a dim corner) is held to its own contrast and
+    a sharp one to `min_edge`. Rows are summed into per-column accumulators first, in
     loops that LLVM vectorises."""
     h, w = gray.shape
     bh = (h + block - 1) // block
@@ -83,6 +86,7 @@ def block_thresholds(gray, block, step, min_contrast):
             lows[by, bx] = low
             highs[by, bx] = high
     thresholds = np.zeros((bh, bw), np.uint8)
+    edges = np.full((bh, bw), min_edge, np.uint8)
     for by in range(bh):
         for bx in range(bw):
             total = 0
@@ -97,7 +101,8 @@ def block_thresholds(gray, block, step, min_contrast):
                     high = max(high, highs[yy, xx])
             if n > 0 and high - low >= min_contrast:
                 thresholds[by, bx] = (total + n // 2) // n
-    return thresholds
+                edges[by, bx] = max(edge_floor, min(min_edge, (high - low) * edge_percent // 100))
+    return thresholds, edges
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -120,17 +125,18 @@ _I3, _I5, _I7, _I10, _I20 = np.int32(3), np.int32(5), np.int32(7), np.int32(10),
 
 
 @njit(nogil=True, cache=True)
-def _flag(widths, middles, j, min_edge, flags):
+def _flag(widths, middles, run_edges, j, flags):
     """flags[j] >= 0 when runs j..j+4 go 1:1:3:1:1 (as `_is_finder` says) and their
-    middles alternate by `min_edge` (int32) grey levels in either polarity. Arithmetic
-    only (min, max, abs on int32; no tuples, which cost 3x here), so that the loop over
-    a row's runs vectorises."""
+    middles alternate by the centre run's edge (`run_edges`, int32 grey levels, from its
+    tile) in either polarity. Arithmetic only (min, max, abs on int32; no tuples, which
+    cost 3x here), so that the loop over a row's runs vectorises."""
     a = middles[j]
     b = middles[j + 1]
     c = middles[j + 2]
     d = middles[j + 3]
     e = middles[j + 4]
-    contrast = max(min(b, d) - max(a, max(c, e)), min(a, min(c, e)) - max(b, d)) - min_edge
+    contrast = max(min(b, d) - max(a, max(c, e)), min(a, min(c, e)) - max(b, d)) \
+        - run_edges[j + 2]
     w0 = widths[j]
     w1 = widths[j + 1]
     w2 = widths[j + 2]
@@ -210,20 +216,23 @@ def _vertical_runs(gray, column_thresholds, tile_of_row, x, y, colour, limit, ru
 
 
 @njit(nogil=True, cache=True)
-def _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns, tile_of_row,
+def _scan_row(gray, thresholds, edges, block, y, x0, x1, tile_columns, tile_of_row,
               work, vertical, hits, found):
     """Scan pixels x0..x1 - 1 of row y for 1:1:3:1:1 runs in both polarities, confirm
     each on its centre column, and write the hits (HIT_FIELDS columns) into `hits` from
     `found`. Returns the new count (at most len(hits)). `work` holds the scratch rows
-    (binary, ends, widths, middles, flags, row thresholds), each at least w + 2 long."""
-    binary, ends, widths, middles, flags, row_thresholds = work
+    (binary, ends, widths, middles, flags, row thresholds, row edges, run edges), each
+    at least w + 2 long."""
+    binary, ends, widths, middles, flags, row_thresholds, row_edges, run_edges = work
     n = x1 - x0
     row = gray[y, x0:x1]  # a view: loops from 0 let LLVM vectorise them
     tile_row = y // block
     for bx in range(x0 // block, (x1 - 1) // block + 1):
         t = thresholds[tile_row, bx]
+        edge = edges[tile_row, bx]
         for x in range(max(x0, bx * block), min(x1, bx * block + block)):
             row_thresholds[x - x0] = t
+            row_edges[x - x0] = edge
     # Every loop over the row is branch-free, so that LLVM vectorises it and no noise
     # edge costs a mispredicted branch; only the rare candidates branch.
     for x in range(n):
@@ -240,9 +249,9 @@ def _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns, tile_o
     for j in range(runs):
         widths[j] = ends[j + 1] - ends[j]
         middles[j] = row[(ends[j] + ends[j + 1] - 1) >> 1]
-    edge32 = np.int32(min_edge)
+        run_edges[j] = row_edges[(ends[j] + ends[j + 1] - 1) >> 1]
     for j in range(runs - 4):
-        _flag(widths, middles, j, edge32, flags)
+        _flag(widths, middles, run_edges, j, flags)
     for j in range(runs - 4):
         if flags[j] < 0:
             continue
@@ -250,7 +259,7 @@ def _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns, tile_o
         r0, r1, r2, r3, r4 = widths[j], widths[j + 1], widths[j + 2], widths[j + 3], \
             widths[j + 4]
         colour = binary[end - 1] == 1
-        if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, min_edge):
+        if not _contrasted(row, end, r0, r1, r2, r3, r4, colour, run_edges[j + 2]):
             continue
         total = r0 + r1 + r2 + r3 + r4
         cx = x0 + end - r4 - r3 - (r2 + 1) // 2
@@ -270,7 +279,7 @@ def _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns, tile_o
 
 
 @njit(nogil=True, cache=True)
-def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
+def scan_finders(gray, thresholds, edges, block, row_step, hits):
     """Find 1:1:3:1:1 runs in both polarities on every `row_step`-th row, each confirmed
     on its centre column; write the hits (HIT_FIELDS columns) into `hits` and return how
     many were written (at most len(hits)).
@@ -285,7 +294,8 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
     h, w = gray.shape
     vertical = np.zeros(6, np.int64)
     work = (np.zeros(w + 2, np.uint8), np.zeros(w + 2, np.int64), np.zeros(w + 2, np.int32),
-            np.zeros(w + 2, np.int32), np.zeros(w + 2, np.int32), np.zeros(w + 2, np.uint8))
+            np.zeros(w + 2, np.int32), np.zeros(w + 2, np.int32), np.zeros(w + 2, np.uint8),
+            np.zeros(w + 2, np.uint8), np.zeros(w + 2, np.int32))
     tile_of_row = np.arange(h) // block
     # thresholds column-major, so that a vertical walk reads one contiguous column
     tile_columns = np.ascontiguousarray(thresholds.T)
@@ -295,7 +305,7 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
     lines = gray.reshape((h * w, 1))
     for y in range(first, h, coarse):
         _prefetch_row(lines, y + coarse, w, h)
-        found = _scan_row(gray, thresholds, block, y, 0, w, min_edge, tile_columns,
+        found = _scan_row(gray, thresholds, edges, block, y, 0, w, tile_columns,
                           tile_of_row, work, vertical, hits, found)
     # the rows in between, across each coarse hit: (row, x0, x1) spans, merged per row
     spans = np.empty((4 * found + 1, 3), np.int64)
@@ -323,7 +333,7 @@ def scan_finders(gray, thresholds, block, row_step, min_edge, hits):
         while j < m and spans[order[j], 0] == y and spans[order[j], 1] <= x1:
             x1 = max(x1, spans[order[j], 2])
             j += 1
-        found = _scan_row(gray, thresholds, block, y, x0, x1, min_edge, tile_columns,
+        found = _scan_row(gray, thresholds, edges, block, y, x0, x1, tile_columns,
                           tile_of_row, work, vertical, hits, found)
     return found
 
@@ -505,14 +515,15 @@ def crop_reduced(gray, x0, y0, x1, y1, invert, factor):
 
 
 @njit(nogil=True, cache=True)
-def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, max_hits,
-                   max_clusters, min_hits, max_finders, max_triples):
+def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, edge_floor,
+                   edge_percent, max_hits, max_clusters, min_hits, max_finders, max_triples):
     """The whole scan in one call, without the GIL: thresholds, hits, clusters. Returns
     the clusters crossed by at least `min_hits` rows, most hits first (ties in the order
     found), at most `max_finders` of them; and the triples `find_triples` makes of those."""
-    thresholds = block_thresholds(gray, block, sample_step, min_contrast)
+    thresholds, edges = block_thresholds(gray, block, sample_step, min_contrast, min_edge,
+                                         edge_floor, edge_percent)
     hits = np.empty((max_hits, HIT_FIELDS), np.int64)
-    n = scan_finders(gray, thresholds, block, row_step, min_edge, hits)
+    n = scan_finders(gray, thresholds, edges, block, row_step, hits)
     clusters = np.empty((max_clusters, 5), np.float64)
     k = cluster_hits(hits, n, clusters)
     order = np.empty(k, np.int64)

@@ -38,8 +38,15 @@ ROW_STEP = 3
 SAMPLE_STEP = 4
 # Images whose short side is over this are scanned at a reduced size.
 SCAN_MAX_SIDE = 800
-# A finder's light rings are this much brighter than its dark parts (grey levels).
+# A finder's light rings are this much brighter than its dark parts (grey levels), or
+# EDGE_PERCENT of its neighbourhood's contrast where that is less, but never under
+# EDGE_FLOOR: a code printed faint or in a dim corner has no 20 levels to show. Held to
+# 20 everywhere, the scan found no pattern on such codes and the frame was no_code:
+# frames of low-contrast prints read 173 codes against zxing-cpp's defaults' 186; 187
+# now (floor 8: 185, with more CPU a frame; see RESULTS.md).
 MIN_EDGE = 20
+EDGE_FLOOR = 12
+EDGE_PERCENT = 25
 # Sizes of the kernels' output buffers; a frame fills MAX_HITS only with pathological
 # clutter (at most 996 hits in 1,800 synthetic frames).
 MAX_HITS = 4096
@@ -114,7 +121,8 @@ def locate(gray: np.ndarray) -> Located:
     # One kernel call: the Python and numpy steps between four calls held the GIL for
     # as long as the scan of a small frame takes.
     clusters, triples = kernels.locate_finders(
-        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, MAX_HITS, MAX_CLUSTERS,
+        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
+        MAX_HITS, MAX_CLUSTERS,
         MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
     k = len(clusters)
     codes, used = _regions(clusters, triples, gray.shape, scale)
