@@ -549,7 +549,7 @@ def _add_code(
     if surface is None:
         return None
     record["tilt_deg"] = round(math.degrees(tilt), 1)
-    # about 3 texels per ray across a module, at least 4 a module
+    # 1.5 texels for each ray across a module, and 4-40 texels a module
     tpm = int(np.clip(math.ceil(module_px * RAYS_PER_PIXEL_SIDE * 1.5), 4, 40))
     if carrier == "phone":
         tex, outline_mask, code_x, code_y, tpm = _phone_texture(rng, modules, tpm, record)
