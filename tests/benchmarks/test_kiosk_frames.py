@@ -1,0 +1,93 @@
+"""The kiosk frame generator gives what it says: sizes, truth, tags, JPEG, determinism."""
+
+import cv2
+import numpy as np
+import pytest
+import zxingcpp
+
+from benchmarks.kiosk_frames import generate_kiosk_frames
+
+
+@pytest.fixture(scope="module")
+def frames():
+    return generate_kiosk_frames(24, seed=3)
+
+
+@pytest.fixture(scope="module")
+def low_contrast_frames():
+    return generate_kiosk_frames(8, seed=5, focus="low_contrast")
+
+
+def test_frames_are_grayscale_uint8_of_the_stated_size(frames):
+    assert len(frames) == 24
+    for frame in frames:
+        assert frame.image.dtype == np.uint8 and frame.image.ndim == 2
+        width, height = frame.attrs["size"]
+        assert frame.image.shape == (height, width)
+        assert (width, height) in ((640, 480), (1280, 720))
+
+
+def test_tags_agree_with_the_codes(frames):
+    assert {len(frame.texts) for frame in frames} >= {0, 1, 2}
+    for frame in frames:
+        codes = frame.attrs["codes"]
+        assert len(codes) == len(frame.texts)
+        assert {code["text"] for code in codes} == frame.texts
+        assert ("no_code" in frame.tags) == (not codes)
+        assert ("two_codes" in frame.tags) == (len(codes) == 2)
+        assert ("screen" in frame.tags) == any(c["carrier"] == "phone" for c in codes)
+        assert ("paper" in frame.tags) == any(c["carrier"] != "phone" for c in codes)
+        assert ("inverted" in frame.tags) == any(c["inverted"] for c in codes)
+        assert ("small" in frame.tags) == any(c["side_px"] < 100 for c in codes)
+        low_contrast = any(c.get("print") == "low_contrast" for c in codes)
+        assert ("low_contrast" in frame.tags) == low_contrast
+        assert ("jpeg" in frame.tags) == (frame.jpeg is not None)
+
+
+def test_jpeg_bytes_decode_to_exactly_the_image(frames):
+    compressed = [frame for frame in frames if frame.jpeg is not None]
+    assert compressed and len(compressed) < len(frames)
+    for frame in compressed[:5]:
+        decoded = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(decoded, frame.image)
+
+
+def test_a_frame_depends_only_on_seed_and_index():
+    first = generate_kiosk_frames(2, seed=11)
+    longer = generate_kiosk_frames(3, seed=11)
+    other = generate_kiosk_frames(2, seed=12)
+    for a, b in zip(first, longer, strict=False):
+        assert np.array_equal(a.image, b.image) and a.texts == b.texts
+    assert not any(np.array_equal(a.image, c.image) for a, c in zip(first, other, strict=True))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError):
+        generate_kiosk_frames(-1)
+    with pytest.raises(ValueError):
+        generate_kiosk_frames(1, seed=-1)
+    with pytest.raises(ValueError):
+        generate_kiosk_frames(1, focus="faded")
+
+
+def test_zxing_reads_a_good_share_and_never_a_text_that_is_not_there(frames):
+    expected = found = 0
+    for frame in frames:
+        read = zxingcpp.read_barcodes(frame.image, formats=zxingcpp.BarcodeFormat.QRCode)
+        texts = {code.text for code in read if code.valid}
+        assert texts <= frame.texts
+        expected += len(frame.texts)
+        found += len(texts)
+    # zxing-cpp reads about two codes in five of these scenes: hard, but not hopeless
+    assert 0.25 * expected <= found < expected
+
+
+def test_low_contrast_focus_puts_every_code_on_paper_with_faint_print(low_contrast_frames):
+    codes = [code for frame in low_contrast_frames for code in frame.attrs["codes"]]
+    assert codes
+    for code in codes:
+        assert code["carrier"] in ("poster", "sticker", "table_tent")
+        assert code["print"] == "low_contrast" and not code["inverted"]
+    for frame in low_contrast_frames:
+        assert "screen" not in frame.tags
+        assert ("low_contrast" in frame.tags) == bool(frame.texts)
