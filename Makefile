@@ -42,6 +42,8 @@ test: $(VENV)/.installed
 bench: $(VENV)/.bench-installed
 	$(PY) -m benchmarks.tokens
 	$(PY) -m benchmarks.frames --plot out/bench/frames.svg
+	$(PY) -m benchmarks.frames --generator camera --seed 13 --plot out/bench/frames-camera.svg
+	$(PY) -m benchmarks.frames --generator kiosk --seed 5 --plot out/bench/frames-kiosk.svg
 	$(PY) -m benchmarks.tracing --checkins 10000000 --plot out/bench/tracing-10M.svg
 	$(PY) -m benchmarks.ingest --backend embedded --format packed
 	$(PY) -m benchmarks.api
