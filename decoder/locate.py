@@ -122,8 +122,7 @@ def locate(gray: np.ndarray) -> Located:
     # as long as the scan of a small frame takes.
     clusters, triples = kernels.locate_finders(
         image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
-        MAX_HITS, MAX_CLUSTERS,
-        MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
+        MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
     k = len(clusters)
     codes, used = _regions(clusters, triples, gray.shape, scale)
     finders = clusters.copy()
