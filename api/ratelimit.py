@@ -166,7 +166,9 @@ def keys_of(persons: np.ndarray, times: np.ndarray | None, venue: int) -> np.nda
     the hour they scan in now. Per venue: a count over every venue would let a check-in
     point learn, by being refused, that a person was scanned elsewhere in the hour (a
     privacy review did)."""
-    keys = persons ^ (np.uint64(venue) * _VENUE_MIX)
+    # the product wraps at 64 bits, as a hash should: in Python ints, since a numpy
+    # scalar product that wraps warns of an overflow
+    keys = persons ^ np.uint64(int(venue) * int(_VENUE_MIX) & 0xFFFF_FFFF_FFFF_FFFF)
     if times is None:
         return keys
     hours = (np.asarray(times).astype(np.int64) // int(HOUR)).astype(np.uint64)
