@@ -1,11 +1,14 @@
 """The held-out frame generator gives what it says: sizes, truth, JPEG, determinism."""
 
-import cv2
 import numpy as np
 import pytest
-import zxingcpp
 
 from benchmarks.camera_frames import generate_camera_frames
+from tests.benchmarks.generator_checks import (
+    assert_frames_depend_on_seed_and_index,
+    assert_jpeg_bytes_are_the_image,
+    zxing_defaults_read,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +35,11 @@ def test_tags_agree_with_the_codes(frames):
 
 
 def test_jpeg_bytes_decode_to_exactly_the_image(frames):
-    compressed = [frame for frame in frames if frame.jpeg is not None]
-    assert compressed and len(compressed) < len(frames)
-    for frame in compressed[:5]:
-        decoded = cv2.imdecode(np.frombuffer(frame.jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-        assert np.array_equal(decoded, frame.image)
+    assert_jpeg_bytes_are_the_image(frames)
 
 
 def test_a_frame_depends_only_on_seed_and_index():
-    first = generate_camera_frames(3, seed=11)
-    longer = generate_camera_frames(5, seed=11)
-    other = generate_camera_frames(3, seed=12)
-    for a, b in zip(first, longer, strict=False):
-        assert np.array_equal(a.image, b.image) and a.texts == b.texts
-    assert not any(np.array_equal(a.image, c.image) for a, c in zip(first, other, strict=True))
+    assert_frames_depend_on_seed_and_index(generate_camera_frames, 3)
 
 
 def test_negative_arguments_are_refused():
@@ -56,11 +50,5 @@ def test_negative_arguments_are_refused():
 
 
 def test_zxing_reads_most_codes_and_never_a_text_that_is_not_there(frames):
-    expected = found = 0
-    for frame in frames:
-        read = zxingcpp.read_barcodes(frame.image, formats=zxingcpp.BarcodeFormat.QRCode)
-        texts = {code.text for code in read if code.valid}
-        assert texts <= frame.texts
-        expected += len(frame.texts)
-        found += len(texts)
+    found, expected = zxing_defaults_read(frames)
     assert 0.5 * expected <= found < expected  # readable, and not trivially so
