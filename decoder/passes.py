@@ -2,8 +2,10 @@
 
 A pass is cheap or robust by its zxing-cpp settings (binarizer, inversion, downscaled
 pyramid) and by the image it reads: the frame itself, or a rescaled or filtered copy
-that rescues codes which are too small, too blurred or too noisy for the detector.
-Transforms use Pillow, which releases the GIL like zxing-cpp does.
+that rescues codes which are too small, too blurred or too noisy for the detector. The
+copies are Pillow's (its box reduction, bicubic resize, Gaussian blur and unsharp mask),
+made by numba kernels that give the same pixels without the GIL (decoder.filters,
+decoder.locate.crop_pixels).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import zxingcpp
-from PIL import Image, ImageFilter
+
+from decoder.filters import double_bicubic, gaussian_blur, unsharp_mask
+from decoder.locate import crop_pixels
 
 Transform = Callable[[np.ndarray], np.ndarray | None]
 
@@ -40,7 +44,7 @@ def half(gray: np.ndarray) -> np.ndarray | None:
     """A 2x2-box downscaled copy: merges sensor noise and JPEG blocks into modules."""
     if min(gray.shape) < 84:
         return None
-    return np.asarray(Image.fromarray(gray).reduce(2))
+    return _reduce2(gray)
 
 
 def half_if_large(gray: np.ndarray) -> np.ndarray | None:
@@ -51,26 +55,29 @@ def half_if_large(gray: np.ndarray) -> np.ndarray | None:
     """
     if min(gray.shape) < COARSE_MIN_SIDE:
         return None
-    return np.asarray(Image.fromarray(gray).reduce(2))
+    return _reduce2(gray)
+
+
+def _reduce2(gray: np.ndarray) -> np.ndarray:
+    """Pillow's `Image.reduce(2)`: means of 2x2 boxes (of fewer pixels at the far edges)."""
+    return crop_pixels(gray, (0, 0, gray.shape[1], gray.shape[0]), False, 2)
 
 
 def double(gray: np.ndarray) -> np.ndarray | None:
     """A bicubic 2x copy: gives tiny codes enough pixels per module."""
     if gray.size > MAX_UPSCALE_PIXELS:
         return None
-    height, width = gray.shape
-    return np.asarray(Image.fromarray(gray).resize((2 * width, 2 * height), Image.BICUBIC))
+    return double_bicubic(gray)
 
 
 def smooth(gray: np.ndarray) -> np.ndarray:
     """A lightly blurred copy: removes noise and moiré that break the binarizer."""
-    return np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(1)))
+    return gaussian_blur(gray, 1)
 
 
 def sharpen(gray: np.ndarray) -> np.ndarray:
     """An unsharp-masked copy: restores module edges lost to motion or focus blur."""
-    return np.asarray(Image.fromarray(gray).filter(
-        ImageFilter.UnsharpMask(radius=2, percent=160, threshold=2)))
+    return unsharp_mask(gray, radius=2, percent=160, threshold=2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ numba compiles a kernel on its first call and, even with its on-disk cache, load
 links it then, holding the GIL (see tracing/warmup.py). `warm_up()` verifies tokens the
 ways scans bring them (a list of texts, packed S43 columns, writable and read-only,
 batches large enough for all cores, more distinct tokens than the verified-token cache
-first holds) and decodes frames (arrays with and without a code, and PNG bytes), with a
-key ring and images of its own.
+first holds) and decodes frames (arrays with and without a code, and PNG bytes) and
+makes each rescue copy (decoder.filters), with a key ring and images of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import zxingcpp
 from PIL import Image
 
+from decoder.filters import double_bicubic, gaussian_blur, unsharp_mask
 from decoder.frames import decode_frames
 from decoder.tokens import PARALLEL_ROWS, TOKEN_LEN, KeyRing, issue_token, verify_tokens
 
@@ -48,3 +49,10 @@ def warm_up() -> None:
     Image.fromarray(frame).save(png, format="PNG")
     # arrays, and an encoded image (decoded into a read-only array)
     decode_frames([frame, np.full((480, 640), 90, np.uint8), png.getvalue()])
+    # the rescues run only on codes located and not read: their kernels are called here,
+    # on a read-only image too (a decoded PNG's pixels), which numba compiles apart
+    for writable in (True, False):
+        image = symbol.copy()
+        image.setflags(write=writable)
+        double_bicubic(image)
+        unsharp_mask(gaussian_blur(image, 1), 2, 160, 2)
