@@ -19,7 +19,6 @@ About 0.6 ms a frame on one core (load 5), against 3-4 ms for zxing-cpp's defaul
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,14 +119,16 @@ def locate(gray: np.ndarray) -> Located:
     image = np.ascontiguousarray(image)
     # One kernel call: the Python and numpy steps between four calls held the GIL for
     # as long as the scan of a small frame takes.
-    clusters, triples = kernels.locate_finders(
+    clusters, boxes, modules, polarities, used = kernels.locate_finders(
         image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
-        MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES)
-    k = len(clusters)
-    codes, used = _regions(clusters, triples, gray.shape, scale)
+        MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES, float(scale),
+        gray.shape[0], gray.shape[1])
+    codes = [CodeRegion((x0, y0, x1, y1), module, inverted=polarity == 0)
+             for (x0, y0, x1, y1), module, polarity
+             in zip(boxes.tolist(), modules.tolist(), polarities.tolist(), strict=True)]
     finders = clusters.copy()
     finders[:, :3] *= scale
-    loose = [i for i in range(k) if i not in used]
+    loose = np.flatnonzero(~used).tolist()
     return Located(codes, len(loose), finders, loose, gray.shape, scale)
 
 
@@ -189,42 +190,3 @@ def _halve(image: np.ndarray) -> np.ndarray:
     view = image[:h, :w].astype(np.uint16)
     return ((view[0::2, 0::2] + view[0::2, 1::2] + view[1::2, 0::2] + view[1::2, 1::2] + 2)
             // 4).astype(np.uint8)
-
-
-def _regions(clusters: np.ndarray, triples: np.ndarray, shape: tuple[int, int],
-             scale: int) -> tuple[list[CodeRegion], set[int]]:
-    """Regions for the best-fitting triples, each finder pattern in one code at most.
-    Plain floats: a frame has a handful of triples, and numpy per triple costs more."""
-    order = np.argsort(triples[:, 3], kind="stable")
-    rows = clusters.tolist()
-    used: set[int] = set()
-    codes: list[CodeRegion] = []
-    centres: list[tuple[float, float]] = []
-    height, width = shape
-    for row in triples[order].tolist():
-        members = (int(row[0]), int(row[1]), int(row[2]))
-        if used.intersection(members):
-            continue
-        (cx, cy), (ax, ay), (bx, by) = ((rows[i][0] * scale, rows[i][1] * scale)
-                                        for i in members)
-        module = sum(rows[i][2] for i in members) * scale / 21
-        middle = ((ax + bx) / 2, (ay + by) / 2)
-        xs = (cx, ax, bx, ax + bx - cx)  # the fourth corner completes a parallelogram
-        ys = (cy, ay, by, ay + by - cy)
-        leg = max(math.hypot(ax - cx, ay - cy), math.hypot(bx - cx, by - cy))
-        margin = 6 * module + 0.2 * leg
-        box = (max(0, int(min(xs) - margin)), max(0, int(min(ys) - margin)),
-               min(width, int(max(xs) + margin) + 1), min(height, int(max(ys) + margin) + 1))
-        # A better triple's code inside this one, or this one inside it: patterns in a
-        # code's data or in the clutter around it that happen to fit.
-        if any(_inside(code.box, middle) or _inside(box, centre)
-               for code, centre in zip(codes, centres, strict=True)):
-            continue
-        centres.append(middle)
-        codes.append(CodeRegion(box, module, inverted=rows[members[0]][3] == 0))
-        used.update(members)
-    return codes, used
-
-
-def _inside(box: tuple[int, int, int, int], point: tuple[float, float]) -> bool:
-    return box[0] <= point[0] < box[2] and box[1] <= point[1] < box[3]
