@@ -129,3 +129,56 @@ def test_a_large_packed_upload_goes_in_records_a_broker_takes(live_server, kafka
             break
         time.sleep(0.5)
     assert server.get("/readyz", token=None).json().get("checkins") == n + 1
+
+
+def test_scans_kafka_refuses_are_answered_503_and_readyz_says_why(live_server,
+                                                                  kafka_bootstrap):
+    """A broker that refuses the scans' records (a topic that takes none over 64 bytes):
+    the check-in point is told to send again later and nothing is claimed stored;
+    /readyz names the problem until Kafka takes scans again; the same scans sent again
+    are accepted and reach the index."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
+
+    name = uuid.uuid4().hex[:10]
+    topic = f"qrtrace.scans.{name}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, 1, 1, topic_configs={"max.message.bytes": "64"})])
+    server = live_server(extra=("--kafka", kafka_bootstrap, "--topic", topic,
+                                "--group", f"qrtrace-index-{name}"))
+    deadline = time.monotonic() + 60
+    while (ready := server.get("/readyz", token=None)).status_code != 200 \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ready.status_code == 200, ready.text
+    c = setup_commune(server)
+    t = c["tokens"]
+    scans = {"scans": [{"token": t[11], "time": NOW - 7200, "seq": 1},
+                       {"token": t[12], "time": NOW - 7100, "seq": 2}]}
+    refused = server.post("/v1/scans", token=c["devices"][1], json=scans)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "5"
+    assert "Kafka did not take the last scans" in refused.json()["detail"]
+    assert "send it again" in refused.json()["detail"]
+    not_ready = server.get("/readyz", token=None)
+    assert not_ready.status_code == 503
+    assert any("Kafka did not take the last scans" in p and "TooLarge" in p
+               for p in not_ready.json()["problems"]), not_ready.text
+    # the operator lets the topic take the records: the next scans clear the problem
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                        configs={"max.message.bytes": "1048588"})])
+    admin.close()
+    deadline = time.monotonic() + 60
+    while (again := server.post("/v1/scans", token=c["devices"][1], json=scans)).status_code \
+            == 503 and time.monotonic() < deadline:  # the broker applies the change soon
+        time.sleep(0.5)
+    assert again.status_code == 200, again.text
+    assert [x["status"] for x in again.json()["results"]] == ["accepted", "accepted"]
+    assert server.get("/readyz", token=None).json()["status"] == "ready"
+    case_id = open_once_indexed(server, c["official"], t[11])
+    deadline = time.monotonic() + 60
+    contacts = []
+    while time.monotonic() < deadline and not contacts:
+        exposure = server.get(f"/v1/cases/{case_id}/exposure", token=c["official"]).json()
+        contacts = [x["person"] for x in exposure["contacts"]]
+        time.sleep(0.5)
+    assert contacts == [12]
