@@ -69,14 +69,15 @@ def _clip8(total):
 
 
 @njit(nogil=True, cache=True)
-def _double_columns(image):
-    """`image` resampled twice as high with Pillow's bicubic coefficients, into 8 bits.
-    Row by row, all columns at once: loops that LLVM vectorises (int32 holds the sums)."""
+def _resample_columns(image, out_height):
+    """`image` resampled to `out_height` rows with Pillow's bicubic coefficients, into 8
+    bits. Row by row, all columns at once: loops that LLVM vectorises (int32 holds the
+    sums)."""
     h, w = image.shape
-    starts, counts, weights = _resample_coefficients(h, 2 * h)
-    result = np.empty((2 * h, w), np.uint8)
+    starts, counts, weights = _resample_coefficients(h, out_height)
+    result = np.empty((out_height, w), np.uint8)
     sums = np.empty(w, np.int32)
-    for yy in range(2 * h):
+    for yy in range(out_height):
         sums[:] = np.int32(1 << (_PRECISION_BITS - 1))
         first = starts[yy]
         for y in range(counts[yy]):
@@ -91,12 +92,12 @@ def _double_columns(image):
 
 
 @njit(nogil=True, cache=True)
-def double_bicubic(gray):
-    """A copy of `gray` twice as wide and twice as high, as Pillow's
-    `Image.resize((2 w, 2 h), Image.BICUBIC)`: a horizontal pass into 8 bits (here on
-    the transposed image, so that it too runs down columns), then a vertical one."""
-    wide = np.ascontiguousarray(_double_columns(np.ascontiguousarray(gray.T)).T)
-    return _double_columns(wide)
+def resize_bicubic(gray, width, height):
+    """`gray` resized to `width` x `height` as Pillow's `Image.resize((width, height),
+    Image.BICUBIC)`: a horizontal pass into 8 bits (here on the transposed image, so that
+    it too runs down columns), then a vertical one."""
+    wide = np.ascontiguousarray(_resample_columns(np.ascontiguousarray(gray.T), width).T)
+    return _resample_columns(wide, height)
 
 
 def gaussian_box_radius(radius: float, passes: int = 3) -> np.float32:

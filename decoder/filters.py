@@ -21,9 +21,16 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def resize_bicubic(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`image` at `width` x `height`: Pillow's `Image.resize((width, height), BICUBIC)`."""
+    if width < 1 or height < 1:
+        raise ValueError(f"cannot resize to {width}x{height}")
+    return kernels.resize_bicubic(_gray(image), int(width), int(height))
+
+
 def double_bicubic(image: np.ndarray) -> np.ndarray:
     """`image` twice as wide and high: Pillow's `Image.resize((2 w, 2 h), BICUBIC)`."""
-    return kernels.double_bicubic(_gray(image))
+    return resize_bicubic(image, 2 * image.shape[1], 2 * image.shape[0])
 
 
 def gaussian_blur(image: np.ndarray, radius: float) -> np.ndarray:

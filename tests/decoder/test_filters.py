@@ -65,6 +65,15 @@ def test_the_2x_copy_is_pillows_bicubic_resize(image: np.ndarray) -> None:
 
 
 @settings(max_examples=150, deadline=None)
+@given(images(), st.integers(1, 200), st.integers(1, 200))
+def test_a_resized_copy_is_pillows_bicubic_resize(image: np.ndarray, width: int,
+                                                  height: int) -> None:
+    """Up or down, to any size."""
+    assert_same(filters.resize_bicubic(image, width, height),
+                np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC)))
+
+
+@settings(max_examples=150, deadline=None)
 @given(images(), st.sampled_from([0.5, 1, 1.5, 2, 3, 7]))
 def test_the_blurred_copy_is_pillows_gaussian_blur(image: np.ndarray, radius: float) -> None:
     assert_same(filters.gaussian_blur(image, radius), pillow_blur(image, radius))
