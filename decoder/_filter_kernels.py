@@ -95,7 +95,12 @@ def _resample_columns(image, out_height):
 def resize_bicubic(gray, width, height):
     """`gray` resized to `width` x `height` as Pillow's `Image.resize((width, height),
     Image.BICUBIC)`: a horizontal pass into 8 bits (here on the transposed image, so that
-    it too runs down columns), then a vertical one."""
+    it too runs down columns), then a vertical one; the vertical one first, as Pillow
+    orders them, when the height shrinks by more than twice what the width does."""
+    h, w = gray.shape
+    if h - height > 0 and h - height > (w - width) * 2:
+        tall = _resample_columns(gray, height)
+        return np.ascontiguousarray(_resample_columns(np.ascontiguousarray(tall.T), width).T)
     wide = np.ascontiguousarray(_resample_columns(np.ascontiguousarray(gray.T), width).T)
     return _resample_columns(wide, height)
 
