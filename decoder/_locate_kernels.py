@@ -338,42 +338,89 @@ def scan_finders(gray, thresholds, edges, block, row_step, hits):
     return found
 
 
+# Cells of the grid that `cluster_hits` files clusters in, in pixels of the scanned image.
+_CELL = 16
+
+
 @njit(nogil=True, cache=True)
 def cluster_hits(hits, n, clusters):
     """Merge the hits of one finder pattern (same polarity, centres within a module and
     a half, similar size) into clusters: x, y, size (7 modules), polarity, hit count.
-    Returns the number of clusters."""
+    A hit joins the first cluster made (the lowest index) that it fits. Returns the
+    number of clusters.
+
+    Clutter makes thousands of hits, most of them a cluster of their own, and comparing
+    each with every cluster made before cost 4-5 ms on such a frame. The clusters are
+    filed in a grid of _CELL-pixel cells by their centre, and a hit is compared only
+    with those in the cells within the farthest reach a fitting cluster can have (a
+    fitting cluster is at most twice its size): the same clusters, in the same order."""
+    if n == 0:
+        return 0
+    width = 0
+    height = 0
+    for i in range(n):
+        width = max(width, hits[i, 0] + 1)
+        height = max(height, hits[i, 1] + 1)
+    columns = width // _CELL + 1
+    rows = height // _CELL + 1
+    head = np.full(columns * rows, -1, np.int64)  # each cell's last entry
+    entry_cluster = np.empty(n, np.int64)  # a cluster filed in a cell...
+    entry_next = np.empty(n, np.int64)  # ... and the cell's entry before it
+    cell_of = np.full(min(n, len(clusters)), -1, np.int64)  # each cluster's cell now
+    entries = 0
     k = 0
     for i in range(n):
         x = hits[i, 0]
         y = hits[i, 1]
         size = (hits[i, 2] + hits[i, 3]) / 2.0
         pol = hits[i, 4]
-        merged = False
-        for j in range(k):
-            if clusters[j, 3] != pol:
-                continue
-            cs = clusters[j, 2]
-            if size > 2 * cs or cs > 2 * size:
-                continue
-            reach = 0.3 * max(cs, size) + 1.0
-            dx = clusters[j, 0] - x
-            dy = clusters[j, 1] - y
-            if dx * dx + dy * dy <= reach * reach:
-                c = clusters[j, 4]
-                clusters[j, 0] = (clusters[j, 0] * c + x) / (c + 1)
-                clusters[j, 1] = (clusters[j, 1] * c + y) / (c + 1)
-                clusters[j, 2] = (cs * c + size) / (c + 1)
-                clusters[j, 4] = c + 1
-                merged = True
-                break
-        if not merged and k < len(clusters):
+        far = 0.6 * size + 2.0  # over 0.3 * max(cs, size) + 1, as cs <= 2 size
+        best = -1
+        for cy in range(max(0, int((y - far) // _CELL)), min(rows, int((y + far) // _CELL) + 1)):
+            for cx in range(max(0, int((x - far) // _CELL)),
+                            min(columns, int((x + far) // _CELL) + 1)):
+                cell = cy * columns + cx
+                e = head[cell]
+                while e >= 0:
+                    j = entry_cluster[e]
+                    e = entry_next[e]
+                    # filed here before it moved on (entries are never removed)
+                    if cell_of[j] != cell or (best >= 0 and j > best) \
+                            or clusters[j, 3] != pol:
+                        continue
+                    cs = clusters[j, 2]
+                    if size > 2 * cs or cs > 2 * size:
+                        continue
+                    reach = 0.3 * max(cs, size) + 1.0
+                    dx = clusters[j, 0] - x
+                    dy = clusters[j, 1] - y
+                    if dx * dx + dy * dy <= reach * reach:
+                        best = j
+        if best >= 0:
+            j = best
+            c = clusters[j, 4]
+            clusters[j, 0] = (clusters[j, 0] * c + x) / (c + 1)
+            clusters[j, 1] = (clusters[j, 1] * c + y) / (c + 1)
+            clusters[j, 2] = (clusters[j, 2] * c + size) / (c + 1)
+            clusters[j, 4] = c + 1
+        elif k < len(clusters):
+            j = k
             clusters[k, 0] = x
             clusters[k, 1] = y
             clusters[k, 2] = size
             clusters[k, 3] = pol
             clusters[k, 4] = 1
             k += 1
+        else:
+            continue
+        # file the cluster where its centre is now (a mean of hits: inside the grid)
+        cell = int(clusters[j, 1]) // _CELL * columns + int(clusters[j, 0]) // _CELL
+        if cell_of[j] != cell:
+            cell_of[j] = cell
+            entry_cluster[entries] = j
+            entry_next[entries] = head[cell]
+            head[cell] = entries
+            entries += 1
     return k
 
 

@@ -256,3 +256,48 @@ def test_damaged_or_cut_codes_never_read_as_another_text(angle, seed, cut, blur)
     with FrameDecoder(workers=1) as decoder:
         [result] = decoder.decode([frame])
     assert result.texts in ([], [TOKEN])
+
+
+def first_fit_clusters(hits: np.ndarray) -> list[list[float]]:
+    """The clustering rule, plainly: each hit joins the first cluster made that it fits
+    (same polarity, sizes within 2x, centre within 0.3 of the larger size plus a pixel),
+    moving its centre and size to the mean of its hits; else it starts a cluster."""
+    clusters: list[list[float]] = []
+    for x, y, width, height, polarity in hits.tolist():
+        size = (width + height) / 2.0
+        for c in clusters:
+            if c[3] != polarity or size > 2 * c[2] or c[2] > 2 * size:
+                continue
+            reach = 0.3 * max(c[2], size) + 1.0
+            if (c[0] - x) ** 2 + (c[1] - y) ** 2 <= reach * reach:
+                n = c[4]
+                c[0], c[1] = (c[0] * n + x) / (n + 1), (c[1] * n + y) / (n + 1)
+                c[2], c[4] = (c[2] * n + size) / (n + 1), n + 1
+                break
+        else:
+            clusters.append([float(x), float(y), size, float(polarity), 1.0])
+    return clusters
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 1500), st.sampled_from([8, 40, 200]))
+def test_hits_cluster_by_the_first_fit_rule_however_many(seed: int, n: int,
+                                                        spread: int) -> None:
+    """The kernel files clusters in a grid so that clutter's thousands of hits cost no
+    more than a few; the clusters are still exactly the plain rule's, in its order:
+    hits scattered over a frame, crowded into a few patterns, of sizes from 7 pixels to
+    a large code's."""
+    from decoder import _locate_kernels as kernels
+
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, [1280, 720], (max(1, n // spread), 2))
+    which = rng.integers(0, len(centres), n)
+    hits = np.empty((n, 5), np.int64)
+    hits[:, :2] = np.clip(centres[which] + rng.integers(-6, 7, (n, 2)), 0, [1279, 719])
+    size = rng.choice([7, 14, 30, 90, 300], n)
+    hits[:, 2] = size + rng.integers(0, 5, n)
+    hits[:, 3] = size + rng.integers(0, 5, n)
+    hits[:, 4] = rng.integers(0, 2, n)
+    clusters = np.empty((4096, 5), np.float64)
+    k = kernels.cluster_hits(hits, n, clusters)
+    assert clusters[:k].tolist() == first_fit_clusters(hits)
