@@ -1,5 +1,5 @@
-"""Numba kernels of the rescue copies: a bicubic 2x upscale, a Gaussian blur, an unsharp
-mask, each giving pixel for pixel what Pillow gives for a mode "L" image.
+"""Numba kernels of the rescue copies: a bicubic resize (the 2x copy), a Gaussian blur, an
+unsharp mask, each giving pixel for pixel what Pillow gives for a mode "L" image.
 
 The rescues (decoder.passes) were Pillow calls, and on cluttered frames the copies cost
 more than zxing-cpp's reading of them: over 800 kiosk frames, 1.07 of the 2x rescue's
@@ -63,11 +63,6 @@ def _resample_coefficients(in_size, out_size):
     return starts, counts, weights
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _clip8(total):
-    return np.uint8(min(255, max(0, total >> _PRECISION_BITS)))
-
-
 @njit(nogil=True, cache=True)
 def _resample_columns(image, out_height):
     """`image` resampled to `out_height` rows with Pillow's bicubic coefficients, into 8
@@ -127,8 +122,7 @@ def _box_blur_columns(image, radius, ww, fw, passes):
     h, w = image.shape
     last = h - 1
     edge_a = min(radius + 1, h)
-    # uint32 as in Pillow: the sums stay under 2**32, and 32-bit lanes vectorise (a
-    # 64-bit multiply does not, without AVX-512)
+    # uint32 as in Pillow, whose sums stay under 2**32
     ww = np.uint32(ww)
     fw = np.uint32(fw)
     half = np.uint32(1 << 23)
@@ -149,8 +143,8 @@ def _box_blur_columns(image, radius, ww, fw, passes):
             leave = source[max(y - radius - 1, 0)]
             out = image[y]
             for x in range(w):
-                # numba types uint32 arithmetic as uint64; truncating each result
-                # back to uint32 lets LLVM keep 32-bit lanes (Pillow's sums fit them)
+                # numba widens uint32 arithmetic to 64 bits; each result is cut back
+                # to uint32, as Pillow keeps it
                 total = np.uint32(acc[x] - np.uint32(leave[x]) + np.uint32(add[x]))
                 acc[x] = total
                 bulk = np.uint32(total * ww + (np.uint32(leave[x]) + np.uint32(far[x])) * fw
