@@ -10,6 +10,25 @@ import numpy as np
 import zxingcpp
 
 
+def assert_gray_frames_of_the_stated_size(frames: Sequence, n: int) -> None:
+    """`n` frames, each a 2-D uint8 image of its stated size, 640x480 or 1280x720."""
+    assert len(frames) == n
+    for frame in frames:
+        assert frame.image.dtype == np.uint8 and frame.image.ndim == 2
+        width, height = frame.attrs["size"]
+        assert frame.image.shape == (height, width)
+        assert (width, height) in ((640, 480), (1280, 720))
+
+
+def assert_code_tags_agree(frames: Sequence) -> None:
+    """Each frame's codes are its texts, tagged no_code or two_codes by their count."""
+    for frame in frames:
+        codes = frame.attrs["codes"]
+        assert len(codes) == len(frame.texts)
+        assert ("no_code" in frame.tags) == (not codes)
+        assert ("two_codes" in frame.tags) == (len(codes) == 2)
+
+
 def assert_jpeg_bytes_are_the_image(frames: Sequence) -> None:
     """Some frames, not all, carry JPEG bytes, and those decode to exactly the image."""
     compressed = [frame for frame in frames if frame.jpeg is not None]

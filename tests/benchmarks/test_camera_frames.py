@@ -1,11 +1,12 @@
 """The held-out frame generator gives what it says: sizes, truth, JPEG, determinism."""
 
-import numpy as np
 import pytest
 
 from benchmarks.camera_frames import generate_camera_frames
 from tests.benchmarks.generator_checks import (
+    assert_code_tags_agree,
     assert_frames_depend_on_seed_and_index,
+    assert_gray_frames_of_the_stated_size,
     assert_jpeg_bytes_are_the_image,
     zxing_defaults_read,
 )
@@ -17,21 +18,12 @@ def frames():
 
 
 def test_frames_are_grayscale_uint8_of_the_stated_size(frames):
-    assert len(frames) == 40
-    for frame in frames:
-        assert frame.image.dtype == np.uint8 and frame.image.ndim == 2
-        width, height = frame.attrs["size"]
-        assert frame.image.shape == (height, width)
-        assert (width, height) in ((640, 480), (1280, 720))
+    assert_gray_frames_of_the_stated_size(frames, 40)
 
 
 def test_tags_agree_with_the_codes(frames):
     assert {len(frame.texts) for frame in frames} >= {0, 1}
-    for frame in frames:
-        count = len(frame.texts)
-        assert len(frame.attrs["codes"]) == count
-        assert ("no_code" in frame.tags) == (count == 0)
-        assert ("two_codes" in frame.tags) == (count == 2)
+    assert_code_tags_agree(frames)
 
 
 def test_jpeg_bytes_decode_to_exactly_the_image(frames):
