@@ -36,11 +36,11 @@ def _prefetch_row(lines, y, w, h):
 
 @njit(nogil=True, cache=True)
 def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge_percent,
-                     midrange):
+                     midrange_percent):
     """The threshold of every `block` x `block` tile: the mean of the tiles around it
-    (3x3), from every `step`-th row, or with `midrange` the middle between their darkest
-    and lightest samples; 0 (all light) where those tiles vary by less than
-    `min_contrast` grey levels. And the edge a finder pattern must show there (see
+    (3x3), from every `step`-th row, moved `midrange_percent` of the way to the middle
+    of their darkest and lightest samples; 0 (all light) where those tiles vary by less
+    than `min_contrast` grey levels. And the edge a finder pattern must show there (see
     `_flag`): `edge_percent` of that variation, between `edge_floor` and `min_edge`, so
     that a faint code (low-contrast print, a dim corner) is held to its own contrast and
     a sharp one to `min_edge`. Rows are summed into per-column accumulators first, in
@@ -102,10 +102,9 @@ def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge
                     low = min(low, lows[yy, xx])
                     high = max(high, highs[yy, xx])
             if n > 0 and high - low >= min_contrast:
-                if midrange:
-                    thresholds[by, bx] = (low + high) // 2
-                else:
-                    thresholds[by, bx] = (total + n // 2) // n
+                mean = (total + n // 2) // n
+                thresholds[by, bx] = ((100 - midrange_percent) * mean
+                                      + midrange_percent * ((low + high) // 2)) // 100
                 edges[by, bx] = max(edge_floor, min(min_edge, (high - low) * edge_percent // 100))
     return thresholds, edges
 
@@ -625,16 +624,15 @@ def select_regions(clusters, triples, scale, height, width):
 
 @njit(nogil=True, cache=True)
 def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, edge_floor,
-                   edge_percent, midrange, max_hits, max_clusters, min_hits, max_finders,
-                   max_triples, scale, height, width):
-    """The whole scan in one call, without the GIL: thresholds (`block_thresholds`,
-    `midrange` or not), hits, clusters, regions.
+                   edge_percent, midrange_percent, max_hits, max_clusters, min_hits,
+                   max_finders, max_triples, scale, height, width):
+    """The whole scan in one call, without the GIL: thresholds, hits, clusters, regions.
     Returns the clusters crossed by at least `min_hits` rows, most hits first (ties in
     the order found), at most `max_finders` of them; and what `select_regions` makes of
     the triples `find_triples` finds among those (`scale`: how many times smaller the
     scanned image is than the `height` x `width` frame)."""
     thresholds, edges = block_thresholds(gray, block, sample_step, min_contrast, min_edge,
-                                         edge_floor, edge_percent, midrange)
+                                         edge_floor, edge_percent, midrange_percent)
     hits = np.empty((max_hits, HIT_FIELDS), np.int64)
     n = scan_finders(gray, thresholds, edges, block, row_step, hits)
     clusters = np.empty((max_clusters, 5), np.float64)

@@ -162,10 +162,11 @@ def test_a_faint_code_is_located_and_read_as_zxing_defaults_read_it(seed):
     assert result.texts == [TOKEN]
 
 
-@pytest.mark.parametrize("corner", ["top_left", "top_right", "bottom_left"])
-def test_a_second_code_with_a_blurred_finder_is_read_next_to_a_sharp_one(corner):
-    # The scan misses the blurred pattern, so the second code is no triple; zxing-cpp's
-    # defaults read it, and so must the crops around the two patterns left over.
+@pytest.mark.parametrize(("corner", "sigma"),
+                         [("top_left", 2.5), ("top_right", 2.5), ("bottom_left", 2.0)])
+def test_a_second_code_with_a_blurred_finder_is_read_next_to_a_sharp_one(corner, sigma):
+    # The pattern is blurred until the scan misses it, so the second code is no triple;
+    # the crops around the two patterns left over must read it.
     other = "QT1PZYXWVUTSRQPONMLKJIHGFEDCBA9876543210-+*%$"
     first, second = (np.asarray(zxingcpp.create_barcode(
         text, zxingcpp.BarcodeFormat.QRCode, ec_level="M").to_image(scale=4))
@@ -179,7 +180,7 @@ def test_a_second_code_with_a_blurred_finder_is_read_next_to_a_sharp_one(corner)
     top, left = {"top_left": (near, near), "top_right": (near, far),
                  "bottom_left": (far, near)}[corner]
     patch = frame[y + top:y + top + size, x + left:x + left + size]
-    patch[:] = np.asarray(Image.fromarray(patch).filter(ImageFilter.GaussianBlur(2)))
+    patch[:] = np.asarray(Image.fromarray(patch).filter(ImageFilter.GaussianBlur(sigma)))
     assert len(locate(frame).codes) == 1
     with FrameDecoder(workers=1) as decoder:
         [result] = decoder.decode([frame])
