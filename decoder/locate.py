@@ -125,12 +125,14 @@ def locate(gray: np.ndarray) -> Located:
         scale *= 2
         image = _halve(image)
     image = np.ascontiguousarray(image)
-    # One kernel call: the Python and numpy steps between four calls held the GIL for
-    # as long as the scan of a small frame takes.
-    clusters, boxes, modules, polarities, used = kernels.locate_finders(
-        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
-        MIDRANGE_PERCENT, MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES, float(scale),
-        gray.shape[0], gray.shape[1])
+    clusters, boxes, modules, polarities, used = _scan(image, scale, gray.shape,
+                                                       MIDRANGE_PERCENT)
+    if len(clusters) == 0:
+        # no finder pattern at all: a code defocused further still may show its
+        # patterns at the mid-range threshold; that scan is kept when it finds a code
+        again = _scan(image, scale, gray.shape, 100)
+        if len(again[1]):
+            clusters, boxes, modules, polarities, used = again
     codes = [CodeRegion((x0, y0, x1, y1), module, inverted=polarity == 0)
              for (x0, y0, x1, y1), module, polarity
              in zip(boxes.tolist(), modules.tolist(), polarities.tolist(), strict=True)]
@@ -138,6 +140,16 @@ def locate(gray: np.ndarray) -> Located:
     finders[:, :3] *= scale
     loose = np.flatnonzero(~used).tolist()
     return Located(codes, len(loose), finders, loose, gray.shape, scale)
+
+
+def _scan(image: np.ndarray, scale: int, shape: tuple[int, int], midrange_percent: int
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    # One kernel call: the Python and numpy steps between four calls held the GIL for
+    # as long as the scan of a small frame takes.
+    return kernels.locate_finders(
+        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
+        midrange_percent, MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES,
+        float(scale), shape[0], shape[1])
 
 
 def crop_pixels(gray: np.ndarray, box: tuple[int, int, int, int], inverted: bool,

@@ -189,6 +189,19 @@ def test_a_defocused_code_close_to_the_camera_is_read_as_zxing_defaults_read_it(
     assert (result.status, result.texts) == (FrameStatus.OK, [token])
 
 
+@pytest.mark.parametrize(("module", "sigma"), [(4, 2.0), (5, 2.5)])
+def test_a_code_defocused_until_no_finder_pattern_shows_is_read(module, sigma):
+    """Blurred further, no finder pattern shows at the scan's usual threshold and
+    zxing-cpp's defaults do not read these; a second scan at the mid-range threshold finds
+    the patterns, and the code is read."""
+    token = "QT1P" + "DEFOCUSED" * 4
+    code = np.where(qr_image(token, scale=module) > 127, 200, 30).astype(np.uint8)
+    frame = on_canvas(code, background=200)
+    blurred = np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(sigma)))
+    [result] = decode_frames([blurred])
+    assert (result.status, result.texts) == (FrameStatus.OK, [token])
+
+
 def test_micro_qr_and_rmqr_symbols_are_not_read_as_codes():
     """zxing-cpp 3's QRCode family holds Micro QR and rMQR too, and a crop around three
     finder-like marks decoded as a Micro QR code that was not there: a review read '4966'
