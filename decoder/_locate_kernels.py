@@ -36,15 +36,16 @@ def _prefetch_row(lines, y, w, h):
 
 @njit(nogil=True, cache=True)
 def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge_percent,
-                     midrange_percent):
-    """The threshold of every `block` x `block` tile: the mean of the tiles around it
-    (3x3), from every `step`-th row, moved `midrange_percent` of the way to the middle
-    of their darkest and lightest samples; 0 (all light) where those tiles vary by less
-    than `min_contrast` grey levels. And the edge a finder pattern must show there (see
-    `_flag`): `edge_percent` of that variation, between `edge_floor` and `min_edge`, so
-    that a faint code (low-contrast print, a dim corner) is held to its own contrast and
-    a sharp one to `min_edge`. Rows are summed into per-column accumulators first, in
-    loops that LLVM vectorises."""
+                     midrange_percent, reach):
+    """The threshold of every `block` x `block` tile: the mean of the tiles within
+    `reach` tiles of it (1: 3x3; 0: the tile alone), from every `step`-th row, moved
+    `midrange_percent` of the way to the middle of their darkest and lightest samples;
+    0 (all light) where those tiles vary by less than `min_contrast` grey levels. And
+    the edge a finder pattern must show there (see `_flag`): `edge_percent` of that
+    variation, between `edge_floor` and `min_edge`, so that a faint code (low-contrast
+    print, a dim corner) is held to its own contrast and a sharp one to `min_edge`.
+    Rows are summed into per-column accumulators first, in loops that LLVM
+    vectorises."""
     h, w = gray.shape
     bh = (h + block - 1) // block
     bw = (w + block - 1) // block
@@ -95,8 +96,8 @@ def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge
             n = 0
             low = 255
             high = 0
-            for yy in range(max(0, by - 1), min(bh, by + 2)):
-                for xx in range(max(0, bx - 1), min(bw, bx + 2)):
+            for yy in range(max(0, by - reach), min(bh, by + reach + 1)):
+                for xx in range(max(0, bx - reach), min(bw, bx + reach + 1)):
                     total += sums[yy, xx]
                     n += counts[yy, xx]
                     low = min(low, lows[yy, xx])
@@ -624,7 +625,7 @@ def select_regions(clusters, triples, scale, height, width):
 
 @njit(nogil=True, cache=True)
 def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, edge_floor,
-                   edge_percent, midrange_percent, max_hits, max_clusters, min_hits,
+                   edge_percent, midrange_percent, reach, max_hits, max_clusters, min_hits,
                    max_finders, max_triples, scale, height, width):
     """The whole scan in one call, without the GIL: thresholds, hits, clusters, regions.
     Returns the clusters crossed by at least `min_hits` rows, most hits first (ties in
@@ -632,7 +633,8 @@ def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, e
     the triples `find_triples` finds among those (`scale`: how many times smaller the
     scanned image is than the `height` x `width` frame)."""
     thresholds, edges = block_thresholds(gray, block, sample_step, min_contrast, min_edge,
-                                         edge_floor, edge_percent, midrange_percent)
+                                         edge_floor, edge_percent, midrange_percent,
+                                         reach)
     hits = np.empty((max_hits, HIT_FIELDS), np.int64)
     n = scan_finders(gray, thresholds, edges, block, row_step, hits)
     clusters = np.empty((max_clusters, 5), np.float64)
