@@ -35,17 +35,10 @@ def _prefetch_row(lines, y, w, h):
 
 
 @njit(nogil=True, cache=True)
-def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge_percent,
-                     midrange_percent, reach):
-    """The threshold of every `block` x `block` tile: the mean of the tiles within
-    `reach` tiles of it (1: 3x3; 0: the tile alone), from every `step`-th row, moved
-    `midrange_percent` of the way to the middle of their darkest and lightest samples;
-    0 (all light) where those tiles vary by less than `min_contrast` grey levels. And
-    the edge a finder pattern must show there (see `_flag`): `edge_percent` of that
-    variation, between `edge_floor` and `min_edge`, so that a faint code (low-contrast
-    print, a dim corner) is held to its own contrast and a sharp one to `min_edge`.
-    Rows are summed into per-column accumulators first, in loops that LLVM
-    vectorises."""
+def block_statistics(gray, block, step):
+    """The sum, count, darkest and lightest of the samples of every `block` x `block`
+    tile, from every `step`-th row: what `tile_thresholds` makes thresholds of. Rows are
+    summed into per-column accumulators first, in loops that LLVM vectorises."""
     h, w = gray.shape
     bh = (h + block - 1) // block
     bw = (w + block - 1) // block
@@ -88,6 +81,20 @@ def block_thresholds(gray, block, step, min_contrast, min_edge, edge_floor, edge
             counts[by, bx] = rows * (x1 - bx * block)
             lows[by, bx] = low
             highs[by, bx] = high
+    return sums, counts, lows, highs
+
+
+@njit(nogil=True, cache=True)
+def tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge, edge_floor,
+                    edge_percent, midrange_percent, reach):
+    """The threshold of every tile of `block_statistics`: the mean of the tiles within
+    `reach` tiles of it (1: 3x3; 0: the tile alone), moved `midrange_percent` of the way
+    to the middle of their darkest and lightest samples; 0 (all light) where those tiles
+    vary by less than `min_contrast` grey levels. And the edge a finder pattern must
+    show there (see `_flag`): `edge_percent` of that variation, between `edge_floor` and
+    `min_edge`, so that a faint code (low-contrast print, a dim corner) is held to its
+    own contrast and a sharp one to `min_edge`."""
+    bh, bw = sums.shape
     thresholds = np.zeros((bh, bw), np.uint8)
     edges = np.full((bh, bw), min_edge, np.uint8)
     for by in range(bh):
@@ -625,16 +632,42 @@ def select_regions(clusters, triples, scale, height, width):
 
 @njit(nogil=True, cache=True)
 def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, edge_floor,
-                   edge_percent, midrange_percent, reach, max_hits, max_clusters, min_hits,
-                   max_finders, max_triples, scale, height, width):
+                   edge_percent, midrange_percents, reaches, max_hits, max_clusters,
+                   min_hits, max_finders, max_triples, scale, height, width):
     """The whole scan in one call, without the GIL: thresholds, hits, clusters, regions.
-    Returns the clusters crossed by at least `min_hits` rows, most hits first (ties in
-    the order found), at most `max_finders` of them; and what `select_regions` makes of
-    the triples `find_triples` finds among those (`scale`: how many times smaller the
-    scanned image is than the `height` x `width` frame)."""
-    thresholds, edges = block_thresholds(gray, block, sample_step, min_contrast, min_edge,
-                                         edge_floor, edge_percent, midrange_percent,
-                                         reach)
+    The tiles' thresholds are those of `tile_thresholds` with the first of
+    `midrange_percents` and `reaches`; when that scan finds no finder pattern at all,
+    with each next pair in turn, keeping the first of those scans that finds a code
+    region (else the first scan's empty answer). The tiles' statistics are gathered once
+    for all of them. Returns the clusters crossed by at least `min_hits` rows, most hits
+    first (ties in the order found), at most `max_finders` of them; and what
+    `select_regions` makes of the triples `find_triples` finds among those (`scale`: how
+    many times smaller the scanned image is than the `height` x `width` frame)."""
+    sums, counts, lows, highs = block_statistics(gray, block, sample_step)
+    thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge,
+                                        edge_floor, edge_percent, midrange_percents[0],
+                                        reaches[0])
+    found = _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits,
+                              max_clusters, min_hits, max_finders, max_triples, scale,
+                              height, width)
+    if len(found[0]) > 0:
+        return found
+    for v in range(1, len(midrange_percents)):
+        thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast,
+                                            min_edge, edge_floor, edge_percent,
+                                            midrange_percents[v], reaches[v])
+        again = _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits,
+                                  max_clusters, min_hits, max_finders, max_triples, scale,
+                                  height, width)
+        if len(again[1]) > 0:
+            return again
+    return found
+
+
+@njit(nogil=True, cache=True)
+def _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits, max_clusters,
+                      min_hits, max_finders, max_triples, scale, height, width):
+    """One scan of `gray` at the given tile thresholds and edges: see `locate_finders`."""
     hits = np.empty((max_hits, HIT_FIELDS), np.int64)
     n = scan_finders(gray, thresholds, edges, block, row_step, hits)
     clusters = np.empty((max_clusters, 5), np.float64)

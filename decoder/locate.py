@@ -57,6 +57,8 @@ MIDRANGE_PERCENT = 25
 #   107: 63 against 60; zxing-cpp's defaults 65), none fewer, for about 3% more CPU a
 #   frame (RESULTS.md).
 RESCANS = ((100, 1), (0, 0))
+_MIDRANGE_PERCENTS = np.array([MIDRANGE_PERCENT] + [m for m, _ in RESCANS], np.int64)
+_REACHES = np.array([1] + [r for _, r in RESCANS], np.int64)
 # Images whose short side is over this are scanned at a reduced size.
 SCAN_MAX_SIDE = 800
 # A finder's light rings are this much brighter than its dark parts (grey levels), or
@@ -139,14 +141,12 @@ def locate(gray: np.ndarray) -> Located:
         scale *= 2
         image = _halve(image)
     image = np.ascontiguousarray(image)
-    clusters, boxes, modules, polarities, used = _scan(image, scale, gray.shape,
-                                                       MIDRANGE_PERCENT, 1)
-    if len(clusters) == 0:  # no finder pattern at all: other thresholds, for a code
-        for midrange_percent, reach in RESCANS:
-            again = _scan(image, scale, gray.shape, midrange_percent, reach)
-            if len(again[1]):
-                clusters, boxes, modules, polarities, used = again
-                break
+    # One kernel call: the Python and numpy steps between four calls held the GIL for
+    # as long as the scan of a small frame takes.
+    clusters, boxes, modules, polarities, used = kernels.locate_finders(
+        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
+        _MIDRANGE_PERCENTS, _REACHES, MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS,
+        MAX_TRIPLES, float(scale), gray.shape[0], gray.shape[1])
     codes = [CodeRegion((x0, y0, x1, y1), module, inverted=polarity == 0)
              for (x0, y0, x1, y1), module, polarity
              in zip(boxes.tolist(), modules.tolist(), polarities.tolist(), strict=True)]
@@ -154,16 +154,6 @@ def locate(gray: np.ndarray) -> Located:
     finders[:, :3] *= scale
     loose = np.flatnonzero(~used).tolist()
     return Located(codes, len(loose), finders, loose, gray.shape, scale)
-
-
-def _scan(image: np.ndarray, scale: int, shape: tuple[int, int], midrange_percent: int,
-          reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    # One kernel call: the Python and numpy steps between four calls held the GIL for
-    # as long as the scan of a small frame takes.
-    return kernels.locate_finders(
-        image, BLOCK, SAMPLE_STEP, MIN_CONTRAST, ROW_STEP, MIN_EDGE, EDGE_FLOOR, EDGE_PERCENT,
-        midrange_percent, reach, MAX_HITS, MAX_CLUSTERS, MIN_HITS, MAX_FINDERS, MAX_TRIPLES,
-        float(scale), shape[0], shape[1])
 
 
 def crop_pixels(gray: np.ndarray, box: tuple[int, int, int, int], inverted: bool,
