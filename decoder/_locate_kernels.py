@@ -636,13 +636,14 @@ def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, e
                    min_hits, max_finders, max_triples, scale, height, width):
     """The whole scan in one call, without the GIL: thresholds, hits, clusters, regions.
     The tiles' thresholds are those of `tile_thresholds` with the first of
-    `midrange_percents` and `reaches`; when that scan finds no finder pattern at all,
-    with each next pair in turn, keeping the first of those scans that finds a code
-    region (else the first scan's empty answer). The tiles' statistics are gathered once
-    for all of them. Returns the clusters crossed by at least `min_hits` rows, most hits
-    first (ties in the order found), at most `max_finders` of them; and what
-    `select_regions` makes of the triples `find_triples` finds among those (`scale`: how
-    many times smaller the scanned image is than the `height` x `width` frame)."""
+    `midrange_percents` and `reaches`; when that scan finds no code region, with each
+    next pair in turn, and the first of those scans that finds one is kept, with the
+    first scan's patterns outside its regions added as loose ones (else the first
+    scan's answer). The tiles' statistics are gathered once for all of them. Returns
+    the clusters crossed by at least `min_hits` rows, most hits first (ties in the order
+    found), at most `max_finders` of them; and what `select_regions` makes of the
+    triples `find_triples` finds among those (`scale`: how many times smaller the
+    scanned image is than the `height` x `width` frame)."""
     sums, counts, lows, highs = block_statistics(gray, block, sample_step)
     thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge,
                                         edge_floor, edge_percent, midrange_percents[0],
@@ -650,7 +651,7 @@ def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, e
     found = _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits,
                               max_clusters, min_hits, max_finders, max_triples, scale,
                               height, width)
-    if len(found[0]) > 0:
+    if len(found[1]) > 0:
         return found
     for v in range(1, len(midrange_percents)):
         thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast,
@@ -660,8 +661,38 @@ def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, e
                                   max_clusters, min_hits, max_finders, max_triples, scale,
                                   height, width)
         if len(again[1]) > 0:
-            return again
+            return _with_loose(again, found[0], scale, max_finders)
     return found
+
+
+@njit(nogil=True, cache=True)
+def _with_loose(found, earlier, scale, max_finders):
+    """`found` (a scan's answer) with the clusters of an `earlier` scan of the frame that
+    lie in none of its code regions added as loose patterns, up to `max_finders`
+    clusters in all: a frame whose first scan saw patterns (which would have sent the
+    part of it around them to the robust pass) keeps them."""
+    chosen, boxes, modules, polarities, used = found
+    keep = np.zeros(len(earlier), np.bool_)
+    room = max_finders - len(chosen)
+    for i in range(len(earlier)):
+        if room <= 0:
+            break
+        x, y = earlier[i, 0] * scale, earlier[i, 1] * scale
+        inside = False
+        for r in range(len(boxes)):
+            if _inside(boxes[r, 0], boxes[r, 1], boxes[r, 2], boxes[r, 3], x, y):
+                inside = True
+                break
+        if not inside:
+            keep[i] = True
+            room -= 1
+    extra = earlier[keep]
+    merged = np.empty((len(chosen) + len(extra), 5), np.float64)
+    merged[:len(chosen)] = chosen
+    merged[len(chosen):] = extra
+    merged_used = np.zeros(len(merged), np.bool_)
+    merged_used[:len(chosen)] = used
+    return merged, boxes, modules, polarities, merged_used
 
 
 @njit(nogil=True, cache=True)

@@ -43,9 +43,10 @@ ROW_STEP = 3
 # kiosk frames lose codes), for the same CPU.
 SAMPLE_STEP = 4
 MIDRANGE_PERCENT = 25
-# A frame in which that scan finds no finder pattern at all is scanned again with each
-# of these (midrange percent, reach in tiles of the neighbourhood) in turn, and the first
-# scan that finds a code is kept:
+# A frame in which that scan finds no code (three patterns that fit together) is scanned
+# again with each of these (midrange percent, reach in tiles of the neighbourhood) in
+# turn, and the first scan that finds one is kept, with the first scan's patterns
+# outside its regions as loose ones:
 # - the mid-range of the 3x3 neighbourhood: a code defocused further still (the second
 #   scan of 940bfbf);
 # - the mean of the tile alone: a small code printed faint (modules of about 3 pixels,
@@ -53,9 +54,14 @@ MIDRANGE_PERCENT = 25
 #   the 72 pixels around it hold darker things (the card's edge, the surround, the
 #   code's data), which put the neighbourhood's threshold at or under the ink: the
 #   pattern binarised light and the frame was no_code where zxing-cpp's defaults read
-#   it. Over 13 benchmark sets (3,900 frames) 4 codes more (low-contrast kiosk seed
-#   107: 63 against 60; zxing-cpp's defaults 65), none fewer, for about 3% more CPU a
-#   frame (RESULTS.md).
+#   it.
+# Until 2c076fa only frames without any pattern were scanned again; clutter or a false
+# pattern elsewhere (a tile's corner, light-on-dark marks at a frame's edge) kept faint
+# and defocused codes from the rescans. Over 13 benchmark sets (3,900 frames): 2,296
+# codes, against 2,278 with the mid-range rescan alone for frames without a pattern
+# (low-contrast kiosk seeds 101 and 107: 64 and 64 against 62 and 60; zxing-cpp's
+# defaults 64 and 65), 2 fewer on two frames, for about 7% more CPU a frame
+# (RESULTS.md).
 RESCANS = ((100, 1), (0, 0))
 _MIDRANGE_PERCENTS = np.array([MIDRANGE_PERCENT] + [m for m, _ in RESCANS], np.int64)
 _REACHES = np.array([1] + [r for _, r in RESCANS], np.int64)

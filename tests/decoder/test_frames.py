@@ -219,6 +219,17 @@ def test_a_small_faint_print_is_read_as_zxing_defaults_read_it(index):
     assert (result.status, result.texts) == (FrameStatus.OK, [text])
 
 
+@pytest.mark.parametrize(("seed", "index"), [(107, 65), (101, 128)])
+def test_a_faint_print_is_read_when_the_scan_also_meets_a_pattern_elsewhere(seed, index):
+    """Low-contrast kiosk frames where the first scan found a false finder pattern or two
+    in the clutter and no code: the rescans, once only for frames without any pattern,
+    find the faint code's patterns, and the code is read (zxing-cpp's defaults read
+    neither)."""
+    frame = kiosk_frame(seed, index, focus="low_contrast")
+    [result] = decode_frames([frame.image])
+    assert (result.status, result.texts) == (FrameStatus.OK, sorted(frame.texts))
+
+
 def test_micro_qr_and_rmqr_symbols_are_not_read_as_codes():
     """zxing-cpp 3's QRCode family holds Micro QR and rMQR too, and a crop around three
     finder-like marks decoded as a Micro QR code that was not there: a review read '4966'
