@@ -55,9 +55,9 @@ MIDRANGE_PERCENT = 25
 #   code's data), which put the neighbourhood's threshold at or under the ink: the
 #   pattern binarised light and the frame was no_code where zxing-cpp's defaults read
 #   it.
-# Until 2c076fa only frames without any pattern were scanned again; clutter or a false
-# pattern elsewhere (a tile's corner, light-on-dark marks at a frame's edge) kept faint
-# and defocused codes from the rescans. Over 13 benchmark sets (3,900 frames): 2,296
+# Until 2c076fa only frames without any pattern were scanned again; a false pattern
+# elsewhere (light-on-dark marks at a frame's edge), or two of the code's three, kept
+# faint and defocused codes from the rescans. Over 13 benchmark sets (3,900 frames): 2,296
 # codes, against 2,278 with the mid-range rescan alone for frames without a pattern
 # (low-contrast kiosk seeds 101 and 107: 64 and 64 against 62 and 60; zxing-cpp's
 # defaults 64 and 65), one fewer on two frames. The rescans run on 30-65% of frames;

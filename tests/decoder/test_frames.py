@@ -221,10 +221,10 @@ def test_a_small_faint_print_is_read_as_zxing_defaults_read_it(index):
 
 @pytest.mark.parametrize(("seed", "index"), [(107, 65), (101, 128)])
 def test_a_faint_print_is_read_when_the_scan_also_meets_a_pattern_elsewhere(seed, index):
-    """Low-contrast kiosk frames where the first scan found a false finder pattern or two
-    in the clutter and no code: the rescans, once only for frames without any pattern,
-    find the faint code's patterns, and the code is read (zxing-cpp's defaults read
-    neither)."""
+    """Low-contrast kiosk frames where the first scan found patterns but no code: two
+    false ones at the frame's edge (seed 107), two of the code's three (seed 101). The
+    rescans, once only for frames without any pattern, find the faint code's patterns,
+    and the code is read (zxing-cpp's defaults read neither)."""
     frame = kiosk_frame(seed, index, focus="low_contrast")
     [result] = decode_frames([frame.image])
     assert (result.status, result.texts) == (FrameStatus.OK, sorted(frame.texts))
