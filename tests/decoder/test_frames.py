@@ -220,7 +220,7 @@ def test_a_small_faint_print_is_read_as_zxing_defaults_read_it(index):
 
 
 @pytest.mark.parametrize(("seed", "index"), [(107, 65), (101, 128)])
-def test_a_faint_print_is_read_when_the_scan_also_meets_a_pattern_elsewhere(seed, index):
+def test_a_faint_print_is_read_when_the_first_scan_finds_patterns_but_no_code(seed, index):
     """Low-contrast kiosk frames where the first scan found patterns but no code: two
     false ones at the frame's edge (seed 107), two of the code's three (seed 101). The
     rescans, once only for frames without any pattern, find the faint code's patterns,
