@@ -213,8 +213,9 @@ def _merge(boxes: list[Box], more: list[Box]) -> list[Box]:
     return merged
 
 
-# A crop whose code was not read is read again this much larger on each side: under a
-# steep perspective the fourth corner lies beyond where the three finders put it.
+# A crop whose code was not read is read again this much larger on each side (and at
+# full size: CROP_MODULE_PX): under a steep perspective the fourth corner lies beyond
+# where the three finders put it.
 REGROW = 0.25
 # A frame in which nothing was read goes on to the robust pass when it shows more loose
 # finder patterns than this...
@@ -259,7 +260,12 @@ LIKELY_RESCUES = frozenset({"double"})
 # detector misses and an upscaled copy rescues.
 LIKELY_MAX_MODULE = 5.0
 # Crops of codes with larger modules than this (pixels) are read at a reduced size: the
-# detector's cost grows with pixels, and three pixels a module read well.
+# detector's cost grows with pixels, and three pixels a module read well, mostly. The
+# finder patterns of a blurred code look larger than its modules, and under perspective
+# its far side is smaller: reduced, some of those came out under two pixels a module and
+# their data could not be corrected, so the crop's second, wider read is at full size.
+# Over 13 benchmark sets (3,900 frames): 2,303 codes against 2,296 when both reads were
+# reduced, for 0.2% more CPU a frame; never reducing read 2,300, for 6.7% more.
 CROP_MODULE_PX = 3.0
 
 
@@ -284,7 +290,7 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
     for region in located.codes:
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         if not found:
-            found, seen = _read_region(decode_pass, gray, region, REGROW)
+            found, seen = _read_region(decode_pass, gray, region, REGROW, reduce=False)
         read.extend(found)
         if found:
             done.append(region.box)
@@ -384,17 +390,17 @@ def _read_part(decode_pass: DecodePass, gray: np.ndarray, part: Box
 
 
 def _read_region(decode_pass: DecodePass, gray: np.ndarray, region: CodeRegion,
-                 grow: float) -> tuple[list[zxingcpp.Barcode], list[Box]]:
+                 grow: float, reduce: bool = True) -> tuple[list[zxingcpp.Barcode], list[Box]]:
     """The codes `decode_pass` reads in a crop around `region` (grown by `grow` of its
-    size on each side), and the boxes (in frame pixels) of those it located but could
-    not read."""
+    size on each side; at a reduced size when its modules are large, unless `reduce`
+    is False), and the boxes (in frame pixels) of those it located but could not read."""
     x0, y0, x1, y1 = region.box
     dx, dy = int(grow * (x1 - x0)), int(grow * (y1 - y0))
     height, width = gray.shape
     x0, y0 = max(0, x0 - dx), max(0, y0 - dy)
     x1, y1 = min(width, x1 + dx), min(height, y1 + dy)
     full_shape = (y1 - y0, x1 - x0)
-    shrink = int(region.module // CROP_MODULE_PX)
+    shrink = int(region.module // CROP_MODULE_PX) if reduce else 1
     if shrink < 2 or min(full_shape) < 42 * shrink:
         shrink = 1
     crop = crop_pixels(gray, (x0, y0, x1, y1), region.inverted, shrink)
