@@ -219,6 +219,19 @@ def test_a_small_faint_print_is_read_as_zxing_defaults_read_it(index):
     assert (result.status, result.texts) == (FrameStatus.OK, [text])
 
 
+@pytest.mark.parametrize(("seed", "index"), [(107, 75), (107, 150), (103, 189)])
+def test_a_faint_print_split_by_its_tiles_mean_is_read_as_zxing_defaults_read_it(seed, index):
+    """Faint prints (low-contrast kiosk frames) whose finder patterns no scan found: the
+    tile's own mean lay among the ink's grey levels (seed 107, frame 75: ink 122-133,
+    mean 133) and split the centre run. A scan halfway to the tile's mid-range finds
+    them."""
+    frame = kiosk_frame(seed, index, focus="low_contrast")
+    [text] = frame.texts
+    assert text in zxing_default_texts(frame.image)
+    [result] = decode_frames([frame.image])
+    assert (result.status, result.texts) == (FrameStatus.OK, [text])
+
+
 @pytest.mark.parametrize(("seed", "index"), [(107, 65), (101, 128)])
 def test_a_faint_print_is_read_when_the_first_scan_finds_patterns_but_no_code(seed, index):
     """Low-contrast kiosk frames where the first scan found patterns but no code: two
