@@ -37,7 +37,7 @@ def _prefetch_row(lines, y, w, h):
 @njit(nogil=True, cache=True)
 def block_statistics(gray, block, step):
     """The sum, count, darkest and lightest of the samples of every `block` x `block`
-    tile, from every `step`-th row: what `tile_thresholds` makes thresholds of. Rows are
+    tile, from every `step`-th row: what the thresholds are made of. Rows are
     summed into per-column accumulators first, in loops that LLVM vectorises."""
     h, w = gray.shape
     bh = (h + block - 1) // block
@@ -85,32 +85,76 @@ def block_statistics(gray, block, step):
 
 
 @njit(nogil=True, cache=True)
-def tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge, edge_floor,
-                    edge_percent, midrange_percent, reach):
-    """The threshold of every tile of `block_statistics`: the mean of the tiles within
-    `reach` tiles of it (1: 3x3; 0: the tile alone), moved `midrange_percent` of the way
-    to the middle of their darkest and lightest samples; 0 (all light) where those tiles
-    vary by less than `min_contrast` grey levels. And the edge a finder pattern must
-    show there (see `_flag`): `edge_percent` of that variation, between `edge_floor` and
-    `min_edge`, so that a faint code (low-contrast print, a dim corner) is held to its
-    own contrast and a sharp one to `min_edge`."""
+def neighbourhood_statistics(sums, counts, lows, highs, reach):
+    """`block_statistics` summed (and their darkest and lightest taken) over the tiles
+    within `reach` tiles of each: along rows, then along columns, once for all the scans
+    of a frame that use that reach (the tiles themselves for reach 0)."""
+    if reach == 0:
+        return sums, counts, lows, highs
     bh, bw = sums.shape
-    thresholds = np.zeros((bh, bw), np.uint8)
-    edges = np.full((bh, bw), min_edge, np.uint8)
+    row_sums = np.empty((bh, bw), np.int64)
+    row_counts = np.empty((bh, bw), np.int64)
+    row_lows = np.empty((bh, bw), np.int64)
+    row_highs = np.empty((bh, bw), np.int64)
     for by in range(bh):
         for bx in range(bw):
             total = 0
             n = 0
             low = 255
             high = 0
-            for yy in range(max(0, by - reach), min(bh, by + reach + 1)):
-                for xx in range(max(0, bx - reach), min(bw, bx + reach + 1)):
-                    total += sums[yy, xx]
-                    n += counts[yy, xx]
-                    low = min(low, lows[yy, xx])
-                    high = max(high, highs[yy, xx])
+            for xx in range(max(0, bx - reach), min(bw, bx + reach + 1)):
+                total += sums[by, xx]
+                n += counts[by, xx]
+                low = min(low, lows[by, xx])
+                high = max(high, highs[by, xx])
+            row_sums[by, bx] = total
+            row_counts[by, bx] = n
+            row_lows[by, bx] = low
+            row_highs[by, bx] = high
+    near_sums = np.empty((bh, bw), np.int64)
+    near_counts = np.empty((bh, bw), np.int64)
+    near_lows = np.empty((bh, bw), np.int64)
+    near_highs = np.empty((bh, bw), np.int64)
+    for by in range(bh):
+        y0 = max(0, by - reach)
+        y1 = min(bh, by + reach + 1)
+        for bx in range(bw):
+            total = 0
+            n = 0
+            low = 255
+            high = 0
+            for yy in range(y0, y1):
+                total += row_sums[yy, bx]
+                n += row_counts[yy, bx]
+                low = min(low, row_lows[yy, bx])
+                high = max(high, row_highs[yy, bx])
+            near_sums[by, bx] = total
+            near_counts[by, bx] = n
+            near_lows[by, bx] = low
+            near_highs[by, bx] = high
+    return near_sums, near_counts, near_lows, near_highs
+
+
+@njit(nogil=True, cache=True)
+def tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge, edge_floor,
+                    edge_percent, midrange_percent):
+    """The threshold of every tile from its neighbourhood's statistics
+    (`neighbourhood_statistics`): their mean, moved `midrange_percent` of the way to the
+    middle of their darkest and lightest samples; 0 (all light) where those vary by less
+    than `min_contrast` grey levels. And the edge a finder pattern must show there (see
+    `_flag`): `edge_percent` of that variation, between `edge_floor` and `min_edge`, so
+    that a faint code (low-contrast print, a dim corner) is held to its own contrast and
+    a sharp one to `min_edge`."""
+    bh, bw = sums.shape
+    thresholds = np.zeros((bh, bw), np.uint8)
+    edges = np.full((bh, bw), min_edge, np.uint8)
+    for by in range(bh):
+        for bx in range(bw):
+            n = counts[by, bx]
+            low = lows[by, bx]
+            high = highs[by, bx]
             if n > 0 and high - low >= min_contrast:
-                mean = (total + n // 2) // n
+                mean = (sums[by, bx] + n // 2) // n
                 thresholds[by, bx] = ((100 - midrange_percent) * mean
                                       + midrange_percent * ((low + high) // 2)) // 100
                 edges[by, bx] = max(edge_floor, min(min_edge, (high - low) * edge_percent // 100))
@@ -648,24 +692,32 @@ def locate_finders(gray, block, sample_step, min_contrast, row_step, min_edge, e
     `midrange_percents` and `reaches`; when that scan finds no code region, with each
     next pair in turn, and the first of those scans that finds one is kept, with the
     first scan's patterns outside its regions added as loose ones (else the first
-    scan's answer). The tiles' statistics are gathered once for all of them. Returns
+    scan's answer). The tiles' statistics are gathered once for all of them, and their
+    neighbourhoods (the first scan's reach) once for the scans of that reach. Returns
     the clusters crossed by at least `min_hits` rows, most hits first (ties in the order
     found), at most `max_finders` of them; and what `select_regions` makes of the
     triples `find_triples` finds among those (`scale`: how many times smaller the
     scanned image is than the `height` x `width` frame)."""
-    sums, counts, lows, highs = block_statistics(gray, block, sample_step)
-    thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast, min_edge,
-                                        edge_floor, edge_percent, midrange_percents[0],
-                                        reaches[0])
+    tiles = block_statistics(gray, block, sample_step)
+    # the neighbourhoods of the first scan's reach, kept for the rescans of that reach
+    near = neighbourhood_statistics(tiles[0], tiles[1], tiles[2], tiles[3], reaches[0])
+    thresholds, edges = tile_thresholds(near[0], near[1], near[2], near[3], min_contrast,
+                                        min_edge, edge_floor, edge_percent,
+                                        midrange_percents[0])
     found = _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits,
                               max_clusters, min_hits, max_finders, max_triples, scale,
                               height, width)
     if len(found[1]) > 0:
         return found
     for v in range(1, len(midrange_percents)):
-        thresholds, edges = tile_thresholds(sums, counts, lows, highs, min_contrast,
-                                            min_edge, edge_floor, edge_percent,
-                                            midrange_percents[v], reaches[v])
+        if reaches[v] == reaches[0]:
+            stats = near
+        else:
+            stats = neighbourhood_statistics(tiles[0], tiles[1], tiles[2], tiles[3],
+                                             reaches[v])
+        thresholds, edges = tile_thresholds(stats[0], stats[1], stats[2], stats[3],
+                                            min_contrast, min_edge, edge_floor,
+                                            edge_percent, midrange_percents[v])
         again = _scan_thresholded(gray, thresholds, edges, block, row_step, max_hits,
                                   max_clusters, min_hits, max_finders, max_triples, scale,
                                   height, width)
