@@ -91,11 +91,19 @@ def neighbourhood_statistics(sums, counts, lows, highs, reach):
     of a frame that use that reach (the tiles themselves for reach 0)."""
     if reach == 0:
         return sums, counts, lows, highs
+    along = _along_rows_transposed(sums, counts, lows, highs, reach)
+    return _along_rows_transposed(along[0], along[1], along[2], along[3], reach)
+
+
+@njit(nogil=True, cache=True)
+def _along_rows_transposed(sums, counts, lows, highs, reach):
+    """Each tile's statistics over the tiles of its row within `reach` of it, written
+    transposed: a second call goes along the columns and turns them back."""
     bh, bw = sums.shape
-    row_sums = np.empty((bh, bw), np.int64)
-    row_counts = np.empty((bh, bw), np.int64)
-    row_lows = np.empty((bh, bw), np.int64)
-    row_highs = np.empty((bh, bw), np.int64)
+    out_sums = np.empty((bw, bh), np.int64)
+    out_counts = np.empty((bw, bh), np.int64)
+    out_lows = np.empty((bw, bh), np.int64)
+    out_highs = np.empty((bw, bh), np.int64)
     for by in range(bh):
         for bx in range(bw):
             total = 0
@@ -107,32 +115,11 @@ def neighbourhood_statistics(sums, counts, lows, highs, reach):
                 n += counts[by, xx]
                 low = min(low, lows[by, xx])
                 high = max(high, highs[by, xx])
-            row_sums[by, bx] = total
-            row_counts[by, bx] = n
-            row_lows[by, bx] = low
-            row_highs[by, bx] = high
-    near_sums = np.empty((bh, bw), np.int64)
-    near_counts = np.empty((bh, bw), np.int64)
-    near_lows = np.empty((bh, bw), np.int64)
-    near_highs = np.empty((bh, bw), np.int64)
-    for by in range(bh):
-        y0 = max(0, by - reach)
-        y1 = min(bh, by + reach + 1)
-        for bx in range(bw):
-            total = 0
-            n = 0
-            low = 255
-            high = 0
-            for yy in range(y0, y1):
-                total += row_sums[yy, bx]
-                n += row_counts[yy, bx]
-                low = min(low, row_lows[yy, bx])
-                high = max(high, row_highs[yy, bx])
-            near_sums[by, bx] = total
-            near_counts[by, bx] = n
-            near_lows[by, bx] = low
-            near_highs[by, bx] = high
-    return near_sums, near_counts, near_lows, near_highs
+            out_sums[bx, by] = total
+            out_counts[bx, by] = n
+            out_lows[bx, by] = low
+            out_highs[bx, by] = high
+    return out_sums, out_counts, out_lows, out_highs
 
 
 @njit(nogil=True, cache=True)
