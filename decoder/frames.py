@@ -297,9 +297,9 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
     likely: list[Box] = []
     done: list[Box] = []
     modules: list[float] = []  # of the codes read
-    for region in located.codes:
-        if region.module < MIN_READ_MODULE:
-            continue
+    # triples of patterns too small to be a code's are neither read nor rescued
+    regions = [region for region in located.codes if region.module >= MIN_READ_MODULE]
+    for region in regions:
         found, seen = _read_region(decode_pass, gray, region, 0.0)
         if not found:
             found, seen = _read_region(decode_pass, gray, region, REGROW, reduce=False)
@@ -327,7 +327,7 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
         return read, unread, likely, (0, 0, gray.shape[1], gray.shape[0])
     if not read and located.loose <= UNSURE_LOOSE:
         # codes zxing-cpp saw and could not read, else those the patterns say are there
-        tried = unread or [r.box for r in located.codes if r.module >= MIN_READ_MODULE]
+        tried = unread or [region.box for region in regions]
         if tried:
             return read, unread, likely, _around_unread(tried, gray.shape)
     if read or located.loose <= UNSURE_LOOSE:

@@ -68,8 +68,8 @@ MIDRANGE_PERCENT = 25
 # codes, against 2,278 with the mid-range rescan alone for frames without a pattern
 # (low-contrast kiosk seeds 101 and 107: 64 and 64 against 62 and 60; zxing-cpp's
 # defaults 64 and 65), one fewer on two frames. The rescans run on 30-65% of frames;
-# with a faster row scan (428b6f5) the decoder spends about 5% more CPU a frame than
-# before them (RESULTS.md).
+# with a faster row scan (428b6f5) the first two cost about 5% more CPU a frame than
+# none, and the third 6% more (RESULTS.md).
 RESCANS = ((100, 1), (0, 0), (50, 0))
 _MIDRANGE_PERCENTS = np.array([MIDRANGE_PERCENT] + [m for m, _ in RESCANS], np.int64)
 _REACHES = np.array([1] + [r for _, r in RESCANS], np.int64)
