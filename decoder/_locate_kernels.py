@@ -173,8 +173,8 @@ def _flag(widths, middles, run_edges, j, flags, side_weight):
     """flags[j] >= 0 when runs j..j+4 go 1:1:3:1:1 (as `_is_finder` says), the centre
     run is at least `side_weight` / 4 times the side runs' mean (0: no such bound), and
     their middles alternate by the centre run's edge (`run_edges`, int32 grey levels,
-    from its tile) in either polarity. Arithmetic only (min, max, abs on int32; no tuples, which
-    cost 3x here), so that the loop over a row's runs vectorises."""
+    from its tile) in either polarity. Arithmetic only (min, max, abs on int32; no
+    tuples, which cost 3x here), so that the loop over a row's runs vectorises."""
     a = middles[j]
     b = middles[j + 1]
     c = middles[j + 2]

@@ -284,14 +284,14 @@ def _read_located(decode_pass: DecodePass, gray: np.ndarray
     """Locate the codes of `gray` and run `decode_pass` on a crop around each, then,
     when one was read, on the wider regions around finder patterns left over
     (`Located.guesses`) that overlap no code read: a second code one of whose patterns
-    the scan missed. Returns the codes
-    read; the regions of codes that zxing-cpp located and could not read; the regions of
-    three finder patterns in which it found no code; and, when the frame is unsure
-    (nothing read, and loose finder patterns seen, or none seen and a code located that
-    could not be read), the part of it around those patterns or that code
-    (the whole frame when nothing was read in a small frame or one scanned at reduced
-    size: SMALL_FRAME_PIXELS), or when codes were read and patterns of their size are
-    left over (a grid of codes), the part around those (else None)."""
+    the scan missed. Returns the codes read; the regions of codes that zxing-cpp
+    located and could not read; the regions of three finder patterns in which it found
+    no code; and, when the frame is unsure (nothing read, and loose finder patterns
+    seen, or none seen and a code located that could not be read), the part of it
+    around those patterns or that code (the whole frame when nothing was read in a
+    small frame or one scanned at reduced size: SMALL_FRAME_PIXELS), or when codes were
+    read and patterns of their size are left over (a grid of codes), the part around
+    those (else None)."""
     located = locate(gray)
     read: list[zxingcpp.Barcode] = []
     unread: list[Box] = []

@@ -80,7 +80,7 @@ _REACHES = np.array([1] + [r for _, r in RESCANS], np.int64)
 # under sensor noise (modules of 7 pixels, ink 25 grey levels under its paper, noise of
 # about 8) breaks into runs of a few pixels at full size, and no scan found a pattern;
 # halved, the noise is half as strong and the runs hold. At the tile's own mean (a tile
-# now covers 48 pixels of the frame). A quarter of the pixels: it goes before the
+# there covers 48 pixels of the frame). A quarter of the pixels: it goes before the
 # full-size rescans, and spares them on the frames where it finds a code. Over the 13
 # benchmark sets: 2,323 codes against 2,311, for 2.0% more CPU a frame (low-contrast
 # seeds 101 and 107: 67 and 68, against zxing-cpp's defaults' 64 and 65); at the first
