@@ -129,23 +129,47 @@ def test_a_code_below_hundreds_of_finder_like_marks_is_located_and_read():
     assert result.texts == [TOKEN]
 
 
-def faint_scene(seed: int, ink: float = 126, paper: float = 145) -> np.ndarray:
-    """A token printed faintly (ink 19 grey levels under the paper: low-contrast print, a
-    dim corner) and turned 15 degrees, on a background of strong contrast, with a little
-    sensor noise."""
+def print_faint(frame: np.ndarray, rng: np.random.Generator, *, ink: float, paper: float,
+                module: int, angle: float, noise: float) -> np.ndarray:
+    """`frame` (float32, 480x640) with a token printed faintly on it (ink and paper grey
+    levels, `module` pixels a module) and turned `angle` degrees, at a random place,
+    under sensor noise of `noise` grey levels."""
     code = np.asarray(zxingcpp.create_barcode(TOKEN, zxingcpp.BarcodeFormat.QRCode,
-                                              ec_level="M").to_image(scale=6))
+                                              ec_level="M").to_image(scale=module))
     code = (ink + (paper - ink) * (code / 255.0)).astype(np.float32)
     turned = np.asarray(Image.fromarray(code, mode="F").rotate(
-        15, Image.BILINEAR, expand=True, fillcolor=paper))
-    rng = np.random.default_rng(seed)
-    frame = rng.uniform(60, 200, (480 // 16 + 1, 640 // 16 + 1)).astype(np.float32)
-    frame = np.asarray(Image.fromarray(frame, mode="F").resize((640, 480))).copy()
+        angle, Image.BILINEAR, expand=True, fillcolor=paper))
     h, w = turned.shape
     y, x = int(rng.integers(0, 480 - h)), int(rng.integers(0, 640 - w))
     frame[y:y + h, x:x + w] = turned
-    frame += rng.normal(0, 1.5, frame.shape)
+    frame += rng.normal(0, noise, frame.shape)
     return frame.clip(0, 255).astype(np.uint8)
+
+
+def faint_scene(seed: int) -> np.ndarray:
+    """A token printed faintly (ink 19 grey levels under the paper: low-contrast print, a
+    dim corner) and turned 15 degrees, on a background of strong contrast, with a little
+    sensor noise."""
+    rng = np.random.default_rng(seed)
+    frame = rng.uniform(60, 200, (480 // 16 + 1, 640 // 16 + 1)).astype(np.float32)
+    frame = np.asarray(Image.fromarray(frame, mode="F").resize((640, 480))).copy()
+    return print_faint(frame, rng, ink=126, paper=145, module=6, angle=15, noise=1.5)
+
+
+def noisy_scene(seed: int, noise: float = 8.0) -> np.ndarray:
+    """A token printed large and faint (modules of 7 pixels, ink 25 grey levels under
+    the paper) and turned 12 degrees, under sensor noise of `noise` grey levels."""
+    frame = np.full((480, 640), 125, np.float32)
+    return print_faint(frame, np.random.default_rng(seed), ink=100, paper=125, module=7,
+                       angle=12, noise=noise)
+
+
+def _assert_located_and_read_as_zxing_defaults_read(frame: np.ndarray) -> None:
+    assert zxing_default_texts(frame) == {TOKEN}
+    assert locate(frame).codes, "no code located"
+    with FrameDecoder(workers=1) as decoder:
+        [result] = decoder.decode([frame])
+    assert result.texts == [TOKEN]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -155,30 +179,7 @@ def test_a_faint_code_is_located_and_read_as_zxing_defaults_read_it(seed):
     # to 20 levels, the scan located the code in one of these six frames, and three were
     # read (by the robust pass); on a third frame generator's low-contrast prints, 173
     # codes against zxing-cpp's defaults' 186, the rest mostly no_code.
-    frame = faint_scene(seed)
-    assert zxing_default_texts(frame) == {TOKEN}
-    assert locate(frame).codes, "no code located"
-    with FrameDecoder(workers=1) as decoder:
-        [result] = decoder.decode([frame])
-    assert result.texts == [TOKEN]
-
-
-def noisy_scene(seed: int, sigma: float = 8.0) -> np.ndarray:
-    """A token printed large and faint (modules of 7 pixels, ink 25 grey levels under
-    the paper) and turned 12 degrees, under sensor noise of `sigma` grey levels."""
-    ink, paper = 100.0, 125.0
-    code = np.asarray(zxingcpp.create_barcode(TOKEN, zxingcpp.BarcodeFormat.QRCode,
-                                              ec_level="M").to_image(scale=7))
-    code = (ink + (paper - ink) * (code / 255.0)).astype(np.float32)
-    turned = np.asarray(Image.fromarray(code, mode="F").rotate(
-        12, Image.BILINEAR, expand=True, fillcolor=paper))
-    rng = np.random.default_rng(seed)
-    frame = np.full((480, 640), paper, np.float32)
-    h, w = turned.shape
-    y, x = int(rng.integers(0, 480 - h)), int(rng.integers(0, 640 - w))
-    frame[y:y + h, x:x + w] = turned
-    frame += rng.normal(0, sigma, frame.shape)
-    return frame.clip(0, 255).astype(np.uint8)
+    _assert_located_and_read_as_zxing_defaults_read(faint_scene(seed))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -186,12 +187,7 @@ def test_a_large_faint_code_under_noise_is_located_and_read_as_zxing_defaults_re
     # At full size the noise breaks the code's runs into pieces of a few pixels: no scan
     # found a finder pattern and the frame was no_code, where zxing-cpp's defaults read
     # it. Halved, the noise is half as strong, and the half-size scan finds the code.
-    frame = noisy_scene(seed)
-    assert zxing_default_texts(frame) == {TOKEN}
-    assert locate(frame).codes, "no code located"
-    with FrameDecoder(workers=1) as decoder:
-        [result] = decoder.decode([frame])
-    assert result.texts == [TOKEN]
+    _assert_located_and_read_as_zxing_defaults_read(noisy_scene(seed))
 
 
 @pytest.mark.parametrize("shape", [(42, 42), (43, 85), (83, 42), (480, 640), (721, 1281)])
